@@ -1,0 +1,311 @@
+// Bidirectional multi-head self-attention over the fused QKV projection, forward and backward.
+//
+// qkv [N, 3H] holds per token all q heads, then all k heads, then all v heads (head h at columns
+// h*headDim..). One workgroup owns BLOCK rows of one (batch, head) and streams the other side's rows
+// through workgroup memory CHUNK rows at a time; the BLOCK x SEQ tile of scores stays in workgroup memory.
+// The forward saves the probabilities [batch, heads, SEQ, SEQ]; the backward reads them instead of
+// recomputing QK^T (at seq 128 that saves three of the seven 128x128x64 products per (batch, head)).
+//
+// Backward, three dispatches in this order (each reduction has one owner, so results are deterministic):
+//   attention_backward_keys  (weights = probs,    rows = dout): dV = P^T dO
+//   attention_backward_query (probs -> dscores in place):      dS = P * (dO V^T - rowsum(P * dO V^T)) * scale,
+//                                                               dQ = dS K
+//   attention_backward_keys  (weights = dscores,  rows = q):    dK = dS^T Q
+
+struct Params {
+  heads: u32,
+  // Forward: 1 if keyMask is bound and used.
+  hasMask: u32,
+  // 1 / sqrt(headDim), rounded to f32 on the host.
+  scale: f32,
+  // attention_backward_keys: vec4s per row of `rows` (H/4 for dout, 3H/4 for qkv) ...
+  rowStride4: u32,
+  // ... and the vec4 offset of the written section (dK: H/4, dV: H/2) within a dqkv row.
+  outSection4: u32,
+}
+
+override WG: u32 = 128u;
+override SEQ: u32;
+// headDim / 4.
+override D4: u32;
+// Rows (queries, or keys in attention_backward_keys) owned by one workgroup; WG % BLOCK == 0.
+override BLOCK: u32 = 16u;
+// Rows staged in workgroup memory per step.
+override CHUNK: u32 = 32u;
+// Output vec4s per thread: the host keeps BLOCK * D4 <= ACC * WG.
+const ACC = 4u;
+// Below any real score: the running maximum starts here and masked keys never raise it.
+const LOWEST = -3.0e38;
+
+@group(0) @binding(0) var<uniform> params: Params;
+// attention_forward and attention_backward_query.
+@group(0) @binding(1) var<storage, read> qkv: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> probs: array<f32>;
+// attention_forward: out [N, H] and keyMask [N] (1 attend, 0 padding).
+@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> keyMask: array<u32>;
+// attention_backward_query: dqkv [N, 3H] (its q section) and dout [N, H].
+@group(0) @binding(3) var<storage, read_write> dqkv: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> dout: array<vec4<f32>>;
+// attention_backward_keys: rows (dout or qkv), weights (probs or dscores) and dqkv (its k or v section).
+@group(0) @binding(1) var<storage, read> rows: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> weights: array<f32>;
+
+// The block's own rows: q in the forward, dout in attention_backward_query.
+var<workgroup> blockRows: array<vec4<f32>, BLOCK * D4>;
+// Streamed rows, padded by one vec4 each so that threads reading different rows hit different banks.
+var<workgroup> chunkRows: array<vec4<f32>, CHUNK * (D4 + 1u)>;
+// Scores, probabilities or score gradients of the block's rows against all SEQ keys.
+var<workgroup> tile: array<f32, BLOCK * SEQ>;
+var<workgroup> partial: array<f32, WG>;
+// attention_backward_keys: a CHUNK x BLOCK slice of the weights.
+var<workgroup> chunkWeights: array<f32, CHUNK * BLOCK>;
+
+// vec4 index of head `head`'s slice of section `section` (0 q, 1 k, 2 v) in qkv row `token`.
+fn qkvIndex(token: u32, section: u32, head: u32) -> u32 {
+  let hidden4 = params.heads * D4;
+  return token * 3u * hidden4 + section * hidden4 + head * D4;
+}
+
+// Stages rows first.. first+CHUNK of a qkv section (zeros past the sequence) into chunkRows.
+fn stageQkvChunk(batch: u32, first: u32, section: u32, head: u32, lid: u32) {
+  workgroupBarrier();
+  for (var i = lid; i < CHUNK * D4; i += WG) {
+    let r = i / D4;
+    let e = i % D4;
+    var v = vec4<f32>(0.0);
+    if (first + r < SEQ) {
+      v = qkv[qkvIndex(batch * SEQ + first + r, section, head) + e];
+    }
+    chunkRows[r * (D4 + 1u) + e] = v;
+  }
+  workgroupBarrier();
+}
+
+// tile[r, c] = blockRows[r] . (row c of a qkv section), for all SEQ keys c.
+fn blockDots(batch: u32, section: u32, head: u32, lid: u32) {
+  for (var first = 0u; first < SEQ; first += CHUNK) {
+    stageQkvChunk(batch, first, section, head, lid);
+    for (var i = lid; i < BLOCK * CHUNK; i += WG) {
+      let r = i / CHUNK;
+      let c = i % CHUNK;
+      if (first + c < SEQ) {
+        var s = 0.0;
+        for (var e = 0u; e < D4; e++) {
+          s += dot(blockRows[r * D4 + e], chunkRows[c * (D4 + 1u) + e]);
+        }
+        tile[r * SEQ + first + c] = s;
+      }
+    }
+  }
+}
+
+// The block's output rows tile[r, :] x (a qkv section): thread lid owns output vec4 lid + a*WG.
+fn tileTimesSection(batch: u32, section: u32, head: u32, lid: u32) -> array<vec4<f32>, ACC> {
+  var acc: array<vec4<f32>, ACC>;
+  for (var first = 0u; first < SEQ; first += CHUNK) {
+    stageQkvChunk(batch, first, section, head, lid);
+    let n = min(CHUNK, SEQ - first);
+    for (var a = 0u; a < ACC; a++) {
+      let o = lid + a * WG;
+      if (o < BLOCK * D4) {
+        let r = o / D4;
+        let e = o % D4;
+        for (var c = 0u; c < n; c++) {
+          acc[a] += tile[r * SEQ + first + c] * chunkRows[c * (D4 + 1u) + e];
+        }
+      }
+    }
+  }
+  return acc;
+}
+
+// Row reductions over the WG / BLOCK lanes that share a row (r = lid / lanes), in a fixed order.
+fn laneSum(lid: u32, value: f32) -> f32 {
+  let lanes = WG / BLOCK;
+  workgroupBarrier();
+  partial[lid] = value;
+  workgroupBarrier();
+  var total = 0.0;
+  for (var l = lid - lid % lanes; l < lid - lid % lanes + lanes; l++) {
+    total += partial[l];
+  }
+  return total;
+}
+
+fn laneMax(lid: u32, value: f32) -> f32 {
+  let lanes = WG / BLOCK;
+  workgroupBarrier();
+  partial[lid] = value;
+  workgroupBarrier();
+  var m = LOWEST;
+  for (var l = lid - lid % lanes; l < lid - lid % lanes + lanes; l++) {
+    m = max(m, partial[l]);
+  }
+  return m;
+}
+
+fn attends(batch: u32, key: u32) -> bool {
+  return params.hasMask == 0u || keyMask[batch * SEQ + key] != 0u;
+}
+
+// Workgroup (query block, head, batch): probs of the block's queries and out = probs V.
+@compute @workgroup_size(WG)
+fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let first = wid.x * BLOCK;
+  let head = wid.y;
+  let batch = wid.z;
+  for (var i = lid; i < BLOCK * D4; i += WG) {
+    let q = first + i / D4;
+    var v = vec4<f32>(0.0);
+    if (q < SEQ) {
+      v = qkv[qkvIndex(batch * SEQ + q, 0u, head) + i % D4];
+    }
+    blockRows[i] = v;
+  }
+  blockDots(batch, 1u, head, lid);
+  workgroupBarrier();
+
+  // Softmax of each row over its attended keys; a row with none gets all-zero probabilities.
+  let lanes = WG / BLOCK;
+  let r = lid / lanes;
+  var m = LOWEST;
+  for (var c = lid % lanes; c < SEQ; c += lanes) {
+    if (attends(batch, c)) {
+      m = max(m, tile[r * SEQ + c] * params.scale);
+    }
+  }
+  let rowMax = laneMax(lid, m);
+  var s = 0.0;
+  for (var c = lid % lanes; c < SEQ; c += lanes) {
+    var p = 0.0;
+    if (attends(batch, c)) {
+      p = exp(tile[r * SEQ + c] * params.scale - rowMax);
+    }
+    tile[r * SEQ + c] = p;
+    s += p;
+  }
+  let rowSum = laneSum(lid, s);
+  let inverse = select(0.0, 1.0 / rowSum, rowSum > 0.0);
+  for (var c = lid % lanes; c < SEQ; c += lanes) {
+    tile[r * SEQ + c] *= inverse;
+  }
+  workgroupBarrier();
+
+  let probsBase = ((batch * params.heads + head) * SEQ + first) * SEQ;
+  for (var i = lid; i < BLOCK * SEQ; i += WG) {
+    if (first + i / SEQ < SEQ) {
+      probs[probsBase + i] = tile[i];
+    }
+  }
+
+  let acc = tileTimesSection(batch, 2u, head, lid);
+  let hidden4 = params.heads * D4;
+  for (var a = 0u; a < ACC; a++) {
+    let o = lid + a * WG;
+    let q = first + o / D4;
+    if (o < BLOCK * D4 && q < SEQ) {
+      out[(batch * SEQ + q) * hidden4 + head * D4 + o % D4] = acc[a];
+    }
+  }
+}
+
+// Workgroup (query block, head, batch): overwrites the block's probs with the score gradients dS and
+// writes dQ = dS K into the q section of dqkv. Runs after dV has been taken from the probs.
+@compute @workgroup_size(WG)
+fn attention_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let first = wid.x * BLOCK;
+  let head = wid.y;
+  let batch = wid.z;
+  let hidden4 = params.heads * D4;
+  for (var i = lid; i < BLOCK * D4; i += WG) {
+    let q = first + i / D4;
+    var v = vec4<f32>(0.0);
+    if (q < SEQ) {
+      v = dout[(batch * SEQ + q) * hidden4 + head * D4 + i % D4];
+    }
+    blockRows[i] = v;
+  }
+  blockDots(batch, 2u, head, lid);
+  workgroupBarrier();
+
+  let lanes = WG / BLOCK;
+  let r = lid / lanes;
+  let valid = first + r < SEQ;
+  let probsRow = ((batch * params.heads + head) * SEQ + first + r) * SEQ;
+  var d = 0.0;
+  if (valid) {
+    for (var c = lid % lanes; c < SEQ; c += lanes) {
+      d += probs[probsRow + c] * tile[r * SEQ + c];
+    }
+  }
+  let rowDot = laneSum(lid, d);
+  for (var c = lid % lanes; c < SEQ; c += lanes) {
+    var ds = 0.0;
+    if (valid) {
+      ds = probs[probsRow + c] * (tile[r * SEQ + c] - rowDot) * params.scale;
+      probs[probsRow + c] = ds;
+    }
+    tile[r * SEQ + c] = ds;
+  }
+  workgroupBarrier();
+
+  let acc = tileTimesSection(batch, 1u, head, lid);
+  for (var a = 0u; a < ACC; a++) {
+    let o = lid + a * WG;
+    let q = first + o / D4;
+    if (o < BLOCK * D4 && q < SEQ) {
+      dqkv[qkvIndex(batch * SEQ + q, 0u, head) + o % D4] = acc[a];
+    }
+  }
+}
+
+// Workgroup (key block, head, batch): dqkv[key] section = sum over queries i of weights[i, key] rows[i],
+// i.e. dV = P^T dO or dK = dS^T Q.
+@compute @workgroup_size(WG)
+fn attention_backward_keys(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let first = wid.x * BLOCK;
+  let head = wid.y;
+  let batch = wid.z;
+  let weightsBase = (batch * params.heads + head) * SEQ * SEQ;
+  var acc: array<vec4<f32>, ACC>;
+  for (var i0 = 0u; i0 < SEQ; i0 += CHUNK) {
+    workgroupBarrier();
+    for (var i = lid; i < CHUNK * D4; i += WG) {
+      let t = i0 + i / D4;
+      var v = vec4<f32>(0.0);
+      if (t < SEQ) {
+        v = rows[(batch * SEQ + t) * params.rowStride4 + head * D4 + i % D4];
+      }
+      chunkRows[(i / D4) * (D4 + 1u) + i % D4] = v;
+    }
+    for (var i = lid; i < CHUNK * BLOCK; i += WG) {
+      let t = i0 + i / BLOCK;
+      let key = first + i % BLOCK;
+      var w = 0.0;
+      if (t < SEQ && key < SEQ) {
+        w = weights[weightsBase + t * SEQ + key];
+      }
+      chunkWeights[i] = w;
+    }
+    workgroupBarrier();
+    for (var a = 0u; a < ACC; a++) {
+      let o = lid + a * WG;
+      if (o < BLOCK * D4) {
+        let c = o / D4;
+        let e = o % D4;
+        for (var t = 0u; t < CHUNK; t++) {
+          acc[a] += chunkWeights[t * BLOCK + c] * chunkRows[t * (D4 + 1u) + e];
+        }
+      }
+    }
+  }
+  let hidden4 = params.heads * D4;
+  for (var a = 0u; a < ACC; a++) {
+    let o = lid + a * WG;
+    let key = first + o / D4;
+    if (o < BLOCK * D4 && key < SEQ) {
+      dqkv[(batch * SEQ + key) * 3u * hidden4 + params.outSection4 + head * D4 + o % D4] = acc[a];
+    }
+  }
+}

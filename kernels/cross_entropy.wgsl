@@ -1,0 +1,184 @@
+// The sparse MLM head around the decoder matmul: gather the M masked rows of the hidden states, the fused
+// softmax cross-entropy forward and backward over their logits, the deterministic loss total, and the
+// scatter of the masked rows' gradient back to the full hidden states.
+//
+// Buffers are sized for `rows` = the most masked tokens a micro-batch may have; the actual M is read from
+// count[0], which the host writes with the positions and labels before each submit. Rows past M are
+// zero in the gathered states and in the logit gradients, so the fixed-size decoder matmuls that run
+// over all `rows` add nothing for them.
+
+struct Params {
+  // Capacity in masked rows.
+  rows: u32,
+  // hidden / 4.
+  hidden4: u32,
+  // vocab / 4.
+  vocab4: u32,
+  // Tokens of the full hidden states (zero_rows).
+  tokens: u32,
+}
+
+struct LossTotals {
+  sum: f32,
+  count: u32,
+}
+
+override WG: u32 = 256u;
+const LOWEST = -3.0e38;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> count: array<u32>;
+// gather_rows and scatter_rows: positions [rows] u32, token index of each masked row.
+@group(0) @binding(2) var<storage, read> positions: array<u32>;
+// gather_rows: hidden states [tokens, hidden] -> gathered [rows, hidden].
+@group(0) @binding(3) var<storage, read> states: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> gathered: array<vec4<f32>>;
+// scatter_rows: dgathered [rows, hidden] -> dstates [tokens, hidden]; zero_rows clears dstates first.
+@group(0) @binding(3) var<storage, read> dgathered: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> dstates: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> cleared: array<vec4<f32>>;
+// cross_entropy: gradScale [1] f32, labels [rows] u32, logits [rows, vocab] (overwritten with their
+// gradient), rowLoss [rows] f32.
+@group(0) @binding(2) var<storage, read> gradScale: array<f32>;
+@group(0) @binding(3) var<storage, read> labels: array<u32>;
+@group(0) @binding(4) var<storage, read_write> logits: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> rowLoss: array<f32>;
+// loss_total: rowLoss again and the running totals the host reads every few steps.
+@group(0) @binding(2) var<storage, read> rowLossIn: array<f32>;
+@group(0) @binding(3) var<storage, read_write> totals: LossTotals;
+
+var<workgroup> rowCount: u32;
+var<workgroup> maxes: array<f32, WG>;
+var<workgroup> sums: array<f32, WG>;
+var<workgroup> labelLogit: f32;
+
+fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wid.y * nwg.x + wid.x) * WG + lid;
+}
+
+// One thread per vec4 of gathered: gathered[m] = states[positions[m]] for m < M, zero past M.
+@compute @workgroup_size(WG)
+fn gather_rows(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = flatIndex(wid, nwg, lid);
+  if (i >= params.rows * params.hidden4) {
+    return;
+  }
+  let m = i / params.hidden4;
+  var v = vec4<f32>(0.0);
+  if (m < count[0]) {
+    v = states[positions[m] * params.hidden4 + i % params.hidden4];
+  }
+  gathered[i] = v;
+}
+
+// One thread per vec4 of dstates: zero, before scatter_rows fills the masked rows.
+@compute @workgroup_size(WG)
+fn zero_rows(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = flatIndex(wid, nwg, lid);
+  if (i < params.tokens * params.hidden4) {
+    cleared[i] = vec4<f32>(0.0);
+  }
+}
+
+// One thread per vec4 of dgathered: dstates[positions[m]] = dgathered[m] for m < M (positions are
+// distinct, so no two threads write one element).
+@compute @workgroup_size(WG)
+fn scatter_rows(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = flatIndex(wid, nwg, lid);
+  let m = i / params.hidden4;
+  if (i < params.rows * params.hidden4 && m < count[0]) {
+    dstates[positions[m] * params.hidden4 + i % params.hidden4] = dgathered[i];
+  }
+}
+
+// One workgroup per logits row m. For m < M: rowLoss[m] = -log softmax(row)[label] and the row becomes
+// (softmax - onehot(label)) * gradScale[0]. Past M: the row and its loss become zero. One read pass keeps a
+// running (max, sum of exp) per thread, merged in a fixed tree; a second pass writes the gradient.
+@compute @workgroup_size(WG)
+fn cross_entropy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x;
+  let base = row * params.vocab4;
+  if (lid == 0u) {
+    rowCount = count[0];
+  }
+  if (row >= workgroupUniformLoad(&rowCount)) {
+    for (var j = lid; j < params.vocab4; j += WG) {
+      logits[base + j] = vec4<f32>(0.0);
+    }
+    if (lid == 0u) {
+      rowLoss[row] = 0.0;
+    }
+    return;
+  }
+  let label = labels[row];
+  if (lid == 0u) {
+    labelLogit = logits[base + label / 4u][label % 4u];
+  }
+  var m = LOWEST;
+  var s = 0.0;
+  for (var j = lid; j < params.vocab4; j += WG) {
+    let v = logits[base + j];
+    let next = max(m, max(max(v.x, v.y), max(v.z, v.w)));
+    let e = exp(v - vec4<f32>(next));
+    s = s * exp(m - next) + (e.x + e.y) + (e.z + e.w);
+    m = next;
+  }
+  maxes[lid] = m;
+  sums[lid] = s;
+  workgroupBarrier();
+  for (var half = WG / 2u; half > 0u; half /= 2u) {
+    if (lid < half) {
+      let a = maxes[lid];
+      let b = maxes[lid + half];
+      let next = max(a, b);
+      sums[lid] = sums[lid] * exp(a - next) + sums[lid + half] * exp(b - next);
+      maxes[lid] = next;
+    }
+    workgroupBarrier();
+  }
+  let rowMax = maxes[0];
+  let rowSum = sums[0];
+  if (lid == 0u) {
+    rowLoss[row] = log(rowSum) + (rowMax - labelLogit);
+  }
+  let scale = gradScale[0];
+  let factor = scale / rowSum;
+  for (var j = lid; j < params.vocab4; j += WG) {
+    let column = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
+    let hot = select(vec4<f32>(0.0), vec4<f32>(scale), column == vec4<u32>(label));
+    logits[base + j] = exp(logits[base + j] - vec4<f32>(rowMax)) * factor - hot;
+  }
+}
+
+// One workgroup: totals.sum += the sum of rowLoss in a fixed tree order, totals.count += M.
+@compute @workgroup_size(WG)
+fn loss_total(@builtin(local_invocation_index) lid: u32) {
+  var s = 0.0;
+  for (var i = lid; i < params.rows; i += WG) {
+    s += rowLossIn[i];
+  }
+  sums[lid] = s;
+  workgroupBarrier();
+  for (var half = WG / 2u; half > 0u; half /= 2u) {
+    if (lid < half) {
+      sums[lid] += sums[lid + half];
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    totals.sum += sums[0];
+    totals.count += count[0];
+  }
+}

@@ -1,0 +1,51 @@
+// Inverted dropout with a counter-based mask (finetuning only): element i is kept iff
+// pcg(pcg(seed) ^ i) >> 8 >= threshold, exactly as the reference's dropoutKeep (threshold =
+// ceil(p * 2^24), so the integer compare equals its (u >>> 8) / 2^24 >= p), and a kept element is scaled
+// by 1 / (1 - p). The mask is recomputed from the seed, never stored: the backward is this same map
+// applied to dy (dx = dy * keep / (1 - p)) with the step's seed.
+
+struct Params {
+  // Elements / 4.
+  count4: u32,
+  threshold: u32,
+  // 1 / (1 - p), rounded to f32 on the host.
+  scale: f32,
+  // Index of this dropout site's seed in `seeds`.
+  seedIndex: u32,
+}
+
+override WG: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> params: Params;
+// Seeds of the step's dropout sites, rewritten by the host every step.
+@group(0) @binding(1) var<storage, read> seeds: array<u32>;
+@group(0) @binding(2) var<storage, read> input: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> output: array<vec4<f32>>;
+
+// PCG-RXS-M-XS, in wrapping u32 arithmetic like the reference's Math.imul version.
+fn pcg(v: u32) -> u32 {
+  let state = v * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+
+fn keep(key: u32, index: u32) -> f32 {
+  return select(0.0, params.scale, (pcg(key ^ index) >> 8u) >= params.threshold);
+}
+
+// One thread per vec4: output = input * keep / (1 - p).
+@compute @workgroup_size(WG)
+fn dropout(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  if (i >= params.count4) {
+    return;
+  }
+  let key = pcg(seeds[params.seedIndex]);
+  let first = 4u * i;
+  let factor = vec4<f32>(keep(key, first), keep(key, first + 1u), keep(key, first + 2u), keep(key, first + 3u));
+  output[i] = input[i] * factor;
+}

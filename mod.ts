@@ -1,0 +1,210 @@
+/**
+ * cram: train a BERT-style language model from scratch on one GPU within a fixed time budget, with
+ * every part of the training step running as WGSL compute shaders through WebGPU.
+ *
+ * @module
+ */
+
+// data: streams, tokenizer, packing
+
+// gpu: device, buffers, kernel dispatch
+export { checked, GpuError, requestGpu } from "./src/gpu/device.ts";
+export type { Gpu, RequestGpuOptions } from "./src/gpu/device.ts";
+export {
+  packParams,
+  paramBuffer,
+  readBuffer,
+  readF32,
+  readU32,
+  storageBuffer,
+  uploadBuffer,
+  writeBuffer,
+  writeParams,
+} from "./src/gpu/buffers.ts";
+export {
+  bindGroup,
+  dispatch,
+  encodeDispatches,
+  Kernels,
+  KERNELS_DIR,
+  kernelSource,
+  submitDispatches,
+} from "./src/gpu/kernels.ts";
+export type { Binding, Constants, Dispatch } from "./src/gpu/kernels.ts";
+export type { HostArray, Param } from "./src/gpu/buffers.ts";
+
+// model: config, parameters, reference, forward/backward
+export {
+  crammed,
+  downInputWidth,
+  fromPeerConfig,
+  headDim,
+  presets,
+  small,
+  tiny,
+  toPeerConfig,
+  validateConfig,
+} from "./src/model/config.ts";
+export type { Ffn, ModelConfig, Positions } from "./src/model/config.ts";
+export { PARAM_ALIGNMENT, paramLayout, paramTensor, paramView } from "./src/model/params.ts";
+export type { ParamKind, ParamLayout, ParamTensor } from "./src/model/params.ts";
+export { INIT_STD, initParams } from "./src/model/init.ts";
+export { decodeSafetensors, encodeSafetensors } from "./src/model/safetensors.ts";
+export type { Dtype, Safetensors, Tensor } from "./src/model/safetensors.ts";
+export {
+  checkpointTensors,
+  decodeBatch,
+  decodeCheckpoint,
+  encodeBatch,
+  encodeCheckpoint,
+  IGNORE_LABEL,
+  loadBatch,
+  loadCheckpoint,
+  paramsFromTensors,
+  saveBatch,
+  saveCheckpoint,
+} from "./src/model/checkpoint.ts";
+export type { Batch, Checkpoint } from "./src/model/checkpoint.ts";
+export * as reference from "./src/reference/ops.ts";
+export { adamwStep, clipFactor, globalNorm } from "./src/reference/optimizer.ts";
+export type { AdamwOptions } from "./src/reference/optimizer.ts";
+export { referenceEncode, referenceForwardBackward } from "./src/reference/model.ts";
+export type { ReferenceBatchOptions, ReferenceResult } from "./src/reference/model.ts";
+export { compareParity, randomParityBatch, referenceParityReport } from "./src/reference/parity.ts";
+export type { ParityComparison, ParityReport } from "./src/reference/parity.ts";
+export { HEAD_INNER, headLayout, headView, referenceClassify } from "./src/reference/classifier.ts";
+export type { HeadTensor } from "./src/reference/classifier.ts";
+export { writeFileAtomic } from "./src/fs.ts";
+export {
+  defaultMatmulTile,
+  formatMatmulTile,
+  matmul,
+  matmulScratchBytes,
+  parseMatmulTile,
+} from "./src/model/layers/matmul.ts";
+export type { MatmulOptions, MatmulTile } from "./src/model/layers/matmul.ts";
+export { attentionBackward, attentionForward } from "./src/model/layers/attention.ts";
+export type {
+  AttentionBackwardArgs,
+  AttentionForwardArgs,
+  AttentionShape,
+} from "./src/model/layers/attention.ts";
+export {
+  embeddingBackward,
+  embeddingForward,
+  packTokenOrder,
+  sortTokens,
+} from "./src/model/layers/embedding.ts";
+export type {
+  EmbeddingBackwardArgs,
+  EmbeddingForwardArgs,
+  EmbeddingShape,
+  PositionGradient,
+  PositionInput,
+  SortedTokens,
+} from "./src/model/layers/embedding.ts";
+export {
+  crossEntropy,
+  gatherRows,
+  LOSS_TOTALS_BYTES,
+  readLossTotals,
+  scatterRows,
+} from "./src/model/layers/cross_entropy.ts";
+export type {
+  CrossEntropyArgs,
+  GatherRowsArgs,
+  MaskedRowsShape,
+  ScatterRowsArgs,
+} from "./src/model/layers/cross_entropy.ts";
+export { dropoutBackward, dropoutForward, dropoutThreshold } from "./src/model/layers/dropout.ts";
+export type { DropoutBackwardArgs, DropoutForwardArgs, DropoutSite } from "./src/model/layers/dropout.ts";
+export { layerNormBackward, layerNormForward } from "./src/model/layers/layernorm.ts";
+export type { LayerNormBackwardOptions, LayerNormForwardOptions } from "./src/model/layers/layernorm.ts";
+export { geluBackward, geluForward, gluBackward, gluForward } from "./src/model/layers/activation.ts";
+export type {
+  GeluBackwardOptions,
+  GeluForwardOptions,
+  GluBackwardOptions,
+  GluForwardOptions,
+} from "./src/model/layers/activation.ts";
+export { checkBuffer, checkMultiple, flatGrid } from "./src/model/layers/plan.ts";
+
+// train: masking, schedule, optimizer, loop
+export {
+  adamw,
+  adamwStepParams,
+  decayFlags,
+  gradNorm,
+  OPTIMIZER_STATS_BYTES,
+  readOptimizerStats,
+  scaleBuffer,
+  zeroBuffer,
+} from "./src/train/optimizer.ts";
+export type { FillOptions, GpuAdamwOptions, GradNormOptions, OptimizerStats } from "./src/train/optimizer.ts";
+export {
+  adapterDefaults,
+  checkBatch,
+  helpText,
+  OptionError,
+  optionsFromJson,
+  parseOptions,
+  resumeOptions,
+  toArgs,
+} from "./src/train/options.ts";
+export type { ParsedOptions, PretrainOptions } from "./src/train/options.ts";
+export { Budget, formatBudget, parseBudget } from "./src/train/budget.ts";
+export type { BudgetOptions, BudgetSpec } from "./src/train/budget.ts";
+export { learningRate, microBatchesPerStep } from "./src/train/schedule.ts";
+export type { BatchRamp, LearningRateSchedule } from "./src/train/schedule.ts";
+export { below, hash, permutation, streamKey, uniform } from "./src/train/random.ts";
+export { FIRST_REGULAR_ID, maskBatch, maxLabels } from "./src/train/masking.ts";
+export type { MaskedBatch, MaskingOptions, SequenceOrigin } from "./src/train/masking.ts";
+export { BatchSource } from "./src/train/batches.ts";
+export type { BatchSourceOptions, DataPosition, MicroBatch, SequenceSource } from "./src/train/batches.ts";
+export {
+  checkpointName,
+  checkpointStep,
+  checkpointsToRemove,
+  decodeCheckpointFiles,
+  decodeState,
+  encodeCheckpointFiles,
+  encodeMetric,
+  MetricsLog,
+  newestCheckpoint,
+  parseMetrics,
+  readCheckpoint,
+  RunFileError,
+  writeCheckpoint,
+  writeSummary,
+} from "./src/train/run_dir.ts";
+export type { LoadedCheckpoint, MetricRecord, RunSummary, TrainState, Weights } from "./src/train/run_dir.ts";
+export { formatCount, lossCurveSvg, niceTicks } from "./src/train/plot.ts";
+export type { PlotOptions } from "./src/train/plot.ts";
+export { formatBar, formatDuration, formatLine, Progress } from "./src/train/progress.ts";
+export type { ProgressOptions, ProgressSnapshot } from "./src/train/progress.ts";
+
+// export and eval
+export { exportClassifierOnnx, exportMaskedLmOnnx } from "./src/export/onnx.ts";
+export { IR_VERSION, OnnxGraph, OPSET } from "./src/export/onnx_graph.ts";
+export type { Attribute, Dim, ElementType } from "./src/export/onnx_graph.ts";
+export { discoverTasks, GLUE_TASKS, GlueDataError, parseTsv, readExamples } from "./src/eval/glue.ts";
+export type { DevSet, Example, FoundTask, GlueTask, SkippedTask } from "./src/eval/glue.ts";
+export {
+  accuracy,
+  averageRanks,
+  computeScores,
+  f1,
+  glueAverage,
+  matthewsCorrelation,
+  median,
+  pearson,
+  predictionsFromLogits,
+  spearman,
+} from "./src/eval/metrics.ts";
+export type { GlueAverage, MetricName, Scores } from "./src/eval/metrics.ts";
+export { encodeExample, longestFirst, MAX_LENGTH, padBatch } from "./src/eval/features.ts";
+export type { TokenBatch } from "./src/eval/features.ts";
+export { loadOnnx, OnnxRuntimeError } from "./src/eval/onnx_runtime.ts";
+export type { LoadOnnxOptions, OnnxModel } from "./src/eval/onnx_runtime.ts";
+export { glueJson, glueMarkdown, summarizeGlue, writeGlueJson } from "./src/eval/report.ts";
+export type { DevSetResult, DevSetRun, GlueSummary, SummaryAverage, SummaryRow } from "./src/eval/report.ts";

@@ -1,0 +1,115 @@
+/**
+ * Buffer helpers. Every buffer of a model/batch shape is created once, at plan time, with these;
+ * nothing here is meant to run inside a training step except `writeParams` on a buffer made earlier.
+ */
+import type { Gpu } from "./device.ts";
+import { GpuError } from "./device.ts";
+
+const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+/** A typed array the GPU understands as storage (f32, u32, i32, or raw bytes for f16). */
+export type HostArray =
+  | Float32Array<ArrayBuffer>
+  | Uint32Array<ArrayBuffer>
+  | Int32Array<ArrayBuffer>
+  | Uint16Array<ArrayBuffer>
+  | Uint8Array<ArrayBuffer>;
+
+/** Creates a zero-filled storage buffer of `bytes` (rounded up to 4), labelled for error messages. */
+export function storageBuffer(gpu: Gpu, label: string, bytes: number): GPUBuffer {
+  const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+  if (size > gpu.limits.maxStorageBufferBindingSize) {
+    throw new GpuError(
+      `buffer ${label} needs ${size} bytes, more than this adapter binds (${gpu.limits.maxStorageBufferBindingSize})`,
+    );
+  }
+  return gpu.device.createBuffer({ label, size, usage: STORAGE });
+}
+
+/** Creates a storage buffer holding `data`. */
+export function uploadBuffer(gpu: Gpu, label: string, data: HostArray): GPUBuffer {
+  const buffer = storageBuffer(gpu, label, data.byteLength);
+  writeBuffer(gpu, buffer, data);
+  return buffer;
+}
+
+/** Copies `data` into `buffer` at `offsetBytes` (padded to a multiple of 4 bytes as WebGPU requires). */
+export function writeBuffer(gpu: Gpu, buffer: GPUBuffer, data: HostArray, offsetBytes = 0): void {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (bytes.byteLength % 4 === 0) {
+    gpu.device.queue.writeBuffer(buffer, offsetBytes, bytes);
+  } else {
+    const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+    padded.set(bytes);
+    gpu.device.queue.writeBuffer(buffer, offsetBytes, padded);
+  }
+}
+
+/**
+ * Reads `bytes` of `buffer` back to the host. Costs a full GPU round trip (about 10 ms in Deno):
+ * for tests, checkpoints and the loss read every N steps, never per step.
+ */
+export async function readBuffer(
+  gpu: Gpu,
+  buffer: GPUBuffer,
+  bytes = buffer.size,
+  offsetBytes = 0,
+): Promise<ArrayBuffer> {
+  const size = Math.ceil(bytes / 4) * 4;
+  const staging = gpu.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const encoder = gpu.device.createCommandEncoder();
+  encoder.copyBufferToBuffer(buffer, offsetBytes, staging, 0, size);
+  gpu.device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const copy = staging.getMappedRange().slice(0, bytes);
+  staging.unmap();
+  staging.destroy();
+  return copy;
+}
+
+/** Reads a buffer of f32 values. */
+export async function readF32(gpu: Gpu, buffer: GPUBuffer, count?: number): Promise<Float32Array> {
+  return new Float32Array(await readBuffer(gpu, buffer, count === undefined ? buffer.size : count * 4));
+}
+
+/** Reads a buffer of u32 values. */
+export async function readU32(gpu: Gpu, buffer: GPUBuffer, count?: number): Promise<Uint32Array> {
+  return new Uint32Array(await readBuffer(gpu, buffer, count === undefined ? buffer.size : count * 4));
+}
+
+/** A kernel parameter: a plain number is a `u32`, `{ f32 }` a float, `{ i32 }` a signed integer. */
+export type Param = number | { f32: number } | { i32: number };
+
+/** Packs parameters into 4-byte words, in order, padded to 16 bytes (WGSL uniform struct layout). */
+export function packParams(values: readonly Param[]): ArrayBuffer {
+  const words = Math.max(4, Math.ceil(values.length / 4) * 4);
+  const data = new ArrayBuffer(words * 4);
+  const view = new DataView(data);
+  values.forEach((v, i) => {
+    if (typeof v === "number") {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+        throw new RangeError(`param ${i}: ${v} is not a u32`);
+      }
+      view.setUint32(i * 4, v, true);
+    } else if ("f32" in v) view.setFloat32(i * 4, v.f32, true);
+    else view.setInt32(i * 4, v.i32, true);
+  });
+  return data;
+}
+
+/** Creates a uniform buffer holding `values` (see `packParams`). */
+export function paramBuffer(gpu: Gpu, label: string, values: readonly Param[]): GPUBuffer {
+  const data = packParams(values);
+  const buffer = gpu.device.createBuffer({
+    label,
+    size: data.byteLength,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  gpu.device.queue.writeBuffer(buffer, 0, data);
+  return buffer;
+}
+
+/** Rewrites a uniform buffer made by `paramBuffer` (e.g. the learning rate of the next step). */
+export function writeParams(gpu: Gpu, buffer: GPUBuffer, values: readonly Param[]): void {
+  gpu.device.queue.writeBuffer(buffer, 0, packParams(values));
+}

@@ -1,0 +1,169 @@
+/**
+ * The model's shape: a crammed-BERT encoder (pre-LayerNorm, no biases in linear layers, tied MLM decoder).
+ * Presets, validation with one-line errors naming the field, and conversion to and from the JSON config
+ * that the PyTorch peer (torch_peer.py) reads from a checkpoint's metadata.
+ *
+ * @module
+ */
+
+/** The feed-forward activation: GELU, or GELU-gated linear unit (up projects to I, down reads I/2). */
+export type Ffn = "gelu" | "gelu-glu";
+
+/** Position embedding: a learned scale times a fixed sinusoid table, or a learned [maxSeqLen, hidden] table. */
+export type Positions = "scaled-sinusoidal" | "learned";
+
+/** The shape of a crammed-BERT model. */
+export interface ModelConfig {
+  vocabSize: number;
+  hidden: number;
+  layers: number;
+  heads: number;
+  /** Width of the FFN up projection (for gelu-glu the down projection reads half of it). */
+  intermediate: number;
+  maxSeqLen: number;
+  ffn: Ffn;
+  positions: Positions;
+  /** LayerNorm epsilon. */
+  normEps: number;
+}
+
+/** The Cramming paper's model: BERT-base shape, 32768-token vocabulary, sequences of 128. */
+export const crammed: ModelConfig = {
+  vocabSize: 32768,
+  hidden: 768,
+  layers: 16,
+  heads: 12,
+  intermediate: 3072,
+  maxSeqLen: 128,
+  ffn: "gelu",
+  positions: "scaled-sinusoidal",
+  normEps: 1e-12,
+};
+
+/**
+ * A model that trains visibly within minutes on a CPU WebGPU adapter, with the crammed vocabulary so it
+ * runs on the same tokenized data.
+ */
+export const small: ModelConfig = {
+  vocabSize: 32768,
+  hidden: 128,
+  layers: 4,
+  heads: 4,
+  intermediate: 512,
+  maxSeqLen: 128,
+  ffn: "gelu",
+  positions: "scaled-sinusoidal",
+  normEps: 1e-12,
+};
+
+/** A model small enough for unit tests of every kernel and of whole-model gradients. */
+export const tiny: ModelConfig = {
+  vocabSize: 96,
+  hidden: 32,
+  layers: 2,
+  heads: 4,
+  intermediate: 64,
+  maxSeqLen: 16,
+  ffn: "gelu",
+  positions: "scaled-sinusoidal",
+  normEps: 1e-12,
+};
+
+/** The presets by name. */
+export const presets: Readonly<Record<string, ModelConfig>> = { crammed, small, tiny };
+
+const ffnValues: readonly Ffn[] = ["gelu", "gelu-glu"];
+const positionValues: readonly Positions[] = ["scaled-sinusoidal", "learned"];
+
+/** Width of each attention head. */
+export function headDim(config: ModelConfig): number {
+  return config.hidden / config.heads;
+}
+
+/** Width of the activation the FFN down projection reads: I, or I/2 for gelu-glu. */
+export function downInputWidth(config: ModelConfig): number {
+  return config.ffn === "gelu-glu" ? config.intermediate / 2 : config.intermediate;
+}
+
+/**
+ * Returns `config` if it describes a valid model, else throws a `RangeError` whose one-line message starts
+ * with `source` and names the field.
+ */
+export function validateConfig(config: ModelConfig, source = "model config"): ModelConfig {
+  return checkConfig(config, source, (field) => field);
+}
+
+function checkConfig(
+  config: ModelConfig,
+  source: string,
+  fieldName: (field: keyof ModelConfig) => string,
+): ModelConfig {
+  const fail = (field: keyof ModelConfig, expected: string, got: unknown): never => {
+    throw new RangeError(`${source}: ${fieldName(field)} must be ${expected}, got ${JSON.stringify(got)}`);
+  };
+  for (const field of ["vocabSize", "hidden", "layers", "heads", "intermediate", "maxSeqLen"] as const) {
+    const value = config[field];
+    if (!Number.isSafeInteger(value) || value < 1) fail(field, "a positive integer", value);
+  }
+  if (!ffnValues.includes(config.ffn)) fail("ffn", `one of ${ffnValues.join(", ")}`, config.ffn);
+  if (!positionValues.includes(config.positions)) {
+    fail("positions", `one of ${positionValues.join(", ")}`, config.positions);
+  }
+  if (!(Number.isFinite(config.normEps) && config.normEps > 0)) {
+    fail("normEps", "a positive number", config.normEps);
+  }
+  if (config.hidden % config.heads !== 0) {
+    fail("hidden", `a multiple of heads (${config.heads})`, config.hidden);
+  }
+  // The sinusoid table pairs sin and cos columns.
+  if (config.hidden % 2 !== 0) fail("hidden", "even", config.hidden);
+  if (config.ffn === "gelu-glu" && config.intermediate % 2 !== 0) {
+    fail("intermediate", "even for ffn gelu-glu", config.intermediate);
+  }
+  return config;
+}
+
+/** The peer's JSON key of each field. */
+const peerKeys: Readonly<Record<keyof ModelConfig, string>> = {
+  vocabSize: "vocab_size",
+  hidden: "hidden_size",
+  layers: "num_layers",
+  heads: "num_heads",
+  intermediate: "intermediate_size",
+  maxSeqLen: "max_seq_len",
+  ffn: "ffn",
+  normEps: "norm_eps",
+  positions: "positions",
+};
+
+/** The config as the peer's JSON keys (the `config` entry of a checkpoint's metadata). */
+export function toPeerConfig(config: ModelConfig): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  for (const [field, key] of Object.entries(peerKeys)) out[key] = config[field as keyof ModelConfig];
+  return out;
+}
+
+/**
+ * Parses and validates the peer's JSON config (a JSON string or a parsed object). Every key is required;
+ * errors start with `source` and name the key.
+ */
+export function fromPeerConfig(json: unknown, source = "model config"): ModelConfig {
+  let value = json;
+  if (typeof json === "string") {
+    try {
+      value = JSON.parse(json);
+    } catch (e) {
+      throw new RangeError(`${source}: config is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new RangeError(`${source}: config must be a JSON object`);
+  }
+  const object = value as Record<string, unknown>;
+  const config: Record<string, unknown> = {};
+  for (const [field, key] of Object.entries(peerKeys)) {
+    if (!(key in object)) throw new RangeError(`${source}: config key ${key} is missing`);
+    config[field] = object[key];
+  }
+  return checkConfig(config as unknown as ModelConfig, source, (field) => `config key ${peerKeys[field]}`);
+}

@@ -1,0 +1,58 @@
+/**
+ * Seeded, reproducible parameter init. Each element's value is a pure function of (seed, tensor index,
+ * element index), via Box-Muller over PCG hashes, so init does not depend on the order tensors are filled.
+ *
+ * @module
+ */
+import type { ModelConfig } from "./config.ts";
+import { paramLayout } from "./params.ts";
+import { pcg } from "../reference/ops.ts";
+
+/** Standard deviation of the normal init of matrices (BERT's initializer_range). */
+export const INIT_STD = 0.02;
+
+/**
+ * The flat parameter vector of a fresh model in {@linkcode paramLayout}: matrices (and the learned position
+ * table) normal(0, 0.02), LayerNorm weights 1 and biases 0, the position scale 1/sqrt(hidden), and the
+ * alignment padding between tensors 0.
+ */
+export function initParams(config: ModelConfig, options: { seed: number }): Float32Array {
+  const layout = paramLayout(config);
+  const params = new Float32Array(layout.totalSize);
+  layout.tensors.forEach((tensor, index) => {
+    const view = params.subarray(tensor.offset, tensor.offset + tensor.size);
+    switch (tensor.kind) {
+      case "matrix":
+      case "position-table": {
+        fillNormal(view, pcg((pcg(options.seed >>> 0) ^ index) >>> 0));
+        break;
+      }
+      case "norm-weight":
+        view.fill(1);
+        break;
+      case "norm-bias":
+        break;
+      case "position-scale":
+        view.fill(1 / Math.sqrt(config.hidden));
+        break;
+    }
+  });
+  return params;
+}
+
+/**
+ * Fills `view` with normal(0, INIT_STD) samples that are a pure function of (stream, element index):
+ * elements 2j and 2j + 1 are the cosine and sine halves of one Box-Muller pair whose two uniforms hash
+ * (stream, 2j) and (stream, 2j + 1).
+ */
+function fillNormal(view: Float32Array, stream: number): void {
+  for (let j = 0; 2 * j < view.length; j++) {
+    // Uniforms in (0, 1): the +0.5 keeps log away from 0.
+    const u1 = (pcg((stream ^ (2 * j)) >>> 0) + 0.5) / 2 ** 32;
+    const u2 = (pcg((stream ^ (2 * j + 1)) >>> 0) + 0.5) / 2 ** 32;
+    const radius = INIT_STD * Math.sqrt(-2 * Math.log(u1));
+    const angle = 2 * Math.PI * u2;
+    view[2 * j] = radius * Math.cos(angle);
+    if (2 * j + 1 < view.length) view[2 * j + 1] = radius * Math.sin(angle);
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The FFN nonlinearity on the GPU (kernels/activation.wgsl): exact GELU, and the GELU-gated linear
+ * unit (h = [value | gate] -> value * gelu(gate)), forward and backward.
+ *
+ * The kernels read and write 4 floats at a time, so element counts must be multiples of 4 (the GLU's
+ * `inner` a multiple of 8); the model's widths are.
+ */
+import { paramBuffer } from "../../gpu/buffers.ts";
+import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
+import { dispatch } from "../../gpu/kernels.ts";
+import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
+
+const FAMILY = "activation";
+const WG = 256;
+
+/** Buffers and size of {@linkcode geluForward}. */
+export interface GeluForwardOptions {
+  /** Input [length]. */
+  x: Binding;
+  /** Output [length]. */
+  y: Binding;
+  /** Number of elements, a multiple of 4. */
+  length: number;
+}
+
+/** y = gelu(x) = x Phi(x), with the exact (erf) GELU. */
+export async function geluForward(k: Kernels, options: GeluForwardOptions): Promise<Dispatch[]> {
+  const { x, y, length } = options;
+  checkMultiple("geluForward: length", length, 4);
+  checkBuffer("geluForward x", x, length * 4);
+  checkBuffer("geluForward y", y, length * 4);
+  return [await elementwise(k, "gelu_forward", length / 4, [x, y])];
+}
+
+/** Buffers and size of {@linkcode geluBackward}. */
+export interface GeluBackwardOptions {
+  /** Gradient of the output [length]. */
+  dy: Binding;
+  /** The forward input [length]. */
+  x: Binding;
+  /** Gradient of the input [length], overwritten. */
+  dx: Binding;
+  /** Number of elements, a multiple of 4. */
+  length: number;
+}
+
+/** dx = dy * (Phi(x) + x phi(x)). */
+export async function geluBackward(k: Kernels, options: GeluBackwardOptions): Promise<Dispatch[]> {
+  const { dy, x, dx, length } = options;
+  checkMultiple("geluBackward: length", length, 4);
+  checkBuffer("geluBackward dy", dy, length * 4);
+  checkBuffer("geluBackward x", x, length * 4);
+  checkBuffer("geluBackward dx", dx, length * 4);
+  return [await elementwise(k, "gelu_backward", length / 4, [dy, x, dx])];
+}
+
+/** Buffers and shape of {@linkcode gluForward}. */
+export interface GluForwardOptions {
+  /** The up projection's output [rows, inner]: value half, then gate half of each row. */
+  h: Binding;
+  /** Output [rows, inner / 2]. */
+  out: Binding;
+  rows: number;
+  /** Width of h, a multiple of 8. */
+  inner: number;
+}
+
+/** out = value * gelu(gate), where each row of h is [value | gate] (PyTorch `h.chunk(2, -1)`). */
+export async function gluForward(k: Kernels, options: GluForwardOptions): Promise<Dispatch[]> {
+  const { h, out, rows, inner } = options;
+  checkMultiple("gluForward: rows", rows, 1);
+  checkMultiple("gluForward: inner", inner, 8);
+  checkBuffer("gluForward h", h, rows * inner * 4);
+  checkBuffer("gluForward out", out, rows * inner / 2 * 4);
+  return [await elementwise(k, "glu_forward", rows * inner / 8, [h, out], inner / 8)];
+}
+
+/** Buffers and shape of {@linkcode gluBackward}. */
+export interface GluBackwardOptions {
+  /** Gradient of the output [rows, inner / 2]. */
+  dout: Binding;
+  /** The forward input [rows, inner]. */
+  h: Binding;
+  /** Gradient of h [rows, inner], overwritten. */
+  dh: Binding;
+  rows: number;
+  /** Width of h, a multiple of 8. */
+  inner: number;
+}
+
+/** dvalue = dout * gelu(gate), dgate = dout * value * gelu'(gate). */
+export async function gluBackward(k: Kernels, options: GluBackwardOptions): Promise<Dispatch[]> {
+  const { dout, h, dh, rows, inner } = options;
+  checkMultiple("gluBackward: rows", rows, 1);
+  checkMultiple("gluBackward: inner", inner, 8);
+  checkBuffer("gluBackward dout", dout, rows * inner / 2 * 4);
+  checkBuffer("gluBackward h", h, rows * inner * 4);
+  checkBuffer("gluBackward dh", dh, rows * inner * 4);
+  return [await elementwise(k, "glu_backward", rows * inner / 8, [dout, h, dh], inner / 8)];
+}
+
+/** One dispatch of `entry` with an invocation per vec4 of `count`; `half4` is the GLU's vec4s per half row. */
+async function elementwise(
+  k: Kernels,
+  entry: string,
+  count: number,
+  buffers: Binding[],
+  half4 = 0,
+): Promise<Dispatch> {
+  const pipeline = await k.pipeline(FAMILY, entry, { WG });
+  const shape = paramBuffer(k.gpu, `${entry} shape`, [count, half4]);
+  return dispatch(k.gpu, pipeline, [shape, ...buffers], flatGrid(k.gpu, Math.ceil(count / WG)));
+}

@@ -1,0 +1,158 @@
+/**
+ * Multi-head self-attention (kernels/attention.wgsl): forward from the fused QKV projection, backward to
+ * its gradient. The forward saves the full probabilities [batch, heads, seq, seq] (f32) rather than only
+ * the softmax row statistics: at the crammed shape that is 100 MB per layer (1.6 GB for 16 layers, well
+ * inside an H200), and it spares the backward the recomputation of QK^T, which with deterministic
+ * (atomic-free) gradients would be needed twice: the backward does 4 small products instead of 7.
+ */
+import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import { GpuError } from "../../gpu/device.ts";
+import type { Gpu } from "../../gpu/device.ts";
+import { dispatch } from "../../gpu/kernels.ts";
+import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
+import { checkBuffer, checkMultiple } from "./plan.ts";
+
+/** Shapes of one attention layer. */
+export interface AttentionShape {
+  batch: number;
+  /** Tokens per sequence, 1..512. */
+  seq: number;
+  heads: number;
+  /** A multiple of 4 up to 128. */
+  headDim: number;
+}
+
+export interface AttentionForwardArgs extends AttentionShape {
+  /** [N, 3H] f32: all q heads, then all k heads, then all v heads. */
+  qkv: GPUBuffer;
+  /** [N, H] f32, written. */
+  out: GPUBuffer;
+  /** [batch, heads, seq, seq] f32, written: kept for the backward, which consumes it. */
+  probs: GPUBuffer;
+  /** [N] u32, 1 for a key to attend and 0 for padding (finetuning); absent: every key is attended. */
+  keyMask?: GPUBuffer;
+}
+
+export interface AttentionBackwardArgs extends AttentionShape {
+  /** [N, H] f32: gradient of the forward's `out`. */
+  dout: GPUBuffer;
+  /** [N, 3H] f32: the forward's input. */
+  qkv: GPUBuffer;
+  /**
+   * [batch, heads, seq, seq] f32: the forward's probabilities (masked keys have probability 0, so the
+   * backward needs no mask). Overwritten with the score gradients: the forward must run again before
+   * another backward.
+   */
+  probs: GPUBuffer;
+  /** [N, 3H] f32, written (not accumulated). */
+  dqkv: GPUBuffer;
+}
+
+const FAMILY = "attention";
+const WG = 128;
+const CHUNK = 32;
+const MAX_SEQ = 512;
+const MAX_HEAD_DIM = 128;
+
+/** Records the attention forward: probs and out from qkv. */
+export async function attentionForward(k: Kernels, args: AttentionForwardArgs): Promise<Dispatch[]> {
+  const gpu = k.gpu;
+  const plan = planAttention(gpu, args);
+  checkBuffer("attention qkv", args.qkv, plan.tokens * 3 * plan.hidden * 4);
+  checkBuffer("attention out", args.out, plan.tokens * plan.hidden * 4);
+  checkBuffer("attention probs", args.probs, plan.probsBytes);
+  if (args.keyMask) checkBuffer("attention keyMask", args.keyMask, plan.tokens * 4);
+  // WebGPU binds every declared binding: without a mask the kernel gets a word it never reads.
+  const keyMask = args.keyMask ?? storageBuffer(gpu, "attention.noKeyMask", 4);
+  const params = paramBuffer(gpu, "attention.forward params", [
+    args.heads,
+    args.keyMask ? 1 : 0,
+    { f32: plan.scale },
+    0,
+    0,
+  ]);
+  const pipeline = await k.pipeline(FAMILY, "attention_forward", plan.constants);
+  return [dispatch(gpu, pipeline, [params, args.qkv, args.probs, args.out, keyMask], plan.grid)];
+}
+
+/** Records the attention backward: dqkv from dout, overwriting probs (see {@linkcode AttentionBackwardArgs}). */
+export async function attentionBackward(k: Kernels, args: AttentionBackwardArgs): Promise<Dispatch[]> {
+  const gpu = k.gpu;
+  const plan = planAttention(gpu, args);
+  const hidden4 = plan.hidden / 4;
+  checkBuffer("attention backward dout", args.dout, plan.tokens * plan.hidden * 4);
+  checkBuffer("attention backward qkv", args.qkv, plan.tokens * 3 * plan.hidden * 4);
+  checkBuffer("attention backward probs", args.probs, plan.probsBytes);
+  checkBuffer("attention backward dqkv", args.dqkv, plan.tokens * 3 * plan.hidden * 4);
+  const [keys, query] = await Promise.all([
+    k.pipeline(FAMILY, "attention_backward_keys", plan.constants),
+    k.pipeline(FAMILY, "attention_backward_query", plan.constants),
+  ]);
+  const params = (label: string, rowStride4: number, outSection4: number) =>
+    paramBuffer(gpu, `attention.backward ${label} params`, [
+      args.heads,
+      0,
+      { f32: plan.scale },
+      rowStride4,
+      outSection4,
+    ]);
+  const dvParams = params("dv", hidden4, 2 * hidden4);
+  const queryParams = params("query", 0, 0);
+  const dkParams = params("dk", 3 * hidden4, hidden4);
+  return [
+    dispatch(gpu, keys, [dvParams, args.dout, args.probs, args.dqkv], plan.grid),
+    dispatch(gpu, query, [queryParams, args.qkv, args.probs, args.dqkv, args.dout], plan.grid),
+    dispatch(gpu, keys, [dkParams, args.qkv, args.probs, args.dqkv], plan.grid),
+  ];
+}
+
+interface AttentionPlan {
+  tokens: number;
+  hidden: number;
+  probsBytes: number;
+  scale: number;
+  constants: Record<string, number>;
+  grid: [number, number, number];
+}
+
+/**
+ * Validates the shape and picks the rows per workgroup (BLOCK): 16 unless the block's score tile and
+ * staged rows would exceed the adapter's workgroup memory (long sequences, wide heads), then halved.
+ */
+function planAttention(gpu: Gpu, shape: AttentionShape): AttentionPlan {
+  const { batch, seq, heads, headDim } = shape;
+  checkMultiple("attention batch", batch, 1);
+  checkMultiple("attention seq", seq, 1);
+  checkMultiple("attention heads", heads, 1);
+  checkMultiple("attention headDim", headDim, 4);
+  if (seq > MAX_SEQ) throw new GpuError(`attention seq = ${seq}, expected at most ${MAX_SEQ}`);
+  if (headDim > MAX_HEAD_DIM) {
+    throw new GpuError(`attention headDim = ${headDim}, expected at most ${MAX_HEAD_DIM}`);
+  }
+  const d4 = headDim / 4;
+  const available = gpu.limits.maxComputeWorkgroupStorageSize;
+  const workgroupBytes = (block: number) =>
+    block * d4 * 16 + CHUNK * (d4 + 1) * 16 + block * seq * 4 + WG * 4;
+  // BLOCK <= 16 and D4 <= 32 keep the kernel's BLOCK * D4 <= ACC * WG (4 * 128).
+  let block = 16;
+  while (block > 1 && workgroupBytes(block) > available) block /= 2;
+  const needed = workgroupBytes(block);
+  if (needed > available) {
+    throw new GpuError(
+      `attention seq ${seq} x headDim ${headDim} needs ${needed} bytes of workgroup memory, the adapter has ${available}`,
+    );
+  }
+  const limit = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (heads > limit || batch > limit) {
+    throw new GpuError(`attention heads = ${heads}, batch = ${batch}, expected at most ${limit} each`);
+  }
+  const tokens = batch * seq;
+  return {
+    tokens,
+    hidden: heads * headDim,
+    probsBytes: batch * heads * seq * seq * 4,
+    scale: 1 / Math.sqrt(headDim),
+    constants: { WG, SEQ: seq, D4: d4, BLOCK: block, CHUNK },
+    grid: [Math.ceil(seq / block), heads, batch],
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * The sparse MLM head around the decoder matmul (kernels/cross_entropy.wgsl): only the M masked tokens
+ * (about 15%) are decoded. Per micro-batch the host writes three small buffers before submitting:
+ * `positions` (the masked tokens' indices, distinct, < tokens), `labels` (their target ids, < vocab) and
+ * `count` (u32 [1], M). M changes every micro-batch while the plan stays fixed: every buffer and dispatch
+ * is sized for a capacity of `rows` masked tokens and the kernels read M from `count` on the GPU, so
+ * one upload of M serves the gather, the loss and the scatter. Rows past M are kept zero.
+ *
+ * Step order: {@linkcode gatherRows}, decoder matmul (logits = gathered word^T), {@linkcode crossEntropy}
+ * (logits become their gradient), decoder backward matmuls, {@linkcode scatterRows}.
+ */
+import { paramBuffer, readBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import type { Gpu } from "../../gpu/device.ts";
+import { GpuError } from "../../gpu/device.ts";
+import { dispatch } from "../../gpu/kernels.ts";
+import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
+import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
+
+/** Shapes shared by the gather and the scatter. */
+export interface MaskedRowsShape {
+  /** Tokens of the full hidden states (batch * seq). */
+  tokens: number;
+  /** Capacity: the most masked tokens a micro-batch may have. */
+  rows: number;
+  /** A multiple of 4. */
+  hidden: number;
+}
+
+export interface GatherRowsArgs extends MaskedRowsShape {
+  /** [tokens, hidden] f32. */
+  states: GPUBuffer;
+  /** [rows] u32: the first M are the masked tokens' indices. */
+  positions: GPUBuffer;
+  /** [1] u32: M. */
+  count: GPUBuffer;
+  /** [rows, hidden] f32, written: row m < M = states[positions[m]], rows past M zero. */
+  gathered: GPUBuffer;
+}
+
+export interface ScatterRowsArgs extends MaskedRowsShape {
+  /** [rows, hidden] f32: gradient of the gathered rows. */
+  dgathered: GPUBuffer;
+  positions: GPUBuffer;
+  count: GPUBuffer;
+  /** [tokens, hidden] f32, written: dgathered[m] at row positions[m], zero elsewhere. */
+  dstates: GPUBuffer;
+}
+
+export interface CrossEntropyArgs {
+  /** Capacity in masked rows. */
+  rows: number;
+  /** A multiple of 4. */
+  vocab: number;
+  /** [rows, vocab] f32 logits; overwritten with their gradient (softmax - onehot) * gradScale. */
+  logits: GPUBuffer;
+  /** [rows] u32: target ids of the first M rows. */
+  labels: GPUBuffer;
+  /** [1] u32: M. */
+  count: GPUBuffer;
+  /** [1] f32: the gradient's factor, 1/M for a mean over this micro-batch (times any accumulation factor). */
+  gradScale: GPUBuffer;
+  /** {@linkcode LOSS_TOTALS_BYTES}: the running loss sum (f32) and masked-token count (u32), added to. */
+  totals: GPUBuffer;
+}
+
+/** Size of the loss totals buffer: f32 sum of per-token losses, then u32 number of tokens. */
+export const LOSS_TOTALS_BYTES = 8;
+
+const FAMILY = "cross_entropy";
+const WG = 256;
+
+/** Records the gather of the masked rows. */
+export async function gatherRows(k: Kernels, args: GatherRowsArgs): Promise<Dispatch[]> {
+  const gpu = k.gpu;
+  const { tokens, rows, hidden } = args;
+  checkRowsShape(args);
+  checkBuffer("gatherRows states", args.states, tokens * hidden * 4);
+  checkBuffer("gatherRows positions", args.positions, rows * 4);
+  checkBuffer("gatherRows count", args.count, 4);
+  checkBuffer("gatherRows gathered", args.gathered, rows * hidden * 4);
+  const params = paramBuffer(gpu, "gatherRows params", [rows, hidden / 4, 0, tokens]);
+  const pipeline = await k.pipeline(FAMILY, "gather_rows", { WG });
+  const grid = flatGrid(gpu, Math.ceil((rows * hidden) / 4 / WG));
+  return [dispatch(gpu, pipeline, [params, args.count, args.positions, args.states, args.gathered], grid)];
+}
+
+/** Records the backward of the gather: dstates zeroed, then the masked rows written. */
+export async function scatterRows(k: Kernels, args: ScatterRowsArgs): Promise<Dispatch[]> {
+  const gpu = k.gpu;
+  const { tokens, rows, hidden } = args;
+  checkRowsShape(args);
+  checkBuffer("scatterRows dgathered", args.dgathered, rows * hidden * 4);
+  checkBuffer("scatterRows positions", args.positions, rows * 4);
+  checkBuffer("scatterRows count", args.count, 4);
+  checkBuffer("scatterRows dstates", args.dstates, tokens * hidden * 4);
+  const params = paramBuffer(gpu, "scatterRows params", [rows, hidden / 4, 0, tokens]);
+  const [zero, scatter] = await Promise.all([
+    k.pipeline(FAMILY, "zero_rows", { WG }),
+    k.pipeline(FAMILY, "scatter_rows", { WG }),
+  ]);
+  return [
+    dispatch(gpu, zero, [params, args.dstates], flatGrid(gpu, Math.ceil((tokens * hidden) / 4 / WG))),
+    dispatch(
+      gpu,
+      scatter,
+      [params, args.count, args.positions, args.dgathered, args.dstates],
+      flatGrid(gpu, Math.ceil((rows * hidden) / 4 / WG)),
+    ),
+  ];
+}
+
+/**
+ * Records the fused softmax cross-entropy forward and backward over the first M logits rows, then adds
+ * the rows' losses (in a fixed order) and M to `totals`. The per-row losses go through a small scratch
+ * buffer made here.
+ */
+export async function crossEntropy(k: Kernels, args: CrossEntropyArgs): Promise<Dispatch[]> {
+  const gpu = k.gpu;
+  const { rows, vocab } = args;
+  checkMultiple("crossEntropy rows", rows, 1);
+  checkMultiple("crossEntropy vocab", vocab, 4);
+  const limit = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (rows > limit) {
+    throw new GpuError(`crossEntropy: rows ${rows} is more than the ${limit} workgroups of a grid`);
+  }
+  checkBuffer("crossEntropy logits", args.logits, rows * vocab * 4);
+  checkBuffer("crossEntropy labels", args.labels, rows * 4);
+  checkBuffer("crossEntropy count", args.count, 4);
+  checkBuffer("crossEntropy gradScale", args.gradScale, 4);
+  checkBuffer("crossEntropy totals", args.totals, LOSS_TOTALS_BYTES);
+  const rowLoss = storageBuffer(gpu, "crossEntropy row losses", rows * 4);
+  const params = paramBuffer(gpu, "crossEntropy params", [rows, 0, vocab / 4, 0]);
+  const [rowPass, total] = await Promise.all([
+    k.pipeline(FAMILY, "cross_entropy", { WG }),
+    k.pipeline(FAMILY, "loss_total", { WG }),
+  ]);
+  return [
+    dispatch(gpu, rowPass, [params, args.count, args.gradScale, args.labels, args.logits, rowLoss], [rows]),
+    dispatch(gpu, total, [params, args.count, rowLoss, args.totals], [1]),
+  ];
+}
+
+/** Reads the loss totals (a GPU round trip: every few steps, not every step). */
+export async function readLossTotals(gpu: Gpu, totals: GPUBuffer): Promise<{ sum: number; count: number }> {
+  const view = new DataView(await readBuffer(gpu, totals, LOSS_TOTALS_BYTES));
+  return { sum: view.getFloat32(0, true), count: view.getUint32(4, true) };
+}
+
+function checkRowsShape({ tokens, rows, hidden }: MaskedRowsShape): void {
+  checkMultiple("masked rows tokens", tokens, 1);
+  checkMultiple("masked rows rows", rows, 1);
+  checkMultiple("masked rows hidden", hidden, 4);
+}

@@ -1,0 +1,83 @@
+/**
+ * Inverted dropout for finetuning (kernels/dropout.wgsl). The mask is a hash of (seed, element index),
+ * identical to the reference's `dropoutKeep`, so it is never stored: the backward recomputes it from the
+ * same seed. Seeds live in a GPU buffer (one u32 per dropout site) that the host rewrites every step, so
+ * each step draws a new mask without re-planning.
+ */
+import { paramBuffer } from "../../gpu/buffers.ts";
+import { GpuError } from "../../gpu/device.ts";
+import { dispatch } from "../../gpu/kernels.ts";
+import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
+import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
+
+/** One dropout site. */
+export interface DropoutSite {
+  /** Elements of the tensor, a multiple of 4. */
+  count: number;
+  /** Drop probability, in [0, 1). */
+  p: number;
+  /** u32 seeds of the step's dropout sites. */
+  seeds: GPUBuffer;
+  /** This site's index in `seeds`. */
+  seedIndex: number;
+}
+
+export interface DropoutForwardArgs extends DropoutSite {
+  /** [count] f32. */
+  x: GPUBuffer;
+  /** [count] f32, written: x * keep / (1 - p). */
+  y: GPUBuffer;
+}
+
+export interface DropoutBackwardArgs extends DropoutSite {
+  /** [count] f32: gradient of the forward's y. */
+  dy: GPUBuffer;
+  /** [count] f32, written: dy * keep / (1 - p), with the mask of the forward that used the same seed. */
+  dx: GPUBuffer;
+}
+
+const WG = 256;
+
+/** Records y = x * keep / (1 - p). */
+export function dropoutForward(k: Kernels, args: DropoutForwardArgs): Promise<Dispatch[]> {
+  return planDropout(k, args, args.x, args.y, "forward");
+}
+
+/** Records dx = dy * keep / (1 - p): the forward's map, with its mask recomputed from the seed. */
+export function dropoutBackward(k: Kernels, args: DropoutBackwardArgs): Promise<Dispatch[]> {
+  return planDropout(k, args, args.dy, args.dx, "backward");
+}
+
+/** The integer form of the reference's keep test: (u >>> 8) / 2^24 >= p iff (u >>> 8) >= ceil(p * 2^24). */
+export function dropoutThreshold(p: number): number {
+  return Math.ceil(p * 2 ** 24);
+}
+
+async function planDropout(
+  k: Kernels,
+  site: DropoutSite,
+  input: GPUBuffer,
+  output: GPUBuffer,
+  direction: string,
+): Promise<Dispatch[]> {
+  const gpu = k.gpu;
+  const { count, p, seedIndex } = site;
+  checkMultiple("dropout count", count, 4);
+  if (!(p >= 0 && p < 1)) throw new GpuError(`dropout p = ${p}, expected a probability in [0, 1)`);
+  if (!Number.isInteger(seedIndex) || seedIndex < 0) {
+    throw new GpuError(`dropout seedIndex = ${seedIndex}, expected a non-negative integer`);
+  }
+  checkBuffer("dropout seeds", site.seeds, (seedIndex + 1) * 4);
+  checkBuffer(`dropout ${direction} input`, input, count * 4);
+  checkBuffer(`dropout ${direction} output`, output, count * 4);
+  const params = paramBuffer(gpu, `dropout.${direction} params`, [
+    count / 4,
+    dropoutThreshold(p),
+    { f32: 1 / (1 - p) },
+    seedIndex,
+  ]);
+  const pipeline = await k.pipeline("dropout", "dropout", { WG });
+  return [
+    dispatch(gpu, pipeline, [params, site.seeds, input, output], flatGrid(gpu, Math.ceil(count / 4 / WG))),
+  ];
+}

@@ -1,0 +1,197 @@
+/**
+ * Token + position embeddings (kernels/embedding.wgsl).
+ *
+ * The word-embedding gradient is a scatter-add of dx rows by token id, and WGSL has no float atomics.
+ * The host knows each batch's ids before the GPU needs them (it masks the batch while the GPU runs the
+ * previous step), so it also sorts them: {@linkcode sortTokens} buckets the token positions by id (a
+ * stable O(N log N) sort: 2-3 ms for 16k ids on a 2-core CPU, off the GPU's critical path) and the kernel
+ * gives each distinct id one workgroup that sums its rows in that fixed order. The result is the same
+ * bit for bit on every run.
+ */
+import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import { dispatch } from "../../gpu/kernels.ts";
+import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
+import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
+
+/** Token positions bucketed by id. */
+export interface SortedTokens {
+  /** Token positions sorted by id; positions with equal ids stay in increasing order. */
+  order: Uint32Array<ArrayBuffer>;
+  /** The distinct ids, increasing. */
+  uniqueIds: Uint32Array<ArrayBuffer>;
+  /** uniqueIds.length + 1 entries: id uniqueIds[u] owns order[segmentStart[u] .. segmentStart[u + 1]). */
+  segmentStart: Uint32Array<ArrayBuffer>;
+}
+
+/** Buckets the positions of `ids` by id (see the module comment for why the host does this). */
+export function sortTokens(ids: ArrayLike<number>): SortedTokens {
+  const n = ids.length;
+  // One numeric sort of id * n + position: ties between equal ids break by position, so it is stable.
+  const keys = new Float64Array(n);
+  for (let t = 0; t < n; t++) {
+    const id = ids[t];
+    if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) {
+      throw new RangeError(`sortTokens: id ${id} at position ${t} is not a u32`);
+    }
+    keys[t] = id * n + t;
+    if (keys[t] > Number.MAX_SAFE_INTEGER) {
+      throw new RangeError(`sortTokens: id ${id} times ${n} tokens is past exact doubles`);
+    }
+  }
+  keys.sort();
+  const order = new Uint32Array(n);
+  const starts: number[] = [];
+  const unique: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = Math.floor(keys[i] / n);
+    order[i] = keys[i] - id * n;
+    if (i === 0 || id !== unique[unique.length - 1]) {
+      unique.push(id);
+      starts.push(i);
+    }
+  }
+  starts.push(n);
+  return { order, uniqueIds: Uint32Array.from(unique), segmentStart: Uint32Array.from(starts) };
+}
+
+/**
+ * The `tokenOrder` buffer contents for a batch of `tokens` ids (3 * tokens + 1 u32s, the same size for
+ * every batch): [order (tokens) | segmentStart (tokens + 1) | uniqueIds (tokens)], the segment starts
+ * padded with `tokens` (empty segments) and the ids with 0.
+ */
+export function packTokenOrder(sorted: SortedTokens, tokens: number): Uint32Array<ArrayBuffer> {
+  const { order, uniqueIds, segmentStart } = sorted;
+  if (order.length !== tokens) {
+    throw new RangeError(`packTokenOrder: ${order.length} sorted positions, expected ${tokens}`);
+  }
+  const packed = new Uint32Array(3 * tokens + 1);
+  packed.set(order);
+  packed.fill(tokens, tokens, 2 * tokens + 1);
+  packed.set(segmentStart, tokens);
+  packed.set(uniqueIds, 2 * tokens + 1);
+  return packed;
+}
+
+/** Shapes of the embedding layer. */
+export interface EmbeddingShape {
+  /** Tokens in the batch (batch * seq). */
+  tokens: number;
+  /** Tokens per sequence: token t has position t % seq. */
+  seq: number;
+  /** A multiple of 4. */
+  hidden: number;
+  vocab: number;
+}
+
+/** The position embedding of the forward: a learned table or a scaled constant sinusoid table. */
+export type PositionInput =
+  /** table [>= seq, hidden] f32. */
+  | { kind: "learned"; table: Binding }
+  /** table [>= seq, hidden] f32 (the reference's `sinusoidTable`), scale [1] f32 (a parameter). */
+  | { kind: "scaled-sinusoidal"; table: Binding; scale: Binding };
+
+export interface EmbeddingForwardArgs extends EmbeddingShape {
+  /** [tokens] u32 token ids. */
+  ids: GPUBuffer;
+  /** [vocab, hidden] f32. */
+  word: Binding;
+  position: PositionInput;
+  /** [tokens, hidden] f32, written. */
+  x: GPUBuffer;
+}
+
+/** Where the backward adds the position gradient. */
+export type PositionGradient =
+  /** grad [>= seq, hidden] f32: rows p < seq accumulate the gradient of table row p. */
+  | { kind: "learned"; grad: Binding }
+  /** table: the forward's sinusoid table; grad [1] f32 accumulates the gradient of the scale. */
+  | { kind: "scaled-sinusoidal"; table: Binding; grad: Binding };
+
+export interface EmbeddingBackwardArgs extends EmbeddingShape {
+  /** [tokens, hidden] f32: gradient of the forward's x. */
+  dx: GPUBuffer;
+  /** [3 * tokens + 1] u32: {@linkcode packTokenOrder} of this batch's ids, uploaded before submit. */
+  tokenOrder: GPUBuffer;
+  /** [vocab, hidden] f32, accumulated into (+=). */
+  dword: Binding;
+  position: PositionGradient;
+}
+
+const FAMILY = "embedding";
+const WG = 256;
+const COLS4 = 64;
+const LANES = 4;
+/** Partial sums of the position-scale gradient (its first reduction stage). */
+const MAX_PARTIALS = 1024;
+
+/** Records x = word[ids] + position. */
+export async function embeddingForward(k: Kernels, args: EmbeddingForwardArgs): Promise<Dispatch[]> {
+  const gpu = k.gpu;
+  const { tokens, seq, hidden, vocab, position } = args;
+  checkShape(args);
+  checkBuffer("embedding ids", args.ids, tokens * 4);
+  checkBuffer("embedding word", args.word, vocab * hidden * 4);
+  checkBuffer("embedding position table", position.table, seq * hidden * 4);
+  checkBuffer("embedding x", args.x, tokens * hidden * 4);
+  const params = paramBuffer(gpu, "embedding.forward params", [tokens, seq, hidden / 4, 0]);
+  const grid = flatGrid(gpu, Math.ceil((tokens * hidden) / 4 / WG));
+  const bindings = [params, args.ids, args.word, position.table, args.x];
+  if (position.kind === "learned") {
+    const pipeline = await k.pipeline(FAMILY, "embedding_forward_learned", { WG });
+    return [dispatch(gpu, pipeline, bindings, grid)];
+  }
+  checkBuffer("embedding position scale", position.scale, 4);
+  const pipeline = await k.pipeline(FAMILY, "embedding_forward_scaled", { WG });
+  return [dispatch(gpu, pipeline, [...bindings, position.scale], grid)];
+}
+
+/**
+ * Records the backward: dword += the scatter-add of dx by id, and the position gradient (learned table
+ * rows, or the scale of the sinusoid). The scale's reduction uses a small scratch buffer of partial
+ * sums made here.
+ */
+export async function embeddingBackward(k: Kernels, args: EmbeddingBackwardArgs): Promise<Dispatch[]> {
+  const gpu = k.gpu;
+  const { tokens, seq, hidden, vocab, position } = args;
+  checkShape(args);
+  const hidden4 = hidden / 4;
+  checkBuffer("embedding backward dx", args.dx, tokens * hidden * 4);
+  checkBuffer("embedding backward tokenOrder", args.tokenOrder, (3 * tokens + 1) * 4);
+  checkBuffer("embedding backward dword", args.dword, vocab * hidden * 4);
+  const segments = Math.min(tokens, vocab);
+  const wordParams = paramBuffer(gpu, "embedding.backward word params", [tokens, seq, hidden4, segments]);
+  const word = await k.pipeline(FAMILY, "embedding_backward_word", { COLS4, LANES });
+  const limit = gpu.limits.maxComputeWorkgroupsPerDimension;
+  const wordGrid: [number, number] = [Math.min(segments, limit), Math.ceil(hidden4 / COLS4)];
+  const dispatches = [dispatch(gpu, word, [wordParams, args.dx, args.tokenOrder, args.dword], wordGrid)];
+
+  if (position.kind === "learned") {
+    checkBuffer("embedding backward position grad", position.grad, seq * hidden * 4);
+    const params = paramBuffer(gpu, "embedding.backward learned params", [tokens, seq, hidden4, 0]);
+    const pipeline = await k.pipeline(FAMILY, "embedding_backward_learned", { WG });
+    const grid = flatGrid(gpu, Math.ceil((seq * hidden4) / WG));
+    dispatches.push(dispatch(gpu, pipeline, [params, args.dx, position.grad], grid));
+    return dispatches;
+  }
+  checkBuffer("embedding backward sinusoid table", position.table, seq * hidden * 4);
+  checkBuffer("embedding backward position-scale grad", position.grad, 4);
+  const count = Math.min(Math.ceil((tokens * hidden4) / WG), MAX_PARTIALS);
+  const partials = storageBuffer(gpu, "embedding.backward scale partials", count * 4);
+  const params = paramBuffer(gpu, "embedding.backward scale params", [tokens, seq, hidden4, count]);
+  const [stage1, stage2] = await Promise.all([
+    k.pipeline(FAMILY, "embedding_scale_partials", { WG }),
+    k.pipeline(FAMILY, "embedding_scale_total", { WG }),
+  ]);
+  dispatches.push(
+    dispatch(gpu, stage1, [params, args.dx, position.table, partials], [count]),
+    dispatch(gpu, stage2, [params, partials, position.grad], [1]),
+  );
+  return dispatches;
+}
+
+function checkShape({ tokens, seq, hidden, vocab }: EmbeddingShape): void {
+  checkMultiple("embedding tokens", tokens, 1);
+  checkMultiple("embedding seq", seq, 1);
+  checkMultiple("embedding hidden", hidden, 4);
+  checkMultiple("embedding vocab", vocab, 1);
+}

@@ -1,0 +1,140 @@
+/**
+ * LayerNorm on the GPU (kernels/layernorm.wgsl): forward saves each row's mean and rstd; backward
+ * writes dx and adds dweight/dbias into the gradient buffers (gradients accumulate over micro-batches).
+ *
+ * The backward's parameter gradients are a deterministic two-stage reduction over rows: per block of
+ * rows into a scratch buffer that the wrapper allocates (blocks x cols x 8 bytes: 6 MiB for 16384 rows
+ * of 768), then a fixed-order sum per column. Weight and bias may be sub-ranges of the flat parameter
+ * and gradient buffers. The kernels read rows as vec4s: `cols` must be a multiple of 4.
+ *
+ * @module
+ */
+import { GpuError } from "../../gpu/device.ts";
+import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
+import { dispatch } from "../../gpu/kernels.ts";
+import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
+
+const FAMILY = "layernorm";
+/** Invocations per row: 768 columns are 192 vec4s, 3 per invocation. */
+const WG = 64;
+/** vec4 columns per workgroup of the second backward stage (PG_COLS4 in the kernel). */
+const PARAM_GRAD_COLS4 = 32;
+
+/** Buffers and shape of {@linkcode layerNormForward}. */
+export interface LayerNormForwardOptions {
+  /** Input [rows, cols]; cols a multiple of 4. */
+  x: Binding;
+  /** Scale [cols]. */
+  weight: Binding;
+  /** Shift [cols]. */
+  bias: Binding;
+  /** Output [rows, cols]. */
+  y: Binding;
+  /** Saved for the backward: mean [rows]. */
+  mean: Binding;
+  /** Saved for the backward: 1 / sqrt(var + eps) [rows]. */
+  rstd: Binding;
+  rows: number;
+  cols: number;
+  /** Added to the variance (the config's normEps). */
+  eps: number;
+}
+
+/** y = (x - mean) * rstd * weight + bias per row, with PyTorch's biased variance. */
+export async function layerNormForward(k: Kernels, options: LayerNormForwardOptions): Promise<Dispatch[]> {
+  const { x, weight, bias, y, mean, rstd, rows, cols, eps } = options;
+  checkShape("layerNormForward", rows, cols);
+  if (!(eps >= 0)) throw new GpuError(`layerNormForward: eps = ${eps}, expected a number >= 0`);
+  checkBuffer("layerNormForward x", x, rows * cols * 4);
+  checkBuffer("layerNormForward weight", weight, cols * 4);
+  checkBuffer("layerNormForward bias", bias, cols * 4);
+  checkBuffer("layerNormForward y", y, rows * cols * 4);
+  checkBuffer("layerNormForward mean", mean, rows * 4);
+  checkBuffer("layerNormForward rstd", rstd, rows * 4);
+  const pipeline = await k.pipeline(FAMILY, "layernorm_forward", { WG });
+  const shape = paramBuffer(k.gpu, "layernorm_forward shape", [rows, cols / 4, { f32: eps }, 0]);
+  return [dispatch(k.gpu, pipeline, [shape, x, weight, bias, y, mean, rstd], flatGrid(k.gpu, rows))];
+}
+
+/** Buffers and shape of {@linkcode layerNormBackward}. */
+export interface LayerNormBackwardOptions {
+  /** Gradient of the output [rows, cols]. */
+  dy: Binding;
+  /** The forward input [rows, cols]. */
+  x: Binding;
+  weight: Binding;
+  /** The forward's saved mean [rows] and rstd [rows]. */
+  mean: Binding;
+  rstd: Binding;
+  /** Gradient of the input [rows, cols], overwritten. */
+  dx: Binding;
+  /**
+   * Gradient [rows, cols] reaching the input around the LayerNorm (a residual connection): added to dx.
+   * Must not be `dx` itself.
+   */
+  residual?: Binding;
+  /** Gradients of weight and bias [cols], added to. */
+  dweight: Binding;
+  dbias: Binding;
+  rows: number;
+  cols: number;
+  /**
+   * Rows per workgroup of the first reduction stage (default 16): fewer means more workgroups and a
+   * larger scratch buffer for the second stage to sum.
+   */
+  rowsPerBlock?: number;
+}
+
+/**
+ * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * weight; dweight += sum over rows of
+ * dy * xhat and dbias += sum of dy, by a deterministic two-stage reduction (two dispatches).
+ */
+export async function layerNormBackward(k: Kernels, options: LayerNormBackwardOptions): Promise<Dispatch[]> {
+  const { dy, x, weight, mean, rstd, dx, residual, dweight, dbias, rows, cols, rowsPerBlock = 16 } = options;
+  const name = "layerNormBackward";
+  checkShape(name, rows, cols);
+  checkMultiple(`${name}: rowsPerBlock`, rowsPerBlock, 1);
+  // Workgroup memory: a (dweight, dbias) accumulator pair per column plus the tree's WG pairs.
+  const sharedBytes = (cols + WG) * 8;
+  if (sharedBytes > k.gpu.limits.maxComputeWorkgroupStorageSize) {
+    throw new GpuError(
+      `${name}: cols = ${cols} needs ${sharedBytes} bytes of workgroup memory, this adapter has ` +
+        `${k.gpu.limits.maxComputeWorkgroupStorageSize}`,
+    );
+  }
+  checkBuffer(`${name} dy`, dy, rows * cols * 4);
+  checkBuffer(`${name} x`, x, rows * cols * 4);
+  checkBuffer(`${name} weight`, weight, cols * 4);
+  checkBuffer(`${name} mean`, mean, rows * 4);
+  checkBuffer(`${name} rstd`, rstd, rows * 4);
+  checkBuffer(`${name} dx`, dx, rows * cols * 4);
+  checkBuffer(`${name} dweight`, dweight, cols * 4);
+  checkBuffer(`${name} dbias`, dbias, cols * 4);
+  if (residual) checkBuffer(`${name} residual`, residual, rows * cols * 4);
+  const blocks = Math.ceil(rows / rowsPerBlock);
+  const gpu = k.gpu;
+  const partials = storageBuffer(gpu, `${name} partials`, blocks * cols * 8);
+  const shape = paramBuffer(gpu, `${name} shape`, [rows, cols / 4, { f32: 0 }, rowsPerBlock]);
+  const rowsPipeline = await k.pipeline(FAMILY, "layernorm_backward", {
+    WG,
+    ACC_COLS4: cols / 4,
+    RESIDUAL: residual ? 1 : 0,
+  });
+  const residualBinding = residual ?? storageBuffer(gpu, `${name} residual placeholder`, 16);
+  const sumPipeline = await k.pipeline(FAMILY, "layernorm_param_grads");
+  return [
+    dispatch(
+      gpu,
+      rowsPipeline,
+      [shape, dy, x, weight, mean, rstd, dx, partials, residualBinding],
+      flatGrid(gpu, blocks),
+    ),
+    dispatch(gpu, sumPipeline, [shape, partials, dweight, dbias], [Math.ceil(cols / 4 / PARAM_GRAD_COLS4)]),
+  ];
+}
+
+function checkShape(name: string, rows: number, cols: number): void {
+  checkMultiple(`${name}: rows`, rows, 1);
+  checkMultiple(`${name}: cols`, cols, 4);
+}

@@ -1,0 +1,265 @@
+/**
+ * General matrix products C[m,n] = op(A)[m,k] op(B)[k,n] on the GPU (kernels/matmul.wgsl), for the
+ * model's three layouts: weights are stored PyTorch-style [out, in], so a projection is
+ * y = x W^T (`transB`), its input gradient dx = dy W (plain) and its weight gradient dW = dy^T x
+ * (`transA`, usually with `accumulate` over micro-batches).
+ *
+ * The wrapper picks the kernel: the fast tiled kernel whenever rows can be read as vec4 (ragged M, N, K
+ * included), a plain guarded kernel otherwise.
+ *
+ * @module
+ */
+import { checked, GpuError } from "../../gpu/device.ts";
+import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import { type Constants, type Dispatch, dispatch, type Kernels } from "../../gpu/kernels.ts";
+
+/** Shape of the tiled kernel's work split (see kernels/matmul.wgsl). */
+export interface MatmulTile {
+  /** Rows of C per workgroup (BM = 8 x threads along m), at most 128. */
+  rows: number;
+  /** Columns of C per workgroup (BN = threadCols x threads along n), at most 128. */
+  cols: number;
+  /** K depth of one workgroup tile: 8 or 16. */
+  depth: number;
+  /** Columns of C per thread: 8 (an 8x8 thread tile) or 16 (8x16). */
+  threadCols: number;
+  /** k steps written out per inner-loop iteration: 1, 2, 4 or 8 (at most `depth`). */
+  unroll: number;
+}
+
+/** Options of {@linkcode matmul}. Sizes are in elements (f32), offsets too. */
+export interface MatmulOptions {
+  /** A, stored [m,k], or [k,m] when `transA`. */
+  a: GPUBuffer;
+  /** B, stored [k,n], or [n,k] when `transB`. */
+  b: GPUBuffer;
+  /** C [m,n], written (or added to, with `accumulate`). Must not be `a` or `b`. */
+  c: GPUBuffer;
+  m: number;
+  k: number;
+  n: number;
+  transA?: boolean;
+  transB?: boolean;
+  /** C += op(A) op(B) (weight gradients summed over micro-batches). */
+  accumulate?: boolean;
+  /** C = add + op(A) op(B), `add` of C's shape (a residual connection). Not with `accumulate`. */
+  add?: GPUBuffer;
+  aOffset?: number;
+  bOffset?: number;
+  cOffset?: number;
+  addOffset?: number;
+  /** Tiled-kernel work split, for tuning; default {@linkcode defaultMatmulTile}. */
+  tile?: MatmulTile;
+  /** Split-K ways of the tiled kernel, for tuning; by default chosen so that the GPU is filled. */
+  splits?: number;
+  /** Buffer for split-K partial sums, of at least {@linkcode matmulScratchBytes}; shareable. */
+  scratch?: GPUBuffer;
+}
+
+/**
+ * The default tile per layout: the fastest measured on the H200
+ * (/work/shared/notes/wgsl-matmul-h200.md): 128x128 with K depth 16 for C = A B^T, 64x128 with K
+ * depth 8 otherwise; 8x8 per thread.
+ */
+export function defaultMatmulTile(transA: boolean, transB: boolean): MatmulTile {
+  return !transA && transB
+    ? { rows: 128, cols: 128, depth: 16, threadCols: 8, unroll: 1 }
+    : { rows: 64, cols: 128, depth: 8, threadCols: 8, unroll: 1 };
+}
+
+/** Parses `BMxBNxBK` with optional `/t16` (8x16 thread tile) and `/uN` (unroll), e.g. `128x128x8/t16/u4`. */
+export function parseMatmulTile(spec: string): MatmulTile {
+  const match = /^(\d+)x(\d+)x(\d+)((?:\/[tu]\d+)*)$/.exec(spec);
+  if (!match) {
+    throw new GpuError(`matmul tile "${spec}": expected BMxBNxBK[/tCOLS][/uUNROLL], e.g. 64x128x8/u2`);
+  }
+  const tile = { rows: +match[1], cols: +match[2], depth: +match[3], threadCols: 8, unroll: 1 };
+  for (const part of match[4].split("/").slice(1)) {
+    if (part[0] === "t") tile.threadCols = +part.slice(1);
+    else tile.unroll = +part.slice(1);
+  }
+  return tile;
+}
+
+/** Formats a tile as {@linkcode parseMatmulTile} reads it. */
+export function formatMatmulTile(tile: MatmulTile): string {
+  return `${tile.rows}x${tile.cols}x${tile.depth}` + (tile.threadCols === 8 ? "" : `/t${tile.threadCols}`) +
+    (tile.unroll === 1 ? "" : `/u${tile.unroll}`);
+}
+
+/** Override constants of the tiled kernel for `tile`, or a GpuError saying which rule it breaks. */
+function tileConstants(k: Kernels, tile: MatmulTile): Constants {
+  const { rows, cols, depth, threadCols, unroll } = tile;
+  const name = `matmul tile ${formatMatmulTile(tile)}`;
+  if (depth !== 8 && depth !== 16) throw new GpuError(`${name}: K depth must be 8 or 16`);
+  if (threadCols !== 8 && threadCols !== 16) throw new GpuError(`${name}: thread columns must be 8 or 16`);
+  if (![1, 2, 4, 8].includes(unroll) || unroll > depth) {
+    throw new GpuError(`${name}: unroll must be 1, 2, 4 or 8 and at most the K depth`);
+  }
+  if (rows % 8 !== 0 || rows > 128 || cols % threadCols !== 0 || cols > 128) {
+    throw new GpuError(`${name}: rows must be a multiple of 8 and cols of ${threadCols}, both at most 128`);
+  }
+  const wgX = cols / threadCols;
+  const wgY = rows / 8;
+  // Each thread loads a whole number of vec4s of each tile: 1, 2 or 4 (see LOADS_A/LOADS_B in the kernel).
+  const loadsA = (rows * depth) / 4 / (wgX * wgY);
+  const loadsB = (cols * depth) / 4 / (wgX * wgY);
+  if (![1, 2, 4].includes(loadsA) || ![1, 2, 4].includes(loadsB)) {
+    throw new GpuError(`${name}: each thread must load 1, 2 or 4 vec4s of A and of B per K tile`);
+  }
+  const limits = k.gpu.limits;
+  if (wgX * wgY > limits.maxComputeInvocationsPerWorkgroup) {
+    throw new GpuError(`${name}: ${wgX * wgY} threads exceed this adapter's workgroup limit`);
+  }
+  const sharedBytes = 2 * 2 * depth * 32 * 16; // tile_a and tile_b: 2 buffers x depth rows x 32 vec4
+  if (sharedBytes > limits.maxComputeWorkgroupStorageSize) {
+    throw new GpuError(
+      `${name}: needs ${sharedBytes} bytes of workgroup memory, this adapter has ` +
+        `${limits.maxComputeWorkgroupStorageSize}`,
+    );
+  }
+  return { WG_X: wgX, WG_Y: wgY, COL_GROUPS: threadCols / 4, BK: depth, K_UNROLL: unroll };
+}
+
+/** Checks that `count` elements from `offset` fit in `buffer`. */
+function checkExtent(what: string, buffer: GPUBuffer, offset: number, count: number): void {
+  if (!Number.isInteger(offset) || offset < 0) {
+    throw new GpuError(`matmul: ${what} offset ${offset} is not >= 0`);
+  }
+  if ((offset + count) * 4 > buffer.size) {
+    throw new GpuError(
+      `matmul: ${what} needs ${offset + count} f32 values from its buffer ${buffer.label || ""} of ` +
+        `${buffer.size / 4}`,
+    );
+  }
+}
+
+/**
+ * Workgroups a product should launch to fill the GPU: about 4 resident per SM of a 132-SM H200. Products
+ * with fewer tiles of C split K (see kernels/matmul.wgsl).
+ */
+const FILL_WORKGROUPS = 512;
+/** Shallowest K slice of a split: below it the partial sums cost more than the extra parallelism saves. */
+const MIN_SPLIT_DEPTH = 512;
+const MAX_SPLITS = 16;
+
+/** How a product runs: which entry point, with what constants and grid, split K how many ways. */
+interface Plan {
+  entry: "matmul_tiled" | "matmul_general";
+  constants: Constants;
+  workgroups: [number, number, number];
+  splits: number;
+  kChunk: number;
+}
+
+function plan(k: Kernels, options: MatmulOptions): Plan {
+  const { m, k: depth, n, transA = false, transB = false, accumulate = false, add } = options;
+  const { aOffset = 0, bOffset = 0, cOffset = 0, addOffset = 0 } = options;
+  const mode = accumulate ? 1 : add ? 2 : 0;
+  // The tiled kernel reads A's, B's and C's rows as vec4.
+  const aligned = [aOffset, bOffset, cOffset, addOffset, n, transA ? m : depth, transB ? depth : n]
+    .every((v) => v % 4 === 0);
+  if (!aligned) {
+    return {
+      entry: "matmul_general",
+      constants: { TRANS_A: +transA, TRANS_B: +transB, MODE: mode },
+      workgroups: [Math.ceil(n / 16), Math.ceil(m / 16), 1],
+      splits: 1,
+      kChunk: depth,
+    };
+  }
+  const tile = options.tile ?? defaultMatmulTile(transA, transB);
+  const tiles = Math.ceil(n / tile.cols) * Math.ceil(m / tile.rows);
+  let splits = options.splits ?? 1;
+  if (options.splits === undefined) {
+    while (
+      tiles * splits < FILL_WORKGROUPS && depth / (2 * splits) >= MIN_SPLIT_DEPTH && splits < MAX_SPLITS
+    ) {
+      splits *= 2;
+    }
+  }
+  if (!Number.isInteger(splits) || splits < 1) {
+    throw new GpuError(`matmul: splits = ${splits}, expected >= 1`);
+  }
+  // Each slice is a whole number of tile pairs; recounting drops slices that would be empty.
+  const kChunk = Math.ceil(depth / splits / (2 * tile.depth)) * 2 * tile.depth;
+  splits = Math.ceil(depth / kChunk);
+  const edge = m % tile.rows !== 0 || n % tile.cols !== 0 || depth % kChunk % (2 * tile.depth) !== 0;
+  return {
+    entry: "matmul_tiled",
+    constants: {
+      TRANS_A: +transA,
+      TRANS_B: +transB,
+      // A split writes plain partial products; matmul_split_sum applies the mode.
+      MODE: splits > 1 ? 0 : mode,
+      ...tileConstants(k, tile),
+      EDGE: +edge,
+    },
+    workgroups: [Math.ceil(n / tile.cols), Math.ceil(m / tile.rows), splits],
+    splits,
+    kChunk,
+  };
+}
+
+/**
+ * Bytes of scratch a product needs for its split-K partial sums (0 when it does not split K). Products
+ * recorded in sequence may share one scratch buffer of the largest size.
+ */
+export function matmulScratchBytes(k: Kernels, options: MatmulOptions): number {
+  const { splits } = plan(k, options);
+  return splits > 1 ? splits * options.m * options.n * 4 : 0;
+}
+
+/**
+ * Plans C = op(A) op(B) (or C += ..., or C = ADD + ...). Compiles the pipelines and makes the uniform
+ * and bind groups now; the returned dispatches are recorded into every step unchanged. A product that
+ * splits K (see {@linkcode matmulScratchBytes}) writes its partial sums to `options.scratch`, or to a
+ * scratch buffer of its own when none is given.
+ */
+export async function matmul(k: Kernels, options: MatmulOptions): Promise<Dispatch[]> {
+  const { a, b, c, m, k: depth, n, transA = false, transB = false, accumulate = false, add } = options;
+  const { aOffset = 0, bOffset = 0, cOffset = 0, addOffset = 0 } = options;
+  for (const [name, v] of [["m", m], ["k", depth], ["n", n]] as const) {
+    if (!Number.isInteger(v) || v < 1) {
+      throw new GpuError(`matmul: ${name} = ${v}, expected a positive integer`);
+    }
+  }
+  if (accumulate && add) throw new GpuError("matmul: accumulate and add exclude each other");
+  if (c === a || c === b || c === add) {
+    throw new GpuError("matmul: c must be a buffer other than a, b and add");
+  }
+  checkExtent("a", a, aOffset, m * depth);
+  checkExtent("b", b, bOffset, depth * n);
+  checkExtent("c", c, cOffset, m * n);
+  if (add) checkExtent("add", add, addOffset, m * n);
+
+  const { entry, constants, workgroups, splits, kChunk } = plan(k, options);
+  const gpu = k.gpu;
+  const what = `matmul ${m}x${n}x${depth}${transA ? " transA" : ""}${transB ? " transB" : ""}`;
+  const values = [m, n, depth, aOffset, bOffset, cOffset, addOffset, kChunk, m * n, splits];
+  const pipeline = await k.pipeline("matmul", entry, constants);
+  if (splits === 1) {
+    return await checked(gpu, what, () => {
+      const params = paramBuffer(gpu, `${what} params`, values);
+      // Binding 4 is read only when adding; otherwise B stands in (read-only, so no usage conflict).
+      return [dispatch(gpu, pipeline, [params, a, b, c, add ?? b], workgroups)];
+    });
+  }
+  const scratchBytes = splits * m * n * 4;
+  if (options.scratch && options.scratch.size < scratchBytes) {
+    throw new GpuError(`matmul: scratch holds ${options.scratch.size} bytes, ${what} needs ${scratchBytes}`);
+  }
+  if (options.scratch && [a, b, c, add].includes(options.scratch)) {
+    throw new GpuError("matmul: scratch must be a buffer of its own");
+  }
+  const sum = await k.pipeline("matmul", "matmul_split_sum", { MODE: accumulate ? 1 : add ? 2 : 0 });
+  return await checked(gpu, what, () => {
+    const scratch = options.scratch ?? storageBuffer(gpu, `${what} split-K partials`, scratchBytes);
+    const partialParams = paramBuffer(gpu, `${what} partial params`, values.with(5, 0));
+    const sumParams = paramBuffer(gpu, `${what} sum params`, values);
+    return [
+      dispatch(gpu, pipeline, [partialParams, a, b, scratch, b], workgroups),
+      dispatch(gpu, sum, [sumParams, scratch, c, add ?? scratch], [Math.ceil((m * n) / 4 / 256)]),
+    ];
+  });
+}

@@ -1,0 +1,463 @@
+/**
+ * The float64 CPU reference of every op in the training step: the single source of truth that each WGSL
+ * kernel is tested against. Plain loops, written for clarity rather than speed.
+ *
+ * All arrays are row-major `Float64Array`s unless stated; `N` = batch * seq tokens, `H` = heads * headDim.
+ *
+ * @module
+ */
+
+/** Shapes of {@linkcode matmul}: C[m,n] = op(A) op(B). */
+export interface MatmulOptions {
+  m: number;
+  k: number;
+  n: number;
+  /** A is stored [k,m] and used transposed. */
+  transA?: boolean;
+  /** B is stored [n,k] and used transposed. */
+  transB?: boolean;
+}
+
+/** C[m,n] = op(A)[m,k] op(B)[k,n]. */
+export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, options: MatmulOptions): Float64Array {
+  const { m, k, n, transA = false, transB = false } = options;
+  checkLength("matmul A", a, m * k);
+  checkLength("matmul B", b, k * n);
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let p = 0; p < k; p++) {
+      const av = transA ? a[p * m + i] : a[i * k + p];
+      if (av === 0) continue;
+      for (let j = 0; j < n; j++) {
+        c[i * n + j] += av * (transB ? b[j * k + p] : b[p * n + j]);
+      }
+    }
+  }
+  return c;
+}
+
+/** Shapes of a row-wise LayerNorm. */
+export interface LayerNormOptions {
+  rows: number;
+  cols: number;
+}
+
+/** LayerNorm over the last dimension with PyTorch's biased variance; mean and rstd are kept for backward. */
+export function layerNormForward(
+  x: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  bias: ArrayLike<number>,
+  options: LayerNormOptions & { eps: number },
+): { y: Float64Array; mean: Float64Array; rstd: Float64Array } {
+  const { rows, cols, eps } = options;
+  checkLength("layerNorm x", x, rows * cols);
+  checkLength("layerNorm weight", weight, cols);
+  checkLength("layerNorm bias", bias, cols);
+  const y = new Float64Array(rows * cols);
+  const mean = new Float64Array(rows);
+  const rstd = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let sum = 0;
+    for (let c = 0; c < cols; c++) sum += x[base + c];
+    const mu = sum / cols;
+    let sq = 0;
+    for (let c = 0; c < cols; c++) sq += (x[base + c] - mu) ** 2;
+    const rs = 1 / Math.sqrt(sq / cols + eps);
+    for (let c = 0; c < cols; c++) y[base + c] = (x[base + c] - mu) * rs * weight[c] + bias[c];
+    mean[r] = mu;
+    rstd[r] = rs;
+  }
+  return { y, mean, rstd };
+}
+
+/** Gradients of {@linkcode layerNormForward} from the saved mean and rstd. */
+export function layerNormBackward(
+  dy: ArrayLike<number>,
+  x: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  mean: ArrayLike<number>,
+  rstd: ArrayLike<number>,
+  options: LayerNormOptions,
+): { dx: Float64Array; dweight: Float64Array; dbias: Float64Array } {
+  const { rows, cols } = options;
+  checkLength("layerNormBackward dy", dy, rows * cols);
+  checkLength("layerNormBackward x", x, rows * cols);
+  const dx = new Float64Array(rows * cols);
+  const dweight = new Float64Array(cols);
+  const dbias = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    const mu = mean[r];
+    const rs = rstd[r];
+    let meanDxhat = 0;
+    let meanDxhatXhat = 0;
+    for (let c = 0; c < cols; c++) {
+      const xhat = (x[base + c] - mu) * rs;
+      const dxhat = dy[base + c] * weight[c];
+      meanDxhat += dxhat;
+      meanDxhatXhat += dxhat * xhat;
+      dweight[c] += dy[base + c] * xhat;
+      dbias[c] += dy[base + c];
+    }
+    meanDxhat /= cols;
+    meanDxhatXhat /= cols;
+    for (let c = 0; c < cols; c++) {
+      const xhat = (x[base + c] - mu) * rs;
+      dx[base + c] = rs * (dy[base + c] * weight[c] - meanDxhat - xhat * meanDxhatXhat);
+    }
+  }
+  return { dx, dweight, dbias };
+}
+
+const SQRT2 = Math.SQRT2;
+const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI);
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/**
+ * The complementary error function to ~1e-15 relative. Below 1 it is 1 - erf from the all-positive series
+ * erf(x) = 2/sqrt(pi) e^(-x^2) sum 2^n x^(2n+1) / (1*3*...*(2n+1)) (no cancellation); from 1 up it is
+ * the even continued fraction erfc(x) = e^(-x^2)/sqrt(pi) * 2x / (2x^2+1 - 1*2/(2x^2+5 - 3*4/(2x^2+9 - ...))),
+ * so erfc keeps its relative accuracy in the far tail where 1 - erf would cancel to nothing.
+ */
+export function erfc(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  if (x < 0) return 2 - erfc(-x);
+  if (x < 1) return 1 - erfSeries(x);
+  if (x > 27) return 0; // below the smallest double
+  // 120 terms evaluated backward converge to < 1e-15 at x = 1 and faster above.
+  const x2 = 2 * x * x;
+  let denominator = x2 + 1 + 4 * 120;
+  for (let n = 120; n >= 1; n--) denominator = x2 + 4 * n - 3 - (2 * n - 1) * (2 * n) / denominator;
+  return Math.exp(-x * x) / Math.sqrt(Math.PI) * 2 * x / denominator;
+}
+
+/** The error function to ~1e-15 (see {@linkcode erfc}). */
+export function erf(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  if (x < 0) return -erf(-x);
+  return x < 1 ? erfSeries(x) : 1 - erfc(x);
+}
+
+function erfSeries(x: number): number {
+  const x2 = 2 * x * x;
+  let term = x;
+  let sum = x;
+  for (let n = 1; n < 200; n++) {
+    term *= x2 / (2 * n + 1);
+    sum += term;
+    if (term < sum * 1e-17) break;
+  }
+  return TWO_OVER_SQRT_PI * Math.exp(-x * x) * sum;
+}
+
+/** Exact GELU, x * Phi(x) = 0.5 x erfc(-x / sqrt 2) (the erfc form keeps the negative tail accurate). */
+export function gelu(x: ArrayLike<number>): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) y[i] = geluScalar(x[i]);
+  return y;
+}
+
+/** dx = dy * (Phi(x) + x phi(x)). */
+export function geluBackward(dy: ArrayLike<number>, x: ArrayLike<number>): Float64Array {
+  checkLength("geluBackward dy", dy, x.length);
+  const dx = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) dx[i] = dy[i] * geluGradScalar(x[i]);
+  return dx;
+}
+
+function geluScalar(x: number): number {
+  return 0.5 * x * erfc(-x / SQRT2);
+}
+
+function geluGradScalar(x: number): number {
+  return 0.5 * erfc(-x / SQRT2) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
+}
+
+/** Shapes of the gated GELU: h [rows, inner], value half then gate half. */
+export interface GluOptions {
+  rows: number;
+  inner: number;
+}
+
+/** out[r, j] = h[r, j] * gelu(h[r, inner/2 + j]) (PyTorch `val, gate = h.chunk(2, -1)`). */
+export function gluForward(h: ArrayLike<number>, options: GluOptions): Float64Array {
+  const { rows, inner } = options;
+  checkGlu(h, options);
+  const half = inner / 2;
+  const out = new Float64Array(rows * half);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < half; j++) {
+      out[r * half + j] = h[r * inner + j] * geluScalar(h[r * inner + half + j]);
+    }
+  }
+  return out;
+}
+
+/** dh [rows, inner] of {@linkcode gluForward}. */
+export function gluBackward(
+  dout: ArrayLike<number>,
+  h: ArrayLike<number>,
+  options: GluOptions,
+): Float64Array {
+  const { rows, inner } = options;
+  checkGlu(h, options);
+  const half = inner / 2;
+  checkLength("gluBackward dout", dout, rows * half);
+  const dh = new Float64Array(rows * inner);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < half; j++) {
+      const val = h[r * inner + j];
+      const gate = h[r * inner + half + j];
+      const d = dout[r * half + j];
+      dh[r * inner + j] = d * geluScalar(gate);
+      dh[r * inner + half + j] = d * val * geluGradScalar(gate);
+    }
+  }
+  return dh;
+}
+
+function checkGlu(h: ArrayLike<number>, { rows, inner }: GluOptions): void {
+  if (inner % 2 !== 0) throw new RangeError(`glu: inner must be even, got ${inner}`);
+  checkLength("glu h", h, rows * inner);
+}
+
+/** Shapes of multi-head self-attention over the fused QKV projection. */
+export interface AttentionOptions {
+  batch: number;
+  seq: number;
+  heads: number;
+  headDim: number;
+}
+
+/**
+ * Bidirectional multi-head attention. qkv [N, 3H]: all q heads (head h at columns h*headDim..), then all
+ * k heads, then all v heads. `keyMask` [N] marks keys to attend (1) or padding (0, left out of the
+ * softmax); a query whose keys are all padding gets all-zero probabilities and output.
+ * Returns out [N, H] and probs [batch, heads, seq, seq] (kept for backward).
+ */
+export function attentionForward(
+  qkv: ArrayLike<number>,
+  options: AttentionOptions & { keyMask?: ArrayLike<number> },
+): { out: Float64Array; probs: Float64Array } {
+  const { batch, seq, heads, headDim, keyMask } = options;
+  const hidden = heads * headDim;
+  checkLength("attention qkv", qkv, batch * seq * 3 * hidden);
+  if (keyMask) checkLength("attention keyMask", keyMask, batch * seq);
+  const scale = 1 / Math.sqrt(headDim);
+  const out = new Float64Array(batch * seq * hidden);
+  const probs = new Float64Array(batch * heads * seq * seq);
+  const row = (b: number, t: number) => (b * seq + t) * 3 * hidden;
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      const q0 = h * headDim;
+      const k0 = hidden + h * headDim;
+      const v0 = 2 * hidden + h * headDim;
+      for (let i = 0; i < seq; i++) {
+        const p = probs.subarray(((b * heads + h) * seq + i) * seq, ((b * heads + h) * seq + i + 1) * seq);
+        let max = -Infinity;
+        for (let j = 0; j < seq; j++) {
+          if (keyMask && keyMask[b * seq + j] === 0) {
+            p[j] = -Infinity;
+            continue;
+          }
+          let s = 0;
+          for (let d = 0; d < headDim; d++) s += qkv[row(b, i) + q0 + d] * qkv[row(b, j) + k0 + d];
+          p[j] = s * scale;
+          if (p[j] > max) max = p[j];
+        }
+        if (max === -Infinity) {
+          p.fill(0);
+          continue;
+        }
+        let sum = 0;
+        for (let j = 0; j < seq; j++) {
+          p[j] = Math.exp(p[j] - max);
+          sum += p[j];
+        }
+        for (let j = 0; j < seq; j++) p[j] /= sum;
+        const o = (b * seq + i) * hidden + h * headDim;
+        for (let j = 0; j < seq; j++) {
+          if (p[j] === 0) continue;
+          for (let d = 0; d < headDim; d++) out[o + d] += p[j] * qkv[row(b, j) + v0 + d];
+        }
+      }
+    }
+  }
+  return { out, probs };
+}
+
+/** dqkv [N, 3H] of {@linkcode attentionForward} from its saved probs (masked keys have probability 0). */
+export function attentionBackward(
+  dout: ArrayLike<number>,
+  qkv: ArrayLike<number>,
+  probs: ArrayLike<number>,
+  options: AttentionOptions,
+): Float64Array {
+  const { batch, seq, heads, headDim } = options;
+  const hidden = heads * headDim;
+  checkLength("attentionBackward dout", dout, batch * seq * hidden);
+  checkLength("attentionBackward qkv", qkv, batch * seq * 3 * hidden);
+  checkLength("attentionBackward probs", probs, batch * heads * seq * seq);
+  const scale = 1 / Math.sqrt(headDim);
+  const dqkv = new Float64Array(batch * seq * 3 * hidden);
+  const row = (b: number, t: number) => (b * seq + t) * 3 * hidden;
+  const dscore = new Float64Array(seq);
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      const q0 = h * headDim;
+      const k0 = hidden + h * headDim;
+      const v0 = 2 * hidden + h * headDim;
+      for (let i = 0; i < seq; i++) {
+        const pBase = ((b * heads + h) * seq + i) * seq;
+        const o = (b * seq + i) * hidden + h * headDim;
+        // dprobs[j] = dout_i . v_j; dscore = probs * (dprobs - sum(probs * dprobs)).
+        let dot = 0;
+        for (let j = 0; j < seq; j++) {
+          let dp = 0;
+          for (let d = 0; d < headDim; d++) dp += dout[o + d] * qkv[row(b, j) + v0 + d];
+          dscore[j] = dp;
+          dot += probs[pBase + j] * dp;
+        }
+        for (let j = 0; j < seq; j++) {
+          const pj = probs[pBase + j];
+          const ds = pj * (dscore[j] - dot) * scale;
+          for (let d = 0; d < headDim; d++) {
+            dqkv[row(b, j) + v0 + d] += pj * dout[o + d];
+            dqkv[row(b, i) + q0 + d] += ds * qkv[row(b, j) + k0 + d];
+            dqkv[row(b, j) + k0 + d] += ds * qkv[row(b, i) + q0 + d];
+          }
+        }
+      }
+    }
+  }
+  return dqkv;
+}
+
+/** pe[p, 2i] = sin(p w_i), pe[p, 2i+1] = cos(p w_i), w_i = exp(-2i ln(10000) / hidden), as torch_peer. */
+export function sinusoidTable(seq: number, hidden: number): Float64Array {
+  const pe = new Float64Array(seq * hidden);
+  for (let p = 0; p < seq; p++) {
+    for (let c = 0; c < hidden; c += 2) {
+      const angle = p * Math.exp(-c * Math.log(10000) / hidden);
+      pe[p * hidden + c] = Math.sin(angle);
+      if (c + 1 < hidden) pe[p * hidden + c + 1] = Math.cos(angle);
+    }
+  }
+  return pe;
+}
+
+/** Shapes of the embedding sum. */
+export interface EmbeddingOptions {
+  tokens: number;
+  seq: number;
+  hidden: number;
+}
+
+/** x[t] = word[ids[t]] + position[t % seq]; `position` [seq, hidden] is already scaled. */
+export function embeddingForward(
+  ids: ArrayLike<number>,
+  word: ArrayLike<number>,
+  position: ArrayLike<number>,
+  options: EmbeddingOptions,
+): Float64Array {
+  const { tokens, seq, hidden } = options;
+  checkLength("embedding ids", ids, tokens);
+  checkLength("embedding position", position, seq * hidden);
+  const vocab = word.length / hidden;
+  const x = new Float64Array(tokens * hidden);
+  for (let t = 0; t < tokens; t++) {
+    const id = ids[t];
+    checkId("embedding", id, t, vocab);
+    const p = (t % seq) * hidden;
+    for (let c = 0; c < hidden; c++) x[t * hidden + c] = word[id * hidden + c] + position[p + c];
+  }
+  return x;
+}
+
+/** dword [vocab, hidden]: the rows of dx scatter-added at their ids. */
+export function embeddingBackward(
+  dx: ArrayLike<number>,
+  ids: ArrayLike<number>,
+  options: { vocab: number; hidden: number; tokens: number },
+): Float64Array {
+  const { vocab, hidden, tokens } = options;
+  checkLength("embeddingBackward dx", dx, tokens * hidden);
+  checkLength("embeddingBackward ids", ids, tokens);
+  const dword = new Float64Array(vocab * hidden);
+  for (let t = 0; t < tokens; t++) {
+    const id = ids[t];
+    checkId("embeddingBackward", id, t, vocab);
+    for (let c = 0; c < hidden; c++) dword[id * hidden + c] += dx[t * hidden + c];
+  }
+  return dword;
+}
+
+/** Mean over rows of -log softmax(logits)[label], max-subtracted; dlogits = (softmax - onehot) / rows. */
+export function crossEntropy(
+  logits: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  options: { rows: number; vocab: number },
+): { loss: number; dlogits: Float64Array } {
+  const { rows, vocab } = options;
+  checkLength("crossEntropy logits", logits, rows * vocab);
+  checkLength("crossEntropy labels", labels, rows);
+  const dlogits = new Float64Array(rows * vocab);
+  let loss = 0;
+  for (let r = 0; r < rows; r++) {
+    const label = labels[r];
+    checkId("crossEntropy label", label, r, vocab);
+    const base = r * vocab;
+    let max = -Infinity;
+    for (let c = 0; c < vocab; c++) max = Math.max(max, logits[base + c]);
+    let sum = 0;
+    for (let c = 0; c < vocab; c++) sum += Math.exp(logits[base + c] - max);
+    loss += Math.log(sum) + max - logits[base + label];
+    for (let c = 0; c < vocab; c++) dlogits[base + c] = Math.exp(logits[base + c] - max) / sum / rows;
+    dlogits[base + label] -= 1 / rows;
+  }
+  return { loss: loss / rows, dlogits };
+}
+
+/** The PCG-RXS-M-XS 32-bit hash, in u32 arithmetic identical to the WGSL dropout kernel's. */
+export function pcg(v: number): number {
+  const state = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
+  const word = Math.imul((state >>> ((state >>> 28) + 4)) ^ state, 277803737) >>> 0;
+  return ((word >>> 22) ^ word) >>> 0;
+}
+
+/** Whether dropout keeps element `index`: u = pcg(pcg(seed) ^ index), kept iff (u >>> 8) / 2^24 >= p. */
+export function dropoutKeep(seed: number, index: number, p: number): boolean {
+  const u = pcg((pcg(seed) ^ index) >>> 0);
+  return (u >>> 8) / 2 ** 24 >= p;
+}
+
+/** Inverted dropout with the counter-based mask of {@linkcode dropoutKeep}: y = x * keep / (1 - p). */
+export function dropout(
+  x: ArrayLike<number>,
+  options: { p: number; seed: number },
+): { y: Float64Array; keep: Float64Array } {
+  const { p, seed } = options;
+  if (!(p >= 0 && p < 1)) throw new RangeError(`dropout: p must be in [0, 1), got ${p}`);
+  const y = new Float64Array(x.length);
+  const keep = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    if (dropoutKeep(seed, i, p)) {
+      keep[i] = 1;
+      y[i] = x[i] / (1 - p);
+    }
+  }
+  return { y, keep };
+}
+
+function checkLength(what: string, array: ArrayLike<number>, expected: number): void {
+  if (array.length !== expected) {
+    throw new RangeError(`${what}: expected ${expected} elements, got ${array.length}`);
+  }
+}
+
+function checkId(what: string, id: number, index: number, limit: number): void {
+  if (!Number.isInteger(id) || id < 0 || id >= limit) {
+    throw new RangeError(`${what}: id ${id} at index ${index} is outside [0, ${limit})`);
+  }
+}

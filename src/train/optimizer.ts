@@ -1,0 +1,211 @@
+/**
+ * The optimizer step on the GPU (kernels/optimizer.wgsl), with no CPU round trip: the gradients' global
+ * L2 norm and clip factor, AdamW on the clipped gradients, and the buffer utilities of gradient
+ * accumulation.
+ *
+ * Parameters, gradients and the AdamW moments are flat f32 buffers of one layout (`paramLayout`). Each
+ * step the host writes only the learning rate and step number (`adamwStepParams` into a uniform made
+ * with `paramBuffer`); the norm kernels leave their results in a small `stats` buffer that AdamW reads
+ * on the GPU and the host reads every N steps (`readOptimizerStats`). A step whose gradient norm is NaN
+ * or infinite is skipped (parameters and moments untouched) and counted. Its step number still counts
+ * for the bias corrections, as the host cannot know of the skip before it reads the stats.
+ *
+ * A step is: `zeroBuffer(grads)`, the micro-batches' forward and backward (which add into grads, already
+ * scaled by 1 / (tokens * micro-batches) at the loss), `gradNorm`, `adamw`.
+ *
+ * @module
+ */
+import { GpuError } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Param, paramBuffer, readBuffer, storageBuffer } from "../gpu/buffers.ts";
+import type { Binding, Dispatch, Kernels } from "../gpu/kernels.ts";
+import { dispatch } from "../gpu/kernels.ts";
+import { PARAM_ALIGNMENT, type ParamLayout } from "../model/params.ts";
+import { checkBuffer, checkMultiple, flatGrid } from "../model/layers/plan.ts";
+
+const FAMILY = "optimizer";
+const WG = 256;
+/** Bytes of the stats buffer (norm, clip factor, non-finite flag, skipped steps); create it zero-filled. */
+export const OPTIMIZER_STATS_BYTES = 16;
+
+/** What the norm kernels last left in the stats buffer. */
+export interface OptimizerStats {
+  /** Global L2 norm of the gradients of the last step. */
+  norm: number;
+  /** The factor the last step's gradients were multiplied by (0 if it was skipped). */
+  clipFactor: number;
+  /** The last step's norm was NaN or infinite, and its update was skipped. */
+  skipped: boolean;
+  /** Steps skipped since the stats buffer was created. */
+  skippedSteps: number;
+}
+
+/** Reads the stats buffer (a GPU round trip: every N steps, not every step). */
+export async function readOptimizerStats(gpu: Gpu, stats: GPUBuffer): Promise<OptimizerStats> {
+  const view = new DataView(await readBuffer(gpu, stats, OPTIMIZER_STATS_BYTES));
+  return {
+    norm: view.getFloat32(0, true),
+    clipFactor: view.getFloat32(4, true),
+    skipped: view.getUint32(8, true) !== 0,
+    skippedSteps: view.getUint32(12, true),
+  };
+}
+
+/**
+ * The weight-decay table of `layout` for {@linkcode adamw}: one u32 per `PARAM_ALIGNMENT`-element chunk
+ * of the flat vector, 1 where the chunk's tensor decays. Upload it once with `uploadBuffer`.
+ */
+export function decayFlags(layout: ParamLayout): Uint32Array<ArrayBuffer> {
+  const flags = new Uint32Array(Math.ceil(layout.totalSize / PARAM_ALIGNMENT));
+  for (const t of layout.tensors) {
+    if (t.offset % PARAM_ALIGNMENT !== 0) {
+      throw new RangeError(`parameter ${t.name}: offset ${t.offset} is not a multiple of ${PARAM_ALIGNMENT}`);
+    }
+    if (t.decay) flags.fill(1, t.offset / PARAM_ALIGNMENT, Math.ceil((t.offset + t.size) / PARAM_ALIGNMENT));
+  }
+  return flags;
+}
+
+/** Buffers of {@linkcode gradNorm}. */
+export interface GradNormOptions {
+  /** The flat gradient buffer. */
+  grads: Binding;
+  /** Elements of grads, a multiple of 4 (the layout's totalSize). */
+  length: number;
+  /** The stats buffer ({@linkcode OPTIMIZER_STATS_BYTES}). */
+  stats: Binding;
+  /** Clip to this global norm (the Cramming recipe: 0.5); positive and finite. */
+  maxNorm: number;
+  /**
+   * Workgroups of the first reduction stage, each summing a strided share of the gradients (default
+   * 1024, fewer for small buffers). The second stage, one workgroup, adds their partial sums.
+   */
+  partials?: number;
+}
+
+/**
+ * The global L2 norm of the gradients, the clip factor min(1, maxNorm / (norm + 1e-6)) and the non-finite
+ * flag, into `stats`; also counts skipped steps there. Two dispatches; allocates the partial-sum scratch
+ * buffer (4 bytes per first-stage workgroup).
+ */
+export async function gradNorm(k: Kernels, options: GradNormOptions): Promise<Dispatch[]> {
+  const { grads, length, stats, maxNorm } = options;
+  checkMultiple("gradNorm: length", length, 4);
+  if (!(maxNorm > 0 && Number.isFinite(maxNorm))) {
+    throw new GpuError(`gradNorm: maxNorm = ${maxNorm}, expected a positive finite number`);
+  }
+  const partials = options.partials ?? Math.min(Math.ceil(length / 4 / WG), 1024);
+  checkMultiple("gradNorm: partials", partials, 1);
+  checkBuffer("gradNorm grads", grads, length * 4);
+  checkBuffer("gradNorm stats", stats, OPTIMIZER_STATS_BYTES);
+  const gpu = k.gpu;
+  const sums = storageBuffer(gpu, "gradNorm partials", partials * 4);
+  const shape = paramBuffer(gpu, "gradNorm shape", [length / 4, partials, { f32: maxNorm }]);
+  const [squares, finish] = await Promise.all([
+    k.pipeline(FAMILY, "grad_sum_squares", { WG }),
+    k.pipeline(FAMILY, "grad_norm_finish", { WG }),
+  ]);
+  return [
+    dispatch(gpu, squares, [shape, grads, sums], [partials]),
+    dispatch(gpu, finish, [shape, sums, stats], [1]),
+  ];
+}
+
+/** The per-step AdamW values, for `paramBuffer` (once) and `writeParams` (before each step's submit). */
+export function adamwStepParams(step: { lr: number; step: number }): Param[] {
+  if (!(Number.isInteger(step.step) && step.step >= 1)) {
+    throw new RangeError(`AdamW step = ${step.step}, expected an integer >= 1`);
+  }
+  return [{ f32: step.lr }, step.step];
+}
+
+/** Buffers and hyperparameters of {@linkcode adamw}. */
+export interface GpuAdamwOptions {
+  /** Flat parameters, updated in place. */
+  params: Binding;
+  /** Flat gradients, read (multiplied by the clip factor from `stats`). */
+  grads: Binding;
+  /** First and second moments, updated in place; zero-filled before the first step. */
+  m: Binding;
+  v: Binding;
+  /** Elements of each, a multiple of 4 (the layout's totalSize). */
+  length: number;
+  /** The {@linkcode decayFlags} table, uploaded. */
+  decay: Binding;
+  /** The stats buffer that {@linkcode gradNorm} writes. */
+  stats: Binding;
+  /** Uniform holding {@linkcode adamwStepParams}, rewritten by the host every step. */
+  step: GPUBuffer;
+  /** Default 0.9. */
+  beta1?: number;
+  /** Default 0.98. */
+  beta2?: number;
+  /** Default 1e-12. */
+  eps?: number;
+  /** Applied where `decay` says so; default 0.01. */
+  weightDecay?: number;
+}
+
+/**
+ * One AdamW update of every parameter, exactly as torch.optim.AdamW (decoupled weight decay, bias
+ * correction) on the clipped gradients; a no-op when `stats` flags the step as skipped.
+ */
+export async function adamw(k: Kernels, options: GpuAdamwOptions): Promise<Dispatch[]> {
+  const { params, grads, m, v, length, decay, stats, step } = options;
+  const { beta1 = 0.9, beta2 = 0.98, eps = 1e-12, weightDecay = 0.01 } = options;
+  checkMultiple("adamw: length", length, 4);
+  for (const [name, value] of [["beta1", beta1], ["beta2", beta2]] as const) {
+    if (!(value >= 0 && value < 1)) {
+      throw new GpuError(`adamw: ${name} = ${value}, expected 0 <= ${name} < 1`);
+    }
+  }
+  if (!(eps > 0)) throw new GpuError(`adamw: eps = ${eps}, expected a positive number`);
+  if (!(weightDecay >= 0)) throw new GpuError(`adamw: weightDecay = ${weightDecay}, expected a number >= 0`);
+  for (const [name, buffer] of [["params", params], ["grads", grads], ["m", m], ["v", v]] as const) {
+    checkBuffer(`adamw ${name}`, buffer, length * 4);
+  }
+  checkBuffer("adamw decay", decay, Math.ceil(length / PARAM_ALIGNMENT) * 4);
+  checkBuffer("adamw stats", stats, OPTIMIZER_STATS_BYTES);
+  checkBuffer("adamw step", step, 8);
+  const gpu = k.gpu;
+  const pipeline = await k.pipeline(FAMILY, "adamw", { WG, DECAY_CHUNK4: PARAM_ALIGNMENT / 4 });
+  const config = paramBuffer(gpu, "adamw config", [
+    length / 4,
+    { f32: beta1 },
+    { f32: 1 - beta1 },
+    { f32: beta2 },
+    { f32: 1 - beta2 },
+    { f32: eps },
+    { f32: weightDecay },
+  ]);
+  const bindings = [config, step, stats, decay, grads, params, m, v];
+  return [dispatch(gpu, pipeline, bindings, flatGrid(gpu, Math.ceil(length / 4 / WG)))];
+}
+
+/** A buffer and its length in f32 elements (a multiple of 4). */
+export interface FillOptions {
+  buffer: Binding;
+  length: number;
+}
+
+/** buffer = 0: the gradients at the start of each accumulation. */
+export function zeroBuffer(k: Kernels, options: FillOptions): Promise<Dispatch[]> {
+  return fill(k, "zeroBuffer", "zero_buffer", options, 0);
+}
+
+/** buffer *= factor (a plan-time constant). */
+export function scaleBuffer(k: Kernels, options: FillOptions & { factor: number }): Promise<Dispatch[]> {
+  if (!Number.isFinite(options.factor)) {
+    throw new GpuError(`scaleBuffer: factor = ${options.factor}, expected a finite number`);
+  }
+  return fill(k, "scaleBuffer", "scale_buffer", options, options.factor);
+}
+
+async function fill(k: Kernels, name: string, entry: string, options: FillOptions, factor: number) {
+  const { buffer, length } = options;
+  checkMultiple(`${name}: length`, length, 4);
+  checkBuffer(`${name} buffer`, buffer, length * 4);
+  const pipeline = await k.pipeline(FAMILY, entry, { WG });
+  const shape = paramBuffer(k.gpu, `${entry} shape`, [length / 4, { f32: factor }]);
+  return [dispatch(k.gpu, pipeline, [shape, buffer], flatGrid(k.gpu, Math.ceil(length / 4 / WG)))];
+}

@@ -1,0 +1,466 @@
+/**
+ * The options of `deno task pretrain`: one table drives the parser, the validation and `--help`, so
+ * every option has a default and is documented. Invalid values are one-line `OptionError`s that
+ * name the option and what was expected.
+ *
+ * Three defaults depend on the adapter and are left undefined here ("auto"): the preset, the
+ * target batch (see `adapterDefaults`) and the micro-batch, which the training loop sizes to fill
+ * the GPU.
+ */
+import { parseArgs } from "node:util";
+import { type BudgetSpec, formatBudget, parseBudget } from "./budget.ts";
+import { presets } from "../model/config.ts";
+
+/** A user error in the command line: the message is one line that names the option. */
+export class OptionError extends Error {
+  override name = "OptionError";
+}
+
+/** The options of one pretraining run. */
+export interface PretrainOptions {
+  /** Raw text (.txt, .jsonl, .jsonl.gz) files or tokenized directories; [] = the bundled sample corpus. */
+  corpus: string[];
+  /** A model preset name; undefined = by adapter (see `adapterDefaults`). */
+  preset?: string;
+  budget: BudgetSpec;
+  /** The run folder. */
+  out: string;
+  /** A run folder or checkpoint folder to continue from. */
+  resume?: string;
+  peakLr: number;
+  /** Learning rate at the first step, as a fraction of the peak. */
+  lrStart: number;
+  /** Fraction of the budget at which the learning rate peaks. */
+  lrPeakAt: number;
+  /** Target sequences per optimizer step; undefined = by adapter. */
+  batch?: number;
+  /** Sequences per micro-batch; undefined = the most that fit on the GPU. */
+  microBatch?: number;
+  /** Fraction of the budget over which the batch ramps from one micro-batch to the target. */
+  ramp: number;
+  maskRate: number;
+  /** Tokens per sequence; undefined = the preset's maximum. */
+  seqLen?: number;
+  /** Vocabulary size; undefined = the preset's (or, for tokenized input, the vocabulary's). */
+  vocabSize?: number;
+  seed: number;
+  /** Optimizer steps between records in metrics.jsonl (and plain progress lines). */
+  logEvery: number;
+  /** Minutes between checkpoints. */
+  checkpointEvery: number;
+  /** Checkpoints kept in the run folder, newest first; 0 = all. */
+  keepCheckpoints: number;
+  /** Consecutive non-finite steps (each skipped) that stop the run. */
+  maxNonfinite: number;
+}
+
+/** The defaults that depend on the adapter: a small model and batch on a CPU adapter. */
+export function adapterDefaults(adapter: { isCpu: boolean }): { preset: string; batch: number } {
+  return adapter.isCpu ? { preset: "small", batch: 32 } : { preset: "crammed", batch: 4096 };
+}
+
+type Key = keyof PretrainOptions;
+
+interface OptionSpec {
+  key: Key;
+  flag: string;
+  /** The value's placeholder in --help. */
+  value: string;
+  /** The default as shown in --help. */
+  shown: string;
+  help: string;
+  /** May be given together with --resume (does not change what the run computes). */
+  resumable?: boolean;
+  parse: (text: string, flag: string) => PretrainOptions[Key];
+}
+
+function fail(flag: string, expected: string, got: string): never {
+  throw new OptionError(`${flag}: expected ${expected}, got ${JSON.stringify(got)}`);
+}
+
+function number(text: string, flag: string, expected: string, ok: (n: number) => boolean): number {
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || !ok(n)) fail(flag, expected, text);
+  return n;
+}
+
+const positiveInteger = (text: string, flag: string) =>
+  number(text, flag, "a positive integer", (n) => Number.isSafeInteger(n) && n >= 1);
+const fraction = (text: string, flag: string) =>
+  number(text, flag, "a fraction from 0 to 1", (n) => n >= 0 && n <= 1);
+
+const SPECS: readonly OptionSpec[] = [
+  {
+    key: "corpus",
+    flag: "--corpus",
+    value: "<path>",
+    shown: "the sample corpus that comes with the install",
+    help: "Raw text (.txt, .jsonl, .jsonl.gz with a text field) to tokenize, or a tokenized folder " +
+      "(manifest.json and shards). Repeat it, or list paths after the options.",
+    resumable: true,
+    parse: (text) => [text],
+  },
+  {
+    key: "preset",
+    flag: "--preset",
+    value: "<name>",
+    shown: "small on a CPU adapter, crammed on a GPU",
+    help: `The model: ${Object.keys(presets).join(", ")}.`,
+    parse: (text, flag) =>
+      Object.hasOwn(presets, text) ? text : fail(flag, `one of ${Object.keys(presets).join(", ")}`, text),
+  },
+  {
+    key: "budget",
+    flag: "--budget",
+    value: "<time>",
+    shown: "5m",
+    help: "Training time, e.g. 90s, 10m, 1h30m, 24h, counted from the first step (tokenizing and setup " +
+      "do not count), or a number of optimizer steps, e.g. 500steps.",
+    parse: (text, flag) => {
+      const budget = parseBudget(text);
+      if (!budget || ("seconds" in budget ? budget.seconds : budget.steps) <= 0) {
+        fail(
+          flag,
+          "a positive duration such as 90s, 10m, 1h30m or 24h, or a step count such as 500steps",
+          text,
+        );
+      }
+      return budget;
+    },
+  },
+  {
+    key: "out",
+    flag: "--out",
+    value: "<dir>",
+    shown: "runs/<date>-<time>",
+    help: "The run folder: checkpoints, metrics.jsonl, loss.svg, summary.json. With --resume: continue " +
+      "in this folder instead of the resumed one (needed to continue from a checkpoint that is not the newest).",
+    resumable: true,
+    parse: (text, flag) => text.trim() === "" ? fail(flag, "a folder path", text) : text,
+  },
+  {
+    key: "resume",
+    flag: "--resume",
+    value: "<dir>",
+    shown: "none",
+    help: "Continue a run from its newest checkpoint (a run folder) or from a given checkpoint folder, " +
+      "with its saved options; only --corpus, --out and the logging and checkpoint options may change.",
+    resumable: true,
+    parse: (text, flag) => text.trim() === "" ? fail(flag, "a run or checkpoint folder", text) : text,
+  },
+  {
+    key: "peakLr",
+    flag: "--peak-lr",
+    value: "<lr>",
+    shown: "1e-3",
+    help: "The peak of the one-cycle learning rate.",
+    parse: (text, flag) => number(text, flag, "a positive number", (n) => n > 0),
+  },
+  {
+    key: "lrStart",
+    flag: "--lr-start",
+    value: "<fraction>",
+    shown: "0.25",
+    help: "The learning rate at the first step, as a fraction of the peak.",
+    parse: fraction,
+  },
+  {
+    key: "lrPeakAt",
+    flag: "--lr-peak-at",
+    value: "<fraction>",
+    shown: "0.75",
+    help: "The fraction of the budget at which the learning rate peaks; it then falls linearly to 0 at " +
+      "the end of the budget.",
+    parse: (text, flag) => number(text, flag, "a fraction from 0 to below 1", (n) => n >= 0 && n < 1),
+  },
+  {
+    key: "batch",
+    flag: "--batch",
+    value: "<n>",
+    shown: "32 on a CPU adapter, 4096 on a GPU",
+    help: "Target sequences per optimizer step, reached by accumulating micro-batches.",
+    parse: positiveInteger,
+  },
+  {
+    key: "microBatch",
+    flag: "--micro-batch",
+    value: "<n>",
+    shown: "as many as fit on the GPU",
+    help: "Sequences per forward/backward pass; must divide --batch.",
+    parse: positiveInteger,
+  },
+  {
+    key: "ramp",
+    flag: "--ramp",
+    value: "<fraction>",
+    shown: "0.6",
+    help: "The fraction of the budget over which the batch grows linearly from one micro-batch to " +
+      "--batch (0: full batch from the start).",
+    parse: fraction,
+  },
+  {
+    key: "maskRate",
+    flag: "--mask-rate",
+    value: "<fraction>",
+    shown: "0.15",
+    help: "Fraction of tokens to predict; of those 80% become [MASK], 10% a random token, 10% stay.",
+    parse: (text, flag) => number(text, flag, "a fraction above 0 and below 1", (n) => n > 0 && n < 1),
+  },
+  {
+    key: "seqLen",
+    flag: "--seq-len",
+    value: "<n>",
+    shown: "the preset's",
+    help: "Tokens per sequence.",
+    parse: (text, flag) =>
+      number(text, flag, "an integer of at least 8", (n) => Number.isSafeInteger(n) && n >= 8),
+  },
+  {
+    key: "vocabSize",
+    flag: "--vocab-size",
+    value: "<n>",
+    shown: "the preset's",
+    help: "Vocabulary size of the tokenizer trained on a raw corpus (tokenized input brings its own).",
+    parse: (text, flag) =>
+      number(
+        text,
+        flag,
+        "an integer from 6 to 65536",
+        (n) => Number.isSafeInteger(n) && n >= 6 && n <= 65536,
+      ),
+  },
+  {
+    key: "seed",
+    flag: "--seed",
+    value: "<n>",
+    shown: "0",
+    help: "Seeds the initialization, the data order and the masks.",
+    parse: (text, flag) =>
+      number(
+        text,
+        flag,
+        "an integer from 0 to 4294967295",
+        (n) => Number.isSafeInteger(n) && n >= 0 && n < 2 ** 32,
+      ),
+  },
+  {
+    key: "logEvery",
+    flag: "--log-every",
+    value: "<steps>",
+    shown: "10",
+    help: "Optimizer steps between records in metrics.jsonl.",
+    resumable: true,
+    parse: positiveInteger,
+  },
+  {
+    key: "checkpointEvery",
+    flag: "--checkpoint-every",
+    value: "<minutes>",
+    shown: "10",
+    help: "Minutes between checkpoints (one is also written at the end and on Ctrl-C).",
+    resumable: true,
+    parse: (text, flag) => number(text, flag, "a positive number of minutes", (n) => n > 0),
+  },
+  {
+    key: "keepCheckpoints",
+    flag: "--keep-checkpoints",
+    value: "<n>",
+    shown: "2",
+    help: "How many checkpoints to keep, newest first (0: all).",
+    resumable: true,
+    parse: (text, flag) =>
+      number(text, flag, "a non-negative integer", (n) => Number.isSafeInteger(n) && n >= 0),
+  },
+  {
+    key: "maxNonfinite",
+    flag: "--max-nonfinite",
+    value: "<n>",
+    shown: "10",
+    help: "Consecutive steps with a non-finite loss or gradient (each skipped) that stop the run.",
+    resumable: true,
+    parse: positiveInteger,
+  },
+];
+
+const BY_KEY = new Map(SPECS.map((spec) => [spec.key, spec]));
+
+function timestamp(now: Date): string {
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${now.getFullYear()}${two(now.getMonth() + 1)}${two(now.getDate())}-` +
+    `${two(now.getHours())}${two(now.getMinutes())}${two(now.getSeconds())}`;
+}
+
+function defaults(now: Date): PretrainOptions {
+  return {
+    corpus: [],
+    budget: { seconds: 300 },
+    out: `runs/${timestamp(now)}`,
+    peakLr: 1e-3,
+    lrStart: 0.25,
+    lrPeakAt: 0.75,
+    ramp: 0.6,
+    maskRate: 0.15,
+    seed: 0,
+    logEvery: 10,
+    checkpointEvery: 10,
+    keepCheckpoints: 2,
+    maxNonfinite: 10,
+  };
+}
+
+/** Rewrites node:util's multi-sentence parse errors as one line naming the option. */
+function parseError(e: unknown): OptionError {
+  const error = e as Error & { code?: string };
+  const option = /'(-[^' ]+)/.exec(error.message)?.[1] ?? "";
+  switch (error.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return new OptionError(`unknown option ${option} (--help lists the options)`);
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      return /does not take an argument/.test(error.message)
+        ? new OptionError(`${option} takes no value`)
+        : new OptionError(`${option}: expected a value (write ${option}=<value> for one that starts with -)`);
+    default:
+      return new OptionError(error.message.split("\n")[0]);
+  }
+}
+
+/** Options as parsed, which of them the command line gave, and whether it asked for --help. */
+export interface ParsedOptions {
+  options: PretrainOptions;
+  given: ReadonlySet<Key>;
+  help: boolean;
+}
+
+/**
+ * Parses pretrain's command line. Paths after the options are corpus paths too, so a shell glob
+ * works: `--corpus data/*.jsonl.gz`. `now` names the default run folder.
+ */
+export function parseOptions(args: readonly string[], now = new Date()): ParsedOptions {
+  const config: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
+    help: { type: "boolean" },
+  };
+  for (const spec of SPECS) config[spec.flag.slice(2)] = { type: "string", multiple: spec.key === "corpus" };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], options: config, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw parseError(e);
+  }
+  const options = defaults(now);
+  const given = new Set<Key>();
+  const record = options as unknown as Record<Key, unknown>;
+  for (const spec of SPECS) {
+    const value = parsed.values[spec.flag.slice(2)];
+    if (value === undefined) continue;
+    given.add(spec.key);
+    record[spec.key] = spec.key === "corpus"
+      ? (value as string[]).flatMap((text) => spec.parse(text, spec.flag) as string[])
+      : spec.parse(value as string, spec.flag);
+  }
+  if (parsed.positionals.length > 0) {
+    options.corpus = [...options.corpus, ...parsed.positionals];
+    given.add("corpus");
+  }
+  if (options.resume !== undefined) {
+    const fixed = [...given].find((key) => !BY_KEY.get(key)!.resumable);
+    if (fixed) {
+      throw new OptionError(
+        `${BY_KEY.get(fixed)!.flag} cannot be given with --resume: a resumed run keeps its saved options`,
+      );
+    }
+  }
+  if (options.batch !== undefined && options.microBatch !== undefined) {
+    checkBatch(options.batch, options.microBatch);
+  }
+  return { options, given, help: parsed.values.help === true };
+}
+
+/** Throws unless the target batch is a whole number of micro-batches. */
+export function checkBatch(batch: number, microBatch: number): void {
+  if (batch % microBatch !== 0) {
+    throw new OptionError(`--batch ${batch} must be a multiple of --micro-batch ${microBatch}`);
+  }
+}
+
+/**
+ * The options of a resumed run: those saved in its checkpoint, with the resumable options the
+ * command line gave (corpus location, run folder, logging, checkpointing) taking their place. It
+ * writes to `runDir`, the folder that holds the checkpoint, unless --out names another.
+ */
+export function resumeOptions(saved: PretrainOptions, given: ParsedOptions, runDir: string): PretrainOptions {
+  const options = { ...saved, out: runDir, resume: given.options.resume };
+  const record = options as unknown as Record<Key, unknown>;
+  for (const key of given.given) record[key] = given.options[key];
+  return options;
+}
+
+/** The command-line arguments that reproduce `options` (undefined "auto" values are left out). */
+export function toArgs(options: PretrainOptions): string[] {
+  const args: string[] = [];
+  for (const spec of SPECS) {
+    const value = options[spec.key];
+    if (value === undefined) continue;
+    if (spec.key === "corpus") { for (const path of value as string[]) args.push(`--corpus=${path}`); }
+    else if (spec.key === "budget") args.push(`--budget=${formatBudget(value as BudgetSpec)}`);
+    else args.push(`${spec.flag}=${value}`);
+  }
+  return args;
+}
+
+/**
+ * Reads options saved as JSON (in a checkpoint's state.json), checking every field as the command
+ * line would. Errors start with `source`.
+ */
+export function optionsFromJson(json: unknown, source: string): PretrainOptions {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new OptionError(`${source}: expected an object of options`);
+  }
+  const object = json as Record<string, unknown>;
+  for (const spec of SPECS) {
+    const value = object[spec.key];
+    if (value === undefined) continue;
+    const ok = spec.key === "corpus"
+      ? Array.isArray(value) && value.every((path) => typeof path === "string")
+      : spec.key === "budget"
+      ? typeof value === "object" && value !== null &&
+        (typeof (value as { seconds?: unknown }).seconds === "number" ||
+          typeof (value as { steps?: unknown }).steps === "number")
+      : typeof value === "number" || typeof value === "string";
+    if (!ok) throw new OptionError(`${source}: ${spec.key}: unexpected value ${JSON.stringify(value)}`);
+  }
+  try {
+    return parseOptions(toArgs({ ...object, resume: undefined } as PretrainOptions)).options;
+  } catch (e) {
+    throw new OptionError(`${source}: ${(e as Error).message}`);
+  }
+}
+
+/** The text of `--help`. */
+export function helpText(): string {
+  const lines = [
+    "Usage: deno task pretrain [options] [corpus paths...]",
+    "",
+    "Trains a BERT-style masked language model from scratch within a time budget and writes the run",
+    "folder (checkpoints, metrics.jsonl, loss.svg, summary.json). Ctrl-C saves a checkpoint and stops;",
+    "--resume continues.",
+    "",
+    "Options:",
+  ];
+  const left = (spec: OptionSpec) => `  ${spec.flag} ${spec.value}`;
+  const width = Math.max(...SPECS.map((spec) => left(spec).length)) + 2;
+  const entry = (head: string, text: string) => {
+    // Wraps the description at 100 columns under its own column.
+    let line = head.padEnd(width);
+    for (const word of text.split(" ")) {
+      if (line.length + word.length > 100 && line.trim() !== head.trim()) {
+        lines.push(line.trimEnd());
+        line = " ".repeat(width);
+      }
+      line += word + " ";
+    }
+    lines.push(line.trimEnd());
+  };
+  for (const spec of SPECS) entry(left(spec), `${spec.help} (default: ${spec.shown})`);
+  entry("  --help", "Show this text.");
+  return lines.join("\n");
+}

@@ -1,0 +1,136 @@
+/**
+ * Progress of a training run on stderr. On a terminal: one live line, redrawn in place a few times
+ * a second, with messages (new epoch, checkpoint saved, skipped step) printed above it. Otherwise
+ * (a log file, CI): one plain line per metrics record, and the messages.
+ */
+import { formatCount } from "./plot.ts";
+
+/** What the progress line shows. */
+export interface ProgressSnapshot {
+  step: number;
+  tokensPerSecond: number;
+  /** Latest loss read back from the GPU; undefined before the first. */
+  loss?: number;
+  lr: number;
+  /** Sequences in the latest optimizer step. */
+  batch: number;
+  usedSeconds: number;
+  /** The part of the budget used, in [0, 1]. */
+  fraction: number;
+  /** The budget as the user gave it, e.g. "24h" or "500steps". */
+  budget: string;
+  /** Estimated seconds left (Infinity when unknown). */
+  remainingSeconds: number;
+}
+
+/** Seconds as h:mm:ss, or m:ss under an hour; "?" when unknown. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const total = Math.max(0, Math.round(seconds));
+  const [h, m, s] = [Math.floor(total / 3600), Math.floor(total / 60) % 60, total % 60];
+  const two = (n: number) => String(n).padStart(2, "0");
+  return h > 0 ? `${h}:${two(m)}:${two(s)}` : `${m}:${two(s)}`;
+}
+
+/** The fields of a snapshot, in display order. */
+function fields(s: ProgressSnapshot): string[] {
+  return [
+    `step ${s.step}`,
+    `${formatCount(s.tokensPerSecond)} tok/s`,
+    `loss ${s.loss === undefined ? "-" : s.loss.toFixed(3)}`,
+    `lr ${s.lr.toExponential(2)}`,
+    `batch ${s.batch}`,
+    `${formatDuration(s.usedSeconds)} of ${s.budget} (${Math.floor(s.fraction * 100)}%)`,
+    `ETA ${formatDuration(s.remainingSeconds)}`,
+  ];
+}
+
+/** A plain progress line. */
+export function formatLine(s: ProgressSnapshot): string {
+  return fields(s).join("  ");
+}
+
+/** The live line: a bar of the budget used, then the fields, cut to `columns`. */
+export function formatBar(s: ProgressSnapshot, columns: number): string {
+  const width = 20;
+  const filled = Math.round(Math.min(1, Math.max(0, s.fraction)) * width);
+  const line = `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${fields(s).join(" | ")}`;
+  return line.length < columns ? line : line.slice(0, Math.max(0, columns - 1));
+}
+
+export interface ProgressOptions {
+  /** Draw a live line (default: whether stderr is a terminal). */
+  terminal?: boolean;
+  /** Where text goes (default: stderr). */
+  write?: (text: string) => void;
+  /** Terminal width (default: the console's, 100 if unknown). */
+  columns?: () => number;
+  /** Clock in milliseconds (default: performance.now). */
+  now?: () => number;
+  /** Least time between redraws of the live line (default 250 ms). */
+  intervalMs?: number;
+}
+
+const CLEAR_LINE = "\r\x1b[2K";
+
+/** Shows a run's progress. */
+export class Progress {
+  readonly terminal: boolean;
+  readonly #write: (text: string) => void;
+  readonly #columns: () => number;
+  readonly #now: () => number;
+  readonly #intervalMs: number;
+  #drawnAt = -Infinity;
+  /** The live line on screen, redrawn after a message. */
+  #bar = "";
+
+  constructor(options: ProgressOptions = {}) {
+    this.terminal = options.terminal ?? Deno.stderr.isTerminal();
+    const encoder = new TextEncoder();
+    this.#write = options.write ?? ((text) => {
+      const bytes = encoder.encode(text);
+      for (let written = 0; written < bytes.length;) {
+        written += Deno.stderr.writeSync(bytes.subarray(written));
+      }
+    });
+    this.#columns = options.columns ?? (() => {
+      try {
+        return Deno.consoleSize().columns || 100; // 0 from a pseudo-terminal without a size
+      } catch {
+        return 100;
+      }
+    });
+    this.#now = options.now ?? (() => performance.now());
+    this.#intervalMs = options.intervalMs ?? 250;
+  }
+
+  /** After every step: redraws the live line if it is due (nothing when not on a terminal). */
+  update(snapshot: ProgressSnapshot): void {
+    if (!this.terminal || this.#now() - this.#drawnAt < this.#intervalMs) return;
+    this.#draw(snapshot);
+  }
+
+  /** At every metrics record: a plain line, or a redraw of the live line. */
+  record(snapshot: ProgressSnapshot): void {
+    if (this.terminal) this.#draw(snapshot);
+    else this.#write(formatLine(snapshot) + "\n");
+  }
+
+  /** A message line (above the live line on a terminal). */
+  message(text: string): void {
+    if (this.terminal) this.#write(`${CLEAR_LINE}${text}\n${this.#bar}`);
+    else this.#write(text + "\n");
+  }
+
+  /** Ends the live line so that what follows starts on a new line. */
+  finish(): void {
+    if (this.terminal && this.#bar !== "") this.#write("\n");
+    this.#bar = "";
+  }
+
+  #draw(snapshot: ProgressSnapshot): void {
+    this.#bar = formatBar(snapshot, this.#columns());
+    this.#write(CLEAR_LINE + this.#bar);
+    this.#drawnAt = this.#now();
+  }
+}

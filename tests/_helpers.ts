@@ -1,0 +1,50 @@
+/** Small helpers shared by the kernel tests. */
+import { AssertionError } from "node:assert";
+
+/** Tolerances of {@linkcode assertClose}: |actual - expected| <= atol + rtol * |expected| per element. */
+export interface CloseOptions {
+  rtol?: number;
+  atol?: number;
+  /** Names the compared quantity in the failure message. */
+  what?: string;
+}
+
+/** Asserts that two arrays have the same length and agree element-wise within the tolerances. */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  { rtol = 0, atol = 0, what = "array" }: CloseOptions = {},
+): void {
+  if (actual.length !== expected.length) {
+    throw new AssertionError({ message: `${what}: length ${actual.length}, expected ${expected.length}` });
+  }
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const excess = Math.abs(actual[i] - expected[i]) - (atol + rtol * Math.abs(expected[i]));
+    if (!(excess <= worstExcess)) { // also catches NaN
+      worst = i;
+      worstExcess = Number.isNaN(excess) ? Infinity : excess;
+    }
+  }
+  if (worst >= 0) {
+    throw new AssertionError({
+      message: `${what}[${worst}] = ${actual[worst]}, expected ${
+        expected[worst]
+      } (rtol ${rtol}, atol ${atol})`,
+    });
+  }
+}
+
+/** Uniform values in [lo, hi) from a seeded generator (mulberry32), as f32 so GPU and CPU see the same inputs. */
+export function seededUniform(length: number, seed: number, lo = -1, hi = 1): Float32Array<ArrayBuffer> {
+  const out = new Float32Array(length);
+  let s = seed >>> 0;
+  for (let i = 0; i < length; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
+  }
+  return out;
+}

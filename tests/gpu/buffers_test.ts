@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { requestGpu } from "../../src/gpu/device.ts";
+import {
+  packParams,
+  paramBuffer,
+  readBuffer,
+  readF32,
+  readU32,
+  storageBuffer,
+  uploadBuffer,
+  writeBuffer,
+} from "../../src/gpu/buffers.ts";
+
+Deno.test("packParams lays out u32, f32 and i32 words padded to 16 bytes", () => {
+  const data = packParams([7, { f32: 0.5 }, { i32: -3 }, 1, 2]);
+  assert.deepEqual(data.byteLength, 32);
+  const view = new DataView(data);
+  assert.deepEqual(view.getUint32(0, true), 7);
+  assert.deepEqual(view.getFloat32(4, true), 0.5);
+  assert.deepEqual(view.getInt32(8, true), -3);
+  assert.deepEqual(view.getUint32(16, true), 2);
+  assert.throws(() => packParams([1.5]), RangeError);
+  assert.throws(() => packParams([-1]), RangeError);
+});
+
+Deno.test("upload, partial write and readback round-trip exactly", async () => {
+  const gpu = await requestGpu();
+  const data = new Float32Array([1.5, -2, 3.25, 1e-30, 6e30]);
+  const buffer = uploadBuffer(gpu, "round trip", data);
+  assert.deepEqual(await readF32(gpu, buffer, 5), data);
+  writeBuffer(gpu, buffer, new Float32Array([9]), 8);
+  assert.deepEqual(Array.from(await readF32(gpu, buffer, 5)), [1.5, -2, 9, 1e-30, 6e30].map(Math.fround));
+  // Odd byte counts are padded to a whole word.
+  const bytes = uploadBuffer(gpu, "bytes", new Uint8Array([1, 2, 3]));
+  assert.deepEqual(new Uint8Array(await readBuffer(gpu, bytes, 3)), new Uint8Array([1, 2, 3]));
+});
+
+Deno.test("storageBuffer starts zeroed and names itself in a size error", async () => {
+  const gpu = await requestGpu();
+  assert.deepEqual(Array.from(await readU32(gpu, storageBuffer(gpu, "zeros", 10))), [0, 0, 0]);
+  assert.throws(
+    () => storageBuffer(gpu, "huge activations", gpu.limits.maxStorageBufferBindingSize + 4),
+    /buffer huge activations needs/,
+  );
+});

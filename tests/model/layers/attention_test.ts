@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { readF32, storageBuffer, uploadBuffer, writeBuffer } from "../../../src/gpu/buffers.ts";
+import { requestGpu } from "../../../src/gpu/device.ts";
+import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
+import { attentionBackward, attentionForward } from "../../../src/model/layers/attention.ts";
+import type { AttentionShape } from "../../../src/model/layers/attention.ts";
+import * as ref from "../../../src/reference/ops.ts";
+import { assertClose, seededUniform } from "../../_helpers.ts";
+
+const gpu = await requestGpu();
+const kernels = new Kernels(gpu);
+
+// f32 error: a score is a dot of headDim <= 12 products of inputs in [-2, 2) (error ~1e-7), exp and the
+// normalisation add a few ulps, and each output sums <= 37 terms below 2 in magnitude: the absolute error
+// stays near 1e-6 (measured at most 4e-7 here, 7e-7 at seq 512 x headDim 128), so 1e-5 leaves a 10x
+// margin while a wrong index, scale or mask misses by ~1e-1.
+const TOL = { rtol: 1e-5, atol: 1e-5 };
+
+interface Buffers {
+  qkv: GPUBuffer;
+  out: GPUBuffer;
+  probs: GPUBuffer;
+  dout: GPUBuffer;
+  dqkv: GPUBuffer;
+}
+
+function buffers(
+  shape: AttentionShape,
+  qkv: Float32Array<ArrayBuffer>,
+  dout: Float32Array<ArrayBuffer>,
+): Buffers {
+  const n = shape.batch * shape.seq;
+  const hidden = shape.heads * shape.headDim;
+  return {
+    qkv: uploadBuffer(gpu, "qkv", qkv),
+    out: storageBuffer(gpu, "out", n * hidden * 4),
+    probs: storageBuffer(gpu, "probs", shape.batch * shape.heads * shape.seq * shape.seq * 4),
+    dout: uploadBuffer(gpu, "dout", dout),
+    dqkv: storageBuffer(gpu, "dqkv", n * 3 * hidden * 4),
+  };
+}
+
+for (
+  const shape of [
+    { batch: 2, seq: 5, heads: 3, headDim: 8 },
+    // Several query blocks and key chunks, the last of each partial; headDim / 4 odd.
+    { batch: 1, seq: 37, heads: 2, headDim: 12 },
+  ]
+) {
+  Deno.test(`attention forward and backward match the reference (${JSON.stringify(shape)})`, async () => {
+    const n = shape.batch * shape.seq;
+    const hidden = shape.heads * shape.headDim;
+    // Wide enough inputs that the softmax is far from uniform.
+    const qkv = seededUniform(n * 3 * hidden, 1, -2, 2);
+    const dout = seededUniform(n * hidden, 2);
+    const b = buffers(shape, qkv, dout);
+    submitDispatches(gpu, await attentionForward(kernels, { ...shape, ...b }));
+    const expected = ref.attentionForward(qkv, shape);
+    assertClose(await readF32(gpu, b.probs), expected.probs, { ...TOL, what: "probs" });
+    assertClose(await readF32(gpu, b.out), expected.out, { ...TOL, what: "out" });
+
+    submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
+    const dqkv = ref.attentionBackward(dout, qkv, expected.probs, shape);
+    assertClose(await readF32(gpu, b.dqkv), dqkv, { ...TOL, what: "dqkv" });
+  });
+}
+
+Deno.test("attention with a key mask matches the reference and ignores the padded tokens", async () => {
+  const shape = { batch: 3, seq: 6, heads: 2, headDim: 8 };
+  const n = shape.batch * shape.seq;
+  const hidden = shape.heads * shape.headDim;
+  // Sequence 0 has 4 real tokens, sequence 1 is unpadded, sequence 2 is all padding (all-zero probs).
+  const keyMask = Uint32Array.from([1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]);
+  const qkv = seededUniform(n * 3 * hidden, 3, -2, 2);
+  const dout = seededUniform(n * hidden, 4);
+  const b = buffers(shape, qkv, dout);
+  const mask = uploadBuffer(gpu, "keyMask", keyMask);
+  const forward = await attentionForward(kernels, { ...shape, ...b, keyMask: mask });
+  submitDispatches(gpu, forward);
+  const expected = ref.attentionForward(qkv, { ...shape, keyMask });
+  const probs = await readF32(gpu, b.probs);
+  const out = await readF32(gpu, b.out);
+  assertClose(probs, expected.probs, { ...TOL, what: "probs" });
+  assertClose(out, expected.out, { ...TOL, what: "out" });
+  submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
+  assertClose(await readF32(gpu, b.dqkv), ref.attentionBackward(dout, qkv, expected.probs, shape), {
+    ...TOL,
+    what: "dqkv",
+  });
+
+  // New values at the padded tokens (their q, k and v) leave the real tokens' results bit-identical.
+  const changed = qkv.slice();
+  const noise = seededUniform(qkv.length, 5, -50, 50);
+  for (let t = 0; t < n; t++) {
+    if (keyMask[t] === 0) changed.set(noise.subarray(t * 3 * hidden, (t + 1) * 3 * hidden), t * 3 * hidden);
+  }
+  writeBuffer(gpu, b.qkv, changed);
+  submitDispatches(gpu, forward);
+  const probs2 = await readF32(gpu, b.probs);
+  const out2 = await readF32(gpu, b.out);
+  let checked = 0;
+  for (let t = 0; t < n; t++) {
+    if (keyMask[t] === 0) continue;
+    const batch = Math.floor(t / shape.seq);
+    const query = t % shape.seq;
+    assert.deepEqual(out2.subarray(t * hidden, (t + 1) * hidden), out.subarray(t * hidden, (t + 1) * hidden));
+    for (let h = 0; h < shape.heads; h++) {
+      const row = ((batch * shape.heads + h) * shape.seq + query) * shape.seq;
+      assert.deepEqual(probs2.subarray(row, row + shape.seq), probs.subarray(row, row + shape.seq));
+    }
+    checked++;
+  }
+  assert.equal(checked, 10);
+});
+
+Deno.test("attention rejects shapes it does not support, naming the field", async () => {
+  const b = buffers({ batch: 1, seq: 4, heads: 1, headDim: 8 }, new Float32Array(96), new Float32Array(32));
+  await assert.rejects(
+    () => attentionForward(kernels, { batch: 1, seq: 513, heads: 1, headDim: 8, ...b }),
+    /attention seq = 513, expected at most 512/,
+  );
+  await assert.rejects(
+    () => attentionForward(kernels, { batch: 1, seq: 4, heads: 1, headDim: 6, ...b }),
+    /attention headDim = 6, expected a positive multiple of 4/,
+  );
+  await assert.rejects(
+    () => attentionForward(kernels, { batch: 2, seq: 4, heads: 1, headDim: 8, ...b }),
+    /attention qkv: buffer qkv has 384 bytes, needs 768/,
+  );
+});

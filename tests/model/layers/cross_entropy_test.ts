@@ -1,0 +1,152 @@
+import assert from "node:assert/strict";
+import { readF32, storageBuffer, uploadBuffer, writeBuffer } from "../../../src/gpu/buffers.ts";
+import { requestGpu } from "../../../src/gpu/device.ts";
+import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
+import {
+  crossEntropy,
+  gatherRows,
+  LOSS_TOTALS_BYTES,
+  readLossTotals,
+  scatterRows,
+} from "../../../src/model/layers/cross_entropy.ts";
+import * as ref from "../../../src/reference/ops.ts";
+import { assertClose, seededUniform } from "../../_helpers.ts";
+
+const gpu = await requestGpu();
+const kernels = new Kernels(gpu);
+
+Deno.test("gatherRows and scatterRows move the first M masked rows and zero the rest", async () => {
+  const tokens = 11;
+  const hidden = 8;
+  const rows = 6;
+  const states = seededUniform(tokens * hidden, 1);
+  const dgathered = seededUniform(rows * hidden, 2);
+  const positions = Uint32Array.from([9, 2, 5, 0, 7, 3]);
+  const count = uploadBuffer(gpu, "count", Uint32Array.of(4));
+  const positionsBuffer = uploadBuffer(gpu, "positions", positions);
+  // Stale contents that the kernels must overwrite.
+  const gathered = uploadBuffer(gpu, "gathered", seededUniform(rows * hidden, 3));
+  const dstates = uploadBuffer(gpu, "dstates", seededUniform(tokens * hidden, 4));
+  const shape = { tokens, rows, hidden, positions: positionsBuffer, count };
+  const steps = [
+    ...await gatherRows(kernels, { ...shape, states: uploadBuffer(gpu, "states", states), gathered }),
+    ...await scatterRows(kernels, {
+      ...shape,
+      dgathered: uploadBuffer(gpu, "dgathered", dgathered),
+      dstates,
+    }),
+  ];
+  // The same plan serves micro-batches with different M: only `count` changes.
+  for (const m of [4, 1, 6]) {
+    writeBuffer(gpu, count, Uint32Array.of(m));
+    submitDispatches(gpu, steps);
+    const expectedGathered = new Float32Array(rows * hidden);
+    const expectedDstates = new Float32Array(tokens * hidden);
+    for (let r = 0; r < m; r++) {
+      const p = positions[r];
+      expectedGathered.set(states.subarray(p * hidden, (p + 1) * hidden), r * hidden);
+      expectedDstates.set(dgathered.subarray(r * hidden, (r + 1) * hidden), p * hidden);
+    }
+    assert.deepEqual(await readF32(gpu, gathered), expectedGathered, `gathered, M = ${m}`);
+    assert.deepEqual(await readF32(gpu, dstates), expectedDstates, `dstates, M = ${m}`);
+  }
+});
+
+interface CrossEntropyCase {
+  rows: number;
+  m: number;
+  vocab: number;
+  logits: Float32Array<ArrayBuffer>;
+  labels: Uint32Array<ArrayBuffer>;
+  gradScale: number;
+}
+
+/** Runs the cross-entropy `repeats` times on fresh logits; returns the gradient and the loss totals. */
+async function runCrossEntropy(c: CrossEntropyCase, repeats = 1) {
+  const logits = uploadBuffer(gpu, "logits", c.logits);
+  const totals = storageBuffer(gpu, "totals", LOSS_TOTALS_BYTES);
+  const steps = await crossEntropy(kernels, {
+    rows: c.rows,
+    vocab: c.vocab,
+    logits,
+    labels: uploadBuffer(gpu, "labels", c.labels),
+    count: uploadBuffer(gpu, "count", Uint32Array.of(c.m)),
+    gradScale: uploadBuffer(gpu, "gradScale", Float32Array.of(c.gradScale)),
+    totals,
+  });
+  for (let i = 0; i < repeats; i++) {
+    writeBuffer(gpu, logits, c.logits);
+    submitDispatches(gpu, steps);
+  }
+  return { dlogits: await readF32(gpu, logits), totals: await readLossTotals(gpu, totals) };
+}
+
+/** Checks the gradient against the reference within `rtol` and returns the reference's mean loss. */
+function checkAgainstReference(c: CrossEntropyCase, dlogits: Float32Array, rtol: number): number {
+  const expected = ref.crossEntropy(c.logits.subarray(0, c.m * c.vocab), c.labels.subarray(0, c.m), {
+    rows: c.m,
+    vocab: c.vocab,
+  });
+  // The reference's gradient is for the mean over M rows (1/M); the kernel's factor is gradScale.
+  const factor = c.gradScale * c.m;
+  const expectedGrad = new Float64Array(c.rows * c.vocab);
+  expected.dlogits.forEach((g, i) => expectedGrad[i] = g * factor);
+  // The absolute floor only admits entries whose softmax is below f32's resolution of the row (~1e-9).
+  assertClose(dlogits, expectedGrad, { rtol, atol: 1e-9 * c.gradScale, what: "dlogits" });
+  return expected.loss;
+}
+
+Deno.test("crossEntropy matches the reference for M rows of a larger capacity", async () => {
+  // M = 5 of 7 rows; vocab 100 gives 25 vec4s per row, fewer than the 256 threads of a row's workgroup.
+  const c = {
+    rows: 7,
+    m: 5,
+    vocab: 100,
+    logits: seededUniform(7 * 100, 5, -6, 6),
+    labels: Uint32Array.from([3, 99, 0, 42, 42, 8, 8]),
+    gradScale: 1 / 5,
+  };
+  const { dlogits, totals } = await runCrossEntropy(c, 2);
+  // f32: exp and the row sum of 100 terms carry ~1e-6 relative error.
+  const loss = checkAgainstReference(c, dlogits, 1e-5);
+  // Two runs: the totals add up.
+  assert.equal(totals.count, 2 * c.m);
+  assertClose([totals.sum / totals.count], [loss], { rtol: 1e-5, what: "mean loss" });
+});
+
+Deno.test("crossEntropy is stable for huge logits and wide rows", async () => {
+  const rows = 3;
+  const vocab = 2052; // 513 vec4s: more than one per thread, not a multiple of the workgroup
+  const logits = seededUniform(rows * vocab, 6, -8, 8);
+  // Row 0 sits near +3e4 (exp would overflow without the max), row 1 near -3e4 (would underflow to a zero
+  // sum), row 2 has one dominant logit (the softmax is a near-onehot).
+  for (let i = 0; i < vocab; i++) {
+    logits[i] += 30000;
+    logits[vocab + i] -= 30000;
+  }
+  logits[2 * vocab + 17] = 80;
+  const c = { rows, m: rows, vocab, logits, labels: Uint32Array.from([5, 2051, 17]), gradScale: 0.5 / rows };
+  const { dlogits, totals } = await runCrossEntropy(c);
+  // Near 3e4 an f32 logit's ulp is 2e-3: the differences to the row max are exact (same binade), so the
+  // error is still that of exp and the sum (~1e-6 relative); the losses (~8) carry ~1e-6 too.
+  const loss = checkAgainstReference(c, dlogits, 1e-5);
+  assert.ok(dlogits.every(Number.isFinite));
+  assertClose([totals.sum / totals.count], [loss], { rtol: 1e-5, what: "mean loss" });
+});
+
+Deno.test("crossEntropy rejects a vocabulary that is not a multiple of 4", async () => {
+  const b = storageBuffer(gpu, "b", 64);
+  await assert.rejects(
+    () =>
+      crossEntropy(kernels, {
+        rows: 2,
+        vocab: 6,
+        logits: b,
+        labels: b,
+        count: b,
+        gradScale: b,
+        totals: b,
+      }),
+    /crossEntropy vocab = 6, expected a positive multiple of 4/,
+  );
+});

@@ -1,0 +1,190 @@
+import assert from "node:assert/strict";
+import { requestGpu } from "../../../src/gpu/device.ts";
+import { readF32, storageBuffer, uploadBuffer } from "../../../src/gpu/buffers.ts";
+import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
+import { layerNormBackward, layerNormForward } from "../../../src/model/layers/layernorm.ts";
+import * as ref from "../../../src/reference/ops.ts";
+import { assertClose, seededUniform } from "../../_helpers.ts";
+
+// Tolerances. Each row is reduced over `cols` <= 300 f32 terms, whose rounding error grows like
+// sqrt(cols) * 6e-8 relative to the terms (1e-6 at 300); the outputs are O(1) (|xhat| <= 3, |weight| <=
+// 1.5), so atol 5e-6 with rtol 1e-6. dweight and dbias are sums over 37 rows of O(1) products, on top of
+// starting values of O(1): the same bounds hold. llvmpipe measures a quarter of these or less.
+const ATOL = 5e-6;
+const RTOL = 1e-6;
+
+/** Rows with a mean far from 0 (3 +- 1), so the variance must not be computed as E[x^2] - E[x]^2. */
+function rowsAround3(rows: number, cols: number, seed: number): Float32Array<ArrayBuffer> {
+  return seededUniform(rows * cols, seed, 2, 4);
+}
+
+Deno.test("layernorm forward matches the float64 reference, with a constant row and rows of 13 and 75 vec4s (not multiples of the workgroup)", async () => {
+  const gpu = await requestGpu();
+  const k = new Kernels(gpu);
+  for (const [rows, cols, eps] of [[5, 52, 1e-12], [3, 300, 1e-5]]) {
+    const xHost = rowsAround3(rows, cols, 1);
+    xHost.fill(5, 0, cols); // row 0 constant: variance 0, y = bias (rstd = 1 / sqrt(eps))
+    const weightHost = seededUniform(cols, 2, 0.5, 1.5);
+    const biasHost = seededUniform(cols, 3, -0.5, 0.5);
+    const y = storageBuffer(gpu, "y", rows * cols * 4);
+    const mean = storageBuffer(gpu, "mean", rows * 4);
+    const rstd = storageBuffer(gpu, "rstd", rows * 4);
+    submitDispatches(
+      gpu,
+      await layerNormForward(k, {
+        x: uploadBuffer(gpu, "x", xHost),
+        weight: uploadBuffer(gpu, "weight", weightHost),
+        bias: uploadBuffer(gpu, "bias", biasHost),
+        y,
+        mean,
+        rstd,
+        rows,
+        cols,
+        eps,
+      }),
+    );
+    const expected = ref.layerNormForward(xHost, weightHost, biasHost, { rows, cols, eps });
+    const what = `${rows}x${cols}`;
+    assertClose(await readF32(gpu, y), expected.y, { atol: ATOL, rtol: RTOL, what: `${what} y` });
+    assertClose(await readF32(gpu, mean), expected.mean, { rtol: RTOL, what: `${what} mean` });
+    assertClose(await readF32(gpu, rstd), expected.rstd, { rtol: 4 * RTOL, what: `${what} rstd` });
+  }
+});
+
+/** Inputs of a backward: weight and bias live in one flat parameter buffer, as the model keeps them. */
+function backwardCase(rows: number, cols: number) {
+  const x = rowsAround3(rows, cols, 4);
+  const weight = seededUniform(cols, 5, 0.5, 1.5);
+  const dy = seededUniform(rows * cols, 6);
+  const forward = ref.layerNormForward(x, weight, new Float64Array(cols), { rows, cols, eps: 1e-12 });
+  // The GPU backward reads f32 mean and rstd: give the reference the same rounded values.
+  const mean = Float32Array.from(forward.mean);
+  const rstd = Float32Array.from(forward.rstd);
+  const initialGrads = seededUniform(2 * cols, 7);
+  return { x, weight, dy, mean, rstd, initialGrads };
+}
+
+Deno.test("layernorm backward matches the reference and accumulates dweight/dbias into existing gradients", async () => {
+  const gpu = await requestGpu();
+  const k = new Kernels(gpu);
+  const rows = 37; // 3 blocks of 16 rows, the last one partial
+  const cols = 300;
+  const c = backwardCase(rows, cols);
+  // dweight and dbias are sub-ranges of one gradient buffer at 256-byte-aligned offsets, like the flat layout.
+  const grads = storageBuffer(gpu, "grads", 2048 * 4);
+  gpu.device.queue.writeBuffer(grads, 0, c.initialGrads, 0, cols);
+  gpu.device.queue.writeBuffer(grads, 1024 * 4, c.initialGrads, cols, cols);
+  const dx = storageBuffer(gpu, "dx", rows * cols * 4);
+  const step = await layerNormBackward(k, {
+    dy: uploadBuffer(gpu, "dy", c.dy),
+    x: uploadBuffer(gpu, "x", c.x),
+    weight: uploadBuffer(gpu, "weight", c.weight),
+    mean: uploadBuffer(gpu, "mean", c.mean),
+    rstd: uploadBuffer(gpu, "rstd", c.rstd),
+    dx,
+    dweight: { buffer: grads, offset: 0, size: cols * 4 },
+    dbias: { buffer: grads, offset: 1024 * 4, size: cols * 4 },
+    rows,
+    cols,
+  });
+  submitDispatches(gpu, [...step, ...step]); // two micro-batches
+  const expected = ref.layerNormBackward(c.dy, c.x, c.weight, c.mean, c.rstd, { rows, cols });
+  assertClose(await readF32(gpu, dx), expected.dx, { atol: ATOL, rtol: RTOL, what: "dx" });
+  const g = await readF32(gpu, grads);
+  const twice = (d: Float64Array, start: number) => d.map((v, i) => c.initialGrads[start + i] + 2 * v);
+  assertClose(g.subarray(0, cols), twice(expected.dweight, 0), { atol: ATOL, rtol: RTOL, what: "dweight" });
+  assertClose(g.subarray(1024, 1024 + cols), twice(expected.dbias, cols), {
+    atol: ATOL,
+    rtol: RTOL,
+    what: "dbias",
+  });
+  assert.ok(g.subarray(cols, 1024).every((v) => v === 0), "the backward wrote outside dweight");
+});
+
+Deno.test("layernorm backward adds the residual gradient into dx", async () => {
+  const gpu = await requestGpu();
+  const k = new Kernels(gpu);
+  const rows = 19;
+  const cols = 52;
+  const c = backwardCase(rows, cols);
+  const residual = seededUniform(rows * cols, 11);
+  const dx = storageBuffer(gpu, "dx", rows * cols * 4);
+  const step = await layerNormBackward(k, {
+    dy: uploadBuffer(gpu, "dy", c.dy),
+    x: uploadBuffer(gpu, "x", c.x),
+    weight: uploadBuffer(gpu, "weight", c.weight),
+    mean: uploadBuffer(gpu, "mean", c.mean),
+    rstd: uploadBuffer(gpu, "rstd", c.rstd),
+    dx,
+    residual: uploadBuffer(gpu, "residual", residual),
+    dweight: storageBuffer(gpu, "dweight", cols * 4),
+    dbias: storageBuffer(gpu, "dbias", cols * 4),
+    rows,
+    cols,
+  });
+  submitDispatches(gpu, step);
+  const expected = ref.layerNormBackward(c.dy, c.x, c.weight, c.mean, c.rstd, { rows, cols });
+  const withResidual = expected.dx.map((v, i) => v + residual[i]);
+  assertClose(await readF32(gpu, dx), withResidual, { atol: ATOL, rtol: RTOL, what: "dx + residual" });
+});
+
+Deno.test("layernorm backward is deterministic: two runs agree bit for bit", async () => {
+  const gpu = await requestGpu();
+  const k = new Kernels(gpu);
+  const rows = 70;
+  const cols = 132;
+  const c = backwardCase(rows, cols);
+  const inputs = {
+    dy: uploadBuffer(gpu, "dy", c.dy),
+    x: uploadBuffer(gpu, "x", c.x),
+    weight: uploadBuffer(gpu, "weight", c.weight),
+    mean: uploadBuffer(gpu, "mean", c.mean),
+    rstd: uploadBuffer(gpu, "rstd", c.rstd),
+  };
+  const run = async () => {
+    const dx = storageBuffer(gpu, "dx", rows * cols * 4);
+    const dweight = storageBuffer(gpu, "dweight", cols * 4);
+    const dbias = storageBuffer(gpu, "dbias", cols * 4);
+    const plan = await layerNormBackward(k, { ...inputs, dx, dweight, dbias, rows, cols, rowsPerBlock: 4 });
+    submitDispatches(gpu, plan);
+    return [await readF32(gpu, dx), await readF32(gpu, dweight), await readF32(gpu, dbias)];
+  };
+  const [first, second] = [await run(), await run()];
+  for (let i = 0; i < first.length; i++) assert.deepEqual(second[i], first[i]);
+});
+
+Deno.test("layernorm wrappers name a bad shape or a short buffer", async () => {
+  const gpu = await requestGpu();
+  const k = new Kernels(gpu);
+  const b = storageBuffer(gpu, "b", 64 * 4);
+  const forward = { x: b, weight: b, bias: b, y: b, mean: b, rstd: b, rows: 2, cols: 32, eps: 1e-12 };
+  await assert.rejects(
+    () => layerNormForward(k, { ...forward, cols: 30 }),
+    /layerNormForward: cols = 30, expected a positive multiple of 4/,
+  );
+  await assert.rejects(
+    () => layerNormForward(k, { ...forward, rows: 4 }),
+    /layerNormForward x: buffer b has 256 bytes, needs 512/,
+  );
+  const backward = {
+    dy: b,
+    x: b,
+    weight: b,
+    mean: b,
+    rstd: b,
+    dx: b,
+    dweight: b,
+    dbias: b,
+    rows: 1,
+    cols: 64,
+  };
+  const wide = gpu.limits.maxComputeWorkgroupStorageSize; // an accumulator pair per column cannot fit
+  await assert.rejects(
+    () => layerNormBackward(k, { ...backward, cols: wide }),
+    new RegExp(`layerNormBackward: cols = ${wide} needs \\d+ bytes of workgroup memory`),
+  );
+  await assert.rejects(
+    () => layerNormBackward(k, { ...backward, dbias: { buffer: b, offset: 0, size: 60 * 4 } }),
+    /layerNormBackward dbias: buffer b has 240 bytes, needs 256/,
+  );
+});

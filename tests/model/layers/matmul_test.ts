@@ -1,0 +1,193 @@
+import assert from "node:assert/strict";
+import { GpuError, requestGpu } from "../../../src/gpu/device.ts";
+import { readF32, storageBuffer, uploadBuffer } from "../../../src/gpu/buffers.ts";
+import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
+import {
+  formatMatmulTile,
+  matmul,
+  type MatmulOptions,
+  matmulScratchBytes,
+  type MatmulTile,
+  parseMatmulTile,
+} from "../../../src/model/layers/matmul.ts";
+import { matmul as referenceMatmul } from "../../../src/reference/ops.ts";
+import { assertClose, seededUniform } from "../../_helpers.ts";
+
+const gpu = await requestGpu();
+const kernels = new Kernels(gpu);
+const dummy = storageBuffer(gpu, "dummy", 4);
+
+interface Case {
+  m: number;
+  k: number;
+  n: number;
+  transA?: boolean;
+  transB?: boolean;
+  accumulate?: boolean;
+  add?: boolean;
+  /** Element offsets of A, B, C and ADD inside their buffers (filled with other values around). */
+  offsets?: [number, number, number, number];
+  tile?: MatmulTile;
+  splits?: number;
+  scratch?: GPUBuffer;
+  /** The kernel the wrapper must pick for this shape, and whether it must split K. */
+  kernel: "matmul_tiled" | "matmul_general";
+  splitK?: boolean;
+}
+
+/** Runs one product on the GPU and compares it with the float64 reference; returns C's bits. */
+async function check(c: Case, seed = 1): Promise<Float32Array> {
+  const { m, k, n, transA = false, transB = false } = c;
+  const [ao, bo, co, addo] = c.offsets ?? [0, 0, 0, 0];
+  const a = seededUniform(ao + m * k, seed);
+  const b = seededUniform(bo + k * n, seed + 1);
+  const c0 = seededUniform(co + m * n, seed + 2);
+  const add = seededUniform(addo + m * n, seed + 3);
+  const options: MatmulOptions = {
+    a: uploadBuffer(gpu, "a", a),
+    b: uploadBuffer(gpu, "b", b),
+    c: uploadBuffer(gpu, "c", c0),
+    m,
+    k,
+    n,
+    transA,
+    transB,
+    accumulate: c.accumulate,
+    add: c.add ? uploadBuffer(gpu, "add", add) : undefined,
+    aOffset: ao,
+    bOffset: bo,
+    cOffset: co,
+    addOffset: addo,
+    tile: c.tile,
+    splits: c.splits,
+    scratch: c.scratch,
+  };
+  const dispatches = await matmul(kernels, options);
+  assert.deepEqual(
+    dispatches.map((d) => d.pipeline.label),
+    [`matmul.${c.kernel}`, ...(c.splitK ? ["matmul.matmul_split_sum"] : [])],
+  );
+  submitDispatches(gpu, dispatches);
+  const out = await readF32(gpu, options.c, co + m * n);
+
+  const shape = { m, k, n, transA, transB };
+  const product = referenceMatmul(a.subarray(ao), b.subarray(bo), shape);
+  const absProduct = referenceMatmul(a.subarray(ao).map(Math.abs), b.subarray(bo).map(Math.abs), shape);
+  const base = c.accumulate ? c0.subarray(co) : c.add ? add.subarray(addo) : new Float32Array(m * n);
+  const expected = product.map((v, i) => v + base[i]);
+  // Any f32 summation order of k products (with or without FMA) plus one final addition errs by at most
+  // (k + 1) u sum |terms|, u = 2^-24 (Higham, Accuracy and Stability, 3.1); the bound is taken at its
+  // largest entry. It is far below the O(1) error of a wrong index, tile or offset.
+  const scale = Math.max(...absProduct.map((v, i) => v + Math.abs(base[i])));
+  assertClose(out.subarray(co), expected, { atol: (k + 1) * 2 ** -24 * scale, what: JSON.stringify(shape) });
+  // Values around C are untouched.
+  assert.deepEqual(out.subarray(0, co), c0.subarray(0, co));
+  return out;
+}
+
+const layouts = [
+  { name: "NN", transA: false, transB: false },
+  { name: "NT", transA: false, transB: true },
+  { name: "TN", transA: true, transB: false },
+  { name: "TT", transA: true, transB: true },
+];
+
+for (const { name, transA, transB } of layouts) {
+  Deno.test(`matmul ${name}: tile-multiple shape on the tiled kernel`, async () => {
+    await check({ m: 128, k: 64, n: 256, transA, transB, kernel: "matmul_tiled" });
+  });
+
+  Deno.test(`matmul ${name}: ragged M, N and K on the tiled kernel`, async () => {
+    await check({ m: 68, k: 36, n: 132, transA, transB, kernel: "matmul_tiled" });
+  });
+
+  Deno.test(`matmul ${name}: shapes that are not multiples of 4 on the general kernel`, async () => {
+    await check({ m: 13, k: 21, n: 7, transA, transB, kernel: "matmul_general" });
+  });
+}
+
+Deno.test("matmul accumulate and add, on both kernels", async () => {
+  await check({ m: 64, k: 32, n: 128, transA: true, accumulate: true, kernel: "matmul_tiled" });
+  await check({ m: 64, k: 32, n: 128, transB: true, add: true, kernel: "matmul_tiled" });
+  await check({ m: 9, k: 6, n: 5, transA: true, accumulate: true, kernel: "matmul_general" });
+  await check({ m: 9, k: 6, n: 5, transB: true, add: true, kernel: "matmul_general" });
+});
+
+Deno.test("matmul offsets: multiples of 4 stay on the tiled kernel, others go to the general one", async () => {
+  await check({ m: 64, k: 16, n: 128, add: true, offsets: [4, 8, 12, 16], kernel: "matmul_tiled" });
+  await check({
+    m: 64,
+    k: 16,
+    n: 128,
+    transB: true,
+    add: true,
+    offsets: [1, 2, 3, 5],
+    kernel: "matmul_general",
+  });
+});
+
+// Every tile the H200 tuning may pick (see tasks/bench.ts --tile), on a shape with a full tile and a
+// ragged edge, so that each load and store slot is exercised.
+for (
+  const spec of [
+    "64x128x8",
+    "128x128x16",
+    "128x128x8/u8",
+    "128x64x16/u4",
+    "128x128x8/t16",
+    "64x128x8/t16",
+    "128x128x16/t16/u2",
+  ]
+) {
+  Deno.test(`matmul tile ${spec}`, async () => {
+    const tile = parseMatmulTile(spec);
+    assert.equal(formatMatmulTile(tile), spec);
+    await check({ m: 136, k: 48, n: 132, transB: true, tile, kernel: "matmul_tiled" });
+    await check({ m: 128, k: 32, n: 128, transA: true, tile, kernel: "matmul_tiled" });
+  });
+}
+
+Deno.test("matmul splits a deep K over few tiles of C, and sums the slices in any mode", async () => {
+  // One 64x128 tile with K = 2048: the wrapper splits K four ways (slices of 512).
+  const deep = { m: 64, k: 2048, n: 128, transA: true, kernel: "matmul_tiled", splitK: true } as const;
+  assert.equal(matmulScratchBytes(kernels, { ...deep, a: dummy, b: dummy, c: dummy }), 4 * 64 * 128 * 4);
+  await check(deep);
+  // Forced three-way splits of a ragged K (two whole slices and a shorter one), with accumulate and add,
+  // sharing one scratch buffer.
+  const scratch = storageBuffer(gpu, "scratch", 3 * 68 * 132 * 4);
+  const ragged = { m: 68, k: 200, n: 132, splits: 3, scratch, kernel: "matmul_tiled", splitK: true } as const;
+  await check({ ...ragged, transA: true, accumulate: true });
+  await check({ ...ragged, transB: true, add: true });
+  await check({ ...ragged, splits: 1, splitK: false });
+});
+
+Deno.test("matmul is deterministic: the same inputs give the same bits", async () => {
+  const shape: Case = { m: 64, k: 96, n: 128, transA: true, kernel: "matmul_tiled" };
+  assert.deepEqual(await check(shape), await check(shape));
+});
+
+Deno.test("matmul rejects bad options with a one-line GpuError", async () => {
+  const small = storageBuffer(gpu, "small", 16 * 4);
+  const other = storageBuffer(gpu, "other", 16 * 4);
+  const deep = storageBuffer(gpu, "deep", 256 * 4);
+  const base = { a: small, b: other, c: storageBuffer(gpu, "c", 16 * 4), m: 4, k: 4, n: 4 };
+  const cases: [Partial<MatmulOptions>, RegExp][] = [
+    [{ n: 5 }, /b needs 20 f32 values/],
+    [{ m: 0 }, /m = 0, expected a positive integer/],
+    [{ accumulate: true, add: other }, /accumulate and add exclude each other/],
+    [{ c: small }, /c must be a buffer other than a, b and add/],
+    [{ aOffset: -4 }, /a offset -4/],
+    [{ tile: parseMatmulTile("64x128x12") }, /K depth must be 8 or 16/],
+    [{ tile: parseMatmulTile("256x128x8") }, /at most 128/],
+    [{ tile: parseMatmulTile("8x128x8") }, /1, 2 or 4 vec4s/],
+    [{ k: 64, a: deep, b: deep, splits: 2, scratch: small }, /scratch holds 64 bytes, .* needs 128/],
+    [{ k: 64, a: deep, b: deep, splits: 2, scratch: deep }, /scratch must be a buffer of its own/],
+  ];
+  for (const [change, message] of cases) {
+    await assert.rejects(
+      matmul(kernels, { ...base, ...change }),
+      (e) => e instanceof GpuError && message.test(e.message),
+    );
+  }
+  assert.throws(() => parseMatmulTile("64x128"), /expected BMxBNxBK/);
+});

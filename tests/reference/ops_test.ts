@@ -1,0 +1,269 @@
+import assert from "node:assert/strict";
+import {
+  attentionBackward,
+  attentionForward,
+  crossEntropy,
+  dropout,
+  dropoutKeep,
+  embeddingBackward,
+  embeddingForward,
+  erf,
+  erfc,
+  gelu,
+  geluBackward,
+  gluBackward,
+  gluForward,
+  layerNormBackward,
+  layerNormForward,
+  matmul,
+  pcg,
+  sinusoidTable,
+} from "../../src/reference/ops.ts";
+import { dot, maxGradError, randomArray } from "./gradcheck.ts";
+import { assertClose } from "../_helpers.ts";
+
+function transpose(x: ArrayLike<number>, rows: number, cols: number): Float64Array {
+  const t = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = x[r * cols + c];
+  return t;
+}
+
+Deno.test("matmul multiplies a hand-computed 2x3 by 3x2, and each transposed storage agrees", () => {
+  const a = [1, 2, 3, 4, 5, 6];
+  const b = [7, 8, 9, 10, 11, 12];
+  const c = matmul(a, b, { m: 2, k: 3, n: 2 });
+  assert.deepEqual([...c], [58, 64, 139, 154]);
+  assert.deepEqual([...matmul(transpose(a, 2, 3), b, { m: 2, k: 3, n: 2, transA: true })], [...c]);
+  assert.deepEqual([...matmul(a, transpose(b, 3, 2), { m: 2, k: 3, n: 2, transB: true })], [...c]);
+  assert.throws(() => matmul(a, b, { m: 2, k: 2, n: 2 }), /matmul A: expected 4 elements, got 6/);
+});
+
+Deno.test("layerNormForward matches hand-computed rows", () => {
+  // Row [1,2,3,4]: mean 2.5, biased variance 1.25. Row [5,5,5,5]: variance 0, so y = bias.
+  const x = [1, 2, 3, 4, 5, 5, 5, 5];
+  const weight = [1, 2, 1, 1];
+  const bias = [0, 0, 0.5, -1];
+  const { y, mean, rstd } = layerNormForward(x, weight, bias, { rows: 2, cols: 4, eps: 1e-5 });
+  const rs = 1 / Math.sqrt(1.25 + 1e-5);
+  assertClose(mean, [2.5, 5], { atol: 1e-15, rtol: 1e-15, what: "mean" });
+  assertClose(rstd, [rs, 1 / Math.sqrt(1e-5)], { atol: 1e-15, rtol: 1e-15, what: "rstd" });
+  assertClose(y, [-1.5 * rs, -0.5 * rs * 2, 0.5 * rs + 0.5, 1.5 * rs - 1, 0, 0, 0.5, -1], {
+    atol: 1e-15,
+    rtol: 1e-15,
+    what: "y",
+  });
+});
+
+Deno.test("layerNormBackward matches finite differences for dx, dweight and dbias", () => {
+  const rows = 3, cols = 5, eps = 1e-5;
+  const x = randomArray(rows * cols, 1, 2);
+  const weight = randomArray(cols, 2);
+  const bias = randomArray(cols, 3);
+  const r = randomArray(rows * cols, 4);
+  const loss = () => dot(layerNormForward(x, weight, bias, { rows, cols, eps }).y, r);
+  const { mean, rstd } = layerNormForward(x, weight, bias, { rows, cols, eps });
+  const { dx, dweight, dbias } = layerNormBackward(r, x, weight, mean, rstd, { rows, cols });
+  assert.ok(maxGradError(loss, x, dx) < 1e-8);
+  assert.ok(maxGradError(loss, weight, dweight) < 1e-8);
+  assert.ok(maxGradError(loss, bias, dbias) < 1e-8);
+});
+
+Deno.test("erf and erfc match known values to ~1e-15, including erfc's far tail", () => {
+  const cases: [number, number][] = [
+    [erf(0.5), 0.5204998778130465],
+    [erf(1), 0.8427007929497149],
+    [erf(-1), -0.8427007929497149],
+    [erf(2), 0.9953222650189527],
+    [erf(1e-3), 0.0011283787909692365],
+    [erf(0.9), 0.7969082124228322],
+    [erfc(1), 0.15729920705028513],
+    [erfc(1.2), 0.08968602177036465],
+    [erfc(3), 2.2090496998585438e-05],
+    [erfc(5), 1.5374597944280351e-12],
+    [erf(0), 0],
+    [erf(10), 1],
+  ];
+  for (const [got, want] of cases) {
+    assert.ok(Math.abs(got - want) <= 2e-15 * Math.abs(want), `${got} vs ${want}`);
+  }
+});
+
+Deno.test("gelu matches known values, keeping relative accuracy in the negative tail", () => {
+  const x = [1, -1, 2, 0.5, -1.6, -2.5, -3, -6, -10, 3.5, 0];
+  const want = [
+    0.8413447460685429,
+    -0.15865525393145707,
+    1.9544997361036416,
+    0.34573123063700656,
+    -0.08767886671929281,
+    -0.015524163314440348,
+    -0.004049694094890287,
+    -5.919525870226207e-09,
+    -7.619853024160593e-23,
+    3.4991857982233756,
+    0,
+  ];
+  const y = gelu(x);
+  want.forEach((w, i) => assert.ok(Math.abs(y[i] - w) <= 4e-15 * Math.abs(w), `gelu(${x[i]}) = ${y[i]}`));
+});
+
+Deno.test("geluBackward matches finite differences", () => {
+  const x = randomArray(40, 5, 4);
+  const r = randomArray(40, 6);
+  assert.ok(maxGradError(() => dot(gelu(x), r), x, geluBackward(r, x)) < 1e-8);
+});
+
+Deno.test("gluForward multiplies the value half by gelu of the gate half", () => {
+  const h = [2, 3, 1, -1]; // one row: values [2, 3], gates [1, -1]
+  const g = gelu([1, -1]);
+  assertClose(gluForward(h, { rows: 1, inner: 4 }), [2 * g[0], 3 * g[1]], { atol: 1e-15, rtol: 1e-15 });
+  assert.throws(() => gluForward([1, 2, 3], { rows: 1, inner: 3 }), /inner must be even/);
+});
+
+Deno.test("gluBackward matches finite differences", () => {
+  const rows = 3, inner = 8;
+  const h = randomArray(rows * inner, 7, 3);
+  const r = randomArray(rows * inner / 2, 8);
+  const dh = gluBackward(r, h, { rows, inner });
+  assert.ok(maxGradError(() => dot(gluForward(h, { rows, inner }), r), h, dh) < 1e-8);
+});
+
+Deno.test("attentionForward: equal scores average the values; probabilities sum to 1", () => {
+  // batch 1, seq 2, 1 head of dim 1: q = k = 0 gives uniform attention, out = mean of v.
+  const qkv = [0, 0, 3, 0, 0, 5];
+  const { out, probs } = attentionForward(qkv, { batch: 1, seq: 2, heads: 1, headDim: 1 });
+  assertClose(out, [4, 4], { atol: 1e-15, rtol: 1e-15 });
+  assertClose(probs, [0.5, 0.5, 0.5, 0.5], { atol: 1e-15, rtol: 1e-15 });
+
+  const opts = { batch: 2, seq: 4, heads: 2, headDim: 3 };
+  const big = attentionForward(randomArray(2 * 4 * 18, 9, 3), opts);
+  for (let row = 0; row < 2 * 2 * 4; row++) {
+    const sum = big.probs.subarray(row * 4, row * 4 + 4).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(sum - 1) < 1e-14);
+  }
+});
+
+Deno.test("attentionForward uses head-major columns scaled by 1/sqrt(headDim)", () => {
+  // seq 2, 2 heads of dim 2 (H = 4). Head 1 (columns 2..3 of each of q, k, v) sees scores q.k / sqrt(2).
+  const opts = { batch: 1, seq: 2, heads: 2, headDim: 2 };
+  const qkv = randomArray(2 * 12, 10, 2);
+  const { out, probs } = attentionForward(qkv, opts);
+  const q = (t: number) => [qkv[t * 12 + 2], qkv[t * 12 + 3]];
+  const k = (t: number) => [qkv[t * 12 + 6], qkv[t * 12 + 7]];
+  const v = (t: number) => [qkv[t * 12 + 10], qkv[t * 12 + 11]];
+  const s0 = dot(q(0), k(0)) / Math.SQRT2;
+  const s1 = dot(q(0), k(1)) / Math.SQRT2;
+  const p0 = 1 / (1 + Math.exp(s1 - s0));
+  assertClose([probs[(1 * 2 + 0) * 2]], [p0], { atol: 1e-14, rtol: 1e-14, what: "probs" });
+  assertClose([out[2], out[3]], [p0 * v(0)[0] + (1 - p0) * v(1)[0], p0 * v(0)[1] + (1 - p0) * v(1)[1]], {
+    atol: 1e-14,
+    rtol: 1e-14,
+  });
+});
+
+Deno.test("attentionForward leaves padding keys out of the softmax", () => {
+  const opts = { batch: 2, seq: 3, heads: 2, headDim: 2 };
+  const keyMask = [1, 1, 0, 1, 0, 1];
+  const qkv = randomArray(6 * 12, 11);
+  const { out, probs } = attentionForward(qkv, { ...opts, keyMask });
+  // Masked keys get probability 0, and changing their k and v changes nothing.
+  for (let b = 0; b < 2; b++) {
+    for (let i = 0; i < 3 * 2 * 3; i += 3) {
+      for (let j = 0; j < 3; j++) {
+        if (keyMask[b * 3 + j] === 0) assert.equal(probs[b * 18 + i + j], 0);
+      }
+    }
+  }
+  const changed = qkv.slice();
+  for (const t of [2, 4]) for (let c = 4; c < 12; c++) changed[t * 12 + c] += 10;
+  assertClose(attentionForward(changed, { ...opts, keyMask }).out, out, {
+    atol: 1e-14,
+    rtol: 1e-14,
+    what: "out",
+  });
+  // A query whose keys are all padding gets zeros rather than NaN.
+  const none = attentionForward(qkv, { ...opts, keyMask: [0, 0, 0, 1, 1, 1] });
+  assert.ok(none.out.subarray(0, 12).every((v) => v === 0));
+});
+
+Deno.test("attentionBackward matches finite differences, with and without a key mask", () => {
+  const opts = { batch: 2, seq: 3, heads: 2, headDim: 2 };
+  const qkv = randomArray(6 * 12, 12, 1.5);
+  const r = randomArray(6 * 4, 13);
+  for (const keyMask of [undefined, [1, 0, 1, 1, 1, 0]]) {
+    const { probs } = attentionForward(qkv, { ...opts, keyMask });
+    const dqkv = attentionBackward(r, qkv, probs, opts);
+    const loss = () => dot(attentionForward(qkv, { ...opts, keyMask }).out, r);
+    assert.ok(maxGradError(loss, qkv, dqkv) < 1e-8);
+  }
+});
+
+Deno.test("sinusoidTable follows torch_peer's sin/cos interleaving", () => {
+  const pe = sinusoidTable(3, 4);
+  const w1 = Math.exp(-2 * Math.log(10000) / 4); // frequency of columns 2 and 3
+  assertClose(pe, [
+    0,
+    1,
+    0,
+    1,
+    Math.sin(1),
+    Math.cos(1),
+    Math.sin(w1),
+    Math.cos(w1),
+    Math.sin(2),
+    Math.cos(2),
+    Math.sin(2 * w1),
+    Math.cos(2 * w1),
+  ], { atol: 1e-15, rtol: 1e-15 });
+});
+
+Deno.test("embeddingForward adds rows by id and position; embeddingBackward scatter-adds", () => {
+  const word = [1, 2, 10, 20, 100, 200]; // vocab 3, hidden 2
+  const position = [0.5, 0.25, -1, -2]; // seq 2
+  const ids = [2, 0, 2, 2];
+  const x = embeddingForward(ids, word, position, { tokens: 4, seq: 2, hidden: 2 });
+  assert.deepEqual([...x], [100.5, 200.25, 0, 0, 100.5, 200.25, 99, 198]);
+  const dword = embeddingBackward([1, 2, 3, 4, 5, 6, 7, 8], ids, { vocab: 3, hidden: 2, tokens: 4 });
+  assert.deepEqual([...dword], [3, 4, 0, 0, 13, 16]);
+  assert.throws(
+    () => embeddingForward([3], word, [0, 0], { tokens: 1, seq: 1, hidden: 2 }),
+    /id 3 at index 0 is outside \[0, 3\)/,
+  );
+});
+
+Deno.test("crossEntropy: ln(vocab) on uniform logits, stable with huge logits", () => {
+  assertClose([crossEntropy([0, 0, 0, 0], [1], { rows: 1, vocab: 4 }).loss], [Math.log(4)], {
+    atol: 1e-15,
+    rtol: 1e-15,
+  });
+  const huge = crossEntropy([1000, 0, -1000, 1000, 0, -1000], [0, 1], { rows: 2, vocab: 3 });
+  // Row 0: -log(1 / (1 + e^-1000 + e^-2000)) ~ 0; row 1: 1000 - log-sum-exp ~ 1000.
+  assertClose([huge.loss], [500], { atol: 1e-12, rtol: 1e-12 });
+  assertClose(huge.dlogits, [0, 0, 0, 0.5, -0.5, 0], { atol: 1e-15, rtol: 1e-15 });
+});
+
+Deno.test("crossEntropy's dlogits match finite differences", () => {
+  const rows = 3, vocab = 5;
+  const logits = randomArray(rows * vocab, 14, 3);
+  const labels = [4, 0, 2];
+  const { dlogits } = crossEntropy(logits, labels, { rows, vocab });
+  assert.ok(maxGradError(() => crossEntropy(logits, labels, { rows, vocab }).loss, logits, dlogits) < 1e-8);
+});
+
+Deno.test("pcg and dropoutKeep match the u32 formula evaluated independently", () => {
+  // Values from a Python big-integer evaluation of the same formula, masked to 32 bits.
+  assert.deepEqual([0, 1, 12345, 0xffffffff].map(pcg), [129708002, 2831084092, 4099845390, 3861530882]);
+  const mask = [...Array(16).keys()].map((i) => dropoutKeep(7, i, 0.5) ? 1 : 0);
+  assert.deepEqual(mask, [1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0]);
+});
+
+Deno.test("dropout keeps about 1 - p, scales kept values by 1/(1-p), and is reproducible", () => {
+  const x = randomArray(20000, 15);
+  const { y, keep } = dropout(x, { p: 0.1, seed: 3 });
+  const kept = keep.reduce((a, b) => a + b, 0) / x.length;
+  assert.ok(Math.abs(kept - 0.9) < 0.01, `kept fraction ${kept}`);
+  for (let i = 0; i < x.length; i++) assert.equal(y[i], keep[i] ? x[i] / 0.9 : 0);
+  assert.deepEqual(dropout(x, { p: 0.1, seed: 3 }).keep, keep);
+  assert.notDeepEqual(dropout(x, { p: 0.1, seed: 4 }).keep, keep);
+  assert.ok(dropout(x, { p: 0, seed: 3 }).keep.every((k) => k === 1));
+});

@@ -1,0 +1,223 @@
+import assert from "node:assert/strict";
+import {
+  adapterDefaults,
+  helpText,
+  OptionError,
+  optionsFromJson,
+  parseOptions,
+  resumeOptions,
+  toArgs,
+} from "../../src/train/options.ts";
+
+const now = new Date(2025, 0, 2, 3, 4, 5);
+
+Deno.test("no arguments: every option has its default", () => {
+  const { options, given } = parseOptions([], now);
+  assert.deepEqual(options, {
+    corpus: [],
+    budget: { seconds: 300 },
+    out: "runs/20250102-030405",
+    peakLr: 1e-3,
+    lrStart: 0.25,
+    lrPeakAt: 0.75,
+    ramp: 0.6,
+    maskRate: 0.15,
+    seed: 0,
+    logEvery: 10,
+    checkpointEvery: 10,
+    keepCheckpoints: 2,
+    maxNonfinite: 10,
+  });
+  assert.equal(given.size, 0);
+  assert.deepEqual(adapterDefaults({ isCpu: true }), { preset: "small", batch: 32 });
+  assert.deepEqual(adapterDefaults({ isCpu: false }), { preset: "crammed", batch: 4096 });
+});
+
+Deno.test("the real run's command line", () => {
+  const { options, given } = parseOptions([
+    "--corpus",
+    "a.jsonl.gz",
+    "--corpus=b.jsonl.gz",
+    "--preset",
+    "crammed",
+    "--budget",
+    "24h",
+    "--out",
+    "runs/x",
+    "--batch",
+    "4096",
+    "--micro-batch",
+    "128",
+    "--mask-rate",
+    "0.25",
+    "--peak-lr",
+    "7e-4",
+    "--seq-len",
+    "64",
+    "--vocab-size",
+    "8192",
+    "--seed",
+    "7",
+    "c.jsonl.gz",
+    "d.jsonl.gz",
+  ]);
+  assert.deepEqual(options.corpus, ["a.jsonl.gz", "b.jsonl.gz", "c.jsonl.gz", "d.jsonl.gz"]);
+  assert.equal(options.preset, "crammed");
+  assert.deepEqual(options.budget, { seconds: 86400 });
+  assert.equal(options.out, "runs/x");
+  assert.equal(options.batch, 4096);
+  assert.equal(options.microBatch, 128);
+  assert.equal(options.maskRate, 0.25);
+  assert.equal(options.peakLr, 7e-4);
+  assert.equal(options.seqLen, 64);
+  assert.equal(options.vocabSize, 8192);
+  assert.equal(options.seed, 7);
+  assert.deepEqual(
+    [...given].sort(),
+    [
+      "batch",
+      "budget",
+      "corpus",
+      "maskRate",
+      "microBatch",
+      "out",
+      "peakLr",
+      "preset",
+      "seed",
+      "seqLen",
+      "vocabSize",
+    ],
+  );
+  assert.deepEqual(parseOptions(["--budget", "300steps"]).options.budget, { steps: 300 });
+  assert.equal(parseOptions(["--help"]).help, true);
+  assert.equal(parseOptions([]).help, false);
+});
+
+Deno.test("impossible values are one-line errors naming the option and what was expected", () => {
+  const cases: [string[], string][] = [
+    [
+      ["--budget", "0s"],
+      '--budget: expected a positive duration such as 90s, 10m, 1h30m or 24h, or a step count such as 500steps, got "0s"',
+    ],
+    [["--budget", "90"], "--budget: expected a positive duration"],
+    [["--budget", "0steps"], "--budget: expected a positive duration"],
+    [["--batch", "0"], '--batch: expected a positive integer, got "0"'],
+    [["--batch", "12.5"], '--batch: expected a positive integer, got "12.5"'],
+    [["--micro-batch", "abc"], '--micro-batch: expected a positive integer, got "abc"'],
+    [["--batch", "100", "--micro-batch", "32"], "--batch 100 must be a multiple of --micro-batch 32"],
+    [["--mask-rate", "1"], '--mask-rate: expected a fraction above 0 and below 1, got "1"'],
+    [["--mask-rate", ""], '--mask-rate: expected a fraction above 0 and below 1, got ""'],
+    [["--peak-lr=-1"], '--peak-lr: expected a positive number, got "-1"'],
+    [["--lr-peak-at", "1"], '--lr-peak-at: expected a fraction from 0 to below 1, got "1"'],
+    [["--ramp", "1.5"], '--ramp: expected a fraction from 0 to 1, got "1.5"'],
+    [["--preset", "huge"], '--preset: expected one of crammed, small, tiny, got "huge"'],
+    [["--seq-len", "4"], '--seq-len: expected an integer of at least 8, got "4"'],
+    [["--vocab-size", "70000"], '--vocab-size: expected an integer from 6 to 65536, got "70000"'],
+    [["--seed", "-3"], "--seed: expected a value (write --seed=<value> for one that starts with -)"],
+    [["--checkpoint-every", "0"], '--checkpoint-every: expected a positive number of minutes, got "0"'],
+    [["--keep-checkpoints", "-1"], "--keep-checkpoints: expected a value"],
+    [["--max-nonfinite", "0"], '--max-nonfinite: expected a positive integer, got "0"'],
+    [["--log-every", "NaN"], '--log-every: expected a positive integer, got "NaN"'],
+    [["--out", ""], '--out: expected a folder path, got ""'],
+    [["--frobnicate"], "unknown option --frobnicate (--help lists the options)"],
+    [["--budget"], "--budget: expected a value"],
+    [["--help=yes"], "--help takes no value"],
+    [
+      ["--resume", "runs/x", "--peak-lr", "2e-3"],
+      "--peak-lr cannot be given with --resume: a resumed run keeps its saved options",
+    ],
+  ];
+  for (const [args, message] of cases) {
+    assert.throws(() => parseOptions(args), (e: Error) => {
+      assert.ok(e instanceof OptionError, `${args}: ${e}`);
+      assert.ok(e.message.startsWith(message), `${args.join(" ")}: got "${e.message}"`);
+      assert.ok(!e.message.includes("\n"), `${args.join(" ")}: several lines`);
+      return true;
+    });
+  }
+});
+
+Deno.test("--help lists every option with its default", () => {
+  const help = helpText();
+  const flags = [
+    "--corpus",
+    "--preset",
+    "--budget",
+    "--out",
+    "--resume",
+    "--peak-lr",
+    "--lr-start",
+    "--lr-peak-at",
+    "--batch",
+    "--micro-batch",
+    "--ramp",
+    "--mask-rate",
+    "--seq-len",
+    "--vocab-size",
+    "--seed",
+    "--log-every",
+    "--checkpoint-every",
+    "--keep-checkpoints",
+    "--max-nonfinite",
+  ];
+  const lines = help.split("\n");
+  assert.ok(lines.every((l) => l.length <= 100), "lines fit 100 columns");
+  // An option's entry: its line and the indented lines that continue it.
+  const entries = help.split(/\n(?= {2}--)/).map((e) => e.replace(/\s+/g, " ").trim());
+  for (const flag of flags) {
+    const entry = entries.find((e) => e.startsWith(`${flag} `));
+    assert.ok(entry, `${flag} missing from --help`);
+    assert.match(entry, /\(default: [^)]+\)$/, `${flag} has no default in --help`);
+    // Every flag in --help is one the parser knows.
+    parseOptions(flag === "--resume" ? [flag, "runs/x"] : []);
+  }
+  const listed = lines.map((l) => /^ {2}(--[a-z-]+)/.exec(l)?.[1]).filter((f) => f && f !== "--help");
+  assert.deepEqual(listed, flags);
+  assert.ok(help.includes("crammed, small, tiny"));
+});
+
+Deno.test("options survive a round trip through arguments and JSON", () => {
+  const { options } = parseOptions(
+    [
+      "--corpus=-odd-name.txt",
+      "--budget",
+      "1h30m",
+      "--preset",
+      "tiny",
+      "--batch",
+      "64",
+      "--micro-batch",
+      "8",
+    ],
+    now,
+  );
+  assert.deepEqual(parseOptions(toArgs(options), now).options, options);
+  const json = JSON.parse(JSON.stringify(options));
+  assert.deepEqual(optionsFromJson(json, "runs/x/state.json"), options);
+  assert.throws(
+    () => optionsFromJson({ ...json, peakLr: "fast" }, "runs/x/state.json"),
+    /^OptionError: runs\/x\/state.json: --peak-lr: expected a positive number, got "fast"$/,
+  );
+  assert.throws(
+    () => optionsFromJson({ ...json, corpus: "a.txt" }, "runs/x/state.json"),
+    /^OptionError: runs\/x\/state.json: corpus: unexpected value "a.txt"$/,
+  );
+  assert.throws(() => optionsFromJson([], "s.json"), /s.json: expected an object of options/);
+});
+
+Deno.test("a resumed run keeps its saved options except the resumable ones given", () => {
+  const saved =
+    parseOptions(["--preset", "tiny", "--budget", "10m", "--out", "runs/old", "--corpus", "a"]).options;
+  const given = parseOptions(["--resume", "runs/moved", "--corpus", "b", "--log-every", "5"]);
+  const options = resumeOptions(saved, given, "runs/moved");
+  assert.deepEqual(options, {
+    ...saved,
+    corpus: ["b"],
+    logEvery: 5,
+    out: "runs/moved",
+    resume: "runs/moved",
+  });
+  // A branch: continue from the checkpoint in another folder.
+  const branch = parseOptions(["--resume", "runs/moved/checkpoints/step-000000010", "--out", "runs/branch"]);
+  assert.equal(resumeOptions(saved, branch, "runs/moved").out, "runs/branch");
+});

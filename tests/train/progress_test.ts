@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import {
+  formatBar,
+  formatDuration,
+  formatLine,
+  Progress,
+  type ProgressSnapshot,
+} from "../../src/train/progress.ts";
+
+const snapshot: ProgressSnapshot = {
+  step: 1234,
+  tokensPerSecond: 312_400,
+  loss: 3.21449,
+  lr: 8.1e-4,
+  batch: 2048,
+  usedSeconds: 605,
+  fraction: 0.42,
+  budget: "24m",
+  remainingSeconds: 835,
+};
+
+Deno.test("durations and progress lines show every field", () => {
+  assert.equal(formatDuration(0), "0:00");
+  assert.equal(formatDuration(65.4), "1:05");
+  assert.equal(formatDuration(3 * 3600 + 62), "3:01:02");
+  assert.equal(formatDuration(Infinity), "?");
+  assert.equal(
+    formatLine(snapshot),
+    "step 1234  312k tok/s  loss 3.214  lr 8.10e-4  batch 2048  10:05 of 24m (42%)  ETA 13:55",
+  );
+  assert.equal(formatLine({ ...snapshot, loss: undefined }).includes("loss -"), true);
+  assert.equal(
+    formatBar(snapshot, 200),
+    "[########............] step 1234 | 312k tok/s | loss 3.214 | lr 8.10e-4 | batch 2048 | 10:05 of 24m (42%) | ETA 13:55",
+  );
+  // Cut to the terminal's width, leaving the last column free so the line never wraps.
+  assert.equal(formatBar(snapshot, 40).length, 39);
+});
+
+function recorder(terminal: boolean) {
+  const out: string[] = [];
+  let now = 0;
+  const progress = new Progress({ terminal, write: (t) => out.push(t), columns: () => 200, now: () => now });
+  return { progress, out, advance: (ms: number) => (now += ms) };
+}
+
+Deno.test("on a terminal: one live line redrawn at most every 250 ms, messages above it", () => {
+  const { progress, out, advance } = recorder(true);
+  progress.update(snapshot);
+  progress.update({ ...snapshot, step: 1235 });
+  assert.equal(out.length, 1, "second update within 250 ms is skipped");
+  assert.ok(out[0].startsWith("\r\x1b[2K[########"));
+  advance(300);
+  progress.update({ ...snapshot, step: 1236 });
+  assert.equal(out.length, 2);
+  assert.ok(out[1].includes("step 1236"));
+  progress.message("epoch 2 begins");
+  assert.equal(out[2], `\r\x1b[2Kepoch 2 begins\n${out[1].slice("\r\x1b[2K".length)}`);
+  progress.record({ ...snapshot, step: 1240 });
+  assert.ok(out[3].includes("step 1240"), "a record redraws at once");
+  progress.finish();
+  assert.equal(out[4], "\n");
+});
+
+Deno.test("not on a terminal: plain lines for records and messages, nothing per step", () => {
+  const { progress, out } = recorder(false);
+  progress.update(snapshot);
+  assert.deepEqual(out, []);
+  progress.record(snapshot);
+  progress.message("checkpoint saved: runs/x/checkpoints/step-000001234");
+  progress.finish();
+  assert.deepEqual(out, [
+    formatLine(snapshot) + "\n",
+    "checkpoint saved: runs/x/checkpoints/step-000001234\n",
+  ]);
+});
