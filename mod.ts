@@ -76,7 +76,7 @@ export { HEAD_INNER, headLayout, headView, referenceClassify } from "./src/refer
 export type { HeadTensor } from "./src/reference/classifier.ts";
 export { writeFileAtomic } from "./src/fs.ts";
 export {
-  defaultMatmulTile,
+  DEFAULT_MATMUL_TILE,
   formatMatmulTile,
   matmul,
   matmulScratchBytes,

@@ -7,7 +7,7 @@
 import { readF32, storageBuffer, uploadBuffer } from "../gpu/buffers.ts";
 import { type Dispatch, encodeDispatches, type Kernels, submitDispatches } from "../gpu/kernels.ts";
 import {
-  defaultMatmulTile,
+  DEFAULT_MATMUL_TILE,
   formatMatmulTile,
   matmul,
   matmulScratchBytes,
@@ -149,7 +149,7 @@ export async function benchMatmulShape(
   const bufA = uploadBuffer(gpu, "bench a", a);
   const bufB = uploadBuffer(gpu, "bench b", b);
   const bufC = storageBuffer(gpu, "bench c", m * n * 4);
-  const tile = options.tile ?? defaultMatmulTile(transA, transB);
+  const tile = options.tile ?? DEFAULT_MATMUL_TILE;
   const product = { a: bufA, b: bufB, c: bufC, m, k: depth, n, transA, transB, tile, splits: options.splits };
   const scratch = storageBuffer(gpu, "bench scratch", matmulScratchBytes(k, product));
   try {

@@ -152,7 +152,10 @@ export class Packer {
 }
 
 /** Packs a stream of document ids into sequences; each output holds one or more whole sequences. */
-export function packStream(options: PackOptions = {}, stats?: PackStats): TransformStream<IdChunk, Uint16Array> {
+export function packStream(
+  options: PackOptions = {},
+  stats?: PackStats,
+): TransformStream<IdChunk, Uint16Array> {
   const packer = new Packer(options, stats);
   return new TransformStream({
     transform(chunk, controller) {

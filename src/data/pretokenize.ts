@@ -123,7 +123,9 @@ export function preTokenizeStream(options: PreTokenizerOptions = {}): TransformS
       const words: string[] = [];
       pre.push(chunk.text, words);
       if (chunk.end) pre.finish(words);
-      if (words.length > 0 || chunk.end) controller.enqueue({ words, chars: chunk.text.length, end: chunk.end });
+      if (words.length > 0 || chunk.end) {
+        controller.enqueue({ words, chars: chunk.text.length, end: chunk.end });
+      }
     },
   });
 }

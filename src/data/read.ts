@@ -46,7 +46,15 @@ export interface ReadStats {
 
 /** Zeroed counters. */
 export function newReadStats(): ReadStats {
-  return { bytesTotal: 0, bytesRead: 0, textBytes: 0, files: 0, documents: 0, invalidUtf8: 0, malformedLines: 0 };
+  return {
+    bytesTotal: 0,
+    bytesRead: 0,
+    textBytes: 0,
+    files: 0,
+    documents: 0,
+    invalidUtf8: 0,
+    malformedLines: 0,
+  };
 }
 
 export interface ReadCorpusOptions {
@@ -195,7 +203,9 @@ async function* decodedText(file: CorpusFile, stats: ReadStats): AsyncGenerator<
     for await (const chunk of bytes) {
       if (!checked) {
         const nul = chunk.subarray(0, 8192).indexOf(0);
-        if (nul >= 0) throw new DataError(`${file.path}: binary data (a NUL byte at offset ${nul}), not text`);
+        if (nul >= 0) {
+          throw new DataError(`${file.path}: binary data (a NUL byte at offset ${nul}), not text`);
+        }
         checked = chunk.length > 0;
       }
       stats.textBytes += chunk.length;
@@ -208,7 +218,9 @@ async function* decodedText(file: CorpusFile, stats: ReadStats): AsyncGenerator<
     yield* pieces(rest);
   } catch (e) {
     if (e instanceof DataError) throw e;
-    throw new DataError(`${file.path}: ${file.gzip ? "not valid gzip data" : "read failed"} (${describe(e)})`);
+    throw new DataError(
+      `${file.path}: ${file.gzip ? "not valid gzip data" : "read failed"} (${describe(e)})`,
+    );
   }
 }
 
@@ -720,5 +732,7 @@ function isDelimiter(c: number): boolean {
 }
 
 function show(c: number): string {
-  return c >= 0x21 && c <= 0x7E ? `'${String.fromCharCode(c)}'` : `U+${c.toString(16).toUpperCase().padStart(4, "0")}`;
+  return c >= 0x21 && c <= 0x7E
+    ? `'${String.fromCharCode(c)}'`
+    : `U+${c.toString(16).toUpperCase().padStart(4, "0")}`;
 }

@@ -57,7 +57,9 @@ const CRC_TABLE = (() => {
     table[n] = c;
   }
   for (let n = 0; n < 256; n++) {
-    for (let k = 1; k < 8; k++) table[k * 256 + n] = (table[(k - 1) * 256 + n] >>> 8) ^ table[table[(k - 1) * 256 + n] & 0xff];
+    for (let k = 1; k < 8; k++) {
+      table[k * 256 + n] = (table[(k - 1) * 256 + n] >>> 8) ^ table[table[(k - 1) * 256 + n] & 0xff];
+    }
   }
   return table;
 })();
@@ -72,7 +74,8 @@ export function crc32(bytes: Uint8Array, crc = 0): number {
   for (; i + 8 <= n; i += 8) {
     const a = (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24)) ^ c;
     const b = bytes[i + 4] | (bytes[i + 5] << 8) | (bytes[i + 6] << 16) | (bytes[i + 7] << 24);
-    c = t[1792 + (a & 0xff)] ^ t[1536 + ((a >>> 8) & 0xff)] ^ t[1280 + ((a >>> 16) & 0xff)] ^ t[1024 + (a >>> 24)] ^
+    c = t[1792 + (a & 0xff)] ^ t[1536 + ((a >>> 8) & 0xff)] ^ t[1280 + ((a >>> 16) & 0xff)] ^
+      t[1024 + (a >>> 24)] ^
       t[768 + (b & 0xff)] ^ t[512 + ((b >>> 8) & 0xff)] ^ t[256 + ((b >>> 16) & 0xff)] ^ t[b >>> 24];
   }
   for (; i < n; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
@@ -81,10 +84,16 @@ export function crc32(bytes: Uint8Array, crc = 0): number {
 
 function checkMeta(meta: ShardMeta) {
   if (!Number.isInteger(meta.vocabSize) || meta.vocabSize < 1 || meta.vocabSize > MAX_SHARD_VOCAB) {
-    throw new DataError(`vocabulary size ${meta.vocabSize}: shards hold uint16 ids, at most ${MAX_SHARD_VOCAB}`);
+    throw new DataError(
+      `vocabulary size ${meta.vocabSize}: shards hold uint16 ids, at most ${MAX_SHARD_VOCAB}`,
+    );
   }
-  if (!/^[0-9a-f]{16}$/.test(meta.vocabHash)) throw new DataError(`vocabulary hash ${meta.vocabHash}: expected 16 hex digits`);
-  if (!Number.isInteger(meta.seqLen) || meta.seqLen < 1) throw new DataError(`sequence length ${meta.seqLen}: expected >= 1`);
+  if (!/^[0-9a-f]{16}$/.test(meta.vocabHash)) {
+    throw new DataError(`vocabulary hash ${meta.vocabHash}: expected 16 hex digits`);
+  }
+  if (!Number.isInteger(meta.seqLen) || meta.seqLen < 1) {
+    throw new DataError(`sequence length ${meta.seqLen}: expected >= 1`);
+  }
 }
 
 /** A shard's bytes: header and `ids` (a whole number of sequences). */
@@ -112,14 +121,18 @@ export function encodeShard(ids: Uint16Array, meta: ShardMeta): Uint8Array {
 /** Parses and checks a shard header; `fileSize`, when known, must match the header's payload. */
 export function parseShardHeader(bytes: Uint8Array, name: string, fileSize?: number): ShardHeader {
   if (bytes.length < SHARD_HEADER_BYTES) {
-    throw new DataError(`shard ${name}: truncated (${bytes.length} bytes, shorter than the ${SHARD_HEADER_BYTES}-byte header)`);
+    throw new DataError(
+      `shard ${name}: truncated (${bytes.length} bytes, shorter than the ${SHARD_HEADER_BYTES}-byte header)`,
+    );
   }
   if (new TextDecoder().decode(bytes.subarray(0, 8)) !== SHARD_MAGIC) {
     throw new DataError(`shard ${name}: not a cram shard (the file does not start with ${SHARD_MAGIC})`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, SHARD_HEADER_BYTES);
   const version = view.getUint32(8, true);
-  if (version !== SHARD_VERSION) throw new DataError(`shard ${name}: format version ${version}, expected ${SHARD_VERSION}`);
+  if (version !== SHARD_VERSION) {
+    throw new DataError(`shard ${name}: format version ${version}, expected ${SHARD_VERSION}`);
+  }
   const headerBytes = view.getUint32(12, true);
   if (headerBytes !== SHARD_HEADER_BYTES) {
     throw new DataError(`shard ${name}: header size ${headerBytes}, expected ${SHARD_HEADER_BYTES}`);
@@ -220,7 +233,11 @@ export class ShardWriter {
     const bytes = encodeShard(this.#buffer.subarray(0, this.#filled), this.meta);
     await writeFileAtomic(`${this.dir}/${file}`, bytes);
     const crc = new DataView(bytes.buffer).getUint32(40, true);
-    this.shards.push({ file, sequences: this.#filled / this.meta.seqLen, crc32: crc.toString(16).padStart(8, "0") });
+    this.shards.push({
+      file,
+      sequences: this.#filled / this.meta.seqLen,
+      crc32: crc.toString(16).padStart(8, "0"),
+    });
     this.#filled = 0;
   }
 }
@@ -250,7 +267,9 @@ export async function readManifest(dir: string): Promise<{ manifest: Manifest; p
     throw new DataError(`manifest ${file}: ${describe(e)}`);
   }
   if (manifest?.format !== "cram-shards" || !Array.isArray(manifest.shards)) {
-    throw new DataError(`manifest ${file}: not a cram shard manifest (expected "format": "cram-shards" and "shards")`);
+    throw new DataError(
+      `manifest ${file}: not a cram shard manifest (expected "format": "cram-shards" and "shards")`,
+    );
   }
   manifest.shards.forEach((shard, i) => {
     if (typeof shard?.file !== "string" || shard.file.includes("/")) {
@@ -272,7 +291,10 @@ export interface OpenShardsOptions {
  * file's length), the shards must agree with each other and with `expect`, and with `verify` every
  * checksum is checked. Reads go by ranges: memory does not grow with the dataset.
  */
-export async function openShards(paths: readonly string[], options: OpenShardsOptions = {}): Promise<ShardSet> {
+export async function openShards(
+  paths: readonly string[],
+  options: OpenShardsOptions = {},
+): Promise<ShardSet> {
   if (paths.length === 0) throw new DataError("no shards given");
   const files: Deno.FsFile[] = [];
   const headers: ShardHeader[] = [];
@@ -291,7 +313,9 @@ export async function openShards(paths: readonly string[], options: OpenShardsOp
       const reference = headers.length > 0 ? { ...headers[0], name: paths[0] } : undefined;
       for (const key of ["vocabHash", "vocabSize", "seqLen"] as const) {
         if (reference && header[key] !== reference[key]) {
-          throw new DataError(`shard ${path}: ${key} ${header[key]} differs from ${reference[key]} in ${reference.name}`);
+          throw new DataError(
+            `shard ${path}: ${key} ${header[key]} differs from ${reference[key]} in ${reference.name}`,
+          );
         }
         const expected = options.expect?.[key];
         if (expected !== undefined && header[key] !== expected) {
@@ -348,8 +372,13 @@ export class ShardSet implements ShardMeta {
 
   /** Sequences `first` to `first + count - 1`, one after another. */
   read(first: number, count: number): Promise<Uint16Array> {
-    if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 || first + count > this.sequences) {
-      return Promise.reject(new RangeError(`sequences ${first}..${first + count} outside 0..${this.sequences}`));
+    if (
+      !Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 ||
+      first + count > this.sequences
+    ) {
+      return Promise.reject(
+        new RangeError(`sequences ${first}..${first + count} outside 0..${this.sequences}`),
+      );
     }
     const result = this.#queue.then(() => this.#read(first, count));
     this.#queue = result.catch(() => {});
@@ -369,7 +398,9 @@ export class ShardSet implements ShardMeta {
       const file = this.#files[shard];
       await file.seek(SHARD_HEADER_BYTES + offset * this.seqLen * 2, Deno.SeekMode.Start);
       const want = bytes.subarray(done * this.seqLen * 2, (done + n) * this.seqLen * 2);
-      if ((await readFully(file, want)) !== want.length) throw new DataError(`shard ${this.#paths[shard]}: truncated while reading`);
+      if ((await readFully(file, want)) !== want.length) {
+        throw new DataError(`shard ${this.#paths[shard]}: truncated while reading`);
+      }
       done += n;
     }
     return out;
@@ -389,7 +420,9 @@ export class ShardSet implements ShardMeta {
           crc = crc32(block.subarray(0, n), crc);
           left -= n;
         }
-        if (crc !== this.#headers[s].crc32) throw new DataError(`shard ${this.#paths[s]}: checksum mismatch (corrupt payload)`);
+        if (crc !== this.#headers[s].crc32) {
+          throw new DataError(`shard ${this.#paths[s]}: checksum mismatch (corrupt payload)`);
+        }
       }
     });
     this.#queue = result.catch(() => {});

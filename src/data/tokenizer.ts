@@ -129,7 +129,13 @@ export class Tokenizer {
       post_processor: {
         type: "TemplateProcessing",
         single: [special("[CLS]", 0), sequence("A", 0), special("[SEP]", 0)],
-        pair: [special("[CLS]", 0), sequence("A", 0), special("[SEP]", 0), sequence("B", 1), special("[SEP]", 1)],
+        pair: [
+          special("[CLS]", 0),
+          sequence("A", 0),
+          special("[SEP]", 0),
+          sequence("B", 1),
+          special("[SEP]", 1),
+        ],
         special_tokens: {
           "[CLS]": { id: "[CLS]", ids: [CLS_ID], tokens: ["[CLS]"] },
           "[SEP]": { id: "[SEP]", ids: [SEP_ID], tokens: ["[SEP]"] },
@@ -157,17 +163,23 @@ export class Tokenizer {
 
 function checkVocab(vocab: readonly string[], name: string) {
   if (vocab.length <= SPECIAL_TOKENS.length) {
-    throw new DataError(`${name}: ${vocab.length} tokens; expected the ${SPECIAL_TOKENS.length} special tokens and more`);
+    throw new DataError(
+      `${name}: ${vocab.length} tokens; expected the ${SPECIAL_TOKENS.length} special tokens and more`,
+    );
   }
   SPECIAL_TOKENS.forEach((token, id) => {
     if (vocab[id] !== token) {
-      throw new DataError(`${name} line ${id + 1}: expected ${token} (id ${id}), found ${JSON.stringify(vocab[id])}`);
+      throw new DataError(
+        `${name} line ${id + 1}: expected ${token} (id ${id}), found ${JSON.stringify(vocab[id])}`,
+      );
     }
   });
   const seen = new Map<string, number>();
   vocab.forEach((token, id) => {
     if (token.length === 0) throw new DataError(`${name} line ${id + 1}: empty token`);
-    if (/\s/.test(token)) throw new DataError(`${name} line ${id + 1}: token ${JSON.stringify(token)} holds whitespace`);
+    if (/\s/.test(token)) {
+      throw new DataError(`${name} line ${id + 1}: token ${JSON.stringify(token)} holds whitespace`);
+    }
     const first = seen.get(token);
     if (first !== undefined) {
       throw new DataError(`${name} line ${id + 1}: token ${JSON.stringify(token)} repeats line ${first + 1}`);

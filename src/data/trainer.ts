@@ -203,7 +203,7 @@ class PairCounts {
     this.counts.set(key, (this.counts.get(key) ?? 0) + delta);
     if (delta > 0) {
       let list = this.#where.get(key);
-      if (list === undefined) this.#where.set(key, (list = []));
+      if (list === undefined) this.#where.set(key, list = []);
       if (list[list.length - 1] !== word) list.push(word);
     }
   }
@@ -286,7 +286,10 @@ class PairHeap {
     while (true) {
       let child = 2 * i + 1;
       if (child >= n) break;
-      if (child + 1 < n && this.#before(this.#counts[child + 1], this.#keys[child + 1], this.#counts[child], this.#keys[child])) {
+      if (
+        child + 1 < n &&
+        this.#before(this.#counts[child + 1], this.#keys[child + 1], this.#counts[child], this.#keys[child])
+      ) {
         child++;
       }
       if (!this.#before(this.#counts[child], this.#keys[child], count, key)) break;

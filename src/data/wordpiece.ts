@@ -118,9 +118,13 @@ export class WordPiece {
       const id = ids[i];
       if (options.skip?.has(id)) continue;
       const token = this.vocab[id];
-      if (token === undefined) throw new DataError(`cannot decode id ${id}: the vocabulary has ${this.vocab.length}`);
+      if (token === undefined) {
+        throw new DataError(`cannot decode id ${id}: the vocabulary has ${this.vocab.length}`);
+      }
       let piece = token;
-      if (parts.length > 0) piece = token.startsWith(this.prefix) ? token.slice(this.prefix.length) : " " + token;
+      if (parts.length > 0) {
+        piece = token.startsWith(this.prefix) ? token.slice(this.prefix.length) : " " + token;
+      }
       parts.push(cleanUp(piece));
     }
     return parts.join("");

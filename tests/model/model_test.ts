@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { requestGpu } from "../../src/gpu/device.ts";
+import { readF32, writeBuffer } from "../../src/gpu/buffers.ts";
+import { Kernels, submitDispatches } from "../../src/gpu/kernels.ts";
+import { type ModelConfig, tiny } from "../../src/model/config.ts";
+import { initParams } from "../../src/model/init.ts";
+import { type ModelBatch, planModel } from "../../src/model/model.ts";
+import { readLossTotals } from "../../src/model/layers/cross_entropy.ts";
+import { referenceForwardBackward } from "../../src/reference/model.ts";
+import { seededUniform } from "../_helpers.ts";
+
+/** A tiny model's weights, matrices scaled up from the 0.02 init so attention is far from uniform. */
+function weights(config: ModelConfig, seed: number): Float32Array<ArrayBuffer> {
+  const params = initParams(config, { seed });
+  const noise = seededUniform(params.length, seed + 1, 0.5, 1.5);
+  return params.map((
+    v,
+    i,
+  ) => (Math.abs(v) === 1 || v === 0 ? v * noise[i] + (v === 0 ? noise[i] - 1 : 0) : v * 8));
+}
+
+/** A micro-batch with every fourth token (and a few more) labelled, some inputs replaced by [MASK]. */
+function maskedBatch(config: ModelConfig, batch: number, seq: number, seed: number): ModelBatch {
+  const draws = seededUniform(batch * seq * 2, seed, 0, 1);
+  const original = Uint32Array.from(
+    { length: batch * seq },
+    (_, i) => 5 + Math.floor(draws[i] * (config.vocabSize - 5)),
+  );
+  const inputIds = original.slice();
+  const positions: number[] = [];
+  for (let t = 0; t < batch * seq; t++) {
+    if (t % 4 === 1 || draws[batch * seq + t] < 0.1) {
+      positions.push(t);
+      if (t % 3 !== 0) inputIds[t] = 4; // [MASK]; the rest keep their token, as BERT's 10% do
+    }
+  }
+  const labelPositions = Uint32Array.from(positions);
+  return { inputIds, labelPositions, labelIds: labelPositions.map((t) => original[t]) };
+}
+
+// Tolerances: every GPU value is an f32 computation whose rounding error, relative to the tensor's scale,
+// grows with the depth of the sums (at most ~100 terms here) and the model's depth: a few 1e-6. A
+// gradient tensor is compared by the relative L2 error of the whole tensor (1e-4), which a wrong index, a
+// missing term or a sign error exceeds by orders of magnitude.
+for (
+  const config of [
+    tiny,
+    { ...tiny, ffn: "gelu-glu", positions: "learned" } satisfies ModelConfig,
+  ]
+) {
+  Deno.test(`the GPU model's loss and every gradient match the float64 reference (${config.ffn}, ${config.positions})`, async () => {
+    const k = new Kernels(await requestGpu());
+    const [batch, seq] = [3, config.maxSeqLen];
+    const b = maskedBatch(config, batch, seq, 7);
+    const params = weights(config, 3);
+    const model = await planModel(k, config, { batch, seq, maxLabels: b.labelIds.length + 5 });
+    writeBuffer(k.gpu, model.params, params);
+    model.writeBatch(b, 1 / b.labelIds.length);
+    submitDispatches(k.gpu, model.microBatch);
+
+    const labels = new Int32Array(batch * seq).fill(-100);
+    b.labelPositions.forEach((t, i) => (labels[t] = b.labelIds[i]));
+    const expected = referenceForwardBackward(config, params, b.inputIds, labels, { batch, seq });
+    const totals = await readLossTotals(k.gpu, model.lossTotals);
+    assert.equal(totals.count, b.labelIds.length);
+    assert.ok(
+      Math.abs(totals.sum / totals.count - expected.loss) < 1e-5 * expected.loss,
+      `loss ${totals.sum / totals.count} vs ${expected.loss}`,
+    );
+
+    const grads = await readF32(k.gpu, model.grads);
+    for (const t of model.layout.tensors) {
+      let diff = 0;
+      let norm = 0;
+      for (let i = t.offset; i < t.offset + t.size; i++) {
+        diff += (grads[i] - expected.grads[i]) ** 2;
+        norm += expected.grads[i] ** 2;
+      }
+      assert.ok(norm > 0, `${t.name}: the reference gradient is zero, the test would prove nothing`);
+      assert.ok(Math.sqrt(diff / norm) < 1e-4, `${t.name}: relative error ${Math.sqrt(diff / norm)}`);
+    }
+  });
+}
+
+Deno.test("a second micro-batch adds its gradients, and a wrong batch is refused", async () => {
+  const k = new Kernels(await requestGpu());
+  const [batch, seq] = [2, tiny.maxSeqLen];
+  const b = maskedBatch(tiny, batch, seq, 11);
+  const model = await planModel(k, tiny, { batch, seq, maxLabels: b.labelIds.length });
+  writeBuffer(k.gpu, model.params, weights(tiny, 5));
+  model.writeBatch(b, 1 / b.labelIds.length);
+  submitDispatches(k.gpu, model.microBatch);
+  const once = await readF32(k.gpu, model.grads);
+  submitDispatches(k.gpu, model.microBatch);
+  const twice = await readF32(k.gpu, model.grads);
+  let worst = 0;
+  for (let i = 0; i < once.length; i++) {
+    worst = Math.max(worst, Math.abs(twice[i] - 2 * once[i]) / (1e-6 + Math.abs(once[i])));
+  }
+  assert.ok(worst < 1e-5, `accumulated gradients differ from twice one micro-batch by ${worst}`);
+  assert.throws(
+    () => model.writeBatch({ ...b, inputIds: b.inputIds.subarray(1) }, 1),
+    /token ids, the plan takes 2 x 16/,
+  );
+  const tooMany = Uint32Array.from({ length: b.labelIds.length + 1 }, (_, i) => i);
+  assert.throws(() => model.writeBatch({ ...b, labelPositions: tooMany, labelIds: tooMany }, 1), /labels/);
+});
