@@ -6,6 +6,68 @@
  */
 
 // data: streams, tokenizer, packing
+export { DataError } from "./src/data/errors.ts";
+export {
+  JsonlParser,
+  listCorpusFiles,
+  newReadStats,
+  readCorpus,
+  TextParser,
+  Utf8Decoder,
+} from "./src/data/read.ts";
+export type {
+  CorpusFile,
+  CorpusFormat,
+  DocumentParser,
+  JsonlParserOptions,
+  ReadCorpusOptions,
+  ReadStats,
+  TextChunk,
+  TextParserOptions,
+} from "./src/data/read.ts";
+export { HF_NORMALIZER, Normalizer, normalizeStream, normalizeText } from "./src/data/normalize.ts";
+export { PreTokenizer, preTokenize, preTokenizeStream } from "./src/data/pretokenize.ts";
+export type { PreTokenizerOptions, WordChunk } from "./src/data/pretokenize.ts";
+export { encodeStream, WordPiece } from "./src/data/wordpiece.ts";
+export type { IdChunk, WordPieceOptions } from "./src/data/wordpiece.ts";
+export { countWordsStream, trainWordPiece, WordCounter } from "./src/data/trainer.ts";
+export type { TrainOptions, WordCounterOptions } from "./src/data/trainer.ts";
+export {
+  CLS_ID,
+  fnv1a64,
+  MASK_ID,
+  PAD_ID,
+  SEP_ID,
+  SPECIAL_TOKENS,
+  Tokenizer,
+  UNK_ID,
+} from "./src/data/tokenizer.ts";
+export type { ModelInput } from "./src/data/tokenizer.ts";
+export { newPackStats, Packer, packStream } from "./src/data/pack.ts";
+export type { PackOptions, PackStats } from "./src/data/pack.ts";
+export {
+  crc32,
+  decodeShard,
+  encodeShard,
+  MAX_SHARD_VOCAB,
+  openShards,
+  parseShardHeader,
+  readManifest,
+  SHARD_HEADER_BYTES,
+  SHARD_MAGIC,
+  SHARD_VERSION,
+  ShardSet,
+  ShardWriter,
+  shardWriterStream,
+} from "./src/data/shard.ts";
+export type {
+  Manifest,
+  OpenShardsOptions,
+  ShardHeader,
+  ShardInfo,
+  ShardMeta,
+  ShardWriterOptions,
+} from "./src/data/shard.ts";
 
 // gpu: device, buffers, kernel dispatch
 export { checked, GpuError, requestGpu } from "./src/gpu/device.ts";

@@ -1,8 +1,9 @@
 /**
- * Kernel benchmarks. Prints one JSON line per measured product to stdout (the adapter's name to stderr):
+ * Benchmarks. Prints one JSON line per measurement to stdout (the adapter's name to stderr):
  *
  *   deno task bench [--small] [--tile 64x128x8/u2] [--splits N] [--layout NN,NT,TN] [--only qkv,cube]
  *                   [--shape MxNxK] [--warmup 0.5] [--time 0.3]
+ *   deno task bench --step [--preset crammed] [--micro-batch 128,256] [--accumulate 1] [--steps 10]
  *
  * @module
  */
@@ -18,6 +19,8 @@ import {
   SMALL_DIMS,
 } from "../src/bench/matmul.ts";
 import { parseMatmulTile } from "../src/model/layers/matmul.ts";
+import { presets } from "../src/model/config.ts";
+import { benchStep } from "../src/bench/step.ts";
 
 const USAGE = `usage: deno task bench [options]
   --small          the model's products scaled down (tokens / 64, features / 8), for the CPU adapter
@@ -27,7 +30,12 @@ const USAGE = `usage: deno task bench [options]
   --only LIST      comma-separated product names among qkv,attn_out,ffn_up,ffn_down,mlm_decoder,cube
   --shape MxNxK    one product of this shape instead of the model's
   --warmup S       seconds of warm-up per product (default 0.5)
-  --time S         seconds of the timed run per product (default 0.3)`;
+  --time S         seconds of the timed run per product (default 0.3)
+  --step           time the full training step instead (forward, backward, clipping, AdamW)
+  --preset NAME    with --step: the model (default crammed)
+  --micro-batch L  with --step: comma-separated micro-batch sizes (default 128)
+  --accumulate N   with --step: micro-batches per optimizer step (default 1)
+  --steps N        with --step: timed steps (default 10)`;
 
 function positive(option: string, value: string): number {
   const v = Number(value);
@@ -47,11 +55,34 @@ async function main(args: string[]): Promise<void> {
       shape: { type: "string" },
       warmup: { type: "string", default: "0.5" },
       time: { type: "string", default: "0.3" },
+      step: { type: "boolean", default: false },
+      preset: { type: "string", default: "crammed" },
+      "micro-batch": { type: "string", default: "128" },
+      accumulate: { type: "string", default: "1" },
+      steps: { type: "string", default: "10" },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) {
     console.log(USAGE);
+    return;
+  }
+  if (values.step) {
+    const config = presets[values.preset];
+    if (!config) {
+      throw new GpuError(`--preset ${values.preset}: expected one of ${Object.keys(presets).join(", ")}`);
+    }
+    const gpu = await requestGpu();
+    console.error(`# ${gpu.name}`);
+    const k = new Kernels(gpu);
+    for (const size of values["micro-batch"].split(",")) {
+      const result = await benchStep(k, config, {
+        microBatch: positive("micro-batch", size),
+        accumulate: positive("accumulate", values.accumulate),
+        timedSteps: positive("steps", values.steps),
+      });
+      console.log(JSON.stringify({ preset: values.preset, ...result }));
+    }
     return;
   }
   const layouts = values.layout.split(",");

@@ -1,11 +1,12 @@
 /**
- * Gradient parity against PyTorch autograd (torch_peer.py), in two steps:
+ * Gradient parity against PyTorch autograd (torch_peer.py):
  *
- *   deno run --allow-read --allow-write tasks/parity.ts write --out DIR [--preset tiny] [--ffn gelu|gelu-glu]
- *       [--positions scaled-sinusoidal|learned] [--batch 4] [--seq 16] [--seed 1]
+ *   deno run -A tasks/parity.ts write --out DIR [--engine reference|gpu] [--preset tiny]
+ *       [--ffn gelu|gelu-glu] [--positions scaled-sinusoidal|learned] [--batch 4] [--seq 16] [--seed 1]
  *     writes DIR/model.safetensors (a freshly initialized model), DIR/batch.safetensors (random ids, 15% of
- *     positions labelled) and DIR/reference.json (the float64 reference's loss and gradients, in the JSON
- *     that the peer prints), then shows the peer command to run where PyTorch is installed.
+ *     positions labelled) and DIR/reference.json (the loss and gradients of the float64 reference, or of
+ *     the WebGPU engine with `--engine gpu`, in the JSON that the peer prints), then shows the peer
+ *     command to run where PyTorch is installed.
  *
  *   deno run --allow-read tasks/parity.ts compare --reference DIR/reference.json --peer peer.json
  *       [--tolerance 1e-6]
@@ -13,36 +14,52 @@
  *     worst exceeds the tolerance. Use --tolerance 1e-6 against `parity --float64`, about 1e-4 against the
  *     peer's float32 run.
  *
+ *   deno run -A tasks/parity.ts check --out DIR --peer-script PATH [write options] [--tolerance T]
+ *       [--device cuda|cpu] [--float64]
+ *     all three in one: write, run `python3 PATH parity` on the files, compare. This is the command for the
+ *     GPU machine: `check --engine gpu --preset crammed --batch 32 --seq 128 --peer-script .device/torch_peer.py`.
+ *
  * @module
  */
 import { parseArgs } from "node:util";
-import { loadCheckpoint, saveBatch, saveCheckpoint } from "../src/model/checkpoint.ts";
+import { type Batch, loadCheckpoint, saveBatch, saveCheckpoint } from "../src/model/checkpoint.ts";
+import { requestGpu } from "../src/gpu/device.ts";
+import { readF32, writeBuffer } from "../src/gpu/buffers.ts";
+import { Kernels, submitDispatches } from "../src/gpu/kernels.ts";
+import { planModel } from "../src/model/model.ts";
+import { readLossTotals } from "../src/model/layers/cross_entropy.ts";
 import { type ModelConfig, presets, validateConfig } from "../src/model/config.ts";
 import { initParams } from "../src/model/init.ts";
 import {
   compareParity,
   type ParityReport,
+  parityReport,
   randomParityBatch,
   referenceParityReport,
 } from "../src/reference/parity.ts";
 import { writeFileAtomic } from "../src/fs.ts";
 
-const USAGE = "usage: parity.ts write --out DIR [options] | parity.ts compare --reference FILE --peer FILE";
+const USAGE = "usage: parity.ts write --out DIR [options] | compare --reference FILE --peer FILE | " +
+  "check --out DIR --peer-script PATH [options]";
 
-async function write(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      out: { type: "string" },
-      preset: { type: "string", default: "tiny" },
-      ffn: { type: "string" },
-      positions: { type: "string" },
-      batch: { type: "string", default: "4" },
-      seq: { type: "string" },
-      seed: { type: "string", default: "1" },
-    },
-  });
+const WRITE_OPTIONS = {
+  out: { type: "string" },
+  engine: { type: "string", default: "reference" },
+  preset: { type: "string", default: "tiny" },
+  ffn: { type: "string" },
+  positions: { type: "string" },
+  batch: { type: "string", default: "4" },
+  seq: { type: "string" },
+  seed: { type: "string", default: "1" },
+} as const;
+
+type WriteValues = ReturnType<typeof parseArgs<{ options: typeof WRITE_OPTIONS }>>["values"];
+
+async function write(values: WriteValues): Promise<{ out: string; report: ParityReport }> {
   if (!values.out) throw new Error(`--out is required (${USAGE})`);
+  if (values.engine !== "reference" && values.engine !== "gpu") {
+    throw new Error(`--engine must be reference or gpu, got ${values.engine}`);
+  }
   const preset = presets[values.preset!];
   if (!preset) {
     throw new Error(`--preset must be one of ${Object.keys(presets).join(", ")}, got ${values.preset}`);
@@ -64,7 +81,9 @@ async function write(args: string[]): Promise<void> {
 
   const params = initParams(config, { seed });
   const parityBatch = randomParityBatch(config, { batch, seq, seed });
-  const report = referenceParityReport(config, params, parityBatch);
+  const report = values.engine === "gpu"
+    ? await gpuParityReport(config, params, parityBatch)
+    : referenceParityReport(config, params, parityBatch);
   await Deno.mkdir(values.out, { recursive: true });
   await saveCheckpoint(`${values.out}/model.safetensors`, config, params);
   await saveBatch(`${values.out}/batch.safetensors`, parityBatch);
@@ -75,15 +94,71 @@ async function write(args: string[]): Promise<void> {
   // Read the checkpoint back so a writer bug shows here rather than as a peer mismatch.
   const saved = await loadCheckpoint(`${values.out}/model.safetensors`);
   if (!saved.params.every((v, i) => v === params[i])) throw new Error("model.safetensors does not read back");
-  console.log(`reference loss ${report.loss} over ${report.predicted_tokens} predicted tokens`);
+  console.log(`${values.engine} loss ${report.loss} over ${report.predicted_tokens} predicted tokens`);
+  return { out: values.out, report };
+}
+
+/** The WebGPU engine's loss and gradients for one micro-batch of `batch`. */
+async function gpuParityReport(
+  config: ModelConfig,
+  params: Float32Array,
+  batch: Batch,
+): Promise<ParityReport> {
+  const k = new Kernels(await requestGpu());
+  const positions = [...batch.labels.keys()].filter((t) => batch.labels[t] >= 0);
+  const model = await planModel(k, config, {
+    batch: batch.batch,
+    seq: batch.seq,
+    maxLabels: positions.length,
+  });
+  writeBuffer(k.gpu, model.params, Float32Array.from(params));
+  model.writeBatch({
+    inputIds: Uint32Array.from(batch.ids),
+    labelPositions: Uint32Array.from(positions),
+    labelIds: Uint32Array.from(positions, (t) => batch.labels[t]),
+  }, 1 / positions.length);
+  submitDispatches(k.gpu, model.microBatch);
+  const totals = await readLossTotals(k.gpu, model.lossTotals);
+  const grads = await readF32(k.gpu, model.grads);
+  return parityReport(config, { loss: totals.sum / totals.count, predicted: totals.count, grads });
+}
+
+function printPeerCommands(out: string): void {
   console.log("now run, where PyTorch is installed:");
   console.log(
-    `  python3 torch_peer.py parity --checkpoint ${values.out}/model.safetensors ` +
-      `--batch ${values.out}/batch.safetensors --device cpu --float64 > peer.json`,
+    `  python3 torch_peer.py parity --checkpoint ${out}/model.safetensors ` +
+      `--batch ${out}/batch.safetensors --device cpu --float64 > peer.json`,
   );
   console.log(
-    `  deno run --allow-read tasks/parity.ts compare --reference ${values.out}/reference.json --peer peer.json`,
+    `  deno run --allow-read tasks/parity.ts compare --reference ${out}/reference.json --peer peer.json`,
   );
+}
+
+/** Writes, runs the peer on what was written, and compares. */
+async function check(args: string[]): Promise<boolean> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...WRITE_OPTIONS,
+      "peer-script": { type: "string" },
+      device: { type: "string" },
+      float64: { type: "boolean", default: false },
+      tolerance: { type: "string", default: "1e-5" },
+    },
+  });
+  if (!values["peer-script"]) throw new Error(`--peer-script is required (the path of torch_peer.py)`);
+  const tolerance = Number(values.tolerance);
+  if (!(tolerance > 0)) throw new Error(`--tolerance must be a positive number, got ${values.tolerance}`);
+  const { out, report } = await write(values);
+  const peerArgs = [values["peer-script"], "parity", "--checkpoint", `${out}/model.safetensors`];
+  peerArgs.push("--batch", `${out}/batch.safetensors`);
+  if (values.device) peerArgs.push("--device", values.device);
+  if (values.float64) peerArgs.push("--float64");
+  const result = await new Deno.Command("python3", { args: peerArgs, stderr: "inherit" }).output();
+  if (!result.success) throw new Error(`python3 ${peerArgs.join(" ")} failed (exit ${result.code})`);
+  const peerText = new TextDecoder().decode(result.stdout);
+  await writeFileAtomic(`${out}/peer.json`, new TextEncoder().encode(peerText));
+  return printComparison(report, parseReport(peerText, `${out}/peer.json`), tolerance);
 }
 
 async function compare(args: string[]): Promise<boolean> {
@@ -98,8 +173,10 @@ async function compare(args: string[]): Promise<boolean> {
   if (!values.reference || !values.peer) throw new Error(`--reference and --peer are required (${USAGE})`);
   const tolerance = Number(values.tolerance);
   if (!(tolerance > 0)) throw new Error(`--tolerance must be a positive number, got ${values.tolerance}`);
-  const ours = await readReport(values.reference);
-  const peer = await readReport(values.peer);
+  return printComparison(await readReport(values.reference), await readReport(values.peer), tolerance);
+}
+
+function printComparison(ours: ParityReport, peer: ParityReport, tolerance: number): boolean {
   const result = compareParity(ours, peer);
   console.log(
     `loss: ours ${ours.loss}, peer ${peer.loss}, relative difference ${result.loss.toExponential(2)}`,
@@ -127,6 +204,10 @@ async function readReport(path: string): Promise<ParityReport> {
   } catch (e) {
     throw new Error(`cannot read ${path}: ${(e as Error).message}`);
   }
+  return parseReport(text, path);
+}
+
+function parseReport(text: string, path: string): ParityReport {
   let report: ParityReport;
   try {
     report = JSON.parse(text);
@@ -149,9 +230,13 @@ function positiveInteger(option: string, text: string): number {
 
 try {
   const [command, ...args] = Deno.args;
-  if (command === "write") await write(args);
-  else if (command === "compare") {
+  if (command === "write") {
+    const { out } = await write(parseArgs({ args, options: WRITE_OPTIONS }).values);
+    printPeerCommands(out);
+  } else if (command === "compare") {
     if (!await compare(args)) Deno.exit(1);
+  } else if (command === "check") {
+    if (!await check(args)) Deno.exit(1);
   } else throw new Error(USAGE);
 } catch (e) {
   console.error(`error: ${(e as Error).message}`);

@@ -12,7 +12,13 @@ import { DataError, describe } from "../src/data/errors.ts";
 import { normalizeStream } from "../src/data/normalize.ts";
 import { newPackStats, packStream } from "../src/data/pack.ts";
 import { preTokenizeStream } from "../src/data/pretokenize.ts";
-import { type CorpusFile, listCorpusFiles, newReadStats, readCorpus, type ReadStats } from "../src/data/read.ts";
+import {
+  type CorpusFile,
+  listCorpusFiles,
+  newReadStats,
+  readCorpus,
+  type ReadStats,
+} from "../src/data/read.ts";
 import { type Manifest, MAX_SHARD_VOCAB, ShardWriter, shardWriterStream } from "../src/data/shard.ts";
 import { Tokenizer, UNK_ID } from "../src/data/tokenizer.ts";
 import { countWordsStream, trainWordPiece, WordCounter } from "../src/data/trainer.ts";
@@ -93,13 +99,17 @@ function parseOptions(args: string[]): Options | null {
   const integer = (name: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
     const n = Number(text);
     if (!/^\d+$/.test(text) || n < min || n > max) {
-      throw new DataError(`--${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
+      throw new DataError(
+        `--${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(text)}`,
+      );
     }
     return n;
   };
   const minChars = Number(v["min-chars-per-token"]);
   if (!(minChars >= 0) || v["min-chars-per-token"].trim() === "") {
-    throw new DataError(`--min-chars-per-token: expected a number >= 0, got ${JSON.stringify(v["min-chars-per-token"])}`);
+    throw new DataError(
+      `--min-chars-per-token: expected a number >= 0, got ${JSON.stringify(v["min-chars-per-token"])}`,
+    );
   }
   return {
     corpus: v.corpus,
@@ -143,7 +153,10 @@ class Progress {
     const seconds = (performance.now() - this.#start) / 1000;
     const fraction = s.bytesTotal > 0 ? s.bytesRead / s.bytesTotal : 0;
     const eta = fraction > 0 && !final ? `, ETA ${duration(seconds * (1 / fraction - 1))}` : "";
-    const line = `${this.#label}: ${(fraction * 100).toFixed(0)}% of ${mb(s.bytesTotal)} read, ${mb(s.textBytes)} of text ` +
+    const line =
+      `${this.#label}: ${(fraction * 100).toFixed(0)}% of ${mb(s.bytesTotal)} read, ${
+        mb(s.textBytes)
+      } of text ` +
       `at ${(s.textBytes / 1e6 / Math.max(seconds, 1e-3)).toFixed(1)} MB/s, ${s.documents} documents${eta}` +
       (final ? ` (${duration(seconds)})` : "");
     const text = this.#tty ? `\r${line}\x1b[K${final ? "\n" : ""}` : `${line}\n`;
@@ -177,7 +190,11 @@ async function prepareOut(options: Options) {
     }
     if (existing.length === 0) return;
     if (!options.overwrite) {
-      throw new DataError(`--out ${options.out} already holds a dataset (${existing.sort()[0]}, ...): pass --overwrite to replace it`);
+      throw new DataError(
+        `--out ${options.out} already holds a dataset (${
+          existing.sort()[0]
+        }, ...): pass --overwrite to replace it`,
+      );
     }
     // The manifest goes first: a directory without one never passes for a complete dataset.
     for (const name of existing.sort().reverse()) await Deno.remove(`${options.out}/${name}`);
@@ -193,13 +210,18 @@ async function trainVocabulary(files: CorpusFile[], options: Options): Promise<T
   const { readable } = readCorpus(files, readOptions(options, stats, () => {}));
   const progress = new Progress("counting words", stats);
   try {
-    await readable.pipeThrough(normalizeStream()).pipeThrough(preTokenizeStream()).pipeTo(countWordsStream(counter));
+    await readable.pipeThrough(normalizeStream()).pipeThrough(preTokenizeStream()).pipeTo(
+      countWordsStream(counter),
+    );
   } finally {
     progress.done();
   }
   if (counter.counts.size === 0) throw new DataError(`corpus ${options.corpus.join(", ")} holds no words`);
   const start = performance.now();
-  const vocab = trainWordPiece(counter.counts, { vocabSize: options.vocabSize, minFrequency: options.minFrequency });
+  const vocab = trainWordPiece(counter.counts, {
+    vocabSize: options.vocabSize,
+    minFrequency: options.minFrequency,
+  });
   const pruned = counter.pruned > 0 ? `, ${counter.pruned} rare words pruned from the count` : "";
   console.error(
     `trained ${vocab.length} tokens from ${counter.counts.size} distinct words in ` +
@@ -228,7 +250,9 @@ async function main(args: string[]) {
   const files = await listCorpusFiles(options.corpus);
   const loaded = options.vocab === undefined ? undefined : await Tokenizer.load(options.vocab);
   if (loaded && loaded.size > MAX_SHARD_VOCAB) {
-    throw new DataError(`--vocab ${options.vocab}: ${loaded.size} tokens, shards hold at most ${MAX_SHARD_VOCAB}`);
+    throw new DataError(
+      `--vocab ${options.vocab}: ${loaded.size} tokens, shards hold at most ${MAX_SHARD_VOCAB}`,
+    );
   }
   await prepareOut(options);
   const tokenizer = loaded ?? await trainVocabulary(files, options);
@@ -254,7 +278,9 @@ async function main(args: string[]) {
       .pipeThrough(preTokenizeStream())
       .pipeThrough(encodeStream(tokenizer.wordPiece))
       .pipeThrough(countUnknown)
-      .pipeThrough(packStream({ seqLen: options.seqLen, minCharsPerToken: options.minCharsPerToken }, packStats))
+      .pipeThrough(
+        packStream({ seqLen: options.seqLen, minCharsPerToken: options.minCharsPerToken }, packStats),
+      )
       .pipeTo(shardWriterStream(writer));
     if (packStats.sequences === 0) {
       const filter = packStats.droppedDocuments > 0
@@ -277,7 +303,10 @@ async function main(args: string[]) {
       documents: packStats.documents,
       tokens: packStats.tokens,
     };
-    await writeFileAtomic(`${options.out}/manifest.json`, new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n"));
+    await writeFileAtomic(
+      `${options.out}/manifest.json`,
+      new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n"),
+    );
   } catch (e) {
     await writer.abort();
     throw e;
@@ -298,7 +327,9 @@ async function main(args: string[]) {
       `${p.sequences} sequences of ${options.seqLen} (${p.leftoverTokens} tokens left over)`,
       `text       ${mb(stats.textBytes)}, ${stats.invalidUtf8} invalid UTF-8 sequences replaced, ` +
       `${stats.malformedLines} malformed JSON lines skipped`,
-      `vocabulary ${tokenizer.size} tokens, hash ${tokenizer.hash}${loaded ? ` (from ${options.vocab})` : " (trained)"}`,
+      `vocabulary ${tokenizer.size} tokens, hash ${tokenizer.hash}${
+        loaded ? ` (from ${options.vocab})` : " (trained)"
+      }`,
       `shards     ${writer.shards.length} in ${options.out}: ${writer.shards.map((s) => s.file).join(", ")}`,
     ].join("\n"),
   );

@@ -23,7 +23,7 @@ const DROP_PATTERN = "[^\\t\\n\\r\\x20-\\x7E]+";
 const SPACE_PATTERN = "[\\t\\n\\r ]+";
 
 const QUOTES = /``|''/g;
-const NON_ASCII = /[^\x00-\x7F]/;
+const NON_ASCII = /[\u0080-\uFFFF]/;
 const DROP = new RegExp(DROP_PATTERN, "g");
 const SPACES = new RegExp(SPACE_PATTERN, "g");
 

@@ -21,6 +21,14 @@ export interface ParityReport {
 /** The reference's parity report for one MLM forward/backward of `batch`. */
 export function referenceParityReport(config: ModelConfig, params: Float32Array, batch: Batch): ParityReport {
   const { loss, predicted, grads } = referenceForwardBackward(config, params, batch.ids, batch.labels, batch);
+  return parityReport(config, { loss, predicted, grads });
+}
+
+/** The parity report of a loss and flat gradients (in `paramLayout(config)`) computed by any engine. */
+export function parityReport(
+  config: ModelConfig,
+  { loss, predicted, grads }: { loss: number; predicted: number; grads: Float32Array | Float64Array },
+): ParityReport {
   const report: ParityReport = { loss, predicted_tokens: predicted, grads: {} };
   for (const t of paramLayout(config).tensors) {
     const g = grads.subarray(t.offset, t.offset + t.size);

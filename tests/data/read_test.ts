@@ -30,7 +30,10 @@ async function documents(chunks: AsyncIterable<TextChunk> | Iterable<TextChunk>)
 
 async function read(paths: string[], options: ReadCorpusOptions = {}) {
   const warnings: string[] = [];
-  const { readable, stats } = readCorpus(await listCorpusFiles(paths), { onWarning: (m) => warnings.push(m), ...options });
+  const { readable, stats } = readCorpus(await listCorpusFiles(paths), {
+    onWarning: (m) => warnings.push(m),
+    ...options,
+  });
   return { docs: await documents(readable), stats, warnings };
 }
 
@@ -62,14 +65,19 @@ Deno.test("listCorpusFiles names the path that is missing, of unknown format, or
     assert.match(e.message, /^corpus path .*corpus\/nope\.txt: not found$/);
     return true;
   });
-  await assert.rejects(listCorpusFiles([fixture("bad/table.csv")]), /corpus file .*table\.csv: unknown format/);
+  await assert.rejects(
+    listCorpusFiles([fixture("bad/table.csv")]),
+    /corpus file .*table\.csv: unknown format/,
+  );
   await assert.rejects(listCorpusFiles([fixture("shards")]), /no corpus files in .*shards/);
   await assert.rejects(listCorpusFiles([]), /no corpus given/);
 });
 
 Deno.test("readCorpus reads .txt, .jsonl and their .gz forms as documents", async () => {
   const { docs, stats, warnings } = await read([fixture("corpus")]);
-  const records = Deno.readTextFileSync(fixture("corpus/records.jsonl")).trim().split("\n").map((l) => JSON.parse(l).text);
+  const records = Deno.readTextFileSync(fixture("corpus/records.jsonl")).trim().split("\n").map((l) =>
+    JSON.parse(l).text
+  );
   assert.deepEqual(docs, [
     "Notes kept in a gzip file.\n\nA second paragraph of notes.\n",
     "Compressed lines read like any other.",
@@ -86,7 +94,9 @@ Deno.test("readCorpus reads .txt, .jsonl and their .gz forms as documents", asyn
 });
 
 Deno.test("readCorpus with paragraphs splits .txt files at blank lines and loses nothing", async () => {
-  const { docs } = await read([fixture("corpus/prose.txt"), fixture("corpus/more/notes.txt.gz")], { paragraphs: true });
+  const { docs } = await read([fixture("corpus/prose.txt"), fixture("corpus/more/notes.txt.gz")], {
+    paragraphs: true,
+  });
   assert.equal(docs.length, 5);
   assert.equal(docs.slice(0, 3).join(""), Deno.readTextFileSync(fixture("corpus/prose.txt")));
   assert.ok(docs[0].startsWith("The lighthouse keeper") && docs[0].endsWith("name.\n\n"));
@@ -99,7 +109,10 @@ Deno.test("TextParser splits paragraphs the same whatever the piece boundaries",
   const whole = await parse(new TextParser({ paragraphs: true }), [text]);
   assert.deepEqual(whole, ["one\n\n", "\ntwo a\n \t\r\n", "three\n\n", "four\n  \n"]);
   for (let i = 0; i <= text.length; i++) {
-    assert.deepEqual(await parse(new TextParser({ paragraphs: true }), [text.slice(0, i), text.slice(i)]), whole);
+    assert.deepEqual(
+      await parse(new TextParser({ paragraphs: true }), [text.slice(0, i), text.slice(i)]),
+      whole,
+    );
   }
   assert.deepEqual(await parse(new TextParser(), [text.slice(0, 5), text.slice(5)]), [text]);
   assert.deepEqual(await parse(new TextParser(), []), []);
@@ -145,9 +158,13 @@ Deno.test("JsonlParser gives the same documents and warnings whatever the piece 
   assert.equal(whole.docs[7], "\u{1F600} \u00e9/");
   assert.equal(whole.warnings.length, 8);
   assert.match(whole.warnings[7], /^f:18: malformed JSON line \(no string field "text"\)/);
-  for (let i = 0; i <= text.length; i++) assert.deepEqual(await run([text.slice(0, i), text.slice(i)]), whole);
+  for (let i = 0; i <= text.length; i++) {
+    assert.deepEqual(await run([text.slice(0, i), text.slice(i)]), whole);
+  }
   const pieces: string[] = [];
-  for (let i = 0, size = 1; i < text.length; i += size, size = (size % 7) + 1) pieces.push(text.slice(i, i + size));
+  for (let i = 0, size = 1; i < text.length; i += size, size = (size % 7) + 1) {
+    pieces.push(text.slice(i, i + size));
+  }
   assert.deepEqual(await run(pieces), whole);
 });
 
@@ -174,7 +191,9 @@ Deno.test("JsonlParser holds at most maxHeldChars of a line's text: a huge line 
   for (let i = 0; i < lines.length; i += 50) chunks.push(...cut.push(lines.slice(i, i + 50)));
   chunks.push(...cut.finish());
   assert.equal(chunks.filter((c) => c.end).length, 2, "the cut document is ended, then the next one read");
-  const passed = Number(/^cut\.jsonl:1: .*its first (\d+) characters of text were already used/.exec(warnings[0])?.[1]);
+  const passed = Number(
+    /^cut\.jsonl:1: .*its first (\d+) characters of text were already used/.exec(warnings[0])?.[1],
+  );
   assert.ok(passed >= 100 && passed < 250, `${passed} characters passed on`);
   assert.equal(chunks.map((c) => c.text).join(""), "x".repeat(passed) + "next");
 });
@@ -190,14 +209,20 @@ Deno.test("Utf8Decoder matches TextDecoder and counts the same whatever the chun
     ...new TextEncoder().encode("é€😀\uFFFD"),
     0xC3, // truncated two-byte sequence
     0x41,
-    0xED, 0xA0, 0x80, // encoded surrogate: invalid
-    0xEF, 0xBF, 0xBD, // U+FFFD, genuine
-    0xF0, 0x9F, // truncated at the end
+    0xED,
+    0xA0,
+    0x80, // encoded surrogate: invalid
+    0xEF,
+    0xBF,
+    0xBD, // U+FFFD, genuine
+    0xF0,
+    0x9F, // truncated at the end
   ]);
   const expected = new TextDecoder().decode(bytes);
   for (let split = 0; split <= bytes.length; split++) {
     const decoder = new Utf8Decoder();
-    const text = decoder.decode(bytes.subarray(0, split)) + decoder.decode(bytes.subarray(split)) + decoder.finish();
+    const text = decoder.decode(bytes.subarray(0, split)) + decoder.decode(bytes.subarray(split)) +
+      decoder.finish();
     assert.equal(text, expected);
     assert.equal(decoder.invalid, 1 + 3 + 1, `split at ${split}`);
   }
@@ -226,7 +251,9 @@ Deno.test("a binary file, a bad .gz and an empty file get one-line answers", asy
 });
 
 Deno.test("limitBytes stops early and ends the document it cut", async () => {
-  const { docs, stats } = await read([fixture("corpus/prose.txt"), fixture("corpus/records.jsonl")], { limitBytes: 100 });
+  const { docs, stats } = await read([fixture("corpus/prose.txt"), fixture("corpus/records.jsonl")], {
+    limitBytes: 100,
+  });
   assert.equal(docs.length, 1);
   assert.ok(Deno.readTextFileSync(fixture("corpus/prose.txt")).startsWith(docs[0]));
   assert.ok(stats.textBytes >= 100);

@@ -12,7 +12,8 @@ import {
 
 const fixture = (path: string) => new URL(`../../fixtures/data/shards/${path}`, import.meta.url).pathname;
 /** The ids the fixture shards were made from: good-0 holds ids(0, 12), good-1 ids(12, 8). */
-const ids = (from: number, n: number) => Uint16Array.from({ length: n }, (_, i) => ((from + i) * 7919) % 1000);
+const ids = (from: number, n: number) =>
+  Uint16Array.from({ length: n }, (_, i) => ((from + i) * 7919) % 1000);
 const meta = { vocabSize: 1000, vocabHash: "0123456789abcdef", seqLen: 4 };
 
 Deno.test("crc32 matches the IEEE check value and continues across pieces", () => {
@@ -95,7 +96,10 @@ Deno.test("openShards rejects truncated, corrupt, mismatched and unexpected shar
     openShards([good, fixture("other-vocab.bin")]),
     /other-vocab\.bin: vocabHash fedcba9876543210 differs from 0123456789abcdef in .*good-0\.bin/,
   );
-  await assert.rejects(openShards([good], { expect: { vocabHash: "ffffffffffffffff" } }), /vocabHash 0123456789abcdef, expected ffff/);
+  await assert.rejects(
+    openShards([good], { expect: { vocabHash: "ffffffffffffffff" } }),
+    /vocabHash 0123456789abcdef, expected ffff/,
+  );
   await assert.rejects(openShards([fixture("missing.bin")]), /shard .*missing\.bin: not found/);
   await assert.rejects(openShards([]), /no shards given/);
   assert.equal(SHARD_HEADER_BYTES, 64);

@@ -1,0 +1,89 @@
+/**
+ * Full training-step benchmark: the MLM step (forward, backward, clipping, AdamW) of a config at a
+ * micro-batch size, on random tokens masked as in training, timed over back-to-back steps with one GPU
+ * round trip at the end (the same measure as `torch_peer.py bench`).
+ */
+import type { Kernels } from "../gpu/kernels.ts";
+import { writeBuffer } from "../gpu/buffers.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { initParams } from "../model/init.ts";
+import type { ModelBatch } from "../model/model.ts";
+import { maskBatch, maxLabels } from "../train/masking.ts";
+import { planTrainer } from "../train/step.ts";
+
+export interface StepBenchOptions {
+  microBatch: number;
+  /** Micro-batches accumulated per optimizer step (default 1, as the peer's bench). */
+  accumulate?: number;
+  warmupSteps?: number;
+  timedSteps?: number;
+  seed?: number;
+}
+
+export interface StepBenchResult {
+  bench: "train_step";
+  micro_batch: number;
+  accumulate: number;
+  tokens_per_s: number;
+  ms_per_step: number;
+  /** Bytes of every buffer the step allocated (parameters, gradients, moments, activations, scratch). */
+  gpu_mem_gib: number;
+  loss: number;
+  grad_norm: number;
+  skipped_steps: number;
+}
+
+/** Random micro-batches of `config`'s vocabulary, masked at 15%. */
+export function randomBatches(config: ModelConfig, batch: number, count: number, seed: number): ModelBatch[] {
+  const seq = config.maxSeqLen;
+  const batches: ModelBatch[] = [];
+  let s = seed >>> 0;
+  for (let i = 0; i < count; i++) {
+    const tokens = new Uint32Array(batch * seq);
+    for (let t = 0; t < tokens.length; t++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      tokens[t] = 5 + (s % (config.vocabSize - 5));
+    }
+    const indices = Array.from({ length: batch }, (_, b) => i * batch + b);
+    batches.push(
+      maskBatch(tokens, seq, { epoch: 0, indices }, { rate: 0.15, vocabSize: config.vocabSize, seed }),
+    );
+  }
+  return batches;
+}
+
+/** Times the training step; resolves after the timed steps have finished on the GPU. */
+export async function benchStep(
+  k: Kernels,
+  config: ModelConfig,
+  options: StepBenchOptions,
+): Promise<StepBenchResult> {
+  const { microBatch, accumulate = 1, warmupSteps = 3, timedSteps = 10, seed = 0 } = options;
+  const seq = config.maxSeqLen;
+  const trainer = await planTrainer(k, config, {
+    batch: microBatch,
+    seq,
+    maxLabels: maxLabels(microBatch, seq, 0.15),
+  });
+  writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed }) as Float32Array<ArrayBuffer>);
+  const batches = randomBatches(config, microBatch, accumulate * 2, seed);
+  const stepBatches = (i: number) => batches.slice((i % 2) * accumulate, (i % 2 + 1) * accumulate);
+  for (let i = 0; i < warmupSteps; i++) trainer.step(stepBatches(i), 1e-4);
+  await trainer.readStats();
+  const start = performance.now();
+  for (let i = 0; i < timedSteps; i++) trainer.step(stepBatches(i), 1e-4);
+  const stats = await trainer.readStats();
+  const seconds = (performance.now() - start) / 1000;
+  const memory = trainer.model.bytes + 2 * trainer.m.size;
+  return {
+    bench: "train_step",
+    micro_batch: microBatch,
+    accumulate,
+    tokens_per_s: Math.round((timedSteps * accumulate * microBatch * seq) / seconds),
+    ms_per_step: Math.round((seconds / timedSteps) * 1e5) / 100,
+    gpu_mem_gib: Math.round((memory / 2 ** 30) * 100) / 100,
+    loss: stats.loss,
+    grad_norm: stats.gradNorm,
+    skipped_steps: stats.skippedSteps,
+  };
+}
