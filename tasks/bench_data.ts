@@ -5,8 +5,9 @@
  *    reports its time and the process's peak resident memory at that point.
  * 2. Loads the corpus's documents into memory, then times normalize + pre-tokenize + encode of every
  *    document with our `Tokenizer.encode`, with our streaming stages, and with the Rust `tokenizers`
- *    library (npm `tokenizers`, a native addon) built from our `tokenizer.json`, one `encode` call at
- *    a time with `RAYON_NUM_THREADS=1`, checking that its ids equal ours document by document.
+ *    library (npm `tokenizers`, a native addon) built from our `tokenizer.json`, single-threaded
+ *    (`RAYON_NUM_THREADS=1`): one `encode` call at a time, checking that its ids equal ours document by
+ *    document, and `encodeBatch` over 32 documents at a time. Our speed is compared with the faster.
  *
  * Prints one JSON object a line. Needs `-A` (the native addon and /proc).
  *
@@ -139,19 +140,36 @@ async function main() {
     if (ids.length === ours[i].length && ids.every((id: number, j: number) => id === ours[i][j])) identical++;
   }
   elapsed = seconds(begin);
-  const peerRate = mb / elapsed;
+  const perCallRate = mb / elapsed;
   report({
     stage: "encode",
     impl: `Hugging Face tokenizers (Rust, ${PEER}), one encode call at a time, RAYON_NUM_THREADS=1`,
     tokens: peerTokens,
     seconds: elapsed,
-    mb_per_s: peerRate,
+    mb_per_s: perCallRate,
     tokens_per_s: peerTokens / elapsed,
     documents_with_identical_ids: `${identical}/${documents.length}`,
   });
+
+  begin = performance.now();
+  peerTokens = 0;
+  for (let i = 0; i < documents.length; i += 32) {
+    const batch = await rust.encodeBatch(documents.slice(i, i + 32), { addSpecialTokens: false });
+    for (const encoding of batch) peerTokens += encoding.getIds().length;
+  }
+  elapsed = seconds(begin);
+  const batchRate = mb / elapsed;
+  report({
+    stage: "encode",
+    impl: `Hugging Face tokenizers (Rust, ${PEER}), encodeBatch of 32 documents, RAYON_NUM_THREADS=1`,
+    tokens: peerTokens,
+    seconds: elapsed,
+    mb_per_s: batchRate,
+    tokens_per_s: peerTokens / elapsed,
+  });
   report({
     stage: "summary",
-    encode_speed_vs_peer: ourRate / peerRate,
+    encode_speed_vs_faster_peer_figure: ourRate / Math.max(perCallRate, batchRate),
     target: ">= 0.5",
     peak_rss_mb: peakRssMb(),
   });

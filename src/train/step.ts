@@ -6,6 +6,7 @@
  * only when asked (`readStats`, every N steps).
  */
 import { paramBuffer, storageBuffer, uploadBuffer, writeBuffer, writeParams } from "../gpu/buffers.ts";
+import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
@@ -45,6 +46,7 @@ export interface TrainStats {
 
 /** A model with its optimizer state, ready to take steps. */
 export interface Trainer {
+  gpu: Gpu;
   model: GpuModel;
   /** AdamW moments, in the parameter layout. */
   m: GPUBuffer;
@@ -99,6 +101,7 @@ export async function planTrainer(
   };
 
   return {
+    gpu,
     model,
     m,
     v,
