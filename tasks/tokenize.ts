@@ -8,22 +8,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { buildDataset, type DatasetOptions, megabytes } from "../src/data/dataset.ts";
 import { DataError, describe } from "../src/data/errors.ts";
-import { normalizeStream } from "../src/data/normalize.ts";
-import { newPackStats, packStream } from "../src/data/pack.ts";
-import { preTokenizeStream } from "../src/data/pretokenize.ts";
-import {
-  type CorpusFile,
-  listCorpusFiles,
-  newReadStats,
-  readCorpus,
-  type ReadStats,
-} from "../src/data/read.ts";
-import { type Manifest, MAX_SHARD_VOCAB, ShardWriter, shardWriterStream } from "../src/data/shard.ts";
-import { Tokenizer, UNK_ID } from "../src/data/tokenizer.ts";
-import { countWordsStream, trainWordPiece, WordCounter } from "../src/data/trainer.ts";
-import { encodeStream, type IdChunk } from "../src/data/wordpiece.ts";
-import { writeFileAtomic } from "../src/fs.ts";
+import { MAX_SHARD_VOCAB } from "../src/data/shard.ts";
 
 const HELP = `Usage: deno task tokenize --corpus <path>... --out <dir> [options]
 
@@ -49,23 +36,9 @@ Options:
   --overwrite                 replace a dataset already in --out
   -h, --help                  show this help`;
 
-interface Options {
-  corpus: string[];
-  out: string;
-  vocab?: string;
-  vocabSize: number;
-  minFrequency: number;
-  seqLen: number;
-  minCharsPerToken: number;
-  paragraphs: boolean;
-  field: string;
-  strict: boolean;
-  limitBytes?: number;
-  shardSequences: number;
-  overwrite: boolean;
-}
-
-function parseOptions(args: string[]): Options | null {
+function parseOptions(
+  args: string[],
+): Required<Omit<DatasetOptions, "vocab" | "limitBytes">> & DatasetOptions | null {
   let parsed;
   try {
     parsed = parseArgs({
@@ -128,193 +101,14 @@ function parseOptions(args: string[]): Options | null {
   };
 }
 
-/** Progress on stderr: a live line on a terminal, a plain line every 10 s otherwise. */
-class Progress {
-  readonly #stats: ReadStats;
-  readonly #label: string;
-  readonly #tty = Deno.stderr.isTerminal();
-  readonly #start = performance.now();
-  readonly #timer: ReturnType<typeof setInterval>;
-
-  constructor(label: string, stats: ReadStats) {
-    this.#label = label;
-    this.#stats = stats;
-    this.#timer = setInterval(() => this.#print(false), this.#tty ? 250 : 10_000);
-  }
-
-  done(): number {
-    clearInterval(this.#timer);
-    this.#print(true);
-    return (performance.now() - this.#start) / 1000;
-  }
-
-  #print(final: boolean) {
-    const s = this.#stats;
-    const seconds = (performance.now() - this.#start) / 1000;
-    const fraction = s.bytesTotal > 0 ? s.bytesRead / s.bytesTotal : 0;
-    const eta = fraction > 0 && !final ? `, ETA ${duration(seconds * (1 / fraction - 1))}` : "";
-    const line =
-      `${this.#label}: ${(fraction * 100).toFixed(0)}% of ${mb(s.bytesTotal)} read, ${
-        mb(s.textBytes)
-      } of text ` +
-      `at ${(s.textBytes / 1e6 / Math.max(seconds, 1e-3)).toFixed(1)} MB/s, ${s.documents} documents${eta}` +
-      (final ? ` (${duration(seconds)})` : "");
-    const text = this.#tty ? `\r${line}\x1b[K${final ? "\n" : ""}` : `${line}\n`;
-    Deno.stderr.writeSync(new TextEncoder().encode(text));
-  }
-}
-
-function mb(bytes: number): string {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
-}
-
-function duration(seconds: number): string {
-  const s = Math.round(seconds);
-  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-}
-
-function warnings(): (message: string) => void {
-  let shown = 0;
-  return (message) => {
-    if (++shown <= 20) console.error(`warning: ${message}`);
-    else if (shown === 21) console.error("warning: more malformed lines; the summary counts them all");
-  };
-}
-
-async function prepareOut(options: Options) {
-  try {
-    await Deno.mkdir(options.out, { recursive: true });
-    const existing: string[] = [];
-    for await (const entry of Deno.readDir(options.out)) {
-      if (entry.name === "manifest.json" || /^shard-\d+\.bin$/.test(entry.name)) existing.push(entry.name);
-    }
-    if (existing.length === 0) return;
-    if (!options.overwrite) {
-      throw new DataError(
-        `--out ${options.out} already holds a dataset (${
-          existing.sort()[0]
-        }, ...): pass --overwrite to replace it`,
-      );
-    }
-    // The manifest goes first: a directory without one never passes for a complete dataset.
-    for (const name of existing.sort().reverse()) await Deno.remove(`${options.out}/${name}`);
-  } catch (e) {
-    if (e instanceof DataError) throw e;
-    throw new DataError(`--out ${options.out}: ${describe(e)}`);
-  }
-}
-
-async function trainVocabulary(files: CorpusFile[], options: Options): Promise<Tokenizer> {
-  const stats = newReadStats();
-  const counter = new WordCounter();
-  const { readable } = readCorpus(files, readOptions(options, stats, () => {}));
-  const progress = new Progress("counting words", stats);
-  try {
-    await readable.pipeThrough(normalizeStream()).pipeThrough(preTokenizeStream()).pipeTo(
-      countWordsStream(counter),
-    );
-  } finally {
-    progress.done();
-  }
-  if (counter.counts.size === 0) throw new DataError(`corpus ${options.corpus.join(", ")} holds no words`);
-  const start = performance.now();
-  const vocab = trainWordPiece(counter.counts, {
-    vocabSize: options.vocabSize,
-    minFrequency: options.minFrequency,
-  });
-  const pruned = counter.pruned > 0 ? `, ${counter.pruned} rare words pruned from the count` : "";
-  console.error(
-    `trained ${vocab.length} tokens from ${counter.counts.size} distinct words in ` +
-      `${duration((performance.now() - start) / 1000)}${pruned}`,
-  );
-  return new Tokenizer(vocab);
-}
-
-function readOptions(options: Options, stats: ReadStats, onWarning: (message: string) => void) {
-  return {
-    paragraphs: options.paragraphs,
-    field: options.field,
-    strict: options.strict,
-    limitBytes: options.limitBytes,
-    stats,
-    onWarning,
-  };
-}
-
 async function main(args: string[]) {
   const options = parseOptions(args);
   if (!options) {
     console.log(HELP);
     return;
   }
-  const files = await listCorpusFiles(options.corpus);
-  const loaded = options.vocab === undefined ? undefined : await Tokenizer.load(options.vocab);
-  if (loaded && loaded.size > MAX_SHARD_VOCAB) {
-    throw new DataError(
-      `--vocab ${options.vocab}: ${loaded.size} tokens, shards hold at most ${MAX_SHARD_VOCAB}`,
-    );
-  }
-  await prepareOut(options);
-  const tokenizer = loaded ?? await trainVocabulary(files, options);
-  await tokenizer.save(options.out);
-
-  const stats = newReadStats();
-  const packStats = newPackStats();
-  const counts = { tokens: 0, unknown: 0 };
-  const countUnknown = new TransformStream<IdChunk, IdChunk>({
-    transform(chunk, controller) {
-      counts.tokens += chunk.ids.length;
-      for (const id of chunk.ids) if (id === UNK_ID) counts.unknown++;
-      controller.enqueue(chunk);
-    },
-  });
-  const meta = { vocabSize: tokenizer.size, vocabHash: tokenizer.hash, seqLen: options.seqLen };
-  const writer = new ShardWriter(options.out, meta, { sequencesPerShard: options.shardSequences });
-  const { readable } = readCorpus(files, readOptions(options, stats, warnings()));
-  const progress = new Progress("tokenizing", stats);
-  try {
-    await readable
-      .pipeThrough(normalizeStream())
-      .pipeThrough(preTokenizeStream())
-      .pipeThrough(encodeStream(tokenizer.wordPiece))
-      .pipeThrough(countUnknown)
-      .pipeThrough(
-        packStream({ seqLen: options.seqLen, minCharsPerToken: options.minCharsPerToken }, packStats),
-      )
-      .pipeTo(shardWriterStream(writer));
-    if (packStats.sequences === 0) {
-      const filter = packStats.droppedDocuments > 0
-        ? `; --min-chars-per-token ${options.minCharsPerToken} dropped ${packStats.droppedDocuments} of them`
-        : "";
-      throw new DataError(
-        `no ${options.seqLen}-token sequence came out of ${packStats.documents} documents ` +
-          `(${packStats.tokens + packStats.leftoverTokens} tokens kept${filter})`,
-      );
-    }
-    const shards = await writer.close();
-    const manifest: Manifest = {
-      format: "cram-shards",
-      version: 1,
-      ...meta,
-      sequences: packStats.sequences,
-      shards,
-      corpus: files.map((f) => f.path),
-      minCharsPerToken: options.minCharsPerToken,
-      documents: packStats.documents,
-      tokens: packStats.tokens,
-    };
-    await writeFileAtomic(
-      `${options.out}/manifest.json`,
-      new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n"),
-    );
-  } catch (e) {
-    await writer.abort();
-    throw e;
-  } finally {
-    progress.done();
-  }
-
-  const p = packStats;
+  const { tokenizer, read: stats, pack: p, tokens, unknown, shards } = await buildDataset(options);
+  const loaded = options.vocab !== undefined;
   const kept = p.documents - p.emptyDocuments - p.droppedDocuments;
   const percent = (n: number, of: number) => `${(of > 0 ? (100 * n) / of : 0).toFixed(3)}%`;
   const filter = options.minCharsPerToken > 0
@@ -323,14 +117,14 @@ async function main(args: string[]) {
   console.log(
     [
       `documents  ${p.documents} read, ${kept} kept${filter}, ${p.emptyDocuments} empty`,
-      `tokens     ${counts.tokens} encoded, ${percent(counts.unknown, counts.tokens)} [UNK]; ` +
+      `tokens     ${tokens} encoded, ${percent(unknown, tokens)} [UNK]; ` +
       `${p.sequences} sequences of ${options.seqLen} (${p.leftoverTokens} tokens left over)`,
-      `text       ${mb(stats.textBytes)}, ${stats.invalidUtf8} invalid UTF-8 sequences replaced, ` +
+      `text       ${megabytes(stats.textBytes)}, ${stats.invalidUtf8} invalid UTF-8 sequences replaced, ` +
       `${stats.malformedLines} malformed JSON lines skipped`,
       `vocabulary ${tokenizer.size} tokens, hash ${tokenizer.hash}${
         loaded ? ` (from ${options.vocab})` : " (trained)"
       }`,
-      `shards     ${writer.shards.length} in ${options.out}: ${writer.shards.map((s) => s.file).join(", ")}`,
+      `shards     ${shards.length} in ${options.out}: ${shards.map((s) => s.file).join(", ")}`,
     ].join("\n"),
   );
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { readF32, storageBuffer, uploadBuffer } from "../gpu/buffers.ts";
-import { type Dispatch, encodeDispatches, type Kernels, submitDispatches } from "../gpu/kernels.ts";
+import { type Kernels, submitDispatches } from "../gpu/kernels.ts";
 import {
   DEFAULT_MATMUL_TILE,
   formatMatmulTile,
@@ -13,6 +13,7 @@ import {
   matmulScratchBytes,
   type MatmulTile,
 } from "../model/layers/matmul.ts";
+import { timeDispatches, type TimingOptions } from "./timing.ts";
 
 /** NN: C = A B; NT: C = A B^T (forward projections); TN: C = A^T B (weight gradients). */
 export type MatmulLayout = "NN" | "NT" | "TN";
@@ -26,15 +27,11 @@ export interface MatmulShape {
   k: number;
 }
 
-export interface MatmulBenchOptions {
+export interface MatmulBenchOptions extends TimingOptions {
   /** Tiled-kernel split to use instead of the wrapper's default. */
   tile?: MatmulTile;
   /** Split-K ways instead of the wrapper's choice. */
   splits?: number;
-  /** Seconds of work before timing: the H200 idles at 345 MHz and needs ~0.5 s to clock up. Default 0.5. */
-  warmupSeconds?: number;
-  /** Seconds the timed submit should last (the repeat count is chosen from the warm-up). Default 0.3. */
-  timedSeconds?: number;
 }
 
 /** One JSON line of `deno task bench`. */
@@ -124,22 +121,12 @@ function uniform(length: number, seed: number): Float32Array<ArrayBuffer> {
   return out;
 }
 
-async function drain(k: Kernels, dispatches: readonly Dispatch[], repeats: number): Promise<number> {
-  const start = performance.now();
-  const encoder = k.gpu.device.createCommandEncoder();
-  encodeDispatches(encoder, Array(repeats).fill(dispatches).flat());
-  k.gpu.device.queue.submit([encoder.finish()]);
-  await k.gpu.device.queue.onSubmittedWorkDone();
-  return (performance.now() - start) / 1000;
-}
-
 /** Times one shape; see {@linkcode benchMatmul}. */
 export async function benchMatmulShape(
   k: Kernels,
   shape: MatmulShape,
   options: MatmulBenchOptions = {},
 ): Promise<MatmulResult> {
-  const { warmupSeconds = 0.5, timedSeconds = 0.3 } = options;
   const { layout, m, n, k: depth } = shape;
   const transA = layout === "TN";
   const transB = layout === "NT";
@@ -154,17 +141,8 @@ export async function benchMatmulShape(
   const scratch = storageBuffer(gpu, "bench scratch", matmulScratchBytes(k, product));
   try {
     const dispatches = await matmul(k, { ...product, scratch });
-    // Warm up with growing batches until the clock has been busy long enough; the last batch's rate
-    // sets the timed repeat count.
-    let repeats = 1;
-    let seconds = 0;
-    for (let busy = 0; busy < warmupSeconds; busy += seconds) {
-      seconds = await drain(k, dispatches, repeats);
-      if (seconds < 0.1) repeats *= 2;
-    }
-    repeats = Math.max(1, Math.round((timedSeconds * repeats) / seconds));
-    seconds = await drain(k, dispatches, repeats);
-    const tflops = (2 * m * n * depth * repeats) / seconds / 1e12;
+    const { seconds } = await timeDispatches(gpu, dispatches, options);
+    const tflops = (2 * m * n * depth) / seconds / 1e12;
 
     submitDispatches(gpu, dispatches);
     const c = await readF32(gpu, bufC, m * n);

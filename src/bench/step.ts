@@ -9,7 +9,7 @@ import type { ModelConfig } from "../model/config.ts";
 import { initParams } from "../model/init.ts";
 import type { ModelBatch } from "../model/model.ts";
 import { maskBatch, maxLabels } from "../train/masking.ts";
-import { planTrainer } from "../train/step.ts";
+import { planTrainer, type Trainer, type TrainStats } from "../train/step.ts";
 
 export interface StepBenchOptions {
   microBatch: number;
@@ -52,13 +52,24 @@ export function randomBatches(config: ModelConfig, batch: number, count: number,
   return batches;
 }
 
-/** Times the training step; resolves after the timed steps have finished on the GPU. */
-export async function benchStep(
+/** A trainer planned and initialized for a benchmark, and the micro-batches its steps cycle through. */
+export interface StepBench {
+  trainer: Trainer;
+  microBatch: number;
+  accumulate: number;
+  /** Tokens one optimizer step trains on. */
+  tokensPerStep: number;
+  /** The micro-batches of step `i` (two steps' worth, alternating). */
+  batchesOf(i: number): ModelBatch[];
+}
+
+/** Plans the trainer for `options.microBatch` and writes freshly initialized weights. */
+export async function planStepBench(
   k: Kernels,
   config: ModelConfig,
-  options: StepBenchOptions,
-): Promise<StepBenchResult> {
-  const { microBatch, accumulate = 1, warmupSteps = 3, timedSteps = 10, seed = 0 } = options;
+  options: Pick<StepBenchOptions, "microBatch" | "accumulate" | "seed">,
+): Promise<StepBench> {
+  const { microBatch, accumulate = 1, seed = 0 } = options;
   const seq = config.maxSeqLen;
   const trainer = await planTrainer(k, config, {
     batch: microBatch,
@@ -67,19 +78,43 @@ export async function benchStep(
   });
   writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed }) as Float32Array<ArrayBuffer>);
   const batches = randomBatches(config, microBatch, accumulate * 2, seed);
-  const stepBatches = (i: number) => batches.slice((i % 2) * accumulate, (i % 2 + 1) * accumulate);
-  for (let i = 0; i < warmupSteps; i++) trainer.step(stepBatches(i), 1e-4);
-  await trainer.readStats();
+  return {
+    trainer,
+    microBatch,
+    accumulate,
+    tokensPerStep: accumulate * microBatch * seq,
+    batchesOf: (i) => batches.slice((i % 2) * accumulate, (i % 2 + 1) * accumulate),
+  };
+}
+
+/**
+ * Queues `steps` optimizer steps back to back and waits for them with one GPU round trip (the stats
+ * read): the wall seconds from the first queued step to the stats in hand, and the stats.
+ */
+export async function runSteps(bench: StepBench, steps: number): Promise<{ seconds: number; stats: TrainStats }> {
   const start = performance.now();
-  for (let i = 0; i < timedSteps; i++) trainer.step(stepBatches(i), 1e-4);
-  const stats = await trainer.readStats();
-  const seconds = (performance.now() - start) / 1000;
+  for (let i = 0; i < steps; i++) bench.trainer.step(bench.batchesOf(i), 1e-4);
+  const stats = await bench.trainer.readStats();
+  return { seconds: (performance.now() - start) / 1000, stats };
+}
+
+/** Times the training step; resolves after the timed steps have finished on the GPU. */
+export async function benchStep(
+  k: Kernels,
+  config: ModelConfig,
+  options: StepBenchOptions,
+): Promise<StepBenchResult> {
+  const { warmupSteps = 3, timedSteps = 10 } = options;
+  const bench = await planStepBench(k, config, options);
+  await runSteps(bench, warmupSteps);
+  const { seconds, stats } = await runSteps(bench, timedSteps);
+  const { trainer } = bench;
   const memory = trainer.model.bytes + 2 * trainer.m.size;
   return {
     bench: "train_step",
-    micro_batch: microBatch,
-    accumulate,
-    tokens_per_s: Math.round((timedSteps * accumulate * microBatch * seq) / seconds),
+    micro_batch: bench.microBatch,
+    accumulate: bench.accumulate,
+    tokens_per_s: Math.round((timedSteps * bench.tokensPerStep) / seconds),
     ms_per_step: Math.round((seconds / timedSteps) * 1e5) / 100,
     gpu_mem_gib: Math.round((memory / 2 ** 30) * 100) / 100,
     loss: stats.loss,

@@ -45,12 +45,15 @@ export async function timeDispatches(
 ): Promise<Timing> {
   const { warmupSeconds = 0.5, timedSeconds = 0.3 } = options;
   let repeats = 1;
-  let seconds = 0;
-  for (let busy = 0; busy < warmupSeconds; busy += seconds) {
-    seconds = await drain(gpu, dispatches, repeats);
+  let rate = 0; // repeats per second of the last warm-up batch
+  let busy = 0;
+  do {
+    const seconds = await drain(gpu, dispatches, repeats);
+    rate = repeats / seconds;
+    busy += seconds;
     if (seconds < 0.1) repeats *= 2;
-  }
-  repeats = Math.max(1, Math.round((timedSeconds * repeats) / seconds));
-  seconds = await drain(gpu, dispatches, repeats);
+  } while (busy < warmupSeconds);
+  repeats = Math.max(1, Math.round(timedSeconds * rate));
+  const seconds = await drain(gpu, dispatches, repeats);
   return { seconds: seconds / repeats, repeats };
 }

@@ -5,14 +5,20 @@
  * sparse MLM head that decodes only rows with a label >= 0 against the tied word embedding (no bias); mean
  * cross-entropy. Linear weights are PyTorch's [out, in], so y = x W^T.
  *
+ * With `dropout` (finetuning) the encoder drops at the sites of src/model/dropout_sites.ts: after the
+ * embedding LayerNorm, on the attention probabilities, and on each block's output before its residual add.
+ *
  * @module
  */
 import { downInputWidth, headDim, type ModelConfig } from "../model/config.ts";
 import { type ParamLayout, paramLayout, paramView } from "../model/params.ts";
+import { type DropoutSeeds, EMBEDDING_SITE, layerSites } from "../model/dropout_sites.ts";
 import {
   attentionBackward,
   attentionForward,
   crossEntropy,
+  dropout,
+  type DropoutOptions,
   embeddingBackward,
   embeddingForward,
   gelu,
@@ -31,6 +37,8 @@ export interface ReferenceBatchOptions {
   seq: number;
   /** [batch * seq]: 1 for a real token, 0 for padding that attention ignores as a key. */
   keyMask?: ArrayLike<number>;
+  /** Finetuning's dropout; absent: none (pretraining, inference). */
+  dropout?: DropoutSeeds;
 }
 
 /** The loss, how many tokens it averages over, and the gradient of every parameter in the flat layout. */
@@ -73,8 +81,34 @@ export function referenceEncode(
   ids: ArrayLike<number>,
   options: ReferenceBatchOptions,
 ): Float64Array {
+  return referenceEncoderPass(config, params, ids, options).states;
+}
+
+/** The encoder's forward, with its backward for a gradient of the final states. */
+export interface EncoderPass {
+  /** Final hidden states [batch * seq, hidden]. */
+  states: Float64Array;
+  /** The gradient of every parameter (paramLayout) given `dstates`, the gradient of `states`. */
+  backward(dstates: Float64Array): Float64Array;
+}
+
+/** Runs the encoder forward on `ids` [batch, seq], keeping what its backward needs. */
+export function referenceEncoderPass(
+  config: ModelConfig,
+  params: Float32Array | Float64Array,
+  ids: ArrayLike<number>,
+  options: ReferenceBatchOptions,
+): EncoderPass {
   const model = new ReferenceModel(config, params);
-  return model.forward(ids, options).finalNorm.y;
+  const cache = model.forward(ids, options);
+  return {
+    states: cache.finalNorm.y,
+    backward(dstates) {
+      const grads = new Float64Array(model.layout.totalSize);
+      model.backward(dstates, cache, grads, options);
+      return grads;
+    },
+  };
 }
 
 /**
@@ -88,32 +122,34 @@ export function referenceForwardBackward(
   labels: ArrayLike<number>,
   options: ReferenceBatchOptions,
 ): ReferenceResult {
-  const model = new ReferenceModel(config, params);
-  const cache = model.forward(ids, options);
+  const encoder = referenceEncoderPass(config, params, ids, options);
   const { hidden: H, vocabSize: V } = config;
-  if (labels.length !== cache.tokens) {
-    throw new RangeError(`labels: expected ${cache.tokens} elements, got ${labels.length}`);
+  const tokens = options.batch * options.seq;
+  if (labels.length !== tokens) {
+    throw new RangeError(`labels: expected ${tokens} elements, got ${labels.length}`);
   }
 
   // Sparse MLM head: decode only the rows that have a label.
   const rows: number[] = [];
-  for (let t = 0; t < cache.tokens; t++) if (labels[t] >= 0) rows.push(t);
+  for (let t = 0; t < tokens; t++) if (labels[t] >= 0) rows.push(t);
   if (rows.length === 0) throw new RangeError("labels: no token has a label >= 0, so there is no loss");
   const P = rows.length;
-  const z = cache.finalNorm.y;
+  const z = encoder.states;
   const selected = new Float64Array(P * H);
   rows.forEach((t, r) => selected.set(z.subarray(t * H, (t + 1) * H), r * H));
-  const word = model.weight("embeddings.word.weight");
+  const layout = paramLayout(config);
+  const word = paramView(layout, Float64Array.from(params), "embeddings.word.weight");
   const logits = matmul(selected, word, { m: P, k: H, n: V, transB: true });
   const { loss, dlogits } = crossEntropy(logits, rows.map((t) => labels[t]), { rows: P, vocab: V });
 
-  const grads = new Float64Array(model.layout.totalSize);
-  const grad = (name: string) => paramView(model.layout, grads, name);
-  addInto(grad("embeddings.word.weight"), matmul(dlogits, selected, { m: V, k: P, n: H, transA: true }));
   const dselected = matmul(dlogits, word, { m: P, k: V, n: H });
-  const dz = new Float64Array(cache.tokens * H);
+  const dz = new Float64Array(tokens * H);
   rows.forEach((t, r) => dz.set(dselected.subarray(r * H, (r + 1) * H), t * H));
-  model.backward(dz, cache, grads, options);
+  const grads = encoder.backward(dz);
+  addInto(
+    paramView(layout, grads, "embeddings.word.weight"),
+    matmul(dlogits, selected, { m: V, k: P, n: H, transA: true }),
+  );
   return { loss, predicted: P, grads };
 }
 
@@ -158,11 +194,11 @@ class ReferenceModel {
       hidden: H,
     });
     const embNorm = this.#norm("embeddings.norm", embedded, N);
-
     const layers: LayerCache[] = [];
-    let x = embNorm.y;
+    let x = drop(embNorm.y, site(options, EMBEDDING_SITE));
     for (let i = 0; i < config.layers; i++) {
       const p = `layers.${i}.`;
+      const sites = layerSites(i);
       const input = x;
       const attnNorm = this.#norm(p + "attn_norm", input, N);
       const qkv = matmul(attnNorm.y, this.weight(p + "attn.qkv.weight"), {
@@ -177,15 +213,15 @@ class ReferenceModel {
         heads: config.heads,
         headDim: headDim(config),
         keyMask,
+        dropout: site(options, sites.probs),
       });
-      const middle = add(
-        input,
-        matmul(attn.out, this.weight(p + "attn.out.weight"), { m: N, k: H, n: H, transB: true }),
-      );
+      const projected = matmul(attn.out, this.weight(p + "attn.out.weight"), { m: N, k: H, n: H, transB: true });
+      const middle = add(input, drop(projected, site(options, sites.attention)));
       const ffnNorm = this.#norm(p + "ffn_norm", middle, N);
       const up = matmul(ffnNorm.y, this.weight(p + "ffn.up.weight"), { m: N, k: H, n: I, transB: true });
       const act = config.ffn === "gelu-glu" ? gluForward(up, { rows: N, inner: I }) : gelu(up);
-      x = add(middle, matmul(act, this.weight(p + "ffn.down.weight"), { m: N, k: D, n: H, transB: true }));
+      const down = matmul(act, this.weight(p + "ffn.down.weight"), { m: N, k: D, n: H, transB: true });
+      x = add(middle, drop(down, site(options, sites.ffn)));
       layers.push({ input, attnNorm, qkv, attn, middle, ffnNorm, up, act });
     }
     const finalNorm = this.#norm("final_norm", x, N);
@@ -205,23 +241,27 @@ class ReferenceModel {
     for (let i = config.layers - 1; i >= 0; i--) {
       const p = `layers.${i}.`;
       const c = cache.layers[i];
-      // FFN block: x = middle + down(act(up(ffn_norm(middle)))).
-      addInto(grad(p + "ffn.down.weight"), matmul(dx, c.act, { m: H, k: N, n: D, transA: true }));
-      const dact = matmul(dx, this.weight(p + "ffn.down.weight"), { m: N, k: H, n: D });
+      const sites = layerSites(i);
+      // FFN block: x = middle + drop(down(act(up(ffn_norm(middle))))).
+      const ddown = drop(dx, site(options, sites.ffn));
+      addInto(grad(p + "ffn.down.weight"), matmul(ddown, c.act, { m: H, k: N, n: D, transA: true }));
+      const dact = matmul(ddown, this.weight(p + "ffn.down.weight"), { m: N, k: H, n: D });
       const dup = config.ffn === "gelu-glu"
         ? gluBackward(dact, c.up, { rows: N, inner: I })
         : geluBackward(dact, c.up);
       addInto(grad(p + "ffn.up.weight"), matmul(dup, c.ffnNorm.y, { m: I, k: N, n: H, transA: true }));
       const dffnIn = matmul(dup, this.weight(p + "ffn.up.weight"), { m: N, k: I, n: H });
       dx = add(dx, this.#normBackward(p + "ffn_norm", dffnIn, c.middle, c.ffnNorm, N, grad));
-      // Attention block: middle = input + out(attn(qkv(attn_norm(input)))).
-      addInto(grad(p + "attn.out.weight"), matmul(dx, c.attn.out, { m: H, k: N, n: H, transA: true }));
-      const dattn = matmul(dx, this.weight(p + "attn.out.weight"), { m: N, k: H, n: H });
+      // Attention block: middle = input + drop(out(attn(qkv(attn_norm(input))))).
+      const dprojected = drop(dx, site(options, sites.attention));
+      addInto(grad(p + "attn.out.weight"), matmul(dprojected, c.attn.out, { m: H, k: N, n: H, transA: true }));
+      const dattn = matmul(dprojected, this.weight(p + "attn.out.weight"), { m: N, k: H, n: H });
       const dqkv = attentionBackward(dattn, c.qkv, c.attn.probs, {
         batch,
         seq,
         heads: config.heads,
         headDim: headDim(config),
+        dropout: site(options, sites.probs),
       });
       addInto(
         grad(p + "attn.qkv.weight"),
@@ -230,7 +270,8 @@ class ReferenceModel {
       const dattnIn = matmul(dqkv, this.weight(p + "attn.qkv.weight"), { m: N, k: 3 * H, n: H });
       dx = add(dx, this.#normBackward(p + "attn_norm", dattnIn, c.input, c.attnNorm, N, grad));
     }
-    const dembedded = this.#normBackward("embeddings.norm", dx, cache.embedded, cache.embNorm, N, grad);
+    const dembNorm = drop(dx, site(options, EMBEDDING_SITE));
+    const dembedded = this.#normBackward("embeddings.norm", dembNorm, cache.embedded, cache.embNorm, N, grad);
     addInto(
       grad("embeddings.word.weight"),
       embeddingBackward(dembedded, cache.ids, { vocab: V, hidden: H, tokens: N }),
@@ -282,6 +323,21 @@ class ReferenceModel {
     addInto(grad(prefix + ".bias"), dbias);
     return dx;
   }
+}
+
+/** Dropout site `index` of `options`, or undefined without dropout. */
+export function site(options: { dropout?: DropoutSeeds }, index: number): DropoutOptions | undefined {
+  const dropout = options.dropout;
+  if (!dropout) return undefined;
+  if (index >= dropout.seeds.length) {
+    throw new RangeError(`dropout: no seed for site ${index} (${dropout.seeds.length} seeds)`);
+  }
+  return { p: dropout.p, seed: dropout.seeds[index] };
+}
+
+/** x * keep / (1 - p) with `options`' mask; x itself without dropout. It is also its own backward. */
+export function drop(x: Float64Array, options: DropoutOptions | undefined): Float64Array {
+  return options ? dropout(x, options).y : x;
 }
 
 function add(a: Float64Array, b: Float64Array): Float64Array {

@@ -233,14 +233,17 @@ export interface AttentionOptions {
 /**
  * Bidirectional multi-head attention. qkv [N, 3H]: all q heads (head h at columns h*headDim..), then all
  * k heads, then all v heads. `keyMask` [N] marks keys to attend (1) or padding (0, left out of the
- * softmax); a query whose keys are all padding gets all-zero probabilities and output.
- * Returns out [N, H] and probs [batch, heads, seq, seq] (kept for backward).
+ * softmax); a query whose keys are all padding gets all-zero probabilities and output. `dropout` drops
+ * probabilities (finetuning): out = (probs * keep / (1 - p)) V, the mask {@linkcode dropoutKeep} over
+ * the flat probs index.
+ * Returns out [N, H] and probs [batch, heads, seq, seq] (before dropout, kept for backward).
  */
 export function attentionForward(
   qkv: ArrayLike<number>,
-  options: AttentionOptions & { keyMask?: ArrayLike<number> },
+  options: AttentionOptions & { keyMask?: ArrayLike<number>; dropout?: DropoutOptions },
 ): { out: Float64Array; probs: Float64Array } {
   const { batch, seq, heads, headDim, keyMask } = options;
+  const factor = dropoutFactor(options.dropout);
   const hidden = heads * headDim;
   checkLength("attention qkv", qkv, batch * seq * 3 * hidden);
   if (keyMask) checkLength("attention keyMask", keyMask, batch * seq);
@@ -277,9 +280,11 @@ export function attentionForward(
         }
         for (let j = 0; j < seq; j++) p[j] /= sum;
         const o = (b * seq + i) * hidden + h * headDim;
+        const pBase = ((b * heads + h) * seq + i) * seq;
         for (let j = 0; j < seq; j++) {
-          if (p[j] === 0) continue;
-          for (let d = 0; d < headDim; d++) out[o + d] += p[j] * qkv[row(b, j) + v0 + d];
+          const weight = p[j] * factor(pBase + j);
+          if (weight === 0) continue;
+          for (let d = 0; d < headDim; d++) out[o + d] += weight * qkv[row(b, j) + v0 + d];
         }
       }
     }
@@ -287,14 +292,18 @@ export function attentionForward(
   return { out, probs };
 }
 
-/** dqkv [N, 3H] of {@linkcode attentionForward} from its saved probs (masked keys have probability 0). */
+/**
+ * dqkv [N, 3H] of {@linkcode attentionForward} from its saved probs (masked keys have probability 0),
+ * with the forward's `dropout` if it had one.
+ */
 export function attentionBackward(
   dout: ArrayLike<number>,
   qkv: ArrayLike<number>,
   probs: ArrayLike<number>,
-  options: AttentionOptions,
+  options: AttentionOptions & { dropout?: DropoutOptions },
 ): Float64Array {
   const { batch, seq, heads, headDim } = options;
+  const factor = dropoutFactor(options.dropout);
   const hidden = heads * headDim;
   checkLength("attentionBackward dout", dout, batch * seq * hidden);
   checkLength("attentionBackward qkv", qkv, batch * seq * 3 * hidden);
@@ -311,19 +320,20 @@ export function attentionBackward(
       for (let i = 0; i < seq; i++) {
         const pBase = ((b * heads + h) * seq + i) * seq;
         const o = (b * seq + i) * hidden + h * headDim;
-        // dprobs[j] = dout_i . v_j; dscore = probs * (dprobs - sum(probs * dprobs)).
+        // dprobs[j] = (dout_i . v_j) * keep_j / (1 - p); dscore = probs * (dprobs - sum(probs * dprobs)).
         let dot = 0;
         for (let j = 0; j < seq; j++) {
           let dp = 0;
           for (let d = 0; d < headDim; d++) dp += dout[o + d] * qkv[row(b, j) + v0 + d];
-          dscore[j] = dp;
-          dot += probs[pBase + j] * dp;
+          dscore[j] = dp * factor(pBase + j);
+          dot += probs[pBase + j] * dscore[j];
         }
         for (let j = 0; j < seq; j++) {
           const pj = probs[pBase + j];
           const ds = pj * (dscore[j] - dot) * scale;
+          const dropped = pj * factor(pBase + j);
           for (let d = 0; d < headDim; d++) {
-            dqkv[row(b, j) + v0 + d] += pj * dout[o + d];
+            dqkv[row(b, j) + v0 + d] += dropped * dout[o + d];
             dqkv[row(b, i) + q0 + d] += ds * qkv[row(b, j) + k0 + d];
             dqkv[row(b, j) + k0 + d] += ds * qkv[row(b, i) + q0 + d];
           }
@@ -432,22 +442,32 @@ export function dropoutKeep(seed: number, index: number, p: number): boolean {
   return (u >>> 8) / 2 ** 24 >= p;
 }
 
+/** A dropout site: drop probability and the seed of its mask. */
+export interface DropoutOptions {
+  p: number;
+  seed: number;
+}
+
 /** Inverted dropout with the counter-based mask of {@linkcode dropoutKeep}: y = x * keep / (1 - p). */
-export function dropout(
-  x: ArrayLike<number>,
-  options: { p: number; seed: number },
-): { y: Float64Array; keep: Float64Array } {
-  const { p, seed } = options;
-  if (!(p >= 0 && p < 1)) throw new RangeError(`dropout: p must be in [0, 1), got ${p}`);
+export function dropout(x: ArrayLike<number>, options: DropoutOptions): { y: Float64Array; keep: Float64Array } {
+  const factor = dropoutFactor(options);
   const y = new Float64Array(x.length);
   const keep = new Float64Array(x.length);
   for (let i = 0; i < x.length; i++) {
-    if (dropoutKeep(seed, i, p)) {
+    if (factor(i) !== 0) {
       keep[i] = 1;
-      y[i] = x[i] / (1 - p);
+      y[i] = x[i] / (1 - options.p);
     }
   }
   return { y, keep };
+}
+
+/** Element i's dropout factor, keep / (1 - p); 1 everywhere without dropout. */
+export function dropoutFactor(options?: DropoutOptions): (index: number) => number {
+  if (!options) return () => 1;
+  const { p, seed } = options;
+  if (!(p >= 0 && p < 1)) throw new RangeError(`dropout: p must be in [0, 1), got ${p}`);
+  return (index) => (dropoutKeep(seed, index, p) ? 1 / (1 - p) : 0);
 }
 
 function checkLength(what: string, array: ArrayLike<number>, expected: number): void {

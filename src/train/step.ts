@@ -51,6 +51,13 @@ export interface Trainer {
   /** AdamW moments, in the parameter layout. */
   m: GPUBuffer;
   v: GPUBuffer;
+  /**
+   * What `step` submits around the micro-batches' `model.microBatch`: the gradient reset before the first,
+   * and the norm, clipping and AdamW after the last (exposed for src/bench/profile.ts, which times each
+   * dispatch).
+   */
+  zero: readonly Dispatch[];
+  update: readonly Dispatch[];
   /** Optimizer steps taken (the AdamW step number of the last one). */
   readonly steps: number;
   /** Queues one optimizer step over `microBatches` at learning rate `lr`; does not wait. */
@@ -105,6 +112,8 @@ export async function planTrainer(
     model,
     m,
     v,
+    zero,
+    update,
     get steps() {
       return steps;
     },

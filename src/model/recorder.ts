@@ -1,0 +1,71 @@
+/**
+ * Plan-time recording of a model's dispatch lists. A model records its steps (layer ops and matrix
+ * products) into one or more lists; `finish` then plans them in recording order, the matrix products
+ * last-sized: every product shares one split-K scratch buffer, sized for the largest product of all
+ * the lists (lists run one after another, never at once, so sharing is safe).
+ *
+ * @module
+ */
+import { storageBuffer } from "../gpu/buffers.ts";
+import type { Dispatch, Kernels } from "../gpu/kernels.ts";
+import { matmul, type MatmulOptions, matmulScratchBytes } from "./layers/matmul.ts";
+
+type Step = (() => Promise<Dispatch[]>) | MatmulOptions;
+
+/** One list of steps, filled by `run` and `product`, planned by {@linkcode Recorder.finish}. */
+export class Recording {
+  readonly steps: Step[] = [];
+
+  /** Adds a layer op, planned later by calling `plan`. */
+  run(plan: () => Promise<Dispatch[]>): void {
+    this.steps.push(plan);
+  }
+
+  /** Adds a matrix product (its split-K scratch is supplied at planning). */
+  product(options: MatmulOptions): void {
+    this.steps.push(options);
+  }
+}
+
+/** Allocates a model's buffers and collects its recordings. */
+export class Recorder {
+  readonly k: Kernels;
+  /** Bytes of every buffer made with {@linkcode Recorder.f32}, and of the shared scratch once finished. */
+  bytes = 0;
+  readonly #recordings: Recording[] = [];
+
+  constructor(k: Kernels) {
+    this.k = k;
+  }
+
+  /** A zero-filled storage buffer of `count` f32 (or u32) values, counted in `bytes`. */
+  f32(label: string, count: number): GPUBuffer {
+    this.bytes += count * 4;
+    return storageBuffer(this.k.gpu, label, count * 4);
+  }
+
+  /** A new, empty recording. */
+  recording(): Recording {
+    const recording = new Recording();
+    this.#recordings.push(recording);
+    return recording;
+  }
+
+  /** Plans every recording, in order: one dispatch list per recording. */
+  async finish(): Promise<Dispatch[][]> {
+    const products = this.#recordings.flatMap((r) =>
+      r.steps.filter((s): s is MatmulOptions => typeof s !== "function")
+    );
+    const scratchBytes = Math.max(0, ...products.map((o) => matmulScratchBytes(this.k, o)));
+    const scratch = scratchBytes > 0 ? this.f32("matmul split-K scratch", scratchBytes / 4) : undefined;
+    const lists: Dispatch[][] = [];
+    for (const recording of this.#recordings) {
+      const list: Dispatch[] = [];
+      for (const s of recording.steps) {
+        list.push(...await (typeof s === "function" ? s() : matmul(this.k, { ...s, scratch })));
+      }
+      lists.push(list);
+    }
+    return lists;
+  }
+}
