@@ -115,9 +115,16 @@ export function dispatch(
   return { pipeline, bindGroup: bindGroup(gpu, pipeline, bindings), workgroups };
 }
 
-/** Records `dispatches` in order into one compute pass of `encoder`. */
-export function encodeDispatches(encoder: GPUCommandEncoder, dispatches: readonly Dispatch[]): void {
-  const pass = encoder.beginComputePass();
+/**
+ * Records `dispatches` in order into one compute pass of `encoder`; `descriptor` may ask for
+ * timestamps (benchmarks and profiles).
+ */
+export function encodeDispatches(
+  encoder: GPUCommandEncoder,
+  dispatches: readonly Dispatch[],
+  descriptor?: GPUComputePassDescriptor,
+): void {
+  const pass = encoder.beginComputePass(descriptor);
   for (const d of dispatches) {
     pass.setPipeline(d.pipeline);
     pass.setBindGroup(0, d.bindGroup);
