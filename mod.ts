@@ -26,7 +26,7 @@ export type {
   TextParserOptions,
 } from "./src/data/read.ts";
 export { HF_NORMALIZER, Normalizer, normalizeStream, normalizeText } from "./src/data/normalize.ts";
-export { PreTokenizer, preTokenize, preTokenizeStream } from "./src/data/pretokenize.ts";
+export { preTokenize, PreTokenizer, preTokenizeStream } from "./src/data/pretokenize.ts";
 export type { PreTokenizerOptions, WordChunk } from "./src/data/pretokenize.ts";
 export { encodeStream, WordPiece } from "./src/data/wordpiece.ts";
 export type { IdChunk, WordPieceOptions } from "./src/data/wordpiece.ts";
@@ -110,7 +110,7 @@ export {
 export type { Ffn, ModelConfig, Positions } from "./src/model/config.ts";
 export { PARAM_ALIGNMENT, paramLayout, paramTensor, paramView } from "./src/model/params.ts";
 export type { ParamKind, ParamLayout, ParamTensor } from "./src/model/params.ts";
-export { INIT_STD, initParams } from "./src/model/init.ts";
+export { INIT_STD, initHead, initParams } from "./src/model/init.ts";
 export { decodeSafetensors, encodeSafetensors } from "./src/model/safetensors.ts";
 export type { Dtype, Safetensors, Tensor } from "./src/model/safetensors.ts";
 export {
@@ -130,12 +130,40 @@ export type { Batch, Checkpoint } from "./src/model/checkpoint.ts";
 export * as reference from "./src/reference/ops.ts";
 export { adamwStep, clipFactor, globalNorm } from "./src/reference/optimizer.ts";
 export type { AdamwOptions } from "./src/reference/optimizer.ts";
-export { referenceEncode, referenceForwardBackward } from "./src/reference/model.ts";
-export type { ReferenceBatchOptions, ReferenceResult } from "./src/reference/model.ts";
+export { referenceEncode, referenceEncoderPass, referenceForwardBackward } from "./src/reference/model.ts";
+export type { ReferenceBatchOptions, ReferenceEncoderPass, ReferenceResult } from "./src/reference/model.ts";
 export { compareParity, randomParityBatch, referenceParityReport } from "./src/reference/parity.ts";
 export type { ParityComparison, ParityReport } from "./src/reference/parity.ts";
-export { HEAD_INNER, headLayout, headView, referenceClassify } from "./src/reference/classifier.ts";
-export type { HeadTensor } from "./src/reference/classifier.ts";
+export {
+  columnSums,
+  HEAD_INNER,
+  headLayout,
+  headView,
+  referenceClassifierLoss,
+  referenceClassify,
+  referenceHeadLoss,
+} from "./src/reference/classifier.ts";
+export type { ClassifierLossResult, HeadTensor } from "./src/reference/classifier.ts";
+export { dropoutSiteCount, EMBEDDING_SITE, headSite, layerSites } from "./src/model/dropout_sites.ts";
+export type { DropoutSeeds } from "./src/model/dropout_sites.ts";
+export { Recorder, Recording } from "./src/model/recorder.ts";
+export {
+  allocateEncoder,
+  recordEncoderBackward,
+  recordEncoderForward,
+  tensorBinding,
+  writeEncoderInputs,
+} from "./src/model/encoder.ts";
+export type { EncoderBuffers, EncoderOptions, EncoderPass, LayerBuffers } from "./src/model/encoder.ts";
+export {
+  classifierLayout,
+  joinClassifierParams,
+  planClassifier,
+  splitClassifierParams,
+} from "./src/model/classifier.ts";
+export type { ClassifierBatch, ClassifierShape, GpuClassifier } from "./src/model/classifier.ts";
+export { biasAdd, biasGradient, biasTanh, headLoss, tanhBackward } from "./src/model/layers/head.ts";
+export type { BiasArgs, BiasGradientArgs, HeadLossArgs, TanhBackwardArgs } from "./src/model/layers/head.ts";
 export { writeFileAtomic } from "./src/fs.ts";
 export {
   DEFAULT_MATMUL_TILE,
@@ -150,6 +178,7 @@ export type {
   AttentionBackwardArgs,
   AttentionForwardArgs,
   AttentionShape,
+  ProbsDropout,
 } from "./src/model/layers/attention.ts";
 export {
   embeddingBackward,
@@ -203,6 +232,8 @@ export {
   zeroBuffer,
 } from "./src/train/optimizer.ts";
 export type { FillOptions, GpuAdamwOptions, GradNormOptions, OptimizerStats } from "./src/train/optimizer.ts";
+export { DROPOUT_STREAM, ORDER_STREAM, planFinetuner } from "./src/train/finetuner.ts";
+export type { Finetuner, FinetunerOptions, FinetuneStats } from "./src/train/finetuner.ts";
 export {
   adapterDefaults,
   checkBatch,
@@ -270,3 +301,19 @@ export { loadOnnx, OnnxRuntimeError } from "./src/eval/onnx_runtime.ts";
 export type { LoadOnnxOptions, OnnxModel } from "./src/eval/onnx_runtime.ts";
 export { glueJson, glueMarkdown, summarizeGlue, writeGlueJson } from "./src/eval/report.ts";
 export type { DevSetResult, DevSetRun, GlueSummary, SummaryAverage, SummaryRow } from "./src/eval/report.ts";
+export {
+  encodeExamples,
+  finetune,
+  FINETUNE_DEFAULTS,
+  finetuneLearningRate,
+  paddedBatch,
+  predict,
+  sequenceBuckets,
+} from "./src/eval/finetune.ts";
+export type { EncodedExample, FinetuneOptions, FinetuneProgress } from "./src/eval/finetune.ts";
+export { evaluateGlue, startParams } from "./src/eval/evaluate.ts";
+export type { GlueEvalOptions, GlueEvaluation } from "./src/eval/evaluate.ts";
+export { EVAL_HELP, EvalOptionError, parseEvalArgs } from "./src/eval/options.ts";
+export type { EvalOptions } from "./src/eval/options.ts";
+export { loadPretrained } from "./src/eval/pretrained.ts";
+export type { Pretrained } from "./src/eval/pretrained.ts";

@@ -11,6 +11,10 @@
 //   attention_backward_query (probs -> dscores in place):      dS = P * (dO V^T - rowsum(P * dO V^T)) * scale,
 //                                                               dQ = dS K
 //   attention_backward_keys  (weights = dscores,  rows = q):    dK = dS^T Q
+//
+// Finetuning drops probabilities (PROBS_DROPOUT): out = P' V with P' = P * keep / (1 - p), the mask a hash
+// of (seed, flat probs index) as in dropout.wgsl. The forward still saves P; the backward recomputes the
+// mask: dV = P'^T dO, and with dP' = dO V^T, dS = P * (dP' m - rowsum(P * dP' m)) * scale (m = keep/(1-p)).
 
 struct Params {
   heads: u32,
@@ -22,6 +26,11 @@ struct Params {
   rowStride4: u32,
   // ... and the vec4 offset of the written section (dK: H/4, dV: H/2) within a dqkv row.
   outSection4: u32,
+  // Probability dropout (PROBS_DROPOUT): keep iff hash >> 8 >= dropThreshold, kept values times
+  // dropScale = 1 / (1 - p); the mask's seed is seeds[seedIndex].
+  dropThreshold: u32,
+  dropScale: f32,
+  seedIndex: u32,
 }
 
 override WG: u32 = 128u;
@@ -36,6 +45,8 @@ override CHUNK: u32 = 32u;
 const ACC = 4u;
 // Below any real score: the running maximum starts here and masked keys never raise it.
 const LOWEST = -3.0e38;
+// Applies probability dropout (finetuning); the dK pass of attention_backward_keys never does.
+override PROBS_DROPOUT: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
 // attention_forward and attention_backward_query.
@@ -50,6 +61,10 @@ const LOWEST = -3.0e38;
 // attention_backward_keys: rows (dout or qkv), weights (probs or dscores) and dqkv (its k or v section).
 @group(0) @binding(1) var<storage, read> rows: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> weights: array<f32>;
+// The step's dropout seeds (a placeholder word without PROBS_DROPOUT): attention_forward and
+// attention_backward_query bind them after their other buffers, attention_backward_keys at 4.
+@group(0) @binding(5) var<storage, read> seeds: array<u32>;
+@group(0) @binding(4) var<storage, read> keysSeeds: array<u32>;
 
 // The block's own rows: q in the forward, dout in attention_backward_query.
 var<workgroup> blockRows: array<vec4<f32>, BLOCK * D4>;
@@ -145,6 +160,24 @@ fn laneMax(lid: u32, value: f32) -> f32 {
   return m;
 }
 
+// The hash of dropout.wgsl (PCG-RXS-M-XS; WGSL has no includes): the tests hold both to the reference's
+// dropoutKeep, bit for bit.
+fn pcg(v: u32) -> u32 {
+  let state = v * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+
+// The mask key of this step's probability dropout, from its seed.
+fn dropKey(seed: u32) -> u32 {
+  return select(0u, pcg(seed), PROBS_DROPOUT);
+}
+
+// keep / (1 - p) of flat probs index `index`.
+fn dropFactor(key: u32, index: u32) -> f32 {
+  return select(0.0, params.dropScale, (pcg(key ^ index) >> 8u) >= params.dropThreshold);
+}
+
 fn attends(batch: u32, key: u32) -> bool {
   return params.hasMask == 0u || keyMask[batch * SEQ + key] != 0u;
 }
@@ -193,9 +226,14 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
   workgroupBarrier();
 
   let probsBase = ((batch * params.heads + head) * SEQ + first) * SEQ;
+  let key = dropKey(seeds[params.seedIndex]);
   for (var i = lid; i < BLOCK * SEQ; i += WG) {
     if (first + i / SEQ < SEQ) {
       probs[probsBase + i] = tile[i];
+    }
+    // Saved undropped; the output uses the dropped probabilities (each thread rescales what it wrote).
+    if (PROBS_DROPOUT) {
+      tile[i] *= dropFactor(key, probsBase + i);
     }
   }
 
@@ -233,9 +271,14 @@ fn attention_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
   let r = lid / lanes;
   let valid = first + r < SEQ;
   let probsRow = ((batch * params.heads + head) * SEQ + first + r) * SEQ;
+  let key = dropKey(seeds[params.seedIndex]);
   var d = 0.0;
   if (valid) {
     for (var c = lid % lanes; c < SEQ; c += lanes) {
+      // dP = dP' * keep / (1 - p): the gradient reaching the undropped probabilities.
+      if (PROBS_DROPOUT) {
+        tile[r * SEQ + c] *= dropFactor(key, probsRow + c);
+      }
       d += probs[probsRow + c] * tile[r * SEQ + c];
     }
   }
@@ -268,6 +311,7 @@ fn attention_backward_keys(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
   let head = wid.y;
   let batch = wid.z;
   let weightsBase = (batch * params.heads + head) * SEQ * SEQ;
+  let dropMask = dropKey(keysSeeds[params.seedIndex]);
   var acc: array<vec4<f32>, ACC>;
   for (var i0 = 0u; i0 < SEQ; i0 += CHUNK) {
     workgroupBarrier();
@@ -285,6 +329,9 @@ fn attention_backward_keys(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
       var w = 0.0;
       if (t < SEQ && key < SEQ) {
         w = weights[weightsBase + t * SEQ + key];
+        if (PROBS_DROPOUT) {
+          w *= dropFactor(dropMask, weightsBase + t * SEQ + key);
+        }
       }
       chunkWeights[i] = w;
     }

@@ -3,6 +3,9 @@
 // ceil(p * 2^24), so the integer compare equals its (u >>> 8) / 2^24 >= p), and a kept element is scaled
 // by 1 / (1 - p). The mask is recomputed from the seed, never stored: the backward is this same map
 // applied to dy (dx = dy * keep / (1 - p)) with the step's seed.
+//
+// dropout_add fuses the residual connection of a dropped block output: output = residual + dropout(input);
+// its backward is the plain map (the residual's gradient passes through unchanged).
 
 struct Params {
   // Elements / 4.
@@ -21,6 +24,8 @@ override WG: u32 = 256u;
 @group(0) @binding(1) var<storage, read> seeds: array<u32>;
 @group(0) @binding(2) var<storage, read> input: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> output: array<vec4<f32>>;
+// dropout_add only.
+@group(0) @binding(4) var<storage, read> residual: array<vec4<f32>>;
 
 // PCG-RXS-M-XS, in wrapping u32 arithmetic like the reference's Math.imul version.
 fn pcg(v: u32) -> u32 {
@@ -33,6 +38,17 @@ fn keep(key: u32, index: u32) -> f32 {
   return select(0.0, params.scale, (pcg(key ^ index) >> 8u) >= params.threshold);
 }
 
+// keep / (1 - p) of the four elements of vec4 i.
+fn factors(i: u32) -> vec4<f32> {
+  let key = pcg(seeds[params.seedIndex]);
+  let first = 4u * i;
+  return vec4<f32>(keep(key, first), keep(key, first + 1u), keep(key, first + 2u), keep(key, first + 3u));
+}
+
+fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wid.y * nwg.x + wid.x) * WG + lid;
+}
+
 // One thread per vec4: output = input * keep / (1 - p).
 @compute @workgroup_size(WG)
 fn dropout(
@@ -40,12 +56,21 @@ fn dropout(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid;
-  if (i >= params.count4) {
-    return;
+  let i = flatIndex(wid, nwg, lid);
+  if (i < params.count4) {
+    output[i] = input[i] * factors(i);
   }
-  let key = pcg(seeds[params.seedIndex]);
-  let first = 4u * i;
-  let factor = vec4<f32>(keep(key, first), keep(key, first + 1u), keep(key, first + 2u), keep(key, first + 3u));
-  output[i] = input[i] * factor;
+}
+
+// One thread per vec4: output = residual + input * keep / (1 - p).
+@compute @workgroup_size(WG)
+fn dropout_add(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = flatIndex(wid, nwg, lid);
+  if (i < params.count4) {
+    output[i] = residual[i] + input[i] * factors(i);
+  }
 }

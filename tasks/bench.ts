@@ -4,6 +4,9 @@
  *   deno task bench [--small] [--tile 64x128x8/u2] [--splits N] [--layout NN,NT,TN] [--only qkv,cube]
  *                   [--shape MxNxK] [--warmup 0.5] [--time 0.3]
  *   deno task bench --step [--preset crammed] [--micro-batch 128,256] [--accumulate 1] [--steps 10]
+ *   deno task bench --kernels [--small] [--preset crammed] [--micro-batch 128] [--only adamw,...]
+ *                   [--bandwidth 4.3e12] [--warmup 0.5] [--time 0.3]
+ *   deno task bench --profile [--small] [--preset crammed] [--micro-batch 128] [--steps 10] [--dispatches]
  *
  * @module
  */
@@ -21,9 +24,12 @@ import {
 import { parseMatmulTile } from "../src/model/layers/matmul.ts";
 import { presets } from "../src/model/config.ts";
 import { benchStep } from "../src/bench/step.ts";
+import { benchKernels, H200_BANDWIDTH } from "../src/bench/kernels.ts";
+import { profileStep } from "../src/bench/profile.ts";
 
 const USAGE = `usage: deno task bench [options]
-  --small          the model's products scaled down (tokens / 64, features / 8), for the CPU adapter
+  --small          the model's products scaled down (tokens / 64, features / 8), for the CPU adapter;
+                   with --kernels or --profile: --preset small --micro-batch 2
   --tile SPEC      tiled-kernel split BMxBNxBK[/t16][/uN] instead of the per-layout default
   --splits N       split K N ways instead of the wrapper's choice
   --layout LIST    comma-separated layouts among NN,NT,TN (default all)
@@ -35,7 +41,14 @@ const USAGE = `usage: deno task bench [options]
   --preset NAME    with --step: the model (default crammed)
   --micro-batch L  with --step: comma-separated micro-batch sizes (default 128)
   --accumulate N   with --step: micro-batches per optimizer step (default 1)
-  --steps N        with --step: timed steps (default 10)`;
+  --steps N        with --step or --profile: timed steps (default 10)
+  --kernels        time every non-matmul kernel of the step at the model's shapes, against the bandwidth
+  --bandwidth B    with --kernels: bytes per second that vs_bandwidth compares with (default 4.3e12)
+  --profile        GPU time of every dispatch of the training step by kernel, and GPU busy over wall time
+  --dispatches     with --profile: also one line per dispatch, in step order
+
+  With --kernels and --profile, --preset and --micro-batch (a single size or a list) pick the model, and
+  --only picks kernel cases by name.`;
 
 function positive(option: string, value: string): number {
   const v = Number(value);
@@ -57,9 +70,13 @@ async function main(args: string[]): Promise<void> {
       time: { type: "string", default: "0.3" },
       step: { type: "boolean", default: false },
       preset: { type: "string", default: "crammed" },
-      "micro-batch": { type: "string", default: "128" },
+      "micro-batch": { type: "string" },
       accumulate: { type: "string", default: "1" },
       steps: { type: "string", default: "10" },
+      kernels: { type: "boolean", default: false },
+      bandwidth: { type: "string" },
+      profile: { type: "boolean", default: false },
+      dispatches: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -67,17 +84,64 @@ async function main(args: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (values.step) {
-    const config = presets[values.preset];
-    if (!config) {
-      throw new GpuError(`--preset ${values.preset}: expected one of ${Object.keys(presets).join(", ")}`);
+  const modes = ["step", "kernels", "profile"] as const;
+  if (modes.filter((m) => values[m]).length > 1) {
+    throw new GpuError(`--step, --kernels and --profile: expected at most one of them`);
+  }
+  // --small stands for the small preset at micro-batch 2 in the kernel and profile modes.
+  const small = values.small && (values.kernels || values.profile);
+  const presetName = small && values.preset === "crammed" ? "small" : values.preset;
+  const microBatches = (values["micro-batch"] ?? (small ? "2" : "128"))
+    .split(",").map((size) => positive("micro-batch", size));
+  const config = presets[presetName];
+  if ((values.step || values.kernels || values.profile) && !config) {
+    throw new GpuError(`--preset ${presetName}: expected one of ${Object.keys(presets).join(", ")}`);
+  }
+  if (values.kernels) {
+    const options = {
+      only: values.only?.split(","),
+      bandwidth: values.bandwidth === undefined ? H200_BANDWIDTH : positive("bandwidth", values.bandwidth),
+      warmupSeconds: positive("warmup", values.warmup),
+      timedSeconds: positive("time", values.time),
+    };
+    const gpu = await requestGpu();
+    console.error(`# ${gpu.name}, ${presetName}`);
+    const k = new Kernels(gpu);
+    for (const microBatch of microBatches) {
+      for await (const result of benchKernels(k, config, microBatch, options)) {
+        console.log(JSON.stringify({ micro_batch: microBatch, ...result }));
+      }
     }
+    return;
+  }
+  if (values.profile) {
+    const gpu = await requestGpu();
+    console.error(`# ${gpu.name}, ${presetName}`);
+    if (!gpu.hasTimestamps) {
+      console.error(
+        "# the adapter has no timestamp-query: only wall-time figures, no per-dispatch GPU times",
+      );
+    }
+    const k = new Kernels(gpu);
+    for (const microBatch of microBatches) {
+      const profile = await profileStep(k, config, { microBatch, steps: positive("steps", values.steps) });
+      for (const line of profile.kernels) console.log(JSON.stringify({ micro_batch: microBatch, ...line }));
+      if (values.dispatches) {
+        for (const line of profile.dispatches) {
+          console.log(JSON.stringify({ micro_batch: microBatch, ...line }));
+        }
+      }
+      console.log(JSON.stringify({ preset: presetName, ...profile.step }));
+    }
+    return;
+  }
+  if (values.step) {
     const gpu = await requestGpu();
     console.error(`# ${gpu.name}`);
     const k = new Kernels(gpu);
-    for (const size of values["micro-batch"].split(",")) {
+    for (const microBatch of microBatches) {
       const result = await benchStep(k, config, {
-        microBatch: positive("micro-batch", size),
+        microBatch,
         accumulate: positive("accumulate", values.accumulate),
         timedSteps: positive("steps", values.steps),
       });

@@ -15,7 +15,7 @@ import { type ModelConfig, presets, validateConfig } from "../src/model/config.t
 import { initParams } from "../src/model/init.ts";
 import { openShards, readManifest, type ShardSet } from "../src/data/shard.ts";
 import { buildDataset } from "../src/data/dataset.ts";
-const DEFAULT_CORPUS = "";
+import { sampleCorpus } from "../src/data/sample.ts";
 import { Tokenizer } from "../src/data/tokenizer.ts";
 import { BatchSource } from "../src/train/batches.ts";
 import { Budget, formatBudget } from "../src/train/budget.ts";
@@ -63,7 +63,7 @@ async function prepareData(
     progress.message(`using the dataset tokenized earlier in ${dir}`);
     return dir;
   }
-  const corpus = options.corpus.length > 0 ? options.corpus : [DEFAULT_CORPUS];
+  const corpus = options.corpus.length > 0 ? options.corpus : [await sampleCorpus()];
   progress.message(`tokenizing ${corpus.join(", ")} into ${dir} (not counted in the budget)`);
   await buildDataset({
     corpus,
@@ -134,7 +134,9 @@ async function main(args: string[]): Promise<void> {
   await tokenizer.save(options.out); // the run folder carries its tokenizer, for `deno task eval`
   const config = loaded?.state.config ?? modelConfig(preset, shards);
   progress.message(
-    `data: ${shards.sequences} sequences of ${shards.seqLen} tokens (${manifest.shards.length} shards in ${dataDir})`,
+    `data: ${shards.sequences} sequences of ${shards.seqLen} tokens (${manifest.shards.length} shard${
+      manifest.shards.length === 1 ? "" : "s"
+    } in ${dataDir})`,
   );
 
   const k = new Kernels(gpu);

@@ -12,6 +12,9 @@ import { buildDataset, type DatasetOptions, megabytes } from "../src/data/datase
 import { DataError, describe } from "../src/data/errors.ts";
 import { MAX_SHARD_VOCAB } from "../src/data/shard.ts";
 
+/** Special tokens and printable ASCII with and without `##`: the trainer's starting vocabulary. */
+const MIN_VOCAB = 5 + 2 * 94;
+
 const HELP = `Usage: deno task tokenize --corpus <path>... --out <dir> [options]
 
 Reads a corpus, trains a WordPiece vocabulary on it (unless --vocab is given), and writes the
@@ -23,7 +26,7 @@ Options:
                               optionally gzip-compressed (.gz); directories are read recursively
   --out <dir>                 output directory (created if missing)
   --vocab <dir|vocab.txt>     reuse this vocabulary instead of training one
-  --vocab-size <n>            size of the trained vocabulary (default 32768, at most 65536)
+  --vocab-size <n>            size of the trained vocabulary (default 32768; 193 to 65536)
   --min-frequency <n>         never merge a pair seen fewer times when training (default 2)
   --seq-len <n>               tokens per packed sequence (default 128)
   --min-chars-per-token <x>   drop documents with at most x characters per token (default 0:
@@ -32,13 +35,14 @@ Options:
   --field <name>              the JSON Lines field holding the text (default text)
   --strict                    fail on a malformed JSON line instead of skipping it
   --limit-bytes <n>           read at most n bytes of (decompressed) text, for quick runs
-  --shard-sequences <n>       sequences per shard (default 262144: 64 MiB at length 128)
+  --shard-sequences <n>       sequences per shard (default: as many as fill 64 MiB, 262144 at
+                              length 128)
   --overwrite                 replace a dataset already in --out
   -h, --help                  show this help`;
 
 function parseOptions(
   args: string[],
-): Required<Omit<DatasetOptions, "vocab" | "limitBytes">> & DatasetOptions | null {
+): Required<Omit<DatasetOptions, "vocab" | "limitBytes" | "shardSequences">> & DatasetOptions | null {
   let parsed;
   try {
     parsed = parseArgs({
@@ -55,7 +59,7 @@ function parseOptions(
         field: { type: "string", default: "text" },
         strict: { type: "boolean", default: false },
         "limit-bytes": { type: "string" },
-        "shard-sequences": { type: "string", default: "262144" },
+        "shard-sequences": { type: "string" },
         overwrite: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -88,7 +92,7 @@ function parseOptions(
     corpus: v.corpus,
     out: v.out.replace(/\/+$/, "") || "/",
     vocab: v.vocab,
-    vocabSize: integer("vocab-size", v["vocab-size"], 1, MAX_SHARD_VOCAB),
+    vocabSize: integer("vocab-size", v["vocab-size"], MIN_VOCAB, MAX_SHARD_VOCAB),
     minFrequency: integer("min-frequency", v["min-frequency"], 1),
     seqLen: integer("seq-len", v["seq-len"], 1, 1 << 20),
     minCharsPerToken: minChars,
@@ -96,7 +100,9 @@ function parseOptions(
     field: v.field,
     strict: v.strict,
     limitBytes: v["limit-bytes"] === undefined ? undefined : integer("limit-bytes", v["limit-bytes"], 1),
-    shardSequences: integer("shard-sequences", v["shard-sequences"], 1),
+    shardSequences: v["shard-sequences"] === undefined
+      ? undefined
+      : integer("shard-sequences", v["shard-sequences"], 1),
     overwrite: v.overwrite,
   };
 }

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { paramBuffer, storageBuffer, uploadBuffer } from "../gpu/buffers.ts";
+import { paramBuffer, storageBuffer, uploadBuffer, writeBuffer } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Dispatch, Kernels } from "../gpu/kernels.ts";
 import { downInputWidth, headDim, type ModelConfig } from "../model/config.ts";
@@ -24,7 +24,12 @@ import { geluBackward, geluForward, gluBackward, gluForward } from "../model/lay
 import { attentionBackward, attentionForward } from "../model/layers/attention.ts";
 import { crossEntropy, gatherRows, LOSS_TOTALS_BYTES, scatterRows } from "../model/layers/cross_entropy.ts";
 import { dropoutForward } from "../model/layers/dropout.ts";
-import { embeddingBackward, embeddingForward, packTokenOrder, sortTokens } from "../model/layers/embedding.ts";
+import {
+  embeddingBackward,
+  embeddingForward,
+  packTokenOrder,
+  sortTokens,
+} from "../model/layers/embedding.ts";
 import { layerNormBackward, layerNormForward } from "../model/layers/layernorm.ts";
 import { FIRST_REGULAR_ID, maskBatch, maxLabels } from "../train/masking.ts";
 import {
@@ -431,7 +436,10 @@ export function kernelCases(config: ModelConfig, microBatch: number, batch: Mode
   return cases;
 }
 
-/** Words of the fill pattern: larger than any cache line run, small to generate. */
+/**
+ * Words of the repeated fill pattern (256 KiB): random, so no compression of zero or repetitive data
+ * can flatter a figure, and cheap to generate.
+ */
 const PATTERN_WORDS = 1 << 16;
 
 function caseBuffers(gpu: Gpu, seed: number, created: GPUBuffer[]): CaseBuffers {
@@ -442,7 +450,7 @@ function caseBuffers(gpu: Gpu, seed: number, created: GPUBuffer[]): CaseBuffers 
     random(label, count) {
       const buffer = keep(storageBuffer(gpu, `bench ${label}`, count * 4));
       for (let at = 0; at < count; at += PATTERN_WORDS) {
-        gpu.device.queue.writeBuffer(buffer, at * 4, pattern, 0, Math.min(PATTERN_WORDS, count - at));
+        writeBuffer(gpu, buffer, pattern.subarray(0, Math.min(PATTERN_WORDS, count - at)), at * 4);
       }
       return buffer;
     },
@@ -451,28 +459,28 @@ function caseBuffers(gpu: Gpu, seed: number, created: GPUBuffer[]): CaseBuffers 
   };
 }
 
-/** Runs `kase` on its own buffers and measures it. */
+/** Runs `benchCase` on its own buffers and measures it. */
 export async function benchKernelCase(
   k: Kernels,
-  kase: KernelCase,
+  benchCase: KernelCase,
   options: KernelBenchOptions = {},
 ): Promise<KernelResult> {
   const { bandwidth = H200_BANDWIDTH, seed = 0 } = options;
   const created: GPUBuffer[] = [];
   try {
-    const dispatches = await kase.plan(k, caseBuffers(k.gpu, seed, created));
+    const dispatches = await benchCase.plan(k, caseBuffers(k.gpu, seed, created));
     const { seconds } = await timeDispatches(k.gpu, dispatches, options);
     return {
       bench: "kernel",
-      name: kase.name,
+      name: benchCase.name,
       kernels: dispatches.map((d) => d.pipeline.label),
-      shape: kase.shape,
+      shape: benchCase.shape,
       us: round(seconds * 1e6),
-      bytes: kase.bytes,
-      gb_s: round(kase.bytes / seconds / 1e9),
-      vs_bandwidth: round(seconds / (kase.bytes / bandwidth)),
-      flops: kase.flops,
-      tflops: kase.flops === null ? null : round(kase.flops / seconds / 1e12),
+      bytes: benchCase.bytes,
+      gb_s: round(benchCase.bytes / seconds / 1e9),
+      vs_bandwidth: round(seconds / (benchCase.bytes / bandwidth)),
+      flops: benchCase.flops,
+      tflops: benchCase.flops === null ? null : round(benchCase.flops / seconds / 1e12),
     };
   } finally {
     for (const buffer of created) buffer.destroy();
@@ -494,11 +502,15 @@ export async function* benchKernels(
   const unknown = options.only?.filter((name) => !cases.some((c) => c.name === name)) ?? [];
   if (unknown.length > 0) {
     throw new RangeError(
-      `no kernel case named ${unknown.join(", ")}: expected among ${cases.map((c) => c.name).join(", ")}`,
+      `only: no kernel case named ${unknown.join(", ")}; expected among ${
+        cases.map((c) => c.name).join(", ")
+      }`,
     );
   }
-  for (const kase of cases) {
-    if (!options.only || options.only.includes(kase.name)) yield await benchKernelCase(k, kase, options);
+  for (const benchCase of cases) {
+    if (!options.only || options.only.includes(benchCase.name)) {
+      yield await benchKernelCase(k, benchCase, options);
+    }
   }
 }
 

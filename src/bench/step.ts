@@ -91,9 +91,12 @@ export async function planStepBench(
  * Queues `steps` optimizer steps back to back and waits for them with one GPU round trip (the stats
  * read): the wall seconds from the first queued step to the stats in hand, and the stats.
  */
-export async function runSteps(bench: StepBench, steps: number): Promise<{ seconds: number; stats: TrainStats }> {
+export async function runSteps(
+  bench: StepBench,
+  steps: number,
+): Promise<{ seconds: number; stats: TrainStats }> {
   const start = performance.now();
-  for (let i = 0; i < steps; i++) bench.trainer.step(bench.batchesOf(i), 1e-4);
+  for (let i = 0; i < steps; i++) await bench.trainer.step(bench.batchesOf(i), 1e-4);
   const stats = await bench.trainer.readStats();
   return { seconds: (performance.now() - start) / 1000, stats };
 }

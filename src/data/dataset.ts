@@ -41,15 +41,15 @@ export interface DatasetOptions {
   strict?: boolean;
   /** Read at most this many bytes of decompressed text. */
   limitBytes?: number;
-  /** Sequences per shard (default 262144: 64 MiB at length 128). */
+  /** Sequences per shard (default: as many as fill 64 MiB, 262144 at length 128). */
   shardSequences?: number;
   /** Replace a dataset already in `out`. */
   overwrite?: boolean;
 }
 
 type ResolvedOptions =
-  & Required<Omit<DatasetOptions, "vocab" | "limitBytes">>
-  & Pick<DatasetOptions, "vocab" | "limitBytes">;
+  & Required<Omit<DatasetOptions, "vocab" | "limitBytes" | "shardSequences">>
+  & Pick<DatasetOptions, "vocab" | "limitBytes" | "shardSequences">;
 
 /** What `buildDataset` read and wrote. */
 export interface DatasetSummary {
@@ -75,7 +75,6 @@ export async function buildDataset(dataset: DatasetOptions): Promise<DatasetSumm
     paragraphs: false,
     field: "text",
     strict: false,
-    shardSequences: 262144,
     overwrite: false,
     ...dataset,
     out: dataset.out.replace(/\/+$/, "") || "/",
@@ -89,7 +88,6 @@ export async function buildDataset(dataset: DatasetOptions): Promise<DatasetSumm
   }
   await prepareOut(options);
   const tokenizer = loaded ?? await trainVocabulary(files, options);
-  await tokenizer.save(options.out);
 
   const stats = newReadStats();
   const packStats = newPackStats();
@@ -126,6 +124,7 @@ export async function buildDataset(dataset: DatasetOptions): Promise<DatasetSumm
       );
     }
     shards = await writer.close();
+    await tokenizer.save(options.out);
     const manifest: Manifest = {
       format: "cram-shards",
       version: 1,

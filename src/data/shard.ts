@@ -181,9 +181,12 @@ export interface ShardInfo {
 }
 
 export interface ShardWriterOptions {
-  /** Sequences per shard (default 262,144: 64 MiB of 128-token sequences). */
+  /** Sequences per shard (default: as many as fill 64 MiB, 262,144 of 128 tokens). */
   sequencesPerShard?: number;
 }
+
+/** Token ids in a default shard: 64 MiB of payload. */
+const SHARD_TOKENS = 1 << 25;
 
 /** Writes sequences into `dir/shard-00000.bin`, `shard-00001.bin`, ..., each complete before it appears. */
 export class ShardWriter {
@@ -195,7 +198,7 @@ export class ShardWriter {
 
   constructor(dir: string, meta: ShardMeta, options: ShardWriterOptions = {}) {
     checkMeta(meta);
-    const perShard = options.sequencesPerShard ?? 262144;
+    const perShard = options.sequencesPerShard ?? Math.max(1, Math.floor(SHARD_TOKENS / meta.seqLen));
     if (!Number.isInteger(perShard) || perShard < 1) {
       throw new DataError(`sequences per shard ${perShard}: expected a positive integer`);
     }

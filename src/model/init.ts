@@ -7,6 +7,7 @@
 import type { ModelConfig } from "./config.ts";
 import { paramLayout } from "./params.ts";
 import { pcg } from "../reference/ops.ts";
+import { headLayout } from "../reference/classifier.ts";
 
 /** Standard deviation of the normal init of matrices (BERT's initializer_range). */
 export const INIT_STD = 0.02;
@@ -31,6 +32,7 @@ export function initParams(config: ModelConfig, options: { seed: number }): Floa
         view.fill(1);
         break;
       case "norm-bias":
+      case "bias":
         break;
       case "position-scale":
         view.fill(1 / Math.sqrt(config.hidden));
@@ -39,6 +41,26 @@ export function initParams(config: ModelConfig, options: { seed: number }): Floa
   });
   return params;
 }
+
+/**
+ * The flat vector of a fresh finetuning head (`headLayout`): weights normal(0, 0.02) and biases 0, as the
+ * Cramming recipe initializes its Linear layers. The weights' streams are disjoint from `initParams`'s
+ * for the same seed.
+ */
+export function initHead(config: ModelConfig, labels: number, options: { seed: number }): Float32Array {
+  const layout = headLayout(config, labels);
+  const head = new Float32Array(layout.totalSize);
+  layout.tensors.forEach((tensor, index) => {
+    if (tensor.name.endsWith(".weight")) {
+      const stream = pcg((pcg(options.seed >>> 0) ^ HEAD_STREAMS ^ index) >>> 0);
+      fillNormal(head.subarray(tensor.offset, tensor.offset + tensor.size), stream);
+    }
+  });
+  return head;
+}
+
+/** Set in the head's stream keys, whose tensor indices would otherwise repeat the encoder's. */
+const HEAD_STREAMS = 0x68656164; // "head"
 
 /**
  * Fills `view` with normal(0, INIT_STD) samples that are a pure function of (stream, element index):

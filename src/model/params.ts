@@ -11,8 +11,11 @@
  */
 import { downInputWidth, type ModelConfig } from "./config.ts";
 
-/** What a tensor is, which decides its init and whether weight decay applies. */
-export type ParamKind = "matrix" | "norm-weight" | "norm-bias" | "position-scale" | "position-table";
+/**
+ * What a tensor is, which decides its init and whether weight decay applies. `bias` is a linear layer's
+ * bias, which only the finetuning head has (src/model/classifier.ts).
+ */
+export type ParamKind = "matrix" | "norm-weight" | "norm-bias" | "position-scale" | "position-table" | "bias";
 
 /** One parameter tensor and its place in the flat vector. */
 export interface ParamTensor {

@@ -14,7 +14,13 @@ type Step = (() => Promise<Dispatch[]>) | MatmulOptions;
 
 /** One list of steps, filled by `run` and `product`, planned by {@linkcode Recorder.finish}. */
 export class Recording {
+  /** The kernels the steps are planned with. */
+  readonly k: Kernels;
   readonly steps: Step[] = [];
+
+  constructor(k: Kernels) {
+    this.k = k;
+  }
 
   /** Adds a layer op, planned later by calling `plan`. */
   run(plan: () => Promise<Dispatch[]>): void {
@@ -46,7 +52,7 @@ export class Recorder {
 
   /** A new, empty recording. */
   recording(): Recording {
-    const recording = new Recording();
+    const recording = new Recording(this.k);
     this.#recordings.push(recording);
     return recording;
   }

@@ -85,7 +85,7 @@ export function referenceEncode(
 }
 
 /** The encoder's forward, with its backward for a gradient of the final states. */
-export interface EncoderPass {
+export interface ReferenceEncoderPass {
   /** Final hidden states [batch * seq, hidden]. */
   states: Float64Array;
   /** The gradient of every parameter (paramLayout) given `dstates`, the gradient of `states`. */
@@ -98,7 +98,7 @@ export function referenceEncoderPass(
   params: Float32Array | Float64Array,
   ids: ArrayLike<number>,
   options: ReferenceBatchOptions,
-): EncoderPass {
+): ReferenceEncoderPass {
   const model = new ReferenceModel(config, params);
   const cache = model.forward(ids, options);
   return {
@@ -195,7 +195,7 @@ class ReferenceModel {
     });
     const embNorm = this.#norm("embeddings.norm", embedded, N);
     const layers: LayerCache[] = [];
-    let x = drop(embNorm.y, site(options, EMBEDDING_SITE));
+    let x = drop(embNorm.y, dropoutAt(options, EMBEDDING_SITE));
     for (let i = 0; i < config.layers; i++) {
       const p = `layers.${i}.`;
       const sites = layerSites(i);
@@ -213,15 +213,20 @@ class ReferenceModel {
         heads: config.heads,
         headDim: headDim(config),
         keyMask,
-        dropout: site(options, sites.probs),
+        dropout: dropoutAt(options, sites.probs),
       });
-      const projected = matmul(attn.out, this.weight(p + "attn.out.weight"), { m: N, k: H, n: H, transB: true });
-      const middle = add(input, drop(projected, site(options, sites.attention)));
+      const projected = matmul(attn.out, this.weight(p + "attn.out.weight"), {
+        m: N,
+        k: H,
+        n: H,
+        transB: true,
+      });
+      const middle = add(input, drop(projected, dropoutAt(options, sites.attention)));
       const ffnNorm = this.#norm(p + "ffn_norm", middle, N);
       const up = matmul(ffnNorm.y, this.weight(p + "ffn.up.weight"), { m: N, k: H, n: I, transB: true });
       const act = config.ffn === "gelu-glu" ? gluForward(up, { rows: N, inner: I }) : gelu(up);
       const down = matmul(act, this.weight(p + "ffn.down.weight"), { m: N, k: D, n: H, transB: true });
-      x = add(middle, drop(down, site(options, sites.ffn)));
+      x = add(middle, drop(down, dropoutAt(options, sites.ffn)));
       layers.push({ input, attnNorm, qkv, attn, middle, ffnNorm, up, act });
     }
     const finalNorm = this.#norm("final_norm", x, N);
@@ -243,7 +248,7 @@ class ReferenceModel {
       const c = cache.layers[i];
       const sites = layerSites(i);
       // FFN block: x = middle + drop(down(act(up(ffn_norm(middle))))).
-      const ddown = drop(dx, site(options, sites.ffn));
+      const ddown = drop(dx, dropoutAt(options, sites.ffn));
       addInto(grad(p + "ffn.down.weight"), matmul(ddown, c.act, { m: H, k: N, n: D, transA: true }));
       const dact = matmul(ddown, this.weight(p + "ffn.down.weight"), { m: N, k: H, n: D });
       const dup = config.ffn === "gelu-glu"
@@ -253,15 +258,18 @@ class ReferenceModel {
       const dffnIn = matmul(dup, this.weight(p + "ffn.up.weight"), { m: N, k: I, n: H });
       dx = add(dx, this.#normBackward(p + "ffn_norm", dffnIn, c.middle, c.ffnNorm, N, grad));
       // Attention block: middle = input + drop(out(attn(qkv(attn_norm(input))))).
-      const dprojected = drop(dx, site(options, sites.attention));
-      addInto(grad(p + "attn.out.weight"), matmul(dprojected, c.attn.out, { m: H, k: N, n: H, transA: true }));
+      const dprojected = drop(dx, dropoutAt(options, sites.attention));
+      addInto(
+        grad(p + "attn.out.weight"),
+        matmul(dprojected, c.attn.out, { m: H, k: N, n: H, transA: true }),
+      );
       const dattn = matmul(dprojected, this.weight(p + "attn.out.weight"), { m: N, k: H, n: H });
       const dqkv = attentionBackward(dattn, c.qkv, c.attn.probs, {
         batch,
         seq,
         heads: config.heads,
         headDim: headDim(config),
-        dropout: site(options, sites.probs),
+        dropout: dropoutAt(options, sites.probs),
       });
       addInto(
         grad(p + "attn.qkv.weight"),
@@ -270,7 +278,7 @@ class ReferenceModel {
       const dattnIn = matmul(dqkv, this.weight(p + "attn.qkv.weight"), { m: N, k: 3 * H, n: H });
       dx = add(dx, this.#normBackward(p + "attn_norm", dattnIn, c.input, c.attnNorm, N, grad));
     }
-    const dembNorm = drop(dx, site(options, EMBEDDING_SITE));
+    const dembNorm = drop(dx, dropoutAt(options, EMBEDDING_SITE));
     const dembedded = this.#normBackward("embeddings.norm", dembNorm, cache.embedded, cache.embNorm, N, grad);
     addInto(
       grad("embeddings.word.weight"),
@@ -326,7 +334,7 @@ class ReferenceModel {
 }
 
 /** Dropout site `index` of `options`, or undefined without dropout. */
-export function site(options: { dropout?: DropoutSeeds }, index: number): DropoutOptions | undefined {
+export function dropoutAt(options: { dropout?: DropoutSeeds }, index: number): DropoutOptions | undefined {
   const dropout = options.dropout;
   if (!dropout) return undefined;
   if (index >= dropout.seeds.length) {

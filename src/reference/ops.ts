@@ -449,7 +449,10 @@ export interface DropoutOptions {
 }
 
 /** Inverted dropout with the counter-based mask of {@linkcode dropoutKeep}: y = x * keep / (1 - p). */
-export function dropout(x: ArrayLike<number>, options: DropoutOptions): { y: Float64Array; keep: Float64Array } {
+export function dropout(
+  x: ArrayLike<number>,
+  options: DropoutOptions,
+): { y: Float64Array; keep: Float64Array } {
   const factor = dropoutFactor(options);
   const y = new Float64Array(x.length);
   const keep = new Float64Array(x.length);

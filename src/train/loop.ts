@@ -139,7 +139,7 @@ export async function trainLoop(options: LoopOptions, events: LoopEvents): Promi
       state.data = b.next;
       micro.push(b);
     }
-    trainer.step(micro, lr);
+    await trainer.step(micro, lr);
     budget.step();
     state.step++;
     sequences = count * microBatch;

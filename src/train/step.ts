@@ -1,9 +1,11 @@
 /**
  * One optimizer step of MLM pretraining on the GPU: zero the gradients, run each micro-batch's forward
  * and backward (adding into the gradients, each scaled so the step averages over its micro-batches),
- * then the global gradient norm, clipping and AdamW. Nothing here waits for the GPU: a step is one
- * submit per micro-batch plus one for the update, and the host reads the loss and optimizer stats
- * only when asked (`readStats`, every N steps).
+ * then the global gradient norm, clipping and AdamW. A step is one submit per micro-batch plus one for
+ * the update, and the host reads the loss and optimizer stats only when asked (`readStats`, every N
+ * steps). The host never waits on the step it has just queued: it waits only for the one before,
+ * so the GPU always has the next step queued while the CPU stays at most two steps ahead (which
+ * keeps the budget clock honest and lets the event loop handle Ctrl-C).
  */
 import { paramBuffer, storageBuffer, uploadBuffer, writeBuffer, writeParams } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
@@ -60,8 +62,11 @@ export interface Trainer {
   update: readonly Dispatch[];
   /** Optimizer steps taken (the AdamW step number of the last one). */
   readonly steps: number;
-  /** Queues one optimizer step over `microBatches` at learning rate `lr`; does not wait. */
-  step(microBatches: readonly ModelBatch[], lr: number): void;
+  /**
+   * Queues one optimizer step over `microBatches` at learning rate `lr`; resolves once the step
+   * queued before the previous one has finished on the GPU.
+   */
+  step(microBatches: readonly ModelBatch[], lr: number): Promise<void>;
   /** Reads and resets the loss totals, and reads the optimizer stats (one GPU round trip). */
   readStats(): Promise<TrainStats>;
   /** Sets the step counter (after loading optimizer state from a checkpoint). */
@@ -100,6 +105,7 @@ export async function planTrainer(
   ];
   const zeroTotals = new Uint32Array(2);
   let steps = 0;
+  const inFlight: Promise<void>[] = [];
 
   const submit = (...lists: readonly Dispatch[][]) => {
     const encoder = gpu.device.createCommandEncoder();
@@ -120,8 +126,9 @@ export async function planTrainer(
     setSteps(n: number) {
       steps = n;
     },
-    step(microBatches, lr) {
+    async step(microBatches, lr) {
       if (microBatches.length === 0) throw new RangeError("a step needs at least one micro-batch");
+      if (inFlight.length >= 2) await inFlight.shift();
       steps++;
       writeParams(gpu, stepParams, adamwStepParams({ lr, step: steps }));
       microBatches.forEach((batch, i) => {
@@ -130,6 +137,7 @@ export async function planTrainer(
         submit(...(i === 0 ? [zero, model.microBatch] : [model.microBatch]));
       });
       submit(update);
+      inFlight.push(gpu.device.queue.onSubmittedWorkDone());
     },
     async readStats() {
       const totals = await readLossTotals(gpu, model.lossTotals);

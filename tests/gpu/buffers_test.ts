@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { requestGpu } from "../../src/gpu/device.ts";
 import {
   packParams,
-  paramBuffer,
   readBuffer,
   readF32,
   readU32,

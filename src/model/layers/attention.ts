@@ -4,12 +4,16 @@
  * the softmax row statistics: at the crammed shape that is 100 MB per layer (1.6 GB for 16 layers, well
  * inside an H200), and it spares the backward the recomputation of QK^T, which with deterministic
  * (atomic-free) gradients would be needed twice: the backward does 4 small products instead of 7.
+ *
+ * Finetuning drops attention probabilities (`dropout`): the forward saves the probabilities before
+ * dropout and the backward recomputes the mask from the same seed, so nothing more is stored.
  */
 import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
 import { GpuError } from "../../gpu/device.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { dispatch } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
+import { dropoutThreshold } from "./dropout.ts";
 import { checkBuffer, checkMultiple } from "./plan.ts";
 
 /** Shapes of one attention layer. */
@@ -20,6 +24,18 @@ export interface AttentionShape {
   heads: number;
   /** A multiple of 4 up to 128. */
   headDim: number;
+  /** Probability dropout (finetuning); give the forward and the backward the same. Absent: none. */
+  dropout?: ProbsDropout;
+}
+
+/** Dropout of the attention probabilities, with the mask of the reference's `dropoutKeep`. */
+export interface ProbsDropout {
+  /** Drop probability, in [0, 1). */
+  p: number;
+  /** u32 seeds of the step's dropout sites, rewritten by the host every step. */
+  seeds: GPUBuffer;
+  /** This site's index in `seeds`. */
+  seedIndex: number;
 }
 
 export interface AttentionForwardArgs extends AttentionShape {
@@ -70,9 +86,11 @@ export async function attentionForward(k: Kernels, args: AttentionForwardArgs): 
     { f32: plan.scale },
     0,
     0,
+    ...plan.dropout,
   ]);
   const pipeline = await k.pipeline(FAMILY, "attention_forward", plan.constants);
-  return [dispatch(gpu, pipeline, [params, args.qkv, args.probs, args.out, keyMask], plan.grid)];
+  const bindings = [params, args.qkv, args.probs, args.out, keyMask, plan.seeds];
+  return [dispatch(gpu, pipeline, bindings, plan.grid)];
 }
 
 /** Records the attention backward: dqkv from dout, overwriting probs (see {@linkcode AttentionBackwardArgs}). */
@@ -84,9 +102,11 @@ export async function attentionBackward(k: Kernels, args: AttentionBackwardArgs)
   checkBuffer("attention backward qkv", args.qkv, plan.tokens * 3 * plan.hidden * 4);
   checkBuffer("attention backward probs", args.probs, plan.probsBytes);
   checkBuffer("attention backward dqkv", args.dqkv, plan.tokens * 3 * plan.hidden * 4);
-  const [keys, query] = await Promise.all([
+  // dV and dQ see the dropped probabilities; dK's weights are score gradients, which have no mask.
+  const [values, query, keys] = await Promise.all([
     k.pipeline(FAMILY, "attention_backward_keys", plan.constants),
     k.pipeline(FAMILY, "attention_backward_query", plan.constants),
+    k.pipeline(FAMILY, "attention_backward_keys", { ...plan.constants, PROBS_DROPOUT: 0 }),
   ]);
   const params = (label: string, rowStride4: number, outSection4: number) =>
     paramBuffer(gpu, `attention.backward ${label} params`, [
@@ -95,14 +115,16 @@ export async function attentionBackward(k: Kernels, args: AttentionBackwardArgs)
       { f32: plan.scale },
       rowStride4,
       outSection4,
+      ...plan.dropout,
     ]);
   const dvParams = params("dv", hidden4, 2 * hidden4);
   const queryParams = params("query", 0, 0);
   const dkParams = params("dk", 3 * hidden4, hidden4);
+  const { seeds } = plan;
   return [
-    dispatch(gpu, keys, [dvParams, args.dout, args.probs, args.dqkv], plan.grid),
-    dispatch(gpu, query, [queryParams, args.qkv, args.probs, args.dqkv, args.dout], plan.grid),
-    dispatch(gpu, keys, [dkParams, args.qkv, args.probs, args.dqkv], plan.grid),
+    dispatch(gpu, values, [dvParams, args.dout, args.probs, args.dqkv, seeds], plan.grid),
+    dispatch(gpu, query, [queryParams, args.qkv, args.probs, args.dqkv, args.dout, seeds], plan.grid),
+    dispatch(gpu, keys, [dkParams, args.qkv, args.probs, args.dqkv, seeds], plan.grid),
   ];
 }
 
@@ -113,6 +135,10 @@ interface AttentionPlan {
   scale: number;
   constants: Record<string, number>;
   grid: [number, number, number];
+  /** The params' dropout words: threshold, scale, seed index (zeros without dropout). */
+  dropout: [number, { f32: number }, number];
+  /** The seeds binding, or a placeholder word (WebGPU binds every declared binding). */
+  seeds: GPUBuffer;
 }
 
 /**
@@ -147,12 +173,23 @@ function planAttention(gpu: Gpu, shape: AttentionShape): AttentionPlan {
     throw new GpuError(`attention heads = ${heads}, batch = ${batch}, expected at most ${limit} each`);
   }
   const tokens = batch * seq;
+  const { dropout } = shape;
+  if (dropout) {
+    if (!(dropout.p >= 0 && dropout.p < 1)) {
+      throw new GpuError(`attention dropout p = ${dropout.p}, expected a probability in [0, 1)`);
+    }
+    checkBuffer("attention dropout seeds", dropout.seeds, (dropout.seedIndex + 1) * 4);
+  }
   return {
     tokens,
     hidden: heads * headDim,
     probsBytes: batch * heads * seq * seq * 4,
     scale: 1 / Math.sqrt(headDim),
-    constants: { WG, SEQ: seq, D4: d4, BLOCK: block, CHUNK },
+    constants: { WG, SEQ: seq, D4: d4, BLOCK: block, CHUNK, PROBS_DROPOUT: dropout ? 1 : 0 },
     grid: [Math.ceil(seq / block), heads, batch],
+    dropout: dropout
+      ? [dropoutThreshold(dropout.p), { f32: 1 / (1 - dropout.p) }, dropout.seedIndex]
+      : [0, { f32: 0 }, 0],
+    seeds: dropout?.seeds ?? storageBuffer(gpu, "attention.noSeeds", 4),
   };
 }

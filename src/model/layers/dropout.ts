@@ -2,7 +2,8 @@
  * Inverted dropout for finetuning (kernels/dropout.wgsl). The mask is a hash of (seed, element index),
  * identical to the reference's `dropoutKeep`, so it is never stored: the backward recomputes it from the
  * same seed. Seeds live in a GPU buffer (one u32 per dropout site) that the host rewrites every step, so
- * each step draws a new mask without re-planning.
+ * each step draws a new mask without re-planning. The forward can add a residual in the same pass
+ * (a block's dropped output joining the residual stream); the backward is the plain map either way.
  */
 import { paramBuffer } from "../../gpu/buffers.ts";
 import { GpuError } from "../../gpu/device.ts";
@@ -25,8 +26,10 @@ export interface DropoutSite {
 export interface DropoutForwardArgs extends DropoutSite {
   /** [count] f32. */
   x: GPUBuffer;
-  /** [count] f32, written: x * keep / (1 - p). */
+  /** [count] f32, written: x * keep / (1 - p), plus `residual` if given. Not `x` or `residual`. */
   y: GPUBuffer;
+  /** [count] f32 added to the dropped x. */
+  residual?: GPUBuffer;
 }
 
 export interface DropoutBackwardArgs extends DropoutSite {
@@ -38,9 +41,10 @@ export interface DropoutBackwardArgs extends DropoutSite {
 
 const WG = 256;
 
-/** Records y = x * keep / (1 - p). */
+/** Records y = x * keep / (1 - p), or y = residual + x * keep / (1 - p). */
 export function dropoutForward(k: Kernels, args: DropoutForwardArgs): Promise<Dispatch[]> {
-  return planDropout(k, args, args.x, args.y, "forward");
+  if (args.residual) checkBuffer("dropout forward residual", args.residual, args.count * 4);
+  return planDropout(k, args, args.x, args.y, "forward", args.residual);
 }
 
 /** Records dx = dy * keep / (1 - p): the forward's map, with its mask recomputed from the seed. */
@@ -59,6 +63,7 @@ async function planDropout(
   input: GPUBuffer,
   output: GPUBuffer,
   direction: string,
+  residual?: GPUBuffer,
 ): Promise<Dispatch[]> {
   const gpu = k.gpu;
   const { count, p, seedIndex } = site;
@@ -76,8 +81,7 @@ async function planDropout(
     { f32: 1 / (1 - p) },
     seedIndex,
   ]);
-  const pipeline = await k.pipeline("dropout", "dropout", { WG });
-  return [
-    dispatch(gpu, pipeline, [params, site.seeds, input, output], flatGrid(gpu, Math.ceil(count / 4 / WG))),
-  ];
+  const pipeline = await k.pipeline("dropout", residual ? "dropout_add" : "dropout", { WG });
+  const bindings = [params, site.seeds, input, output, ...(residual ? [residual] : [])];
+  return [dispatch(gpu, pipeline, bindings, flatGrid(gpu, Math.ceil(count / 4 / WG)))];
 }

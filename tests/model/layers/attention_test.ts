@@ -113,6 +113,40 @@ Deno.test("attention with a key mask matches the reference and ignores the padde
   assert.equal(checked, 10);
 });
 
+Deno.test("attention with probability dropout and a key mask matches the reference, forward and backward", async () => {
+  // Several query blocks and key chunks, so the mask's flat probs index crosses workgroups.
+  const shape = { batch: 2, seq: 37, heads: 2, headDim: 8 };
+  const n = shape.batch * shape.seq;
+  const hidden = shape.heads * shape.headDim;
+  const keyMask = Uint32Array.from({ length: n }, (_, t) => (t % shape.seq < 30 || t < shape.seq ? 1 : 0));
+  const qkv = seededUniform(n * 3 * hidden, 6, -2, 2);
+  const dout = seededUniform(n * hidden, 7);
+  const b = buffers(shape, qkv, dout);
+  const seeds = uploadBuffer(gpu, "seeds", Uint32Array.of(5, 0, 0));
+  const dropout = { p: 0.25, seeds, seedIndex: 2 };
+  const mask = uploadBuffer(gpu, "keyMask", keyMask);
+  const steps = [
+    ...await attentionForward(kernels, { ...shape, ...b, keyMask: mask, dropout }),
+    ...await attentionBackward(kernels, { ...shape, ...b, dropout }),
+  ];
+  for (const seed of [77, 0xfeedbeef]) {
+    writeBuffer(gpu, seeds, Uint32Array.of(seed), 8);
+    submitDispatches(gpu, steps);
+    const options = { ...shape, keyMask, dropout: { p: 0.25, seed } };
+    const expected = ref.attentionForward(qkv, options);
+    const undropped = ref.attentionForward(qkv, { ...shape, keyMask });
+    assert.ok(
+      expected.out.some((v, i) => Math.abs(v - undropped.out[i]) > 0.1),
+      "the mask should change the output",
+    );
+    assertClose(await readF32(gpu, b.out), expected.out, { ...TOL, what: `out, seed ${seed}` });
+    assertClose(await readF32(gpu, b.dqkv), ref.attentionBackward(dout, qkv, expected.probs, options), {
+      ...TOL,
+      what: `dqkv, seed ${seed}`,
+    });
+  }
+});
+
 Deno.test("attention rejects shapes it does not support, naming the field", async () => {
   const b = buffers({ batch: 1, seq: 4, heads: 1, headDim: 8 }, new Float32Array(96), new Float32Array(32));
   await assert.rejects(

@@ -57,6 +57,33 @@ Deno.test("dropout masks equal the reference's bit for bit, forward and backward
   }
 });
 
+Deno.test("dropout with a residual adds it to the dropped input in the same pass", async () => {
+  const count = 1000;
+  const x = seededUniform(count, 4, 0.5, 1.5);
+  const residual = seededUniform(count, 5);
+  const y = storageBuffer(gpu, "y", count * 4);
+  const seeds = uploadBuffer(gpu, "seeds", Uint32Array.of(99));
+  submitDispatches(
+    gpu,
+    await dropoutForward(kernels, {
+      count,
+      p: 0.2,
+      seeds,
+      seedIndex: 0,
+      x: uploadBuffer(gpu, "x", x),
+      y,
+      residual: uploadBuffer(gpu, "residual", residual),
+    }),
+  );
+  const dropped = ref.dropout(x, { p: 0.2, seed: 99 }).y;
+  // x * 1.25 and the add each round once, by at most half an ulp of a value below 4: < 2.4e-7 in all.
+  assertClose(await readF32(gpu, y), dropped.map((v, i) => v + residual[i]), {
+    rtol: 3e-7,
+    atol: 3e-7,
+    what: "residual + dropout(x)",
+  });
+});
+
 Deno.test("dropout with p = 0 is the identity", async () => {
   const x = seededUniform(64, 3);
   const y = storageBuffer(gpu, "y", 64 * 4);

@@ -1,0 +1,155 @@
+/**
+ * The command line of `deno task eval`: parsing and validation with one-line errors that name the
+ * option, and the help text.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { FINETUNE_DEFAULTS, type FinetuneOptions } from "./finetune.ts";
+import { GLUE_TASKS } from "./glue.ts";
+
+/** A bad command line; the message is one line naming the option. */
+export class EvalOptionError extends Error {
+  override name = "EvalOptionError";
+}
+
+/** What `deno task eval` does. */
+export interface EvalOptions {
+  /** A pretraining run folder (its newest checkpoint) or a checkpoint folder. */
+  checkpoint: string;
+  /** The GLUE root, in the layout of GLUE's download script. */
+  glueDir: string;
+  /** The folder of the tokenizer's vocab.txt; default: the run folder. */
+  tokenizer?: string;
+  /** Task directory names to evaluate (default: every task found). */
+  tasks?: string[];
+  /** Finetuning runs per task; the table reports their median. */
+  seeds: number;
+  /** Use only the first N examples of each file. */
+  maxExamples?: number;
+  /** The "no pretraining" baseline: the same finetuning from a random init. */
+  fromScratch: boolean;
+  /** Export to ONNX and score with onnxruntime-web. */
+  onnx: boolean;
+  finetune: FinetuneOptions;
+  help: boolean;
+}
+
+export const EVAL_HELP = `deno task eval --checkpoint <run> --glue-dir <dir> [options]
+
+Finetunes the pretrained model on every GLUE task found (WebGPU), exports each finetuned model to
+ONNX, scores the dev sets with onnxruntime-web and with WebGPU, and prints a Markdown table next to the
+Cramming paper's figures. Writes <run>/glue.json and <run>/glue/<task>-seed<n>.onnx (with
+--from-scratch: glue-from-scratch.json and glue-from-scratch/), and <run>/mlm.onnx.
+
+  --checkpoint PATH     a pretraining run folder (its newest checkpoint) or a checkpoint folder
+  --glue-dir DIR        GLUE data in the layout of GLUE's download script (CoLA/train.tsv, ...)
+  --tokenizer DIR       folder of the vocab.txt the model was pretrained with (default: the run folder)
+  --tasks A,B           only these tasks (directory names, e.g. CoLA,SST-2)
+  --seeds N             finetuning runs per task, median reported (default 1)
+  --seed N              the first run's seed (default ${FINETUNE_DEFAULTS.seed})
+  --epochs N            (default ${FINETUNE_DEFAULTS.epochs})
+  --batch N             examples per step (default ${FINETUNE_DEFAULTS.batch})
+  --lr X                peak learning rate (default ${FINETUNE_DEFAULTS.lr})
+  --warmup X            fraction of the steps warming up, then cosine decay to 0 (default ${FINETUNE_DEFAULTS.warmup})
+  --dropout X           dropout in the encoder and the head (default ${FINETUNE_DEFAULTS.dropout})
+  --max-examples N      only the first N examples of each train and dev file (quick runs)
+  --from-scratch        the "no pretraining" baseline: the same finetuning from a random init
+  --no-onnx             score with WebGPU only: no export, no onnxruntime-web
+  --help                this text
+`;
+
+/** Parses the command line (without the program name). */
+export function parseEvalArgs(args: readonly string[]): EvalOptions {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      options: {
+        checkpoint: { type: "string" },
+        "glue-dir": { type: "string" },
+        tokenizer: { type: "string" },
+        tasks: { type: "string" },
+        seeds: { type: "string" },
+        seed: { type: "string" },
+        epochs: { type: "string" },
+        batch: { type: "string" },
+        lr: { type: "string" },
+        warmup: { type: "string" },
+        dropout: { type: "string" },
+        "max-examples": { type: "string" },
+        "from-scratch": { type: "boolean" },
+        "no-onnx": { type: "boolean" },
+        help: { type: "boolean" },
+      },
+    }));
+  } catch (e) {
+    const error = e as Error & { code?: string };
+    const option = /'(-[^' ]+)/.exec(error.message)?.[1] ?? "";
+    if (error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      throw new EvalOptionError(`unknown option ${option} (--help lists the options)`);
+    }
+    if (error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+      throw new EvalOptionError(
+        /does not take an argument/.test(error.message)
+          ? `${option} takes no value`
+          : `${option}: expected a value (write ${option}=<value> for one that starts with -)`,
+      );
+    }
+    throw new EvalOptionError(error.message.split("\n")[0]);
+  }
+  const help = values.help === true;
+  const text = (name: string) => values[name] as string | undefined;
+  const number = (name: string, fallback: number, valid: (v: number) => boolean, expected: string) => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    const value = raw.trim() === "" ? NaN : Number(raw);
+    if (!valid(value)) throw new EvalOptionError(`--${name} ${raw}: expected ${expected}`);
+    return value;
+  };
+  const count = (name: string, fallback: number) =>
+    number(name, fallback, (v) => Number.isSafeInteger(v) && v >= 1, "a positive integer");
+  const fraction = (name: string, fallback: number) =>
+    number(name, fallback, (v) => v >= 0 && v < 1, "a number in [0, 1)");
+  const required = (name: string) => {
+    const value = text(name);
+    if (value === undefined && !help) {
+      throw new EvalOptionError(`--${name} is required (--help lists the options)`);
+    }
+    return value ?? "";
+  };
+  const tasks = text("tasks")?.split(",").map((t) => t.trim()).filter((t) => t !== "");
+  for (const name of tasks ?? []) {
+    if (!GLUE_TASKS.some((t) => t.name === name)) {
+      throw new EvalOptionError(
+        `--tasks: unknown task ${name}, expected some of ${GLUE_TASKS.map((t) => t.name).join(", ")}`,
+      );
+    }
+  }
+  const maxExamples = text("max-examples") === undefined ? undefined : count("max-examples", 0);
+  return {
+    checkpoint: required("checkpoint"),
+    glueDir: required("glue-dir"),
+    tokenizer: text("tokenizer"),
+    tasks,
+    seeds: count("seeds", 1),
+    maxExamples,
+    fromScratch: values["from-scratch"] === true,
+    onnx: values["no-onnx"] !== true,
+    finetune: {
+      ...FINETUNE_DEFAULTS,
+      seed: number(
+        "seed",
+        FINETUNE_DEFAULTS.seed,
+        (v) => Number.isSafeInteger(v) && v >= 0,
+        "a non-negative integer",
+      ),
+      epochs: count("epochs", FINETUNE_DEFAULTS.epochs),
+      batch: count("batch", FINETUNE_DEFAULTS.batch),
+      lr: number("lr", FINETUNE_DEFAULTS.lr, (v) => v > 0 && Number.isFinite(v), "a positive number"),
+      warmup: fraction("warmup", FINETUNE_DEFAULTS.warmup),
+      dropout: fraction("dropout", FINETUNE_DEFAULTS.dropout),
+    },
+    help,
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * The pretrained model `deno task eval` starts from: a checkpoint of a pretraining run and the tokenizer
+ * it was trained with, checked against each other (the checkpoint records its vocabulary's hash).
+ *
+ * @module
+ */
+import { Tokenizer } from "../data/tokenizer.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { decodeCheckpointFiles, newestCheckpoint, RunFileError, STATE_FILE } from "../train/run_dir.ts";
+
+/** A checkpoint and tokenizer ready for finetuning. */
+export interface Pretrained {
+  config: ModelConfig;
+  /** Parameters in paramLayout. */
+  params: Float32Array;
+  tokenizer: Tokenizer;
+  /** The checkpoint folder, and the run folder that holds it. */
+  dir: string;
+  runDir: string;
+  /** The optimizer step the checkpoint was taken at. */
+  step: number;
+}
+
+/**
+ * Reads the checkpoint at `path` (a run folder: its newest checkpoint; or a checkpoint folder) and the
+ * tokenizer in `tokenizerDir` (default: the run folder, where pretraining saves it). Every failure is a
+ * one-line error naming the file.
+ */
+export async function loadPretrained(path: string, tokenizerDir?: string): Promise<Pretrained> {
+  const trimmed = path.replace(/\/+$/, "") || "/";
+  const isCheckpoint = await Deno.stat(`${trimmed}/${STATE_FILE}`).then(() => true, () => false);
+  const runDir = isCheckpoint ? trimmed.split("/").slice(0, -2).join("/") || "." : trimmed;
+  const dir = isCheckpoint ? trimmed : await newestCheckpoint(runDir);
+  if (!dir) {
+    throw new RunFileError(
+      `--checkpoint ${path}: no checkpoint there (expected ${trimmed}/checkpoints/step-*/${STATE_FILE})`,
+    );
+  }
+  const read = async (name: string) => {
+    try {
+      return await Deno.readFile(`${dir}/${name}`);
+    } catch (e) {
+      throw new RunFileError(`cannot read ${dir}/${name}: ${(e as Error).message}`);
+    }
+  };
+  const { state, weights } = await decodeCheckpointFiles(read, dir);
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = await Tokenizer.load(tokenizerDir ?? runDir);
+  } catch (e) {
+    // Runs written before pretraining kept its tokenizer have none: say how to name it.
+    if (tokenizerDir !== undefined) throw e;
+    throw new RunFileError(`${(e as Error).message} (give --tokenizer <folder of its vocab.txt>)`);
+  }
+  const { vocabHash } = state.dataset;
+  if (tokenizer.hash !== vocabHash || tokenizer.size !== state.config.vocabSize) {
+    throw new RunFileError(
+      `${dir} was pretrained with vocabulary ${vocabHash} of ${state.config.vocabSize} tokens, but the ` +
+        `tokenizer in ${tokenizerDir ?? runDir} has ${tokenizer.hash} of ${tokenizer.size} tokens`,
+    );
+  }
+  return { config: state.config, params: weights.params, tokenizer, dir, runDir, step: state.step };
+}

@@ -1,0 +1,476 @@
+/**
+ * The crammed-BERT encoder on the GPU: embeddings and their LayerNorm, the pre-LN layers, the final
+ * LayerNorm, forward and backward. The MLM model (model.ts) and the finetuning classifier (classifier.ts)
+ * put their heads on it. It computes what src/reference/model.ts computes in float64, in the same order;
+ * read the two side by side.
+ *
+ * {@linkcode allocateEncoder} makes the buffers once for a capacity (batch x seq); the forward and
+ * backward are then recorded for a pass of any seq up to it (the classifier plans several lengths on the
+ * same buffers), with or without the key-padding mask and dropout that finetuning adds. Without dropout
+ * a block's output projection adds the residual itself; with it, the projection goes to a scratch buffer
+ * and a dropout pass adds it to the residual stream.
+ *
+ * Memory: per layer the forward keeps what the backward cannot cheaply recompute (the layer input, the
+ * attention's qkv, probabilities and output, the mid-layer residual, the FFN's pre-activation and the
+ * LayerNorm statistics). The LayerNorm outputs and the FFN activation are recomputed in the backward
+ * into shared scratch buffers: two elementwise passes per layer instead of 2H + I floats per token per
+ * layer (about 4.8 GB at the crammed shape and micro-batch 128).
+ *
+ * @module
+ */
+import type { Gpu } from "../gpu/device.ts";
+import { GpuError } from "../gpu/device.ts";
+import { uploadBuffer, writeBuffer } from "../gpu/buffers.ts";
+import type { Binding } from "../gpu/kernels.ts";
+import { downInputWidth, headDim, type ModelConfig } from "./config.ts";
+import { dropoutSiteCount, EMBEDDING_SITE, layerSites } from "./dropout_sites.ts";
+import { type ParamLayout, paramTensor } from "./params.ts";
+import type { Recorder, Recording } from "./recorder.ts";
+import { sinusoidTable } from "../reference/ops.ts";
+import { attentionBackward, attentionForward } from "./layers/attention.ts";
+import { dropoutBackward, dropoutForward } from "./layers/dropout.ts";
+import { embeddingBackward, embeddingForward, packTokenOrder, sortTokens } from "./layers/embedding.ts";
+import { layerNormBackward, layerNormForward } from "./layers/layernorm.ts";
+import { geluBackward, geluForward, gluBackward, gluForward } from "./layers/activation.ts";
+
+/** The capacity of an encoder's buffers and the optional parts finetuning needs. */
+export interface EncoderOptions {
+  batch: number;
+  /** The longest sequence a pass may have, at most the config's maxSeqLen. */
+  seq: number;
+  /** Allocate a key-padding mask (finetuning's padded batches). */
+  keyMask?: boolean;
+  /** Allocate what dropout needs: the step's seeds and the blocks' scratch. */
+  dropout?: boolean;
+}
+
+/** An encoder's buffers. Everything but the inputs and `states`/`dstates` is internal to the passes. */
+export interface EncoderBuffers {
+  config: ModelConfig;
+  layout: ParamLayout;
+  batch: number;
+  /** The capacity in tokens per sequence. */
+  seq: number;
+  params: GPUBuffer;
+  grads: GPUBuffer;
+  /** Inputs, written by {@linkcode writeEncoderInputs}: token ids and their sort for the backward. */
+  ids: GPUBuffer;
+  tokenOrder: GPUBuffer;
+  /** [batch * seq] u32, 1 for a real token and 0 for padding; with `keyMask` only. */
+  keyMask?: GPUBuffer;
+  /** u32 per dropout site (dropout_sites.ts), rewritten every step; with `dropout` only. */
+  seeds?: GPUBuffer;
+  /** After a forward: the final states [tokens, hidden]. A scratch buffer the backward reuses. */
+  states: GPUBuffer;
+  /** The backward's input: the gradient of the final states [tokens, hidden], overwritten by it. */
+  dstates: GPUBuffer;
+  embedded: GPUBuffer;
+  embMean: GPUBuffer;
+  embRstd: GPUBuffer;
+  /** Layer inputs: xs[l] enters layer l, xs[layers] enters the final LayerNorm. */
+  xs: GPUBuffer[];
+  saved: LayerBuffers[];
+  finalMean: GPUBuffer;
+  finalRstd: GPUBuffer;
+  activated: GPUBuffer;
+  dx: [GPUBuffer, GPUBuffer];
+  dnormed: GPUBuffer;
+  dqkv: GPUBuffer;
+  dattn: GPUBuffer;
+  dactivated: GPUBuffer;
+  dh: GPUBuffer;
+  dembedded: GPUBuffer;
+  /** With dropout: a dropped tensor before its dropout (forward), or the gradient of it (backward). */
+  projected?: GPUBuffer;
+  sinusoid?: GPUBuffer;
+}
+
+/** What one layer's forward keeps for its backward. */
+export interface LayerBuffers {
+  mean1: GPUBuffer;
+  rstd1: GPUBuffer;
+  qkv: GPUBuffer;
+  probs: GPUBuffer;
+  attn: GPUBuffer;
+  mid: GPUBuffer;
+  mean2: GPUBuffer;
+  rstd2: GPUBuffer;
+  h: GPUBuffer;
+}
+
+/** One recorded pass: its sequence length (<= the capacity) and dropout probability (0: none). */
+export interface EncoderPass {
+  seq: number;
+  dropout: number;
+}
+
+/**
+ * Allocates the encoder's buffers for `options`' capacity; `params` and `grads` hold the parameters
+ * and gradients in `layout`, which must contain the encoder's tensors (paramLayout's names).
+ */
+export function allocateEncoder(
+  rec: Recorder,
+  config: ModelConfig,
+  weights: { layout: ParamLayout; params: GPUBuffer; grads: GPUBuffer },
+  options: EncoderOptions,
+): EncoderBuffers {
+  const { batch, seq } = options;
+  if (seq > config.maxSeqLen) {
+    throw new GpuError(`model: seq ${seq} exceeds the config's maxSeqLen ${config.maxSeqLen}`);
+  }
+  const N = batch * seq;
+  const { hidden: H, intermediate: I, heads, layers: L } = config;
+  const act = downInputWidth(config); // FFN activation width: I, or I/2 for gelu-glu
+  const f32 = (label: string, count: number) => rec.f32(label, count);
+  return {
+    config,
+    ...weights,
+    batch,
+    seq,
+    // Per batch inputs.
+    ids: f32("ids", N),
+    tokenOrder: f32("token order", 3 * N + 1),
+    keyMask: options.keyMask ? f32("key mask", N) : undefined,
+    seeds: options.dropout ? f32("dropout seeds", dropoutSiteCount(config)) : undefined,
+    // Activations kept for the backward.
+    embedded: f32("embedded", N * H),
+    embMean: f32("embedding norm mean", N),
+    embRstd: f32("embedding norm rstd", N),
+    xs: Array.from({ length: L + 1 }, (_, l) => f32(`x${l}`, N * H)),
+    saved: Array.from({ length: L }, (_, l) => ({
+      mean1: f32(`layer ${l} attn norm mean`, N),
+      rstd1: f32(`layer ${l} attn norm rstd`, N),
+      qkv: f32(`layer ${l} qkv`, N * 3 * H),
+      probs: f32(`layer ${l} probs`, batch * heads * seq * seq),
+      attn: f32(`layer ${l} attention`, N * H),
+      mid: f32(`layer ${l} mid residual`, N * H),
+      mean2: f32(`layer ${l} ffn norm mean`, N),
+      rstd2: f32(`layer ${l} ffn norm rstd`, N),
+      h: f32(`layer ${l} ffn up`, N * I),
+    })),
+    finalMean: f32("final norm mean", N),
+    finalRstd: f32("final norm rstd", N),
+    // Scratch, shared across layers.
+    states: f32("normed (scratch)", N * H),
+    activated: f32("activated (scratch)", N * act),
+    dstates: f32("d final states", N * H),
+    dx: [f32("d x (a)", N * H), f32("d x (b)", N * H)],
+    dnormed: f32("d normed", N * H),
+    dqkv: f32("d qkv", N * 3 * H),
+    dattn: f32("d attention", N * H),
+    dactivated: f32("d activated", N * act),
+    dh: f32("d ffn up", N * I),
+    dembedded: f32("d embedded", N * H),
+    projected: options.dropout ? f32("projected (scratch)", N * H) : undefined,
+    sinusoid: config.positions === "scaled-sinusoidal"
+      ? uploadBuffer(rec.k.gpu, "sinusoid", Float32Array.from(sinusoidTable(seq, H)))
+      : undefined,
+  };
+}
+
+/**
+ * Queues the upload of a batch's inputs for a pass of `seq` tokens per sequence: `ids` [batch * seq],
+ * and the key mask [batch * seq] if the encoder has one (then required).
+ */
+export function writeEncoderInputs(
+  gpu: Gpu,
+  enc: EncoderBuffers,
+  seq: number,
+  ids: Uint32Array<ArrayBuffer>,
+  keyMask?: Uint32Array<ArrayBuffer>,
+): void {
+  const N = enc.batch * seq;
+  if (ids.length !== N) {
+    throw new GpuError(`model batch: ${ids.length} token ids, the plan takes ${enc.batch} x ${seq}`);
+  }
+  writeBuffer(gpu, enc.ids, ids);
+  writeBuffer(gpu, enc.tokenOrder, packTokenOrder(sortTokens(ids), N));
+  if (enc.keyMask) {
+    if (keyMask?.length !== N) {
+      throw new GpuError(
+        `model batch: a key mask of ${N} values is needed, got ${keyMask?.length ?? "none"}`,
+      );
+    }
+    writeBuffer(gpu, enc.keyMask, keyMask);
+  }
+}
+
+/** Records the forward: embeddings to `enc.states`. */
+export function recordEncoderForward(rec: Recording, enc: EncoderBuffers, pass: EncoderPass): void {
+  const { k } = rec;
+  const { config, params, xs, saved, states: normed, activated } = enc;
+  const { N, seq, H, I, act, eps } = passShape(enc, pass);
+  const p = (name: string) => tensorBinding(params, enc.layout, name);
+  const W = (name: string) => ({ b: params, bOffset: paramTensor(enc.layout, name).offset });
+  const dropout = dropoutOf(enc, pass);
+
+  rec.run(() =>
+    embeddingForward(k, {
+      tokens: N,
+      seq,
+      hidden: H,
+      vocab: config.vocabSize,
+      ids: enc.ids,
+      word: p("embeddings.word.weight"),
+      x: enc.embedded,
+      position: enc.sinusoid
+        ? { kind: "scaled-sinusoidal", table: enc.sinusoid, scale: p("embeddings.position_scale") }
+        : { kind: "learned", table: p("embeddings.position.weight") },
+    })
+  );
+  const embNorm = {
+    weight: p("embeddings.norm.weight"),
+    bias: p("embeddings.norm.bias"),
+    rows: N,
+    cols: H,
+    eps,
+  };
+  const embMoments = { mean: enc.embMean, rstd: enc.embRstd };
+  if (dropout) {
+    rec.run(() => layerNormForward(k, { ...embNorm, ...embMoments, x: enc.embedded, y: normed }));
+    rec.run(() => dropoutForward(k, { ...dropout.site(EMBEDDING_SITE, N * H), x: normed, y: xs[0] }));
+  } else {
+    rec.run(() => layerNormForward(k, { ...embNorm, ...embMoments, x: enc.embedded, y: xs[0] }));
+  }
+  const attnShape = {
+    batch: enc.batch,
+    seq,
+    heads: config.heads,
+    headDim: headDim(config),
+    keyMask: enc.keyMask,
+  };
+  // A block's output projection: c = residual + a W^T, with the projection dropped first under dropout.
+  const blockOutput = (
+    a: GPUBuffer,
+    weight: string,
+    inner: number,
+    residual: GPUBuffer,
+    c: GPUBuffer,
+    site: number,
+  ) => {
+    if (!dropout) {
+      rec.product({ a, ...W(weight), c, add: residual, m: N, k: inner, n: H, transB: true });
+      return;
+    }
+    rec.product({ a, ...W(weight), c: dropout.projected, m: N, k: inner, n: H, transB: true });
+    rec.run(() => dropoutForward(k, { ...dropout.site(site, N * H), x: dropout.projected, y: c, residual }));
+  };
+  for (let l = 0; l < config.layers; l++) {
+    const s = saved[l];
+    const n = (name: string) => `layers.${l}.${name}`;
+    const sites = layerSites(l);
+    const norm1 = { weight: p(n("attn_norm.weight")), bias: p(n("attn_norm.bias")), rows: N, cols: H, eps };
+    rec.run(() => layerNormForward(k, { ...norm1, x: xs[l], y: normed, mean: s.mean1, rstd: s.rstd1 }));
+    rec.product({ a: normed, ...W(n("attn.qkv.weight")), c: s.qkv, m: N, k: H, n: 3 * H, transB: true });
+    rec.run(() =>
+      attentionForward(k, {
+        ...attnShape,
+        qkv: s.qkv,
+        out: s.attn,
+        probs: s.probs,
+        dropout: dropout?.probs(sites.probs),
+      })
+    );
+    blockOutput(s.attn, n("attn.out.weight"), H, xs[l], s.mid, sites.attention);
+    const norm2 = { weight: p(n("ffn_norm.weight")), bias: p(n("ffn_norm.bias")), rows: N, cols: H, eps };
+    rec.run(() => layerNormForward(k, { ...norm2, x: s.mid, y: normed, mean: s.mean2, rstd: s.rstd2 }));
+    rec.product({ a: normed, ...W(n("ffn.up.weight")), c: s.h, m: N, k: H, n: I, transB: true });
+    rec.run(() => ffnForward(rec, enc, s.h, N));
+    blockOutput(activated, n("ffn.down.weight"), act, s.mid, xs[l + 1], sites.ffn);
+  }
+  rec.run(() =>
+    layerNormForward(k, {
+      x: xs[config.layers],
+      weight: p("final_norm.weight"),
+      bias: p("final_norm.bias"),
+      y: normed,
+      mean: enc.finalMean,
+      rstd: enc.finalRstd,
+      rows: N,
+      cols: H,
+      eps,
+    })
+  );
+}
+
+/**
+ * Records the backward from `enc.dstates` (the gradient of the final states), adding every parameter's
+ * gradient into `enc.grads`. The forward of the same pass must have run since the last backward.
+ */
+export function recordEncoderBackward(rec: Recording, enc: EncoderBuffers, pass: EncoderPass): void {
+  const { k } = rec;
+  const { config, params, grads, xs, saved, states: normed, activated, dx } = enc;
+  const { N, seq, H, I, act, eps } = passShape(enc, pass);
+  const p = (name: string) => tensorBinding(params, enc.layout, name);
+  const g = (name: string) => tensorBinding(grads, enc.layout, name);
+  const W = (name: string) => ({ b: params, bOffset: paramTensor(enc.layout, name).offset });
+  const dW = (name: string) => ({
+    c: grads,
+    cOffset: paramTensor(enc.layout, name).offset,
+    accumulate: true,
+  });
+  const dropout = dropoutOf(enc, pass);
+  // The gradient reaching a dropped tensor from that of its dropped output (itself without dropout).
+  const undrop = (dy: GPUBuffer, site: number): GPUBuffer => {
+    if (!dropout) return dy;
+    rec.run(() => dropoutBackward(k, { ...dropout.site(site, N * H), dy, dx: dropout.projected }));
+    return dropout.projected;
+  };
+
+  rec.run(() =>
+    layerNormBackward(k, {
+      dy: enc.dstates,
+      x: xs[config.layers],
+      weight: p("final_norm.weight"),
+      mean: enc.finalMean,
+      rstd: enc.finalRstd,
+      dx: dx[0],
+      dweight: g("final_norm.weight"),
+      dbias: g("final_norm.bias"),
+      rows: N,
+      cols: H,
+    })
+  );
+  // dx[0] holds d x_{l+1} entering layer l; the layer leaves d x_l in dx[0] again via dx[1].
+  const [dOut, dMid] = dx;
+  const attnShape = { batch: enc.batch, seq, heads: config.heads, headDim: headDim(config) };
+  for (let l = config.layers - 1; l >= 0; l--) {
+    const s = saved[l];
+    const n = (name: string) => `layers.${l}.${name}`;
+    const sites = layerSites(l);
+    // FFN block: x_{l+1} = mid + drop(act(up(ln2(mid))) down^T)
+    const norm2 = { weight: p(n("ffn_norm.weight")), bias: p(n("ffn_norm.bias")), rows: N, cols: H, eps };
+    rec.run(() => layerNormForward(k, { ...norm2, x: s.mid, y: normed, mean: s.mean2, rstd: s.rstd2 }));
+    rec.run(() => ffnForward(rec, enc, s.h, N));
+    const dDown = undrop(dOut, sites.ffn);
+    rec.product({ a: dDown, b: activated, ...dW(n("ffn.down.weight")), m: H, k: N, n: act, transA: true });
+    rec.product({ a: dDown, ...W(n("ffn.down.weight")), c: enc.dactivated, m: N, k: H, n: act });
+    rec.run(() =>
+      config.ffn === "gelu-glu"
+        ? gluBackward(k, { dout: enc.dactivated, h: s.h, dh: enc.dh, rows: N, inner: I })
+        : geluBackward(k, { dy: enc.dactivated, x: s.h, dx: enc.dh, length: N * I })
+    );
+    rec.product({ a: enc.dh, b: normed, ...dW(n("ffn.up.weight")), m: I, k: N, n: H, transA: true });
+    rec.product({ a: enc.dh, ...W(n("ffn.up.weight")), c: enc.dnormed, m: N, k: I, n: H });
+    rec.run(() =>
+      layerNormBackward(k, {
+        dy: enc.dnormed,
+        x: s.mid,
+        weight: p(n("ffn_norm.weight")),
+        mean: s.mean2,
+        rstd: s.rstd2,
+        dx: dMid,
+        residual: dOut,
+        dweight: g(n("ffn_norm.weight")),
+        dbias: g(n("ffn_norm.bias")),
+        rows: N,
+        cols: H,
+      })
+    );
+    // Attention block: mid = x_l + drop(attention(qkv(ln1(x_l))) out^T)
+    const norm1 = { weight: p(n("attn_norm.weight")), bias: p(n("attn_norm.bias")), rows: N, cols: H, eps };
+    rec.run(() => layerNormForward(k, { ...norm1, x: xs[l], y: normed, mean: s.mean1, rstd: s.rstd1 }));
+    const dProjected = undrop(dMid, sites.attention);
+    rec.product({ a: dProjected, b: s.attn, ...dW(n("attn.out.weight")), m: H, k: N, n: H, transA: true });
+    rec.product({ a: dProjected, ...W(n("attn.out.weight")), c: enc.dattn, m: N, k: H, n: H });
+    rec.run(() =>
+      attentionBackward(k, {
+        ...attnShape,
+        dout: enc.dattn,
+        qkv: s.qkv,
+        probs: s.probs,
+        dqkv: enc.dqkv,
+        dropout: dropout?.probs(sites.probs),
+      })
+    );
+    rec.product({ a: enc.dqkv, b: normed, ...dW(n("attn.qkv.weight")), m: 3 * H, k: N, n: H, transA: true });
+    rec.product({ a: enc.dqkv, ...W(n("attn.qkv.weight")), c: enc.dnormed, m: N, k: 3 * H, n: H });
+    rec.run(() =>
+      layerNormBackward(k, {
+        dy: enc.dnormed,
+        x: xs[l],
+        weight: p(n("attn_norm.weight")),
+        mean: s.mean1,
+        rstd: s.rstd1,
+        dx: dOut,
+        residual: dMid,
+        dweight: g(n("attn_norm.weight")),
+        dbias: g(n("attn_norm.bias")),
+        rows: N,
+        cols: H,
+      })
+    );
+  }
+  const dEmbNorm = undrop(dx[0], EMBEDDING_SITE);
+  rec.run(() =>
+    layerNormBackward(k, {
+      dy: dEmbNorm,
+      x: enc.embedded,
+      weight: p("embeddings.norm.weight"),
+      mean: enc.embMean,
+      rstd: enc.embRstd,
+      dx: enc.dembedded,
+      dweight: g("embeddings.norm.weight"),
+      dbias: g("embeddings.norm.bias"),
+      rows: N,
+      cols: H,
+    })
+  );
+  rec.run(() =>
+    embeddingBackward(k, {
+      tokens: N,
+      seq,
+      hidden: H,
+      vocab: config.vocabSize,
+      dx: enc.dembedded,
+      tokenOrder: enc.tokenOrder,
+      dword: g("embeddings.word.weight"),
+      position: enc.sinusoid
+        ? { kind: "scaled-sinusoidal", table: enc.sinusoid, grad: g("embeddings.position_scale") }
+        : { kind: "learned", grad: g("embeddings.position.weight") },
+    })
+  );
+}
+
+/** A tensor of the flat layout as a binding (offsets are 256-byte aligned, see params.ts). */
+export function tensorBinding(buffer: GPUBuffer, layout: ParamLayout, name: string): Binding {
+  const t = paramTensor(layout, name);
+  return { buffer, offset: t.offset * 4, size: t.size * 4 };
+}
+
+function passShape(enc: EncoderBuffers, pass: EncoderPass) {
+  const { config } = enc;
+  if (!Number.isInteger(pass.seq) || pass.seq < 1 || pass.seq > enc.seq) {
+    throw new GpuError(`encoder pass: seq ${pass.seq}, the buffers hold 1..${enc.seq}`);
+  }
+  return {
+    N: enc.batch * pass.seq,
+    seq: pass.seq,
+    H: config.hidden,
+    I: config.intermediate,
+    act: downInputWidth(config),
+    eps: config.normEps,
+  };
+}
+
+/** The dropout sites of a pass with dropout, or undefined without. */
+function dropoutOf(enc: EncoderBuffers, pass: EncoderPass) {
+  if (pass.dropout === 0) return undefined;
+  const { seeds, projected } = enc;
+  if (!seeds || !projected) {
+    throw new GpuError("encoder pass: dropout needs buffers allocated with the dropout option");
+  }
+  const p = pass.dropout;
+  return {
+    projected,
+    site: (seedIndex: number, count: number) => ({ count, p, seeds, seedIndex }),
+    probs: (seedIndex: number) => ({ p, seeds, seedIndex }),
+  };
+}
+
+function ffnForward(rec: Recording, enc: EncoderBuffers, h: GPUBuffer, N: number) {
+  const { config, activated } = enc;
+  return config.ffn === "gelu-glu"
+    ? gluForward(rec.k, { h, out: activated, rows: N, inner: config.intermediate })
+    : geluForward(rec.k, { x: h, y: activated, length: N * config.intermediate });
+}

@@ -1,0 +1,166 @@
+/**
+ * One optimizer step of finetuning on the GPU: zero the gradients, the classifier's forward, loss and
+ * backward for one batch (src/model/classifier.ts), the gradient norm and AdamW, recorded into one
+ * compute pass and one submit. Per step the host writes only the batch, the dropout seeds and the
+ * learning rate; it reads the loss when asked (`readStats`), never inside a step.
+ *
+ * The recipe's finetuning does not clip gradients: without `maxNorm` the norm is still computed (a
+ * step with a non-finite gradient is skipped, and the norm is reported) but the clip factor is 1.
+ *
+ * A finetuner is planned once per label count and reused: `reset` starts a new run (another seed,
+ * another task with as many labels) on the same buffers.
+ */
+import {
+  paramBuffer,
+  readF32,
+  storageBuffer,
+  uploadBuffer,
+  writeBuffer,
+  writeParams,
+} from "../gpu/buffers.ts";
+import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
+import type { ModelConfig } from "../model/config.ts";
+import {
+  type ClassifierBatch,
+  type ClassifierShape,
+  type GpuClassifier,
+  planClassifier,
+} from "../model/classifier.ts";
+import { dropoutSiteCount } from "../model/dropout_sites.ts";
+import { readLossTotals } from "../model/layers/cross_entropy.ts";
+import {
+  adamw,
+  adamwStepParams,
+  decayFlags,
+  gradNorm,
+  OPTIMIZER_STATS_BYTES,
+  readOptimizerStats,
+  zeroBuffer,
+} from "./optimizer.ts";
+import { hash, streamKey } from "./random.ts";
+
+/** The random streams of a finetuning seed: the data order's (src/eval/finetune.ts) and dropout's. */
+export const ORDER_STREAM = 0;
+export const DROPOUT_STREAM = 1;
+
+/** The largest f32: as a clipping threshold, no clipping. */
+const NO_CLIP = 3.4028234663852886e38;
+
+/** AdamW's hyperparameters (the issue's defaults are in src/eval/finetune.ts). */
+export interface FinetunerOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** Clip the global gradient norm to this; absent: no clipping. */
+  maxNorm?: number;
+}
+
+/** What the GPU accumulated since the last `readStats`. */
+export interface FinetuneStats {
+  /** Mean loss over the examples of the steps since the last read (NaN if none). */
+  loss: number;
+  examples: number;
+  /** Gradient norm of the last step. */
+  gradNorm: number;
+  /** Steps skipped for a non-finite gradient since the last `reset`. */
+  skippedSteps: number;
+}
+
+/** A classifier with its optimizer state. */
+export interface Finetuner {
+  classifier: GpuClassifier;
+  /** Starts a run from `params` (classifierLayout): AdamW's moments, step count and stats back to zero. */
+  reset(params: Float32Array<ArrayBuffer>): void;
+  /**
+   * Queues one optimizer step on `batch` at learning rate `lr`; its dropout masks come from `seed` and
+   * the step number (stream {@linkcode DROPOUT_STREAM}). Does not wait.
+   */
+  step(batch: ClassifierBatch, lr: number, seed: number): void;
+  /** Steps since the last `reset`. */
+  readonly steps: number;
+  /** Reads and resets the loss totals, and reads the optimizer stats (one GPU round trip). */
+  readStats(): Promise<FinetuneStats>;
+  /** Reads the parameters (classifierLayout). */
+  readParams(): Promise<Float32Array>;
+}
+
+/** Plans the classifier for `shape` and the optimizer around it. */
+export async function planFinetuner(
+  k: Kernels,
+  config: ModelConfig,
+  shape: ClassifierShape,
+  options: FinetunerOptions,
+): Promise<Finetuner> {
+  const gpu = k.gpu;
+  const classifier = await planClassifier(k, config, shape);
+  const { params, grads, layout } = classifier;
+  const length = layout.totalSize;
+  const m = storageBuffer(gpu, "adam m", length * 4);
+  const v = storageBuffer(gpu, "adam v", length * 4);
+  const stats = storageBuffer(gpu, "optimizer stats", OPTIMIZER_STATS_BYTES);
+  const stepParams = paramBuffer(gpu, "adamw step", adamwStepParams({ lr: 0, step: 1 }));
+  const decay = uploadBuffer(gpu, "weight decay flags", decayFlags(layout));
+  const zero = await zeroBuffer(k, { buffer: grads, length });
+  const update: Dispatch[] = [
+    ...await gradNorm(k, { grads, length, stats, maxNorm: options.maxNorm ?? NO_CLIP }),
+    ...await adamw(k, { params, grads, m, v, length, decay, stats, step: stepParams, ...options }),
+  ];
+  const resetMoments = [
+    ...await zeroBuffer(k, { buffer: m, length }),
+    ...await zeroBuffer(k, { buffer: v, length }),
+  ];
+  // The whole step of each planned length, in one compute pass.
+  const stepLists = new Map(
+    classifier.seqs.map((seq) => [seq, [...zero, ...classifier.train(seq), ...update]]),
+  );
+  const seeds = new Uint32Array(dropoutSiteCount(config));
+  const zeros = new Uint32Array(OPTIMIZER_STATS_BYTES / 4);
+  let steps = 0;
+
+  const submit = (dispatches: readonly Dispatch[]) => {
+    const encoder = gpu.device.createCommandEncoder();
+    encodeDispatches(encoder, dispatches);
+    gpu.device.queue.submit([encoder.finish()]);
+  };
+
+  return {
+    classifier,
+    get steps() {
+      return steps;
+    },
+    reset(start) {
+      if (start.length !== length) {
+        throw new RangeError(`finetuner: ${start.length} parameters, the classifier has ${length}`);
+      }
+      writeBuffer(gpu, params, start);
+      writeBuffer(gpu, stats, zeros);
+      writeBuffer(gpu, classifier.lossTotals, zeros.subarray(0, 2));
+      submit(resetMoments);
+      steps = 0;
+    },
+    step(batch, lr, seed) {
+      steps++;
+      classifier.writeBatch(batch);
+      if (shape.dropout > 0) {
+        const key = streamKey(seed, DROPOUT_STREAM, steps);
+        for (let i = 0; i < seeds.length; i++) seeds[i] = hash(key, i);
+        classifier.writeSeeds(seeds);
+      }
+      writeParams(gpu, stepParams, adamwStepParams({ lr, step: steps }));
+      submit(stepLists.get(batch.seq)!);
+    },
+    async readStats() {
+      const totals = await readLossTotals(gpu, classifier.lossTotals);
+      writeBuffer(gpu, classifier.lossTotals, zeros.subarray(0, 2));
+      const s = await readOptimizerStats(gpu, stats);
+      return {
+        loss: totals.count > 0 ? totals.sum / totals.count : NaN,
+        examples: totals.count,
+        gradNorm: s.norm,
+        skippedSteps: s.skippedSteps,
+      };
+    },
+    readParams: () => readF32(gpu, params, length),
+  };
+}

@@ -1,0 +1,117 @@
+/**
+ * `deno task eval --checkpoint runs/x --glue-dir <dir>`: GLUE finetuning of a pretrained run with our
+ * WebGPU engine, ONNX export, and scoring with onnxruntime-web and WebGPU (src/eval/evaluate.ts). Prints
+ * progress on stderr and the Markdown table on stdout; writes into the run folder, each file atomically:
+ *
+ *   glue.json                    the summary (glue-from-scratch.json with --from-scratch)
+ *   glue/<task>-seed<n>.onnx     every finetuned model (glue-from-scratch/ with --from-scratch)
+ *   mlm.onnx                     the pretrained MLM model
+ *
+ * Exits 1 with `error: <message>` on bad input, and after writing its output when ONNX and WebGPU logits
+ * differ by 1e-4 or more.
+ *
+ * @module
+ */
+import { requestGpu } from "../src/gpu/device.ts";
+import { Kernels } from "../src/gpu/kernels.ts";
+import type { ModelConfig } from "../src/model/config.ts";
+import { writeFileAtomic } from "../src/fs.ts";
+import { describe } from "../src/data/errors.ts";
+import { evaluateGlue } from "../src/eval/evaluate.ts";
+import { discoverTasks, GlueDataError } from "../src/eval/glue.ts";
+import { EVAL_HELP, parseEvalArgs } from "../src/eval/options.ts";
+import { loadPretrained } from "../src/eval/pretrained.ts";
+import { glueMarkdown, writeGlueJson } from "../src/eval/report.ts";
+
+/** The issue's bound on the largest |ONNX logit - WebGPU logit| in f32. */
+const LOGIT_TOLERANCE = 1e-4;
+
+async function main(): Promise<number> {
+  const options = parseEvalArgs(Deno.args);
+  if (options.help) {
+    console.log(EVAL_HELP);
+    return 0;
+  }
+  const log = (line: string) => console.error(line);
+  if (options.onnx) {
+    // Fail before any work when the ONNX half's npm packages are missing (the GPU machine has none).
+    await Promise.all([import("../src/export/onnx.ts"), import("../src/eval/onnx_runtime.ts")]).catch((e) => {
+      throw new Error(
+        `the ONNX export and scoring need their npm packages: ${describe(e)} (--no-onnx skips them)`,
+      );
+    });
+  }
+  const pretrained = await loadPretrained(options.checkpoint, options.tokenizer);
+  const { config, runDir } = pretrained;
+  const discovered = discoverTasks(options.glueDir);
+  const wanted = (name: string) => !options.tasks || options.tasks.includes(name);
+  const tasks = discovered.found.filter((f) => wanted(f.task.name));
+  const skipped = discovered.skipped.filter((s) => wanted(s.name));
+  for (const s of skipped) log(`skipping ${s.name}: ${s.reason}`);
+  if (tasks.length === 0) throw new GlueDataError(`${options.glueDir}: no GLUE task to evaluate`);
+
+  const gpu = await requestGpu();
+  log(
+    `${gpu.name}: ${options.fromScratch ? "no pretraining (random init)" : pretrained.dir}, ` +
+      `${tasks.length} task(s), ${options.seeds} seed(s)`,
+  );
+  const variant = options.fromScratch ? "glue-from-scratch" : "glue";
+  const onnxDir = `${runDir}/${variant}`;
+  if (options.onnx) {
+    await Deno.mkdir(onnxDir, { recursive: true });
+    if (!options.fromScratch) {
+      await exportMaskedLm(pretrained.config, pretrained.params, `${runDir}/mlm.onnx`, log);
+    }
+  }
+  const { summary, maxLogitDifference } = await evaluateGlue(new Kernels(gpu), {
+    config,
+    encoder: options.fromScratch ? "scratch" : pretrained.params,
+    tokenizer: pretrained.tokenizer,
+    tasks,
+    skipped,
+    seeds: options.seeds,
+    finetune: options.finetune,
+    maxExamples: options.maxExamples,
+    onnx: options.onnx,
+    saveOnnx: (name, bytes) => writeFileAtomic(`${onnxDir}/${name}`, bytes),
+    log,
+  });
+  await writeGlueJson(`${runDir}/${variant}.json`, summary);
+  console.log(glueMarkdown(summary));
+  log(`wrote ${runDir}/${variant}.json${options.onnx ? ` and the ONNX models in ${onnxDir}/` : ""}`);
+  if (options.onnx && !(maxLogitDifference < LOGIT_TOLERANCE)) {
+    console.error(
+      `error: ONNX and WebGPU logits differ by up to ${maxLogitDifference.toExponential(2)}, ` +
+        `the limit is ${LOGIT_TOLERANCE}`,
+    );
+    return 1;
+  }
+  return 0;
+}
+
+/** Exports the pretrained MLM model to `path` after checking that onnxruntime-web loads it. */
+async function exportMaskedLm(
+  config: ModelConfig,
+  params: Float32Array,
+  path: string,
+  log: (line: string) => void,
+): Promise<void> {
+  // Imported where used, so that --no-onnx needs no npm package.
+  const [{ exportMaskedLmOnnx }, { loadOnnx }] = await Promise.all([
+    import("../src/export/onnx.ts"),
+    import("../src/eval/onnx_runtime.ts"),
+  ]);
+  const bytes = exportMaskedLmOnnx(config, params);
+  await (await loadOnnx(bytes, { name: "mlm.onnx" })).release();
+  await writeFileAtomic(path, bytes);
+  log(`wrote ${path} (${(bytes.length / 2 ** 20).toFixed(1)} MiB)`);
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (e) {
+    console.error(`error: ${describe(e)}`);
+    Deno.exit(1);
+  }
+}

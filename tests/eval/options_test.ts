@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import { EVAL_HELP, parseEvalArgs } from "../../src/eval/options.ts";
+import { FINETUNE_DEFAULTS } from "../../src/eval/finetune.ts";
+
+const base = ["--checkpoint", "runs/x", "--glue-dir", "../shared/data/glue"];
+
+Deno.test("the defaults are the recipe's, one seed, every task, ONNX on", () => {
+  const options = parseEvalArgs(base);
+  assert.deepEqual(options, {
+    checkpoint: "runs/x",
+    glueDir: "../shared/data/glue",
+    tokenizer: undefined,
+    tasks: undefined,
+    seeds: 1,
+    maxExamples: undefined,
+    fromScratch: false,
+    onnx: true,
+    finetune: { ...FINETUNE_DEFAULTS },
+    help: false,
+  });
+});
+
+Deno.test("every finetuning value is an option", () => {
+  const options = parseEvalArgs([
+    ...base,
+    "--tokenizer=runs/x/tok",
+    "--tasks",
+    "CoLA, SST-2",
+    "--seeds",
+    "5",
+    "--seed",
+    "3",
+    "--epochs",
+    "2",
+    "--batch",
+    "32",
+    "--lr",
+    "1e-4",
+    "--warmup",
+    "0.06",
+    "--dropout",
+    "0",
+    "--max-examples",
+    "100",
+    "--from-scratch",
+    "--no-onnx",
+  ]);
+  assert.equal(options.tokenizer, "runs/x/tok");
+  assert.deepEqual(options.tasks, ["CoLA", "SST-2"]);
+  assert.equal(options.seeds, 5);
+  assert.equal(options.maxExamples, 100);
+  assert.equal(options.fromScratch, true);
+  assert.equal(options.onnx, false);
+  assert.deepEqual(options.finetune, {
+    ...FINETUNE_DEFAULTS,
+    seed: 3,
+    epochs: 2,
+    batch: 32,
+    lr: 1e-4,
+    warmup: 0.06,
+    dropout: 0,
+  });
+});
+
+Deno.test("bad options are one-line errors naming the option", () => {
+  const cases: [string[], RegExp][] = [
+    [["--checkpoint", "runs/x"], /^--glue-dir is required \(--help lists the options\)$/],
+    [["--glue-dir", "g"], /^--checkpoint is required/],
+    [[...base, "--seeds", "0"], /^--seeds 0: expected a positive integer$/],
+    [[...base, "--epochs", "1.5"], /^--epochs 1.5: expected a positive integer$/],
+    [[...base, "--lr", "fast"], /^--lr fast: expected a positive number$/],
+    [[...base, "--dropout", "1"], /^--dropout 1: expected a number in \[0, 1\)$/],
+    [[...base, "--warmup", ""], /^--warmup : expected a number in \[0, 1\)$/],
+    [[...base, "--max-examples=-3"], /^--max-examples -3: expected a positive integer$/],
+    [
+      [...base, "--max-examples", "-3"],
+      /^--max-examples: expected a value \(write --max-examples=<value> for one/,
+    ],
+    [[...base, "--tasks", "CoLA,MNLI-m"], /^--tasks: unknown task MNLI-m, expected some of CoLA, SST-2, /],
+    [[...base, "--frobnicate"], /^unknown option --frobnicate \(--help lists the options\)$/],
+    [[...base, "--no-onnx=1"], /^--no-onnx takes no value$/],
+    [[...base, "--seeds"], /^--seeds: expected a value/],
+  ];
+  for (const [args, message] of cases) {
+    assert.throws(() => parseEvalArgs(args), (e: Error) => {
+      assert.equal(e.name, "EvalOptionError");
+      assert.match(e.message, message);
+      return true;
+    }, args.join(" "));
+  }
+});
+
+Deno.test("--help needs no other option and the help names every option", () => {
+  assert.equal(parseEvalArgs(["--help"]).help, true);
+  for (
+    const option of [
+      "--checkpoint",
+      "--glue-dir",
+      "--tokenizer",
+      "--tasks",
+      "--seeds",
+      "--seed",
+      "--epochs",
+      "--batch",
+      "--lr",
+      "--warmup",
+      "--dropout",
+      "--max-examples",
+      "--from-scratch",
+      "--no-onnx",
+    ]
+  ) {
+    assert.ok(EVAL_HELP.includes(`  ${option} `), option);
+  }
+});
