@@ -7,6 +7,7 @@
  * @module
  */
 import { storageBuffer } from "../gpu/buffers.ts";
+import { GpuError } from "../gpu/device.ts";
 import type { Dispatch, Kernels } from "../gpu/kernels.ts";
 import { matmul, type MatmulOptions, matmulScratchBytes } from "./layers/matmul.ts";
 
@@ -39,15 +40,34 @@ export class Recorder {
   /** Bytes of every buffer made with {@linkcode Recorder.f32}, and of the shared scratch once finished. */
   bytes = 0;
   readonly #recordings: Recording[] = [];
+  /** One per buffer: what went wrong creating it, or undefined (resolved by the GPU, read in `finish`). */
+  readonly #allocations: Promise<string | undefined>[] = [];
 
   constructor(k: Kernels) {
     this.k = k;
   }
 
-  /** A zero-filled storage buffer of `count` f32 (or u32) values, counted in `bytes`. */
+  /**
+   * A zero-filled storage buffer of `count` f32 (or u32) values, counted in `bytes`. Created inside
+   * out-of-memory and validation error scopes whose outcome `finish` reports with the buffer's name.
+   */
   f32(label: string, count: number): GPUBuffer {
     this.bytes += count * 4;
-    return storageBuffer(this.k.gpu, label, count * 4);
+    const device = this.k.gpu.device;
+    device.pushErrorScope("out-of-memory");
+    device.pushErrorScope("validation");
+    const buffer = storageBuffer(this.k.gpu, label, count * 4);
+    const scopes = [device.popErrorScope(), device.popErrorScope()];
+    this.#allocations.push(
+      Promise.all(scopes).then(([invalid, oom]) =>
+        oom
+          ? `out of GPU memory creating buffer ${label} (${count * 4} bytes, ${this.bytes} in all so far)`
+          : invalid
+          ? `invalid buffer ${label}: ${invalid.message}`
+          : undefined
+      ),
+    );
+    return buffer;
   }
 
   /** A new, empty recording. */
@@ -57,7 +77,10 @@ export class Recorder {
     return recording;
   }
 
-  /** Plans every recording, in order: one dispatch list per recording. */
+  /**
+   * Plans every recording, in order: one dispatch list per recording. Throws a `GpuError` naming the
+   * first buffer that could not be created (a smaller micro-batch is the usual remedy).
+   */
   async finish(): Promise<Dispatch[][]> {
     const products = this.#recordings.flatMap((r) =>
       r.steps.filter((s): s is MatmulOptions => typeof s !== "function")
@@ -72,6 +95,8 @@ export class Recorder {
       }
       lists.push(list);
     }
+    const failure = (await Promise.all(this.#allocations)).find((f) => f !== undefined);
+    if (failure) throw new GpuError(`${failure}; try a smaller --micro-batch`);
     return lists;
   }
 }

@@ -119,3 +119,16 @@ Deno.test("a run resumed from its checkpoint reaches exactly the loss and weight
   assert.deepEqual(second.weights.params, whole.weights.params);
   assert.deepEqual(second.weights.v, whole.weights.v);
 });
+
+Deno.test("steps with non-finite gradients are skipped, and a run of them stops the loop without a checkpoint", async () => {
+  const params = initParams(config, { seed: 1 });
+  params[0] = NaN; // a poisoned word embedding: every loss and gradient is NaN from the first step
+  const zeros = new Float32Array(params.length);
+  const { result, records, saved, weights } = await run(40, 40, START, { params, m: zeros, v: zeros });
+  assert.equal(result.stopped, "non-finite");
+  assert.equal(result.state.step, 10); // the first read, after 10 steps, sees 10 skipped: more than 5
+  assert.equal(records.at(-1)!.skipped, 10);
+  assert.equal(saved, undefined);
+  // Skipped updates leave the parameters as they were.
+  assert.deepEqual(weights.params.subarray(1), params.subarray(1));
+});
