@@ -60,6 +60,8 @@ export interface GpuModel {
   writeBatch(batch: ModelBatch, gradScale: number): void;
   /** Bytes of every buffer this plan allocated, the parameters and gradients included. */
   bytes: number;
+  /** Frees every buffer of the plan. */
+  destroy(): void;
 }
 
 /** Plans the model for `shape`: allocates its buffers and records its dispatches. */
@@ -153,6 +155,7 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
     lossTotals,
     microBatch,
     bytes: rec.bytes,
+    destroy: () => rec.destroy(),
     writeBatch(b: ModelBatch, scale: number): void {
       const M = b.labelPositions.length;
       if (M > R || b.labelIds.length !== M) {

@@ -42,6 +42,7 @@ export class Recorder {
   readonly #recordings: Recording[] = [];
   /** One per buffer: what went wrong creating it, or undefined (resolved by the GPU, read in `finish`). */
   readonly #allocations: Promise<string | undefined>[] = [];
+  readonly #buffers: GPUBuffer[] = [];
 
   constructor(k: Kernels) {
     this.k = k;
@@ -57,6 +58,7 @@ export class Recorder {
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
     const buffer = storageBuffer(this.k.gpu, label, count * 4);
+    this.#buffers.push(buffer);
     const scopes = [device.popErrorScope(), device.popErrorScope()];
     this.#allocations.push(
       Promise.all(scopes).then(([invalid, oom]) =>
@@ -79,7 +81,8 @@ export class Recorder {
 
   /**
    * Plans every recording, in order: one dispatch list per recording. Throws a `GpuError` naming the
-   * first buffer that could not be created (a smaller micro-batch is the usual remedy).
+   * first buffer that could not be created (a smaller micro-batch is the usual remedy), after freeing
+   * every buffer, so that the caller can try a smaller plan.
    */
   async finish(): Promise<Dispatch[][]> {
     const products = this.#recordings.flatMap((r) =>
@@ -96,7 +99,15 @@ export class Recorder {
       lists.push(list);
     }
     const failure = (await Promise.all(this.#allocations)).find((f) => f !== undefined);
-    if (failure) throw new GpuError(`${failure}; try a smaller --micro-batch`);
+    if (failure) {
+      this.destroy();
+      throw new GpuError(`${failure}; try a smaller --micro-batch`);
+    }
     return lists;
+  }
+
+  /** Frees every buffer made with {@linkcode Recorder.f32}. */
+  destroy(): void {
+    for (const buffer of this.#buffers) buffer.destroy();
   }
 }

@@ -8,7 +8,7 @@
  * keeps the budget clock honest and lets the event loop handle Ctrl-C).
  */
 import { paramBuffer, storageBuffer, uploadBuffer, writeBuffer, writeParams } from "../gpu/buffers.ts";
-import type { Gpu } from "../gpu/device.ts";
+import { checked, type Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
@@ -83,8 +83,19 @@ export async function planTrainer(
   const gpu = k.gpu;
   const model = await planModel(k, config, shape);
   const length = model.layout.totalSize;
-  const m = storageBuffer(gpu, "adam m", length * 4);
-  const v = storageBuffer(gpu, "adam v", length * 4);
+  // The moments are as large as the parameters: a failure here frees the model too, so that the caller
+  // can try a smaller micro-batch.
+  const moments: GPUBuffer[] = [];
+  try {
+    for (const name of ["adam m", "adam v"]) {
+      moments.push(await checked(gpu, `buffer ${name}`, () => storageBuffer(gpu, name, length * 4)));
+    }
+  } catch (e) {
+    for (const buffer of moments) buffer.destroy();
+    model.destroy();
+    throw e;
+  }
+  const [m, v] = moments;
   const stats = storageBuffer(gpu, "optimizer stats", OPTIMIZER_STATS_BYTES);
   const stepParams = paramBuffer(gpu, "adamw step", adamwStepParams({ lr: 0, step: 1 }));
   const decay = uploadBuffer(gpu, "weight decay flags", decayFlags(model.layout));
