@@ -69,6 +69,10 @@ export type {
   ShardWriterOptions,
 } from "./src/data/shard.ts";
 
+export { buildDataset } from "./src/data/dataset.ts";
+export type { DatasetOptions, DatasetSummary } from "./src/data/dataset.ts";
+export { sampleCorpus } from "./src/data/sample.ts";
+
 // gpu: device, buffers, kernel dispatch
 export { checked, GpuError, requestGpu } from "./src/gpu/device.ts";
 export type { Gpu, RequestGpuOptions } from "./src/gpu/device.ts";
@@ -155,6 +159,8 @@ export {
   writeEncoderInputs,
 } from "./src/model/encoder.ts";
 export type { EncoderBuffers, EncoderOptions, EncoderPass, LayerBuffers } from "./src/model/encoder.ts";
+export { planModel } from "./src/model/model.ts";
+export type { GpuModel, ModelBatch, ModelShape } from "./src/model/model.ts";
 export {
   classifierLayout,
   joinClassifierParams,
@@ -234,6 +240,10 @@ export {
 export type { FillOptions, GpuAdamwOptions, GradNormOptions, OptimizerStats } from "./src/train/optimizer.ts";
 export { DROPOUT_STREAM, ORDER_STREAM, planFinetuner } from "./src/train/finetuner.ts";
 export type { Finetuner, FinetunerOptions, FinetuneStats } from "./src/train/finetuner.ts";
+export { planTrainer } from "./src/train/step.ts";
+export type { Trainer, TrainerOptions, TrainStats } from "./src/train/step.ts";
+export { readWeights, trainLoop, writeWeights } from "./src/train/loop.ts";
+export type { LoopEvents, LoopOptions, LoopResult, LoopState } from "./src/train/loop.ts";
 export {
   adapterDefaults,
   checkBatch,
