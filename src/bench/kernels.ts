@@ -21,7 +21,7 @@ import { downInputWidth, headDim, type ModelConfig } from "../model/config.ts";
 import { paramLayout } from "../model/params.ts";
 import type { ModelBatch } from "../model/model.ts";
 import { geluBackward, geluForward, gluBackward, gluForward } from "../model/layers/activation.ts";
-import { attentionBackward, attentionForward } from "../model/layers/attention.ts";
+import { attentionBackward, attentionForward, type AttentionVariant } from "../model/layers/attention.ts";
 import { crossEntropy, gatherRows, LOSS_TOTALS_BYTES, scatterRows } from "../model/layers/cross_entropy.ts";
 import { dropoutForward } from "../model/layers/dropout.ts";
 import {
@@ -53,6 +53,8 @@ export interface KernelBenchOptions extends TimingOptions {
   only?: readonly string[];
   /** Seed of the token ids and buffer contents (default 0). */
   seed?: number;
+  /** The attention kernels (default "simple"). */
+  attention?: AttentionVariant;
 }
 
 /** One JSON line of `deno task bench --kernels`. */
@@ -124,7 +126,12 @@ export function zipfBatch(config: ModelConfig, microBatch: number, seed: number)
  * The non-matmul calls of one training step of `config` at `microBatch` sequences (the configured FFN
  * activation and position embedding), plus dropout (finetuning only; its backward is the same kernel).
  */
-export function kernelCases(config: ModelConfig, microBatch: number, batch: ModelBatch): KernelCase[] {
+export function kernelCases(
+  config: ModelConfig,
+  microBatch: number,
+  batch: ModelBatch,
+  attention: AttentionVariant = "simple",
+): KernelCase[] {
   const { hidden: H, intermediate: I, vocabSize: V, heads, maxSeqLen: S, normEps: eps } = config;
   const B = microBatch;
   const N = B * S;
@@ -257,7 +264,7 @@ export function kernelCases(config: ModelConfig, microBatch: number, batch: Mode
     });
   }
 
-  const attentionShape = { batch: B, seq: S, heads, headDim: d };
+  const attentionShape = { batch: B, seq: S, heads, headDim: d, variant: attention };
   const attentionDims = `${B}x${heads}x${S}x${d}`;
   // One S x S x d product per (batch, head) is 2 S^2 d FLOPs.
   const product = 2 * B * heads * S * S * d;
@@ -498,7 +505,7 @@ export async function* benchKernels(
   options: KernelBenchOptions = {},
 ): AsyncGenerator<KernelResult> {
   const batch = zipfBatch(config, microBatch, options.seed ?? 0);
-  const cases = kernelCases(config, microBatch, batch);
+  const cases = kernelCases(config, microBatch, batch, options.attention);
   const unknown = options.only?.filter((name) => !cases.some((c) => c.name === name)) ?? [];
   if (unknown.length > 0) {
     throw new RangeError(

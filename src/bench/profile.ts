@@ -15,6 +15,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { planStepBench, runSteps, type StepBench } from "./step.ts";
+import type { AttentionVariant } from "../model/layers/attention.ts";
 
 export interface ProfileOptions {
   microBatch: number;
@@ -25,6 +26,8 @@ export interface ProfileOptions {
   /** Steps whose dispatches are timed one by one; times are their mean (default 3). */
   profiledSteps?: number;
   seed?: number;
+  /** The attention kernels (default "simple"). */
+  attention?: AttentionVariant;
 }
 
 /** One dispatch of the step and its mean GPU time. */
@@ -91,7 +94,7 @@ export async function profileStep(
   options: ProfileOptions,
 ): Promise<Profile> {
   const { warmupSteps = 3, steps = 10, profiledSteps = 3 } = options;
-  const bench = await planStepBench(k, config, { microBatch: options.microBatch, seed: options.seed });
+  const bench = await planStepBench(k, config, options);
   const list = [...bench.trainer.zero, ...bench.trainer.model.microBatch, ...bench.trainer.update];
   await runSteps(bench, warmupSteps);
   const { seconds } = await runSteps(bench, steps);

@@ -27,7 +27,7 @@ import { dropoutSiteCount, EMBEDDING_SITE, layerSites } from "./dropout_sites.ts
 import { type ParamLayout, paramTensor } from "./params.ts";
 import type { Recorder, Recording } from "./recorder.ts";
 import { sinusoidTable } from "../reference/ops.ts";
-import { attentionBackward, attentionForward } from "./layers/attention.ts";
+import { attentionBackward, attentionForward, type AttentionVariant } from "./layers/attention.ts";
 import { dropoutBackward, dropoutForward } from "./layers/dropout.ts";
 import { embeddingBackward, embeddingForward, packTokenOrder, sortTokens } from "./layers/embedding.ts";
 import { layerNormBackward, layerNormForward } from "./layers/layernorm.ts";
@@ -42,6 +42,8 @@ export interface EncoderOptions {
   keyMask?: boolean;
   /** Allocate what dropout needs: the step's seeds and the blocks' scratch. */
   dropout?: boolean;
+  /** The attention kernels (layers/attention.ts; default "simple"). */
+  attention?: AttentionVariant;
 }
 
 /** An encoder's buffers. Everything but the inputs and `states`/`dstates` is internal to the passes. */
@@ -51,6 +53,8 @@ export interface EncoderBuffers {
   batch: number;
   /** The capacity in tokens per sequence. */
   seq: number;
+  /** The attention kernels the passes record. */
+  attention: AttentionVariant;
   params: GPUBuffer;
   grads: GPUBuffer;
   /** Inputs, written by {@linkcode writeEncoderInputs}: token ids and their sort for the backward. */
@@ -127,6 +131,7 @@ export function allocateEncoder(
     ...weights,
     batch,
     seq,
+    attention: options.attention ?? "simple",
     // Per batch inputs.
     ids: f32("ids", N),
     tokenOrder: f32("token order", 3 * N + 1),
@@ -238,6 +243,7 @@ export function recordEncoderForward(rec: Recording, enc: EncoderBuffers, pass: 
     heads: config.heads,
     headDim: headDim(config),
     keyMask: enc.keyMask,
+    variant: enc.attention,
   };
   // A block's output projection: c = residual + a W^T, with the projection dropped first under dropout.
   const blockOutput = (
@@ -333,7 +339,13 @@ export function recordEncoderBackward(rec: Recording, enc: EncoderBuffers, pass:
   );
   // dx[0] holds d x_{l+1} entering layer l; the layer leaves d x_l in dx[0] again via dx[1].
   const [dOut, dMid] = dx;
-  const attnShape = { batch: enc.batch, seq, heads: config.heads, headDim: headDim(config) };
+  const attnShape = {
+    batch: enc.batch,
+    seq,
+    heads: config.heads,
+    headDim: headDim(config),
+    variant: enc.attention,
+  };
   for (let l = config.layers - 1; l >= 0; l--) {
     const s = saved[l];
     const n = (name: string) => `layers.${l}.${name}`;

@@ -16,6 +16,7 @@ import {
 } from "./encoder.ts";
 import { Recorder } from "./recorder.ts";
 import { crossEntropy, gatherRows, LOSS_TOTALS_BYTES, scatterRows } from "./layers/cross_entropy.ts";
+import type { AttentionVariant } from "./layers/attention.ts";
 import { GpuError } from "../gpu/device.ts";
 
 /** One masked micro-batch as the data pipeline hands it over (see src/train/masking.ts). */
@@ -35,6 +36,8 @@ export interface ModelShape {
   seq?: number;
   /** The most label positions a micro-batch may have (the sparse head's capacity). */
   maxLabels: number;
+  /** The attention kernels (layers/attention.ts; default "simple"). */
+  attention?: AttentionVariant;
 }
 
 /** The planned model: its buffers and the dispatches of one micro-batch. */
@@ -75,7 +78,11 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
   const rec = new Recorder(k);
   const params = rec.f32("params", layout.totalSize);
   const grads = rec.f32("grads", layout.totalSize);
-  const enc = allocateEncoder(rec, config, { layout, params, grads }, { batch, seq });
+  const enc = allocateEncoder(rec, config, { layout, params, grads }, {
+    batch,
+    seq,
+    attention: shape.attention,
+  });
   // Per micro-batch inputs of the head, written by writeBatch.
   const labelPositions = rec.f32("label positions", R);
   const labelIds = rec.f32("label ids", R);

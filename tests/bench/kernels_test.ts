@@ -132,3 +132,25 @@ Deno.test("benchKernels --only runs the named cases and rejects unknown names", 
     /only: no kernel case named softmax; expected among embedding_forward, layernorm_forward/,
   );
 });
+
+Deno.test("benchKernels with the tiled attention times the tiled kernels", async () => {
+  const k = new Kernels(await requestGpu());
+  // headDim 16, which the tiled attention covers.
+  const config: ModelConfig = { ...tiny, heads: 2 };
+  const options = { warmupSeconds: 0.002, timedSeconds: 0.002, attention: "tiled" as const };
+  const labels: Record<string, string[]> = {};
+  for await (
+    const r of benchKernels(k, config, 2, { ...options, only: ["attention_forward", "attention_backward"] })
+  ) {
+    labels[r.name] = r.kernels;
+    assert.ok(r.us > 0 && r.flops! > 0, r.name);
+  }
+  assert.deepEqual(labels, {
+    attention_forward: ["attention.attention_forward_tiled"],
+    attention_backward: [
+      "attention.attention_backward_keys_tiled",
+      "attention.attention_backward_query_tiled",
+      "attention.attention_backward_keys_tiled",
+    ],
+  });
+});

@@ -5,6 +5,12 @@
  * inside an H200), and it spares the backward the recomputation of QK^T, which with deterministic
  * (atomic-free) gradients would be needed twice: the backward does 4 small products instead of 7.
  *
+ * Two variants of the kernels (`variant`), with the same results up to f32 rounding order: "simple"
+ * (each thread one score or output vec4 at a time, any supported shape) and "tiled" (each thread a 4x4
+ * tile in registers; headDim a multiple of 16 whose 16-row score tile and staged rows fit the adapter's
+ * workgroup memory: at 32 KiB, seq <= 128 for headDim 64, seq <= 384 for headDim 32). A shape "tiled"
+ * does not cover runs "simple" ({@linkcode attentionVariant} says which one runs).
+ *
  * Finetuning drops attention probabilities (`dropout`): the forward saves the probabilities before
  * dropout and the backward recomputes the mask from the same seed, so nothing more is stored.
  */
@@ -26,7 +32,12 @@ export interface AttentionShape {
   headDim: number;
   /** Probability dropout (finetuning); give the forward and the backward the same. Absent: none. */
   dropout?: ProbsDropout;
+  /** Kernel variant (default "simple"); "tiled" falls back to "simple" for shapes it does not cover. */
+  variant?: AttentionVariant;
 }
+
+/** The attention kernels: see the module documentation. */
+export type AttentionVariant = "simple" | "tiled";
 
 /** Dropout of the attention probabilities, with the mask of the reference's `dropoutKeep`. */
 export interface ProbsDropout {
@@ -69,6 +80,8 @@ const WG = 128;
 const CHUNK = 32;
 const MAX_SEQ = 512;
 const MAX_HEAD_DIM = 128;
+// Rows per workgroup of the tiled kernels (TB in the WGSL).
+const TILED_BLOCK = 16;
 
 /** Records the attention forward: probs and out from qkv. */
 export async function attentionForward(k: Kernels, args: AttentionForwardArgs): Promise<Dispatch[]> {
@@ -88,7 +101,7 @@ export async function attentionForward(k: Kernels, args: AttentionForwardArgs): 
     0,
     ...plan.dropout,
   ]);
-  const pipeline = await k.pipeline(FAMILY, "attention_forward", plan.constants);
+  const pipeline = await k.pipeline(FAMILY, `attention_forward${plan.suffix}`, plan.constants);
   const bindings = [params, args.qkv, args.probs, args.out, keyMask, plan.seeds];
   return [dispatch(gpu, pipeline, bindings, plan.grid)];
 }
@@ -104,9 +117,9 @@ export async function attentionBackward(k: Kernels, args: AttentionBackwardArgs)
   checkBuffer("attention backward dqkv", args.dqkv, plan.tokens * 3 * plan.hidden * 4);
   // dV and dQ see the dropped probabilities; dK's weights are score gradients, which have no mask.
   const [values, query, keys] = await Promise.all([
-    k.pipeline(FAMILY, "attention_backward_keys", plan.constants),
-    k.pipeline(FAMILY, "attention_backward_query", plan.constants),
-    k.pipeline(FAMILY, "attention_backward_keys", { ...plan.constants, PROBS_DROPOUT: 0 }),
+    k.pipeline(FAMILY, `attention_backward_keys${plan.suffix}`, plan.constants),
+    k.pipeline(FAMILY, `attention_backward_query${plan.suffix}`, plan.constants),
+    k.pipeline(FAMILY, `attention_backward_keys${plan.suffix}`, { ...plan.constants, PROBS_DROPOUT: 0 }),
   ]);
   const params = (label: string, rowStride4: number, outSection4: number) =>
     paramBuffer(gpu, `attention.backward ${label} params`, [
@@ -133,12 +146,28 @@ interface AttentionPlan {
   hidden: number;
   probsBytes: number;
   scale: number;
+  /** The entry points' suffix: "" (simple) or "_tiled". */
+  suffix: string;
   constants: Record<string, number>;
   grid: [number, number, number];
   /** The params' dropout words: threshold, scale, seed index (zeros without dropout). */
   dropout: [number, { f32: number }, number];
   /** The seeds binding, or a placeholder word (WebGPU binds every declared binding). */
   seeds: GPUBuffer;
+}
+
+/**
+ * The variant that runs for `shape` on this adapter: "tiled" only where asked for and covered (headDim a
+ * multiple of 16 and its workgroup memory within the adapter's limit).
+ */
+export function attentionVariant(gpu: Gpu, shape: AttentionShape): AttentionVariant {
+  if (shape.variant !== "tiled" || shape.headDim % 16 !== 0) return "simple";
+  const d4 = shape.headDim / 4;
+  const chunk = shape.headDim;
+  const seqPad = Math.ceil(shape.seq / chunk) * chunk;
+  // tiledBlock, tiledChunk, tiledTile (vec4s) and tiledPartial (one f32 per thread).
+  const bytes = (16 * d4 + 4 * d4 * d4 + seqPad * 4) * 16 + shape.headDim * 4;
+  return bytes <= gpu.limits.maxComputeWorkgroupStorageSize ? "tiled" : "simple";
 }
 
 /**
@@ -180,13 +209,19 @@ function planAttention(gpu: Gpu, shape: AttentionShape): AttentionPlan {
     }
     checkBuffer("attention dropout seeds", dropout.seeds, (dropout.seedIndex + 1) * 4);
   }
+  const dropoutConstant = { PROBS_DROPOUT: dropout ? 1 : 0 };
+  const tiled = attentionVariant(gpu, shape) === "tiled";
   return {
     tokens,
     hidden: heads * headDim,
     probsBytes: batch * heads * seq * seq * 4,
     scale: 1 / Math.sqrt(headDim),
-    constants: { WG, SEQ: seq, D4: d4, BLOCK: block, CHUNK, PROBS_DROPOUT: dropout ? 1 : 0 },
-    grid: [Math.ceil(seq / block), heads, batch],
+    suffix: tiled ? "_tiled" : "",
+    // The tiled kernels run headDim threads per workgroup (one per 4x4 tile).
+    constants: tiled
+      ? { WG: headDim, SEQ: seq, D4: d4, ...dropoutConstant }
+      : { WG, SEQ: seq, D4: d4, BLOCK: block, CHUNK, ...dropoutConstant },
+    grid: [Math.ceil(seq / (tiled ? TILED_BLOCK : block)), heads, batch],
     dropout: dropout
       ? [dropoutThreshold(dropout.p), { f32: 1 / (1 - dropout.p) }, dropout.seedIndex]
       : [0, { f32: 0 }, 0],

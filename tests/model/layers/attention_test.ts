@@ -2,8 +2,12 @@ import assert from "node:assert/strict";
 import { readF32, storageBuffer, uploadBuffer, writeBuffer } from "../../../src/gpu/buffers.ts";
 import { requestGpu } from "../../../src/gpu/device.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
-import { attentionBackward, attentionForward } from "../../../src/model/layers/attention.ts";
-import type { AttentionShape } from "../../../src/model/layers/attention.ts";
+import {
+  attentionBackward,
+  attentionForward,
+  attentionVariant,
+} from "../../../src/model/layers/attention.ts";
+import type { AttentionShape, AttentionVariant } from "../../../src/model/layers/attention.ts";
 import * as ref from "../../../src/reference/ops.ts";
 import { assertClose, seededUniform } from "../../_helpers.ts";
 
@@ -40,112 +44,141 @@ function buffers(
   };
 }
 
+const VARIANTS: AttentionVariant[] = ["simple", "tiled"];
+
+/**
+ * The shape with `variant`, checking which kernels run: "tiled" where headDim is a multiple of 16 (every
+ * tiled shape here fits 32 KiB of workgroup memory), "simple" otherwise.
+ */
+function withVariant<T extends AttentionShape>(shape: T, variant: AttentionVariant): T {
+  const chosen = { ...shape, variant };
+  const runs = variant === "tiled" && shape.headDim % 16 === 0 ? "tiled" : "simple";
+  assert.equal(attentionVariant(gpu, chosen), runs, `${runs} should run for ${JSON.stringify(chosen)}`);
+  return chosen;
+}
+
 for (
-  const shape of [
+  const plain of [
     { batch: 2, seq: 5, heads: 3, headDim: 8 },
     // Several query blocks and key chunks, the last of each partial; headDim / 4 odd.
     { batch: 1, seq: 37, heads: 2, headDim: 12 },
+    // The tiled kernels: ragged (3 key chunks of 16, the last partial), then the crammed model's head.
+    { batch: 1, seq: 37, heads: 2, headDim: 16 },
+    { batch: 2, seq: 128, heads: 2, headDim: 64 },
   ]
 ) {
-  Deno.test(`attention forward and backward match the reference (${JSON.stringify(shape)})`, async () => {
-    const n = shape.batch * shape.seq;
-    const hidden = shape.heads * shape.headDim;
-    // Wide enough inputs that the softmax is far from uniform.
-    const qkv = seededUniform(n * 3 * hidden, 1, -2, 2);
-    const dout = seededUniform(n * hidden, 2);
-    const b = buffers(shape, qkv, dout);
-    submitDispatches(gpu, await attentionForward(kernels, { ...shape, ...b }));
-    const expected = ref.attentionForward(qkv, shape);
-    assertClose(await readF32(gpu, b.probs), expected.probs, { ...TOL, what: "probs" });
-    assertClose(await readF32(gpu, b.out), expected.out, { ...TOL, what: "out" });
+  for (const variant of VARIANTS) {
+    Deno.test(`attention forward and backward match the reference (${variant}, ${JSON.stringify(plain)})`, async () => {
+      const shape = withVariant(plain, variant);
+      const n = shape.batch * shape.seq;
+      const hidden = shape.heads * shape.headDim;
+      // Wide enough inputs that the softmax is far from uniform.
+      const qkv = seededUniform(n * 3 * hidden, 1, -2, 2);
+      const dout = seededUniform(n * hidden, 2);
+      const b = buffers(shape, qkv, dout);
+      submitDispatches(gpu, await attentionForward(kernels, { ...shape, ...b }));
+      const expected = ref.attentionForward(qkv, shape);
+      assertClose(await readF32(gpu, b.probs), expected.probs, { ...TOL, what: "probs" });
+      assertClose(await readF32(gpu, b.out), expected.out, { ...TOL, what: "out" });
 
-    submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
-    const dqkv = ref.attentionBackward(dout, qkv, expected.probs, shape);
-    assertClose(await readF32(gpu, b.dqkv), dqkv, { ...TOL, what: "dqkv" });
-  });
-}
-
-Deno.test("attention with a key mask matches the reference and ignores the padded tokens", async () => {
-  const shape = { batch: 3, seq: 6, heads: 2, headDim: 8 };
-  const n = shape.batch * shape.seq;
-  const hidden = shape.heads * shape.headDim;
-  // Sequence 0 has 4 real tokens, sequence 1 is unpadded, sequence 2 is all padding (all-zero probs).
-  const keyMask = Uint32Array.from([1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]);
-  const qkv = seededUniform(n * 3 * hidden, 3, -2, 2);
-  const dout = seededUniform(n * hidden, 4);
-  const b = buffers(shape, qkv, dout);
-  const mask = uploadBuffer(gpu, "keyMask", keyMask);
-  const forward = await attentionForward(kernels, { ...shape, ...b, keyMask: mask });
-  submitDispatches(gpu, forward);
-  const expected = ref.attentionForward(qkv, { ...shape, keyMask });
-  const probs = await readF32(gpu, b.probs);
-  const out = await readF32(gpu, b.out);
-  assertClose(probs, expected.probs, { ...TOL, what: "probs" });
-  assertClose(out, expected.out, { ...TOL, what: "out" });
-  submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
-  assertClose(await readF32(gpu, b.dqkv), ref.attentionBackward(dout, qkv, expected.probs, shape), {
-    ...TOL,
-    what: "dqkv",
-  });
-
-  // New values at the padded tokens (their q, k and v) leave the real tokens' results bit-identical.
-  const changed = qkv.slice();
-  const noise = seededUniform(qkv.length, 5, -50, 50);
-  for (let t = 0; t < n; t++) {
-    if (keyMask[t] === 0) changed.set(noise.subarray(t * 3 * hidden, (t + 1) * 3 * hidden), t * 3 * hidden);
-  }
-  writeBuffer(gpu, b.qkv, changed);
-  submitDispatches(gpu, forward);
-  const probs2 = await readF32(gpu, b.probs);
-  const out2 = await readF32(gpu, b.out);
-  let checked = 0;
-  for (let t = 0; t < n; t++) {
-    if (keyMask[t] === 0) continue;
-    const batch = Math.floor(t / shape.seq);
-    const query = t % shape.seq;
-    assert.deepEqual(out2.subarray(t * hidden, (t + 1) * hidden), out.subarray(t * hidden, (t + 1) * hidden));
-    for (let h = 0; h < shape.heads; h++) {
-      const row = ((batch * shape.heads + h) * shape.seq + query) * shape.seq;
-      assert.deepEqual(probs2.subarray(row, row + shape.seq), probs.subarray(row, row + shape.seq));
-    }
-    checked++;
-  }
-  assert.equal(checked, 10);
-});
-
-Deno.test("attention with probability dropout and a key mask matches the reference, forward and backward", async () => {
-  // Several query blocks and key chunks, so the mask's flat probs index crosses workgroups.
-  const shape = { batch: 2, seq: 37, heads: 2, headDim: 8 };
-  const n = shape.batch * shape.seq;
-  const hidden = shape.heads * shape.headDim;
-  const keyMask = Uint32Array.from({ length: n }, (_, t) => (t % shape.seq < 30 || t < shape.seq ? 1 : 0));
-  const qkv = seededUniform(n * 3 * hidden, 6, -2, 2);
-  const dout = seededUniform(n * hidden, 7);
-  const b = buffers(shape, qkv, dout);
-  const seeds = uploadBuffer(gpu, "seeds", Uint32Array.of(5, 0, 0));
-  const dropout = { p: 0.25, seeds, seedIndex: 2 };
-  const mask = uploadBuffer(gpu, "keyMask", keyMask);
-  const steps = [
-    ...await attentionForward(kernels, { ...shape, ...b, keyMask: mask, dropout }),
-    ...await attentionBackward(kernels, { ...shape, ...b, dropout }),
-  ];
-  for (const seed of [77, 0xfeedbeef]) {
-    writeBuffer(gpu, seeds, Uint32Array.of(seed), 8);
-    submitDispatches(gpu, steps);
-    const options = { ...shape, keyMask, dropout: { p: 0.25, seed } };
-    const expected = ref.attentionForward(qkv, options);
-    const undropped = ref.attentionForward(qkv, { ...shape, keyMask });
-    assert.ok(
-      expected.out.some((v, i) => Math.abs(v - undropped.out[i]) > 0.1),
-      "the mask should change the output",
-    );
-    assertClose(await readF32(gpu, b.out), expected.out, { ...TOL, what: `out, seed ${seed}` });
-    assertClose(await readF32(gpu, b.dqkv), ref.attentionBackward(dout, qkv, expected.probs, options), {
-      ...TOL,
-      what: `dqkv, seed ${seed}`,
+      submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
+      const dqkv = ref.attentionBackward(dout, qkv, expected.probs, shape);
+      const first = await readF32(gpu, b.dqkv);
+      assertClose(first, dqkv, { ...TOL, what: "dqkv" });
+      // Deterministic: a second forward and backward gives the same bits.
+      submitDispatches(gpu, await attentionForward(kernels, { ...shape, ...b }));
+      submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
+      assert.deepEqual(await readF32(gpu, b.dqkv), first);
     });
   }
-});
+}
+
+for (const variant of VARIANTS) {
+  Deno.test(`attention with a key mask matches the reference and ignores the padded tokens (${variant})`, async () => {
+    const shape = withVariant({ batch: 3, seq: 6, heads: 2, headDim: 16 }, variant);
+    const n = shape.batch * shape.seq;
+    const hidden = shape.heads * shape.headDim;
+    // Sequence 0 has 4 real tokens, sequence 1 is unpadded, sequence 2 is all padding (all-zero probs).
+    const keyMask = Uint32Array.from([1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]);
+    const qkv = seededUniform(n * 3 * hidden, 3, -2, 2);
+    const dout = seededUniform(n * hidden, 4);
+    const b = buffers(shape, qkv, dout);
+    const mask = uploadBuffer(gpu, "keyMask", keyMask);
+    const forward = await attentionForward(kernels, { ...shape, ...b, keyMask: mask });
+    submitDispatches(gpu, forward);
+    const expected = ref.attentionForward(qkv, { ...shape, keyMask });
+    const probs = await readF32(gpu, b.probs);
+    const out = await readF32(gpu, b.out);
+    assertClose(probs, expected.probs, { ...TOL, what: "probs" });
+    assertClose(out, expected.out, { ...TOL, what: "out" });
+    submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
+    assertClose(await readF32(gpu, b.dqkv), ref.attentionBackward(dout, qkv, expected.probs, shape), {
+      ...TOL,
+      what: "dqkv",
+    });
+
+    // New values at the padded tokens (their q, k and v) leave the real tokens' results bit-identical.
+    const changed = qkv.slice();
+    const noise = seededUniform(qkv.length, 5, -50, 50);
+    for (let t = 0; t < n; t++) {
+      if (keyMask[t] === 0) changed.set(noise.subarray(t * 3 * hidden, (t + 1) * 3 * hidden), t * 3 * hidden);
+    }
+    writeBuffer(gpu, b.qkv, changed);
+    submitDispatches(gpu, forward);
+    const probs2 = await readF32(gpu, b.probs);
+    const out2 = await readF32(gpu, b.out);
+    let checked = 0;
+    for (let t = 0; t < n; t++) {
+      if (keyMask[t] === 0) continue;
+      const batch = Math.floor(t / shape.seq);
+      const query = t % shape.seq;
+      assert.deepEqual(
+        out2.subarray(t * hidden, (t + 1) * hidden),
+        out.subarray(t * hidden, (t + 1) * hidden),
+      );
+      for (let h = 0; h < shape.heads; h++) {
+        const row = ((batch * shape.heads + h) * shape.seq + query) * shape.seq;
+        assert.deepEqual(probs2.subarray(row, row + shape.seq), probs.subarray(row, row + shape.seq));
+      }
+      checked++;
+    }
+    assert.equal(checked, 10);
+  });
+
+  Deno.test(`attention with probability dropout and a key mask matches the reference, forward and backward (${variant})`, async () => {
+    // Several query blocks and key chunks, so the mask's flat probs index crosses workgroups.
+    const shape = withVariant({ batch: 2, seq: 37, heads: 2, headDim: 16 }, variant);
+    const n = shape.batch * shape.seq;
+    const hidden = shape.heads * shape.headDim;
+    const keyMask = Uint32Array.from({ length: n }, (_, t) => (t % shape.seq < 30 || t < shape.seq ? 1 : 0));
+    const qkv = seededUniform(n * 3 * hidden, 6, -2, 2);
+    const dout = seededUniform(n * hidden, 7);
+    const b = buffers(shape, qkv, dout);
+    const seeds = uploadBuffer(gpu, "seeds", Uint32Array.of(5, 0, 0));
+    const dropout = { p: 0.25, seeds, seedIndex: 2 };
+    const mask = uploadBuffer(gpu, "keyMask", keyMask);
+    const steps = [
+      ...await attentionForward(kernels, { ...shape, ...b, keyMask: mask, dropout }),
+      ...await attentionBackward(kernels, { ...shape, ...b, dropout }),
+    ];
+    for (const seed of [77, 0xfeedbeef]) {
+      writeBuffer(gpu, seeds, Uint32Array.of(seed), 8);
+      submitDispatches(gpu, steps);
+      const options = { ...shape, keyMask, dropout: { p: 0.25, seed } };
+      const expected = ref.attentionForward(qkv, options);
+      const undropped = ref.attentionForward(qkv, { ...shape, keyMask });
+      assert.ok(
+        expected.out.some((v, i) => Math.abs(v - undropped.out[i]) > 0.1),
+        "the mask should change the output",
+      );
+      assertClose(await readF32(gpu, b.out), expected.out, { ...TOL, what: `out, seed ${seed}` });
+      assertClose(await readF32(gpu, b.dqkv), ref.attentionBackward(dout, qkv, expected.probs, options), {
+        ...TOL,
+        what: `dqkv, seed ${seed}`,
+      });
+    }
+  });
+}
 
 Deno.test("attention rejects shapes it does not support, naming the field", async () => {
   const b = buffers({ batch: 1, seq: 4, heads: 1, headDim: 8 }, new Float32Array(96), new Float32Array(32));
@@ -161,4 +194,15 @@ Deno.test("attention rejects shapes it does not support, naming the field", asyn
     () => attentionForward(kernels, { batch: 2, seq: 4, heads: 1, headDim: 8, ...b }),
     /attention qkv: buffer qkv has 384 bytes, needs 768/,
   );
+});
+
+Deno.test("the tiled attention falls back to the simple kernels where it does not fit", () => {
+  const limit = gpu.limits.maxComputeWorkgroupStorageSize;
+  // seq 512 x headDim 64: (16 * 16 + 4 * 16 * 16 + 512 * 4) vec4s + 64 floats = 53504 bytes.
+  const long = { batch: 1, seq: 512, heads: 1, headDim: 64, variant: "tiled" as const };
+  assert.equal(attentionVariant(gpu, long), limit >= 53504 ? "tiled" : "simple");
+  // seq 128 x headDim 64: 28928 bytes, within the 32 KiB every WebGPU adapter offers.
+  assert.equal(attentionVariant(gpu, { ...long, seq: 128 }), "tiled");
+  assert.equal(attentionVariant(gpu, { ...long, seq: 128, variant: "simple" }), "simple");
+  assert.equal(attentionVariant(gpu, { ...long, seq: 128, headDim: 24 }), "simple");
 });
