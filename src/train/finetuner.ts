@@ -10,14 +10,7 @@
  * A finetuner is planned once per label count and reused: `reset` starts a new run (another seed,
  * another task with as many labels) on the same buffers.
  */
-import {
-  paramBuffer,
-  readF32,
-  storageBuffer,
-  uploadBuffer,
-  writeBuffer,
-  writeParams,
-} from "../gpu/buffers.ts";
+import { readF32, writeBuffer, writeParams } from "../gpu/buffers.ts";
 import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import {
@@ -29,11 +22,9 @@ import {
 import { dropoutSiteCount } from "../model/dropout_sites.ts";
 import { readLossTotals } from "../model/layers/cross_entropy.ts";
 import {
-  adamw,
   adamwStepParams,
-  decayFlags,
-  gradNorm,
   OPTIMIZER_STATS_BYTES,
+  planAdamw,
   readOptimizerStats,
   zeroBuffer,
 } from "./optimizer.ts";
@@ -96,16 +87,13 @@ export async function planFinetuner(
   const classifier = await planClassifier(k, config, shape);
   const { params, grads, layout } = classifier;
   const length = layout.totalSize;
-  const m = storageBuffer(gpu, "adam m", length * 4);
-  const v = storageBuffer(gpu, "adam v", length * 4);
-  const stats = storageBuffer(gpu, "optimizer stats", OPTIMIZER_STATS_BYTES);
-  const stepParams = paramBuffer(gpu, "adamw step", adamwStepParams({ lr: 0, step: 1 }));
-  const decay = uploadBuffer(gpu, "weight decay flags", decayFlags(layout));
-  const zero = await zeroBuffer(k, { buffer: grads, length });
-  const update: Dispatch[] = [
-    ...await gradNorm(k, { grads, length, stats, maxNorm: options.maxNorm ?? NO_CLIP }),
-    ...await adamw(k, { params, grads, m, v, length, decay, stats, step: stepParams, ...options }),
-  ];
+  const { m, v, stats, stepParams, zero, update } = await planAdamw(k, {
+    params,
+    grads,
+    layout,
+    maxNorm: options.maxNorm ?? NO_CLIP,
+    ...options,
+  });
   const resetMoments = [
     ...await zeroBuffer(k, { buffer: m, length }),
     ...await zeroBuffer(k, { buffer: v, length }),

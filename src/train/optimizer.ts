@@ -15,9 +15,9 @@
  *
  * @module
  */
-import { GpuError } from "../gpu/device.ts";
+import { checked, GpuError } from "../gpu/device.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { type Param, paramBuffer, readBuffer, storageBuffer } from "../gpu/buffers.ts";
+import { type Param, paramBuffer, readBuffer, storageBuffer, uploadBuffer } from "../gpu/buffers.ts";
 import type { Binding, Dispatch, Kernels } from "../gpu/kernels.ts";
 import { dispatch } from "../gpu/kernels.ts";
 import { PARAM_ALIGNMENT, type ParamLayout } from "../model/params.ts";
@@ -208,4 +208,62 @@ async function fill(k: Kernels, name: string, entry: string, options: FillOption
   const pipeline = await k.pipeline(FAMILY, entry, { WG });
   const shape = paramBuffer(k.gpu, `${entry} shape`, [length / 4, { f32: factor }]);
   return [dispatch(k.gpu, pipeline, [shape, buffer], flatGrid(k.gpu, Math.ceil(length / 4 / WG)))];
+}
+
+/** What {@linkcode planAdamw} plans around a model's flat parameters and gradients. */
+export interface PlannedAdamw {
+  /** AdamW moments, zero-filled, in the parameters' layout. */
+  m: GPUBuffer;
+  v: GPUBuffer;
+  /** The stats buffer (norm, clip factor, skip flag, skipped steps): read with `readOptimizerStats`. */
+  stats: GPUBuffer;
+  /** The per-step uniform: rewrite it with `writeParams(gpu, stepParams, adamwStepParams(...))`. */
+  stepParams: GPUBuffer;
+  /** Zeroes the gradients: record before a step's first micro-batch. */
+  zero: Dispatch[];
+  /** Gradient norm, clipping and the AdamW update: record after a step's last micro-batch. */
+  update: Dispatch[];
+}
+
+/**
+ * Plans the optimizer of a model whose parameters and gradients are flat buffers in `layout`: the
+ * moments (allocated inside error scopes, so that running out of GPU memory names them), the stats and
+ * per-step buffers, and the dispatches of a step. `maxNorm` clips the global gradient norm.
+ */
+export async function planAdamw(
+  k: Kernels,
+  options:
+    & { params: GPUBuffer; grads: GPUBuffer; layout: ParamLayout; maxNorm: number }
+    & Pick<
+      GpuAdamwOptions,
+      "beta1" | "beta2" | "eps" | "weightDecay"
+    >,
+): Promise<PlannedAdamw> {
+  const { params, grads, layout, maxNorm, ...hyper } = options;
+  const gpu = k.gpu;
+  const length = layout.totalSize;
+  const moments: GPUBuffer[] = [];
+  try {
+    for (const name of ["adam m", "adam v"]) {
+      moments.push(await checked(gpu, `buffer ${name}`, () => storageBuffer(gpu, name, length * 4)));
+    }
+  } catch (e) {
+    for (const buffer of moments) buffer.destroy();
+    throw e;
+  }
+  const [m, v] = moments;
+  const stats = storageBuffer(gpu, "optimizer stats", OPTIMIZER_STATS_BYTES);
+  const stepParams = paramBuffer(gpu, "adamw step", adamwStepParams({ lr: 0, step: 1 }));
+  const decay = uploadBuffer(gpu, "weight decay flags", decayFlags(layout));
+  return {
+    m,
+    v,
+    stats,
+    stepParams,
+    zero: await zeroBuffer(k, { buffer: grads, length }),
+    update: [
+      ...await gradNorm(k, { grads, length, stats, maxNorm }),
+      ...await adamw(k, { params, grads, m, v, length, decay, stats, step: stepParams, ...hyper }),
+    ],
+  };
 }

@@ -7,21 +7,13 @@
  * so the GPU always has the next step queued while the CPU stays at most two steps ahead (which
  * keeps the budget clock honest and lets the event loop handle Ctrl-C).
  */
-import { paramBuffer, storageBuffer, uploadBuffer, writeBuffer, writeParams } from "../gpu/buffers.ts";
-import { checked, type Gpu } from "../gpu/device.ts";
+import { writeBuffer, writeParams } from "../gpu/buffers.ts";
+import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
 import { readLossTotals } from "../model/layers/cross_entropy.ts";
-import {
-  adamw,
-  adamwStepParams,
-  decayFlags,
-  gradNorm,
-  OPTIMIZER_STATS_BYTES,
-  readOptimizerStats,
-  zeroBuffer,
-} from "./optimizer.ts";
+import { adamwStepParams, planAdamw, type PlannedAdamw, readOptimizerStats } from "./optimizer.ts";
 
 export interface TrainerOptions {
   /** Gradient clipping threshold of the global L2 norm (0.5 in the recipe). */
@@ -82,38 +74,20 @@ export async function planTrainer(
 ): Promise<Trainer> {
   const gpu = k.gpu;
   const model = await planModel(k, config, shape);
-  const length = model.layout.totalSize;
-  // The moments are as large as the parameters: a failure here frees the model too, so that the caller
-  // can try a smaller micro-batch.
-  const moments: GPUBuffer[] = [];
+  let optimizer: PlannedAdamw;
   try {
-    for (const name of ["adam m", "adam v"]) {
-      moments.push(await checked(gpu, `buffer ${name}`, () => storageBuffer(gpu, name, length * 4)));
-    }
-  } catch (e) {
-    for (const buffer of moments) buffer.destroy();
-    model.destroy();
-    throw e;
-  }
-  const [m, v] = moments;
-  const stats = storageBuffer(gpu, "optimizer stats", OPTIMIZER_STATS_BYTES);
-  const stepParams = paramBuffer(gpu, "adamw step", adamwStepParams({ lr: 0, step: 1 }));
-  const decay = uploadBuffer(gpu, "weight decay flags", decayFlags(model.layout));
-  const zero = await zeroBuffer(k, { buffer: model.grads, length });
-  const update: Dispatch[] = [
-    ...await gradNorm(k, { grads: model.grads, length, stats, maxNorm: options.maxNorm ?? 0.5 }),
-    ...await adamw(k, {
+    optimizer = await planAdamw(k, {
       params: model.params,
       grads: model.grads,
-      m,
-      v,
-      length,
-      decay,
-      stats,
-      step: stepParams,
+      layout: model.layout,
+      maxNorm: options.maxNorm ?? 0.5,
       ...options,
-    }),
-  ];
+    });
+  } catch (e) {
+    model.destroy(); // so that the caller can try a smaller micro-batch
+    throw e;
+  }
+  const { m, v, stats, stepParams, zero, update } = optimizer;
   const zeroTotals = new Uint32Array(2);
   let steps = 0;
   const inFlight: Promise<void>[] = [];
