@@ -76,7 +76,14 @@ async function main(): Promise<number> {
     saveOnnx: (name, bytes) => writeFileAtomic(`${onnxDir}/${name}`, bytes),
     log,
   });
-  await writeGlueJson(`${runDir}/${variant}.json`, summary);
+  await writeGlueJson(`${runDir}/${variant}.json`, {
+    source: {
+      checkpoint: options.fromScratch ? null : pretrained.dir,
+      finetune: options.finetune,
+      maxExamples: options.maxExamples,
+    },
+    ...summary,
+  });
   console.log(glueMarkdown(summary));
   log(`wrote ${runDir}/${variant}.json${options.onnx ? ` and the ONNX models in ${onnxDir}/` : ""}`);
   if (options.onnx && !(maxLogitDifference < LOGIT_TOLERANCE)) {

@@ -50,6 +50,8 @@ export interface SummaryAverage {
 
 /** What the table and glue.json show. */
 export interface GlueSummary {
+  /** What was evaluated and how: the checkpoint (null: random init) and the finetuning options. */
+  source?: { checkpoint: string | null; finetune: object; maxExamples?: number };
   seeds: number;
   rows: SummaryRow[];
   average: SummaryAverage;
