@@ -80,6 +80,7 @@ export {
   packParams,
   paramBuffer,
   readBuffer,
+  readBuffers,
   readF32,
   readU32,
   storageBuffer,

@@ -67,6 +67,39 @@ export async function readBuffer(
   return copy;
 }
 
+/**
+ * Reads the first `bytes` of each buffer in one GPU round trip (one staging buffer, one map): for the
+ * few small buffers a host reads together every N steps.
+ */
+export async function readBuffers(
+  gpu: Gpu,
+  parts: readonly { buffer: GPUBuffer; bytes: number }[],
+): Promise<ArrayBuffer[]> {
+  const sizes = parts.map((p) => Math.ceil(p.bytes / 4) * 4);
+  const staging = gpu.device.createBuffer({
+    size: Math.max(4, sizes.reduce((a, b) => a + b, 0)),
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const encoder = gpu.device.createCommandEncoder();
+  let offset = 0;
+  parts.forEach((p, i) => {
+    encoder.copyBufferToBuffer(p.buffer, 0, staging, offset, sizes[i]);
+    offset += sizes[i];
+  });
+  gpu.device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const mapped = staging.getMappedRange();
+  offset = 0;
+  const copies = parts.map((p, i) => {
+    const copy = mapped.slice(offset, offset + p.bytes);
+    offset += sizes[i];
+    return copy;
+  });
+  staging.unmap();
+  staging.destroy();
+  return copies;
+}
+
 /** Reads a buffer of f32 values. */
 export async function readF32(gpu: Gpu, buffer: GPUBuffer, count?: number): Promise<Float32Array> {
   return new Float32Array(await readBuffer(gpu, buffer, count === undefined ? buffer.size : count * 4));

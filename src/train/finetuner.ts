@@ -10,7 +10,7 @@
  * A finetuner is planned once per label count and reused: `reset` starts a new run (another seed,
  * another task with as many labels) on the same buffers.
  */
-import { readF32, writeBuffer, writeParams } from "../gpu/buffers.ts";
+import { readBuffers, readF32, writeBuffer, writeParams } from "../gpu/buffers.ts";
 import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import {
@@ -20,12 +20,12 @@ import {
   planClassifier,
 } from "../model/classifier.ts";
 import { dropoutSiteCount } from "../model/dropout_sites.ts";
-import { readLossTotals } from "../model/layers/cross_entropy.ts";
+import { decodeLossTotals, LOSS_TOTALS_BYTES } from "../model/layers/cross_entropy.ts";
 import {
   adamwStepParams,
+  decodeOptimizerStats,
   OPTIMIZER_STATS_BYTES,
   planAdamw,
-  readOptimizerStats,
   zeroBuffer,
 } from "./optimizer.ts";
 import { hash, streamKey } from "./random.ts";
@@ -139,9 +139,14 @@ export async function planFinetuner(
       submit(stepLists.get(batch.seq)!);
     },
     async readStats() {
-      const totals = await readLossTotals(gpu, classifier.lossTotals);
+      // One round trip for both: the loss totals and the optimizer stats.
+      const [totalBytes, statBytes] = await readBuffers(gpu, [
+        { buffer: classifier.lossTotals, bytes: LOSS_TOTALS_BYTES },
+        { buffer: stats, bytes: OPTIMIZER_STATS_BYTES },
+      ]);
+      const totals = decodeLossTotals(totalBytes);
       writeBuffer(gpu, classifier.lossTotals, zeros.subarray(0, 2));
-      const s = await readOptimizerStats(gpu, stats);
+      const s = decodeOptimizerStats(statBytes);
       return {
         loss: totals.count > 0 ? totals.sum / totals.count : NaN,
         examples: totals.count,

@@ -42,7 +42,12 @@ export interface OptimizerStats {
 
 /** Reads the stats buffer (a GPU round trip: every N steps, not every step). */
 export async function readOptimizerStats(gpu: Gpu, stats: GPUBuffer): Promise<OptimizerStats> {
-  const view = new DataView(await readBuffer(gpu, stats, OPTIMIZER_STATS_BYTES));
+  return decodeOptimizerStats(await readBuffer(gpu, stats, OPTIMIZER_STATS_BYTES));
+}
+
+/** The stats from the bytes of a stats buffer read back with others. */
+export function decodeOptimizerStats(bytes: ArrayBuffer): OptimizerStats {
+  const view = new DataView(bytes);
   return {
     norm: view.getFloat32(0, true),
     clipFactor: view.getFloat32(4, true),

@@ -7,13 +7,19 @@
  * so the GPU always has the next step queued while the CPU stays at most two steps ahead (which
  * keeps the budget clock honest and lets the event loop handle Ctrl-C).
  */
-import { writeBuffer, writeParams } from "../gpu/buffers.ts";
+import { readBuffers, writeBuffer, writeParams } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
-import { readLossTotals } from "../model/layers/cross_entropy.ts";
-import { adamwStepParams, planAdamw, type PlannedAdamw, readOptimizerStats } from "./optimizer.ts";
+import { decodeLossTotals, LOSS_TOTALS_BYTES } from "../model/layers/cross_entropy.ts";
+import {
+  adamwStepParams,
+  decodeOptimizerStats,
+  OPTIMIZER_STATS_BYTES,
+  planAdamw,
+  type PlannedAdamw,
+} from "./optimizer.ts";
 
 export interface TrainerOptions {
   /** Gradient clipping threshold of the global L2 norm (0.5 in the recipe). */
@@ -125,9 +131,14 @@ export async function planTrainer(
       inFlight.push(gpu.device.queue.onSubmittedWorkDone());
     },
     async readStats() {
-      const totals = await readLossTotals(gpu, model.lossTotals);
+      // One round trip for both: the loss totals and the optimizer stats.
+      const [totalBytes, statBytes] = await readBuffers(gpu, [
+        { buffer: model.lossTotals, bytes: LOSS_TOTALS_BYTES },
+        { buffer: stats, bytes: OPTIMIZER_STATS_BYTES },
+      ]);
+      const totals = decodeLossTotals(totalBytes);
       writeBuffer(gpu, model.lossTotals, zeroTotals);
-      const s = await readOptimizerStats(gpu, stats);
+      const s = decodeOptimizerStats(statBytes);
       return {
         loss: totals.count > 0 ? totals.sum / totals.count : NaN,
         labels: totals.count,

@@ -3,6 +3,7 @@ import { requestGpu } from "../../src/gpu/device.ts";
 import {
   packParams,
   readBuffer,
+  readBuffers,
   readF32,
   readU32,
   storageBuffer,
@@ -41,4 +42,13 @@ Deno.test("storageBuffer starts zeroed and names itself in a size error", async 
     () => storageBuffer(gpu, "huge activations", gpu.limits.maxStorageBufferBindingSize + 4),
     /buffer huge activations needs/,
   );
+});
+
+Deno.test("readBuffers reads the heads of several buffers in one round trip", async () => {
+  const gpu = await requestGpu();
+  const a = uploadBuffer(gpu, "a", new Float32Array([1, 2, 3, 4]));
+  const b = uploadBuffer(gpu, "b", new Uint8Array([9, 8, 7, 6, 5]));
+  const [first, second] = await readBuffers(gpu, [{ buffer: a, bytes: 8 }, { buffer: b, bytes: 3 }]);
+  assert.deepEqual(Array.from(new Float32Array(first)), [1, 2]);
+  assert.deepEqual(Array.from(new Uint8Array(second)), [9, 8, 7]);
 });

@@ -142,7 +142,12 @@ export async function crossEntropy(k: Kernels, args: CrossEntropyArgs): Promise<
 
 /** Reads the loss totals (a GPU round trip: every few steps, not every step). */
 export async function readLossTotals(gpu: Gpu, totals: GPUBuffer): Promise<{ sum: number; count: number }> {
-  const view = new DataView(await readBuffer(gpu, totals, LOSS_TOTALS_BYTES));
+  return decodeLossTotals(await readBuffer(gpu, totals, LOSS_TOTALS_BYTES));
+}
+
+/** The loss totals from the bytes of a `totals` buffer read back with others. */
+export function decodeLossTotals(bytes: ArrayBuffer): { sum: number; count: number } {
+  const view = new DataView(bytes);
   return { sum: view.getFloat32(0, true), count: view.getUint32(4, true) };
 }
 
