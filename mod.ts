@@ -179,13 +179,12 @@ export {
   matmulScratchBytes,
   parseMatmulTile,
 } from "./src/model/layers/matmul.ts";
-export type { MatmulOptions, MatmulTile } from "./src/model/layers/matmul.ts";
-export { attentionBackward, attentionForward, attentionVariant } from "./src/model/layers/attention.ts";
+export type { MatmulBatch, MatmulOptions, MatmulTile } from "./src/model/layers/matmul.ts";
+export { attentionBackward, attentionForward } from "./src/model/layers/attention.ts";
 export type {
   AttentionBackwardArgs,
   AttentionForwardArgs,
   AttentionShape,
-  AttentionVariant,
   ProbsDropout,
 } from "./src/model/layers/attention.ts";
 export {

@@ -2,27 +2,40 @@
 //
 // Forward: x[t] = word[ids[t]] + position[t % seq], where position is the learned table or
 // positionScale * the sinusoid table. Backward, deterministic without float atomics:
-// - dword: one workgroup per (distinct id, column chunk) sums that id's dx rows in the order the host
-//   sorted them and adds the sum to dword[id] (which the tied decoder also accumulates into);
+// - dword: the host sorts the token positions by id (tokenOrder); the sorted list is cut into tiles of
+//   TILE positions, one workgroup each (times column chunks), so the work per workgroup is the same
+//   however the ids repeat. A tile sums each id's rows in sorted order: an id whose rows all lie in the
+//   tile is added to dword[id] there; an id whose rows cross a tile edge leaves its partial sum per tile
+//   in `carry`, and embedding_backward_carry adds them up in tile order. A frequent id ([MASK], [SEP],
+//   "the") thus spreads over many workgroups instead of one long serial loop, and a tile inside one id's
+//   rows splits them over its lanes;
 // - learned positions: one thread per (position, column) sums dx over the batch in order;
-// - position scale: dot(dx, sinusoid) reduced in two fixed-shape stages (per-workgroup partials, then one
-//   workgroup), added to the 1-element gradient.
+// - position scale: dot(dx, sinusoid) summed by the tiles as they read dx (one read of dx for both
+//   gradients), one partial per workgroup, then one workgroup of embedding_backward_carry adds the
+//   partials in order.
 
 struct Params {
   tokens: u32,
   seq: u32,
   // hidden / 4.
   hidden4: u32,
-  // embedding_backward_word: segment slots in tokenOrder (min(tokens, vocab));
-  // embedding_scale_partials / embedding_scale_total: number of partial sums.
+  // Backward word kernels: segment slots in tokenOrder (min(tokens, vocab)).
   count: u32,
 }
 
-// Threads per workgroup of the element-wise kernels and the scale reduction (a power of two).
+// Threads per workgroup of the element-wise kernels.
 override WG: u32 = 256u;
-// embedding_backward_word: vec4 columns per workgroup x lanes splitting a long segment.
+// Backward word kernels: vec4 columns per workgroup x lanes (invocations working on different ids, or
+// different rows or tiles of one id, for the same columns); COLS4 * LANES is a power of two.
 override COLS4: u32 = 64u;
 override LANES: u32 = 4u;
+// Sorted token positions per tile, at most COLS4 * LANES (one invocation loads each).
+override TILE: u32 = 64u;
+// Backward word kernels: also the position-scale gradient.
+override SCALE: bool = false;
+
+// Loads issued together before they are summed, in order.
+const BATCH: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 // Forward.
@@ -31,22 +44,40 @@ override LANES: u32 = 4u;
 @group(0) @binding(3) var<storage, read> position: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> positionScale: array<f32>;
-// Backward: dx [tokens, hidden] at binding 1 in every entry point.
-@group(0) @binding(1) var<storage, read> dx: array<vec4<f32>>;
-// embedding_backward_word: tokenOrder = [order (tokens) | segmentStart (tokens + 1) | uniqueIds (tokens)].
-@group(0) @binding(2) var<storage, read> tokenOrder: array<u32>;
-@group(0) @binding(3) var<storage, read_write> dword: array<vec4<f32>>;
-// embedding_backward_learned.
+// Word kernels: dword, and the carries between them.
+@group(0) @binding(1) var<storage, read_write> dword: array<vec4<f32>>;
+// [tiles][2][hidden4]: per tile, the partial sum of the id that began before it (row 0) and of the id
+// that began in it and goes on past it (row 1).
+@group(0) @binding(2) var<storage, read_write> carry: array<vec4<f32>>;
+// [tiles]: (last tile, id) of the id whose carry is the tile's row 1; the last tile is the tile itself when
+// no id begins in it and goes on past it.
+@group(0) @binding(3) var<storage, read_write> carryOwner: array<vec2<u32>>;
+// embedding_backward_word: tokenOrder = [order (tokens) | segmentStart (tokens + 1) | uniqueIds (tokens)],
+// dx [tokens, hidden], and with SCALE the sinusoid table [seq, hidden] and a partial sum per workgroup
+// (16-byte placeholders without SCALE).
+@group(0) @binding(4) var<storage, read> tokenOrder: array<u32>;
+@group(0) @binding(5) var<storage, read> dx: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> sinusoid: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> scalePartials: array<f32>;
+// embedding_backward_learned: dx and the table's gradient.
+@group(0) @binding(1) var<storage, read> learnedDx: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dposition: array<vec4<f32>>;
-// embedding_scale_partials: the sinusoid table [seq, hidden] and one partial sum per workgroup.
-@group(0) @binding(2) var<storage, read> sinusoid: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
-// embedding_scale_total: the partials again and the 1-element gradient.
-@group(0) @binding(1) var<storage, read> partialsIn: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dscale: array<f32>;
+// embedding_backward_carry with SCALE: the word kernel's scale partials and the 1-element gradient
+// (16-byte placeholders without SCALE).
+@group(0) @binding(4) var<storage, read> partialsIn: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dscale: array<f32>;
 
+// embedding_backward_word: the tile's token positions, and for its local segments (ids) s = 0, 1, ...
+// the global segment bounds and the id.
+var<workgroup> tileRows: array<u32, TILE>;
+var<workgroup> segStart: array<u32, TILE>;
+var<workgroup> segEnd: array<u32, TILE>;
+var<workgroup> segId: array<u32, TILE>;
+var<workgroup> found: u32;
+var<workgroup> owner: vec2<u32>;
+var<workgroup> segCount: u32;
 var<workgroup> laneSums: array<vec4<f32>, COLS4 * LANES>;
-var<workgroup> sums: array<f32, WG>;
+var<workgroup> scaleSums: array<f32, COLS4 * LANES>;
 
 fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * WG + lid;
@@ -81,43 +112,275 @@ fn embedding_forward_scaled(
   embed(flatIndex(wid, nwg, lid), positionScale[0]);
 }
 
-// Workgroups (segment slot, column chunk); slots stride by the grid width. Lane l sums the segment's
-// rows l, l + LANES, ...; lane 0 adds the lanes in order. Empty slots (past the distinct ids) add nothing.
-@compute @workgroup_size(COLS4 * LANES)
-fn embedding_backward_word(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let n = params.tokens;
-  let col = lid % COLS4;
-  let lane = lid / COLS4;
-  let e = wid.y * COLS4 + col;
-  let inside = e < params.hidden4;
-  for (var slot = wid.x; slot < params.count; slot += nwg.x) {
-    let start = tokenOrder[n + slot];
-    let end = tokenOrder[n + slot + 1u];
-    var sum = vec4<f32>(0.0);
-    if (inside) {
-      for (var j = start + lane; j < end; j += LANES) {
-        sum += dx[tokenOrder[j] * params.hidden4 + e];
-      }
+// segmentStart[u]: where slot u's positions begin in the sorted order (slots past the distinct ids, and
+// u = count, give `tokens`).
+fn segmentStart(u: u32) -> u32 {
+  return tokenOrder[params.tokens + min(u, params.count)];
+}
+
+// The slot of the id at sorted position `p`: the last u with segmentStart(u) <= p, found by the whole
+// workgroup in a few rounds of COLS4 * LANES probes (two rounds for 16384 slots).
+fn findSegment(p: u32, lid: u32) -> u32 {
+  let threads = COLS4 * LANES;
+  var lo = 0u;
+  var len = params.count + 1u;
+  loop {
+    if (len <= 1u) {
+      break;
     }
-    laneSums[lid] = sum;
-    workgroupBarrier();
-    if (lane == 0u && inside && end > start) {
-      var total = laneSums[col];
-      for (var l = 1u; l < LANES; l++) {
-        total += laneSums[l * COLS4 + col];
-      }
-      let id = tokenOrder[2u * n + 1u + slot];
-      dword[id * params.hidden4 + e] += total;
+    let stride = (len + threads - 1u) / threads;
+    let probe = lid * stride;
+    let here = probe < len && segmentStart(lo + probe) <= p;
+    let next = probe + stride < len && segmentStart(lo + probe + stride) <= p;
+    if (here && !next) {
+      found = probe;
     }
-    workgroupBarrier();
+    let step = workgroupUniformLoad(&found);
+    lo += step;
+    len = min(stride, len - step);
+    workgroupBarrier(); // `found` is read by all before the next round writes it
+  }
+  return lo;
+}
+
+// Sorted position p's dx row at column e and, with SCALE, its sinusoid row; zero at p >= hi.
+fn gather(p: u32, hi: u32, tileStart: u32, e: u32) -> mat2x4<f32> {
+  var g = mat2x4<f32>();
+  if (p < hi) {
+    let t = tileRows[p - tileStart];
+    g[0] = dx[t * params.hidden4 + e];
+    if (SCALE) {
+      g[1] = sinusoid[(t % params.seq) * params.hidden4 + e];
+    }
+  }
+  return g;
+}
+
+fn accumulate(g: mat2x4<f32>, sum: ptr<function, vec4<f32>>, scale: ptr<function, f32>) {
+  *sum += g[0];
+  if (SCALE) {
+    *scale += dot(g[0], g[1]);
   }
 }
 
-// One thread per vec4 of the learned table: dposition[p] += sum over the batch of dx[b * seq + p].
+// The sum of the dx rows of sorted positions [begin, begin + BATCH), [begin + step, ...), ... below hi, in
+// order, at column e. A batch's BATCH loads are written out rather than looped: the driver does not
+// unroll such loops, and then each load waits for the one before it and local arrays spill to memory.
+fn sumRows(begin: u32, hi: u32, step: u32, tileStart: u32, e: u32, scale: ptr<function, f32>) -> vec4<f32> {
+  var sum = vec4<f32>(0.0);
+  for (var j = begin; j < hi; j += step) {
+    let g0 = gather(j, hi, tileStart, e);
+    let g1 = gather(j + 1u, hi, tileStart, e);
+    let g2 = gather(j + 2u, hi, tileStart, e);
+    let g3 = gather(j + 3u, hi, tileStart, e);
+    let g4 = gather(j + 4u, hi, tileStart, e);
+    let g5 = gather(j + 5u, hi, tileStart, e);
+    let g6 = gather(j + 6u, hi, tileStart, e);
+    let g7 = gather(j + 7u, hi, tileStart, e);
+    accumulate(g0, &sum, scale);
+    accumulate(g1, &sum, scale);
+    accumulate(g2, &sum, scale);
+    accumulate(g3, &sum, scale);
+    accumulate(g4, &sum, scale);
+    accumulate(g5, &sum, scale);
+    accumulate(g6, &sum, scale);
+    accumulate(g7, &sum, scale);
+  }
+  return sum;
+}
+
+// The tile's sum for local segment s at column e: added to dword if all the id's rows are in the tile
+// (`old` is dword's value, read ahead so that its latency overlaps the rows'), else left as a carry.
+fn finishSegment(s: u32, tile: u32, tileStart: u32, tileEnd: u32, e: u32, old: vec4<f32>, sum: vec4<f32>) {
+  if (segStart[s] >= tileStart && segEnd[s] <= tileEnd) {
+    dword[segId[s] * params.hidden4 + e] = old + sum;
+  } else {
+    carry[(2u * tile + select(1u, 0u, segStart[s] < tileStart)) * params.hidden4 + e] = sum;
+  }
+}
+
+// dword's value for local segment s at column e if the tile adds to it, else 0.
+fn readAhead(s: u32, tileStart: u32, tileEnd: u32, e: u32) -> vec4<f32> {
+  if (segStart[s] >= tileStart && segEnd[s] <= tileEnd) {
+    return dword[segId[s] * params.hidden4 + e];
+  }
+  return vec4<f32>(0.0);
+}
+
+// The sum of `v` over the workgroup by a fixed tree (for invocation 0).
+fn scaleSum(v: f32, lid: u32) -> f32 {
+  scaleSums[lid] = v;
+  workgroupBarrier();
+  for (var half = COLS4 * LANES / 2u; half > 0u; half /= 2u) {
+    if (lid < half) {
+      scaleSums[lid] += scaleSums[lid + half];
+    }
+    workgroupBarrier();
+  }
+  return scaleSums[0];
+}
+
+// Workgroup (tile, column chunk of COLS4 vec4s). Lane l takes the tile's ids l, l + LANES, ..., each id's
+// rows in sorted order; a tile inside a single id's rows has lane l sum its rows l * BATCH, ... instead,
+// and the lane sums are added in order.
+@compute @workgroup_size(COLS4, LANES)
+fn embedding_backward_word(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_id) local: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let n = params.tokens;
+  let tile = wid.x;
+  let tileStart = tile * TILE;
+  let tileEnd = min(tileStart + TILE, n);
+  let first = findSegment(tileStart, lid);
+  if (lid < TILE) {
+    let u = first + lid;
+    let start = segmentStart(u);
+    let end = segmentStart(u + 1u);
+    segStart[lid] = start;
+    segEnd[lid] = end;
+    let id = tokenOrder[2u * n + 1u + min(u, n - 1u)];
+    segId[lid] = id;
+    if (tileStart + lid < tileEnd) {
+      tileRows[lid] = tokenOrder[tileStart + lid];
+    }
+    // The id holding the tile's last position: its local index bounds the loops below, and if it goes on
+    // past the tile, after beginning in it, this tile adds up its carries.
+    if (start < tileEnd && end >= tileEnd) {
+      segCount = lid + 1u;
+      if (wid.y == 0u) {
+        let owns = end > tileEnd && start >= tileStart;
+        carryOwner[tile] = vec2<u32>(select(tile, (end - 1u) / TILE, owns), id);
+      }
+    }
+  }
+  let count = workgroupUniformLoad(&segCount);
+  let e = wid.y * COLS4 + local.x;
+  let inside = e < params.hidden4;
+  var scale = 0.0;
+  if (count == 1u) {
+    var old = vec4<f32>(0.0);
+    var sum = vec4<f32>(0.0);
+    if (inside) {
+      if (local.y == 0u) {
+        old = readAhead(0u, tileStart, tileEnd, e);
+      }
+      sum = sumRows(tileStart + local.y * BATCH, tileEnd, LANES * BATCH, tileStart, e, &scale);
+    }
+    laneSums[lid] = sum;
+    workgroupBarrier();
+    if (inside && local.y == 0u) {
+      for (var l = 1u; l < LANES; l++) {
+        sum += laneSums[l * COLS4 + local.x];
+      }
+      finishSegment(0u, tile, tileStart, tileEnd, e, old, sum);
+    }
+  } else if (inside) {
+    for (var s = local.y; s < count; s += LANES) {
+      let old = readAhead(s, tileStart, tileEnd, e);
+      let sum = sumRows(max(segStart[s], tileStart), min(segEnd[s], tileEnd), BATCH, tileStart, e, &scale);
+      finishSegment(s, tile, tileStart, tileEnd, e, old, sum);
+    }
+  }
+  if (SCALE) {
+    let partial = scaleSum(scale, lid);
+    if (lid == 0u) {
+      scalePartials[wid.y * nwg.x + tile] = partial;
+    }
+  }
+}
+
+// Tile k's row-0 carry at column e; zero past lastTile.
+fn carried(k: u32, lastTile: u32, e: u32) -> vec4<f32> {
+  if (k <= lastTile) {
+    return carry[2u * k * params.hidden4 + e];
+  }
+  return vec4<f32>(0.0);
+}
+
+// Workgroup (tile, column chunk): if an id begins in the tile and goes on past it, dword[id] += its
+// carry here plus its row-0 carries of the following tiles, in tile order (lane l sums tiles l, l + LANES,
+// ... after this one, BATCH loads at a time; the lanes are added in order).
+@compute @workgroup_size(COLS4, LANES)
+fn embedding_backward_carry(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_id) local: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let tile = wid.x;
+  if (SCALE && tile == 0u && wid.y == 0u) {
+    // dscale += the word kernel's partials (one per workgroup of the same grid), strided sums in order
+    // and then a tree; here rather than in a dispatch of its own, which would cost more than the sum.
+    var sum = 0.0;
+    for (var i = lid; i < nwg.x * nwg.y; i += COLS4 * LANES) {
+      sum += partialsIn[i];
+    }
+    let total = scaleSum(sum, lid);
+    if (lid == 0u) {
+      dscale[0] += total;
+    }
+  }
+  if (lid == 0u) {
+    owner = carryOwner[tile];
+  }
+  let info = workgroupUniformLoad(&owner);
+  let lastTile = info.x;
+  if (lastTile <= tile) {
+    return;
+  }
+  let h4 = params.hidden4;
+  let e = wid.y * COLS4 + local.x;
+  let inside = e < h4;
+  let row = info.y * h4 + e;
+  var old = vec4<f32>(0.0);
+  var own = vec4<f32>(0.0);
+  var sum = vec4<f32>(0.0);
+  if (inside) {
+    if (local.y == 0u) {
+      old = dword[row];
+      own = carry[(2u * tile + 1u) * h4 + e];
+    }
+    for (var k = tile + 1u + local.y; k <= lastTile; k += LANES * BATCH) {
+      let v0 = carried(k, lastTile, e);
+      let v1 = carried(k + LANES, lastTile, e);
+      let v2 = carried(k + 2u * LANES, lastTile, e);
+      let v3 = carried(k + 3u * LANES, lastTile, e);
+      let v4 = carried(k + 4u * LANES, lastTile, e);
+      let v5 = carried(k + 5u * LANES, lastTile, e);
+      let v6 = carried(k + 6u * LANES, lastTile, e);
+      let v7 = carried(k + 7u * LANES, lastTile, e);
+      sum += v0;
+      sum += v1;
+      sum += v2;
+      sum += v3;
+      sum += v4;
+      sum += v5;
+      sum += v6;
+      sum += v7;
+    }
+  }
+  laneSums[lid] = sum;
+  workgroupBarrier();
+  if (inside && local.y == 0u) {
+    for (var l = 0u; l < LANES; l++) {
+      own += laneSums[l * COLS4 + local.x];
+    }
+    dword[row] = old + own;
+  }
+}
+
+fn learnedRow(j: u32, total: u32) -> vec4<f32> {
+  if (j < total) {
+    return learnedDx[j];
+  }
+  return vec4<f32>(0.0);
+}
+
+// One thread per vec4 of the learned table: dposition[p] += sum over the batch of dx[b * seq + p], in
+// batch order, BATCH loads at a time (written out, as in sumRows).
 @compute @workgroup_size(WG)
 fn embedding_backward_learned(
   @builtin(workgroup_id) wid: vec3<u32>,
@@ -129,50 +392,25 @@ fn embedding_backward_learned(
   if (i >= stride) {
     return;
   }
+  let total = params.tokens * params.hidden4;
   var sum = vec4<f32>(0.0);
-  for (var j = i; j < params.tokens * params.hidden4; j += stride) {
-    sum += dx[j];
+  for (var j = i; j < total; j += BATCH * stride) {
+    let v0 = learnedRow(j, total);
+    let v1 = learnedRow(j + stride, total);
+    let v2 = learnedRow(j + 2u * stride, total);
+    let v3 = learnedRow(j + 3u * stride, total);
+    let v4 = learnedRow(j + 4u * stride, total);
+    let v5 = learnedRow(j + 5u * stride, total);
+    let v6 = learnedRow(j + 6u * stride, total);
+    let v7 = learnedRow(j + 7u * stride, total);
+    sum += v0;
+    sum += v1;
+    sum += v2;
+    sum += v3;
+    sum += v4;
+    sum += v5;
+    sum += v6;
+    sum += v7;
   }
   dposition[i] += sum;
-}
-
-// Tree sum of one value per thread; every thread gets the total.
-fn workgroupSum(lid: u32, value: f32) -> f32 {
-  sums[lid] = value;
-  workgroupBarrier();
-  for (var half = WG / 2u; half > 0u; half /= 2u) {
-    if (lid < half) {
-      sums[lid] += sums[lid + half];
-    }
-    workgroupBarrier();
-  }
-  return sums[0];
-}
-
-// Workgroup g of params.count: partials[g] = sum of dot(dx[i], sinusoid[i % (seq * hidden4)]) over
-// its grid-strided vec4s i.
-@compute @workgroup_size(WG)
-fn embedding_scale_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let table = params.seq * params.hidden4;
-  var sum = 0.0;
-  for (var i = wid.x * WG + lid; i < params.tokens * params.hidden4; i += params.count * WG) {
-    sum += dot(dx[i], sinusoid[i % table]);
-  }
-  let total = workgroupSum(lid, sum);
-  if (lid == 0u) {
-    partials[wid.x] = total;
-  }
-}
-
-// One workgroup: dscale[0] += the sum of the params.count partials.
-@compute @workgroup_size(WG)
-fn embedding_scale_total(@builtin(local_invocation_index) lid: u32) {
-  var sum = 0.0;
-  for (var i = lid; i < params.count; i += WG) {
-    sum += partialsIn[i];
-  }
-  let total = workgroupSum(lid, sum);
-  if (lid == 0u) {
-    dscale[0] += total;
-  }
 }

@@ -1,17 +1,15 @@
 // LayerNorm over rows of `cols` values, forward and backward, as PyTorch's (biased variance, eps inside
 // the square root): y = (x - mean) * rstd * weight + bias with rstd = 1 / sqrt(var + eps).
 //
-// One workgroup per row (forward) or per block of rows (backward); the row is read as vec4s (cols is a
-// multiple of 4) strided over the workgroup's invocations, so reads are coalesced. Every reduction is a
-// fixed tree or a fixed sequence, never atomics, so the results are the same bit for bit on every run.
+// The forward takes one workgroup per row, the backward one per block of rows; rows are read as vec4s
+// (cols is a multiple of 4) strided over a row's invocations, so reads are coalesced. Every reduction is
+// a fixed tree or a fixed sequence, never atomics, so the results are the same bit for bit on every run.
 // The grid is 2-D when one dimension's 65535 workgroups are not enough: the flat workgroup id is
 // wid.y * nwg.x + wid.x.
 
-// Invocations per workgroup of the row kernels; a power of two (tree reduction). 768 columns are 192
-// vec4s: 3 per invocation.
+// Invocations per workgroup of the forward; a power of two (tree reduction). 768 columns are 192 vec4s:
+// 3 per invocation.
 override WG: u32 = 64;
-// vec4 columns of the backward's per-workgroup dweight/dbias accumulators: the wrapper sets it to cols / 4.
-override ACC_COLS4: u32 = 192;
 // Backward: dx also adds `bwd_residual` (the gradient arriving through the residual connection around
 // the normalized branch), which saves the model a separate add pass per LayerNorm.
 override RESIDUAL: bool = false;
@@ -91,11 +89,24 @@ fn layernorm_forward(
   }
 }
 
-// layernorm_backward, stage 1 of 2. Each workgroup takes a block of rows_per_block rows: for each row it
-// writes dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * weight, xhat = (x - mean) * rstd,
-// and adds the row's dy * xhat and dy to per-column accumulators in workgroup memory (each column owned
-// by one invocation, so no races). The block's column sums go to `bwd_partials`, [blocks][dweight cols4,
-// dbias cols4]; stage 2 adds them up.
+// layernorm_backward, stage 1 of 2. dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * weight
+// and xhat = (x - mean) * rstd; each workgroup also sums dy * xhat and dy over its block of rows_per_block
+// rows into one row of `bwd_partials`, [blocks][dweight cols4, dbias cols4], which stage 2 adds up.
+//
+// A workgroup works on BWD_WG / TPR rows at once, TPR invocations a row. Invocation `lane` of a row holds
+// its K <= 4 vec4 columns lane + k * TPR in registers: one round of loads per row (dy, x and the residual
+// issued together, and those of all the rows in flight overlapping), a two-level row reduction, then dx,
+// and per-column dweight/dbias sums that stay in registers until the block ends. The k = 0..3 columns are
+// written out rather than looped over: the driver does not unroll such loops, and then every load waits
+// for the one before it and local arrays spill to memory.
+const BWD_WG: u32 = 256u;
+// Invocations per row, a power of two dividing BWD_WG: the wrapper picks the fewest with K <= 4.
+override TPR: u32 = 64u;
+// vec4 columns per invocation: ceil(cols4 / TPR), at most 4. Columns k >= K fold away at compile time.
+override K: u32 = 3u;
+// (BWD_WG / TPR) * cols4: the row slots' dweight (then dbias) sums, combined in slot order at the end.
+override SLOT_COLS4: u32 = 768u;
+
 @group(0) @binding(1) var<storage, read> bwd_dy: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> bwd_x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bwd_weight: array<vec4<f32>>;
@@ -106,10 +117,88 @@ fn layernorm_forward(
 // Read only when RESIDUAL; otherwise a 16-byte placeholder is bound.
 @group(0) @binding(8) var<storage, read> bwd_residual: array<vec4<f32>>;
 
-var<workgroup> dweight_sums: array<vec4<f32>, ACC_COLS4>;
-var<workgroup> dbias_sums: array<vec4<f32>, ACC_COLS4>;
+var<workgroup> lane_sums: array<vec2<f32>, BWD_WG>;
+var<workgroup> group_sums: array<vec2<f32>, BWD_WG>;
+var<workgroup> slot_sums: array<vec4<f32>, SLOT_COLS4>;
 
-@compute @workgroup_size(WG)
+// Whether the invocation's column k (lane + k * TPR) exists.
+fn has_column(k: u32, lane: u32) -> bool {
+  return k < K && lane + k * TPR < shape.cols4;
+}
+
+// Column k of a row at `base`: dy, x and the residual; zero where the column does not exist.
+fn load_column(k: u32, lane: u32, base: u32) -> mat3x4<f32> {
+  var m = mat3x4<f32>();
+  if (has_column(k, lane)) {
+    let i = base + lane + k * TPR;
+    m[0] = bwd_dy[i];
+    m[1] = bwd_x[i];
+    if (RESIDUAL) {
+      m[2] = bwd_residual[i];
+    }
+  }
+  return m;
+}
+
+fn load_weight(k: u32, lane: u32) -> vec4<f32> {
+  if (has_column(k, lane)) {
+    return bwd_weight[lane + k * TPR];
+  }
+  return vec4<f32>(0.0);
+}
+
+// The column's terms of the row sums of g and g * xhat (zero for a missing column: dy and weight are 0).
+fn row_terms(m: mat3x4<f32>, weight: vec4<f32>, mean: f32, rstd: f32) -> vec2<f32> {
+  let g = m[0] * weight;
+  return vec2<f32>(sum4(g), dot(g, (m[1] - mean) * rstd));
+}
+
+// Writes the column's dx and adds its dy * xhat and dy to `sums` (dweight, dbias).
+fn finish_column(
+  k: u32,
+  lane: u32,
+  base: u32,
+  m: mat3x4<f32>,
+  weight: vec4<f32>,
+  mean: f32,
+  rstd: f32,
+  means: vec2<f32>,
+  sums: ptr<function, mat2x4<f32>>,
+) {
+  if (!has_column(k, lane)) {
+    return;
+  }
+  let xhat = (m[1] - mean) * rstd;
+  var dx = rstd * (m[0] * weight - means.x - xhat * means.y);
+  if (RESIDUAL) {
+    dx += m[2];
+  }
+  bwd_dx[base + lane + k * TPR] = dx;
+  (*sums)[0] += m[0] * xhat;
+  (*sums)[1] += m[0];
+}
+
+fn stash_column(k: u32, lane: u32, slot: u32, v: vec4<f32>) {
+  if (has_column(k, lane)) {
+    slot_sums[slot * shape.cols4 + lane + k * TPR] = v;
+  }
+}
+
+// Partial row `out` = the sums over the slots, in slot order, of what the slots stashed.
+fn store_slot_sums(lid: u32, out: u32) {
+  let cols4 = shape.cols4;
+  workgroupBarrier();
+  for (var c = lid; c < cols4; c += BWD_WG) {
+    var total = slot_sums[c];
+    for (var s = 1u; s < BWD_WG / TPR; s++) {
+      total += slot_sums[s * cols4 + c];
+    }
+    bwd_partials[out + c] = total;
+  }
+  workgroupBarrier(); // slot_sums is read before it is written again
+}
+
+@compute @workgroup_size(BWD_WG)
 fn layernorm_backward(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
@@ -123,52 +212,95 @@ fn layernorm_backward(
   let last = min(first + shape.rows_per_block, shape.rows);
   let cols4 = shape.cols4;
   let inv_cols = 1.0 / f32(4u * cols4);
-  for (var c = lid; c < cols4; c += WG) {
-    dweight_sums[c] = vec4<f32>(0.0);
-    dbias_sums[c] = vec4<f32>(0.0);
-  }
-  for (var row = first; row < last; row++) {
+  let slot = lid / TPR;
+  let lane = lid % TPR;
+  // The row reduction: groups of `fan` lanes, then the TPR / fan group sums, each in order.
+  let fan = min(TPR, 8u);
+  let row_base = slot * TPR;
+  let w0 = load_weight(0u, lane);
+  let w1 = load_weight(1u, lane);
+  let w2 = load_weight(2u, lane);
+  let w3 = load_weight(3u, lane);
+  var sums0 = mat2x4<f32>();
+  var sums1 = mat2x4<f32>();
+  var sums2 = mat2x4<f32>();
+  var sums3 = mat2x4<f32>();
+  for (var round = first; round < last; round += BWD_WG / TPR) {
+    let row = round + slot;
+    let live = row < last;
     let base = row * cols4;
-    let mean = bwd_mean[row];
-    let rstd = bwd_rstd[row];
-    var s = vec2<f32>(0.0);
-    for (var c = lid; c < cols4; c += WG) {
-      let xhat = (bwd_x[base + c] - mean) * rstd;
-      let g = bwd_dy[base + c] * bwd_weight[c];
-      s += vec2<f32>(sum4(g), dot(g, xhat));
+    var m0 = mat3x4<f32>();
+    var m1 = mat3x4<f32>();
+    var m2 = mat3x4<f32>();
+    var m3 = mat3x4<f32>();
+    var mean = 0.0;
+    var rstd = 0.0;
+    if (live) {
+      mean = bwd_mean[row];
+      rstd = bwd_rstd[row];
+      m0 = load_column(0u, lane, base);
+      m1 = load_column(1u, lane, base);
+      m2 = load_column(2u, lane, base);
+      m3 = load_column(3u, lane, base);
     }
-    let means = workgroup_sum(s, lid) * inv_cols;
-    for (var c = lid; c < cols4; c += WG) {
-      let dy = bwd_dy[base + c];
-      let xhat = (bwd_x[base + c] - mean) * rstd;
-      var dx = rstd * (dy * bwd_weight[c] - means.x - xhat * means.y);
-      if (RESIDUAL) {
-        dx += bwd_residual[base + c];
+    let terms = row_terms(m0, w0, mean, rstd) + row_terms(m1, w1, mean, rstd) + row_terms(m2, w2, mean, rstd) +
+      row_terms(m3, w3, mean, rstd);
+    lane_sums[lid] = terms;
+    workgroupBarrier();
+    if (lane < TPR / fan) {
+      var t = vec2<f32>(0.0);
+      for (var i = 0u; i < fan; i++) {
+        t += lane_sums[row_base + lane * fan + i];
       }
-      bwd_dx[base + c] = dx;
-      dweight_sums[c] += dy * xhat;
-      dbias_sums[c] += dy;
+      group_sums[row_base + lane] = t;
+    }
+    workgroupBarrier();
+    var means = vec2<f32>(0.0);
+    for (var i = 0u; i < TPR / fan; i++) {
+      means += group_sums[row_base + i];
+    }
+    means *= inv_cols;
+    if (live) {
+      finish_column(0u, lane, base, m0, w0, mean, rstd, means, &sums0);
+      finish_column(1u, lane, base, m1, w1, mean, rstd, means, &sums1);
+      finish_column(2u, lane, base, m2, w2, mean, rstd, means, &sums2);
+      finish_column(3u, lane, base, m3, w3, mean, rstd, means, &sums3);
     }
   }
   let out = block * 2u * cols4;
-  for (var c = lid; c < cols4; c += WG) {
-    bwd_partials[out + c] = dweight_sums[c];
-    bwd_partials[out + cols4 + c] = dbias_sums[c];
-  }
+  stash_column(0u, lane, slot, sums0[0]);
+  stash_column(1u, lane, slot, sums1[0]);
+  stash_column(2u, lane, slot, sums2[0]);
+  stash_column(3u, lane, slot, sums3[0]);
+  store_slot_sums(lid, out);
+  stash_column(0u, lane, slot, sums0[1]);
+  stash_column(1u, lane, slot, sums1[1]);
+  stash_column(2u, lane, slot, sums2[1]);
+  stash_column(3u, lane, slot, sums3[1]);
+  store_slot_sums(lid, out + cols4);
 }
 
 // layernorm_param_grads, stage 2 of 2: dweight += the sum over blocks of the partial dweights, dbias the
-// same. A workgroup takes 32 adjacent vec4 columns (coalesced reads) with 8 lanes each; lane l sums
-// blocks l, l + 8, ... in order, then lane 0 adds the 8 lane sums in order.
-const PG_COLS4: u32 = 32u;
-const PG_LANES: u32 = 8u;
+// same. The partial rows are 2 * cols4 vec4 columns; a workgroup takes PG_COLS4 adjacent ones with
+// PG_LANES lanes each, so the grid has enough workgroups to keep the reads of the few-MiB scratch in
+// flight. Lane l sums blocks l, l + PG_LANES, ... in order, four loads at a time (written out, as above);
+// lane 0 adds the lane sums in order.
+const PG_COLS4: u32 = 4u;
+const PG_LANES: u32 = 64u;
 
 @group(0) @binding(1) var<storage, read> pg_partials: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> pg_dweight: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> pg_dbias: array<vec4<f32>>;
 
-var<workgroup> lane_dweight: array<array<vec4<f32>, PG_COLS4>, PG_LANES>;
-var<workgroup> lane_dbias: array<array<vec4<f32>, PG_COLS4>, PG_LANES>;
+var<workgroup> pg_lane_sums: array<array<vec4<f32>, PG_COLS4>, PG_LANES>;
+
+// Column c of partial row b, zero past the last block.
+fn partial_at(b: u32, blocks: u32, c: u32) -> vec4<f32> {
+  if (b < blocks) {
+    return pg_partials[b * 2u * shape.cols4 + c];
+  }
+  return vec4<f32>(0.0);
+}
 
 @compute @workgroup_size(PG_COLS4, PG_LANES)
 fn layernorm_param_grads(
@@ -178,23 +310,29 @@ fn layernorm_param_grads(
   let cols4 = shape.cols4;
   let c = wid.x * PG_COLS4 + lid.x;
   let blocks = (shape.rows + shape.rows_per_block - 1u) / shape.rows_per_block;
-  var dweight = vec4<f32>(0.0);
-  var dbias = vec4<f32>(0.0);
-  if (c < cols4) {
-    for (var b = lid.y; b < blocks; b += PG_LANES) {
-      dweight += pg_partials[b * 2u * cols4 + c];
-      dbias += pg_partials[b * 2u * cols4 + cols4 + c];
+  var sum = vec4<f32>(0.0);
+  if (c < 2u * cols4) {
+    for (var b = lid.y; b < blocks; b += 4u * PG_LANES) {
+      let v0 = partial_at(b, blocks, c);
+      let v1 = partial_at(b + PG_LANES, blocks, c);
+      let v2 = partial_at(b + 2u * PG_LANES, blocks, c);
+      let v3 = partial_at(b + 3u * PG_LANES, blocks, c);
+      sum += v0;
+      sum += v1;
+      sum += v2;
+      sum += v3;
     }
   }
-  lane_dweight[lid.y][lid.x] = dweight;
-  lane_dbias[lid.y][lid.x] = dbias;
+  pg_lane_sums[lid.y][lid.x] = sum;
   workgroupBarrier();
-  if (lid.y == 0u && c < cols4) {
+  if (lid.y == 0u && c < 2u * cols4) {
     for (var l = 1u; l < PG_LANES; l++) {
-      dweight += lane_dweight[l][lid.x];
-      dbias += lane_dbias[l][lid.x];
+      sum += pg_lane_sums[l][lid.x];
     }
-    pg_dweight[c] += dweight;
-    pg_dbias[c] += dbias;
+    if (c < cols4) {
+      pg_dweight[c] += sum;
+    } else {
+      pg_dbias[c - cols4] += sum;
+    }
   }
 }

@@ -12,7 +12,12 @@
 //   partial product to slice z of a scratch buffer (split_stride elements apart); matmul_split_sum then
 //   (its own entry point) adds the slices in a fixed order. This fills the GPU when M x N has few tiles
 //   but K is deep (weight gradients: K = tokens).
-// - matmul_general: a plain 16x16 shared-memory kernel for any shape and offset (scalar loads).
+// - matmul_general: a plain 16x16 shared-memory kernel for any shape, offset and stride (scalar loads).
+//
+// Rows are lda, ldb and ldc elements apart (a matrix inside a wider one, e.g. one head's columns of the
+// fused QKV activations). Batched products: workgroup z (with splits, z / splits) picks product
+// t = outer * batch_inner + inner, whose matrices start outer * x_outer + inner * x_inner elements
+// after their offsets (e.g. outer a sequence, inner a head).
 //
 // MODE: 0 writes C = op(A) op(B); 1 accumulates C += op(A) op(B); 2 writes C = ADD + op(A) op(B).
 // Every sum runs in a fixed order, so results are identical from run to run.
@@ -31,6 +36,29 @@ struct Params {
   k_chunk: u32,
   split_stride: u32,
   splits: u32,
+  // Row strides of the stored A, B and C (ADD has C's).
+  lda: u32,
+  ldb: u32,
+  ldc: u32,
+  // Batched products: the inner count, and each matrix's strides per outer and per inner index.
+  batch_inner: u32,
+  a_outer: u32,
+  a_inner: u32,
+  b_outer: u32,
+  b_inner: u32,
+  c_outer: u32,
+  c_inner: u32,
+}
+
+// Element offsets of product `t`'s A, B and C.
+fn batch_offsets(t: u32) -> vec3<u32> {
+  let outer = t / p.batch_inner;
+  let inner = t % p.batch_inner;
+  return vec3<u32>(
+    p.a_offset + outer * p.a_outer + inner * p.a_inner,
+    p.b_offset + outer * p.b_outer + inner * p.b_inner,
+    p.c_offset + outer * p.c_outer + inner * p.c_inner,
+  );
 }
 
 override TRANS_A: bool = false;
@@ -106,8 +134,10 @@ var<private> c71: vec4<f32>;
 var<private> c72: vec4<f32>;
 var<private> c73: vec4<f32>;
 
-// End of this workgroup's K slice, and where its C (or partial product) starts, in vec4s.
+// End of this workgroup's K slice, and where its A, B and C (or partial product) start, in vec4s.
 var<private> k_end: u32;
+var<private> a_start: u32;
+var<private> b_start: u32;
 var<private> c_start: u32;
 
 // The next K tile, held in registers while the current one is multiplied.
@@ -125,7 +155,6 @@ var<private> next_b3: vec4<f32>;
 // vec4s along m when A is stored transposed.
 fn load_a(slot: u32, tid: u32, m0: u32, k0: u32) -> vec4<f32> {
   let i = tid + slot * THREADS;
-  let base = p.a_offset / 4u;
   if (TRANS_A) {
     let k = k0 + i / (BM / 4u);
     var m4 = m0 / 4u + i % (BM / 4u);
@@ -134,7 +163,7 @@ fn load_a(slot: u32, tid: u32, m0: u32, k0: u32) -> vec4<f32> {
       m4 = min(m4, p.m / 4u - 1u);
       kr = min(k, k_end - 1u);
     }
-    let v = a4[base + kr * (p.m / 4u) + m4];
+    let v = a4[a_start + kr * (p.lda / 4u) + m4];
     return select(v, vec4<f32>(), EDGE && k >= k_end);
   }
   let k4 = k0 / 4u + i / BM;
@@ -144,7 +173,7 @@ fn load_a(slot: u32, tid: u32, m0: u32, k0: u32) -> vec4<f32> {
     m = min(m, p.m - 1u);
     k4r = min(k4, k_end / 4u - 1u);
   }
-  let v = a4[base + m * (p.k / 4u) + k4r];
+  let v = a4[a_start + m * (p.lda / 4u) + k4r];
   return select(v, vec4<f32>(), EDGE && k4 >= k_end / 4u);
 }
 
@@ -165,7 +194,6 @@ fn store_a(slot: u32, tid: u32, buf: u32, v: vec4<f32>) {
 // Load slot `slot` of B for the K tile at k0 (mirror image of load_a: B's rows are k unless TRANS_B).
 fn load_b(slot: u32, tid: u32, n0: u32, k0: u32) -> vec4<f32> {
   let i = tid + slot * THREADS;
-  let base = p.b_offset / 4u;
   if (TRANS_B) {
     let k4 = k0 / 4u + i / BN;
     var n = n0 + i % BN;
@@ -174,7 +202,7 @@ fn load_b(slot: u32, tid: u32, n0: u32, k0: u32) -> vec4<f32> {
       n = min(n, p.n - 1u);
       k4r = min(k4, k_end / 4u - 1u);
     }
-    let v = b4[base + n * (p.k / 4u) + k4r];
+    let v = b4[b_start + n * (p.ldb / 4u) + k4r];
     return select(v, vec4<f32>(), EDGE && k4 >= k_end / 4u);
   }
   let k = k0 + i / (BN / 4u);
@@ -184,7 +212,7 @@ fn load_b(slot: u32, tid: u32, n0: u32, k0: u32) -> vec4<f32> {
     n4 = min(n4, p.n / 4u - 1u);
     kr = min(k, k_end - 1u);
   }
-  let v = b4[base + kr * (p.n / 4u) + n4];
+  let v = b4[b_start + kr * (p.ldb / 4u) + n4];
   return select(v, vec4<f32>(), EDGE && k >= k_end);
 }
 
@@ -308,11 +336,11 @@ fn write_c4(m: u32, n4: u32, v: vec4<f32>) {
   if (EDGE && (m >= p.m || n4 >= p.n / 4u)) {
     return;
   }
-  let i = c_start + m * (p.n / 4u) + n4;
+  let i = c_start + m * (p.ldc / 4u) + n4;
   if (MODE == 1u) {
     c4[i] += v;
   } else if (MODE == 2u) {
-    c4[i] = add4[p.add_offset / 4u + m * (p.n / 4u) + n4] + v;
+    c4[i] = add4[p.add_offset / 4u + m * (p.ldc / 4u) + n4] + v;
   } else {
     c4[i] = v;
   }
@@ -334,9 +362,13 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
   let tid = ty * WG_X + tx;
   let m0 = wid.y * BM;
   let n0 = wid.x * BN;
-  let k_begin = wid.z * p.k_chunk;
+  let slice = wid.z % p.splits;
+  let k_begin = slice * p.k_chunk;
   k_end = min(p.k, k_begin + p.k_chunk);
-  c_start = (p.c_offset + wid.z * p.split_stride) / 4u;
+  let offsets = batch_offsets(wid.z / p.splits);
+  a_start = offsets.x / 4u;
+  b_start = offsets.y / 4u;
+  c_start = (offsets.z + slice * p.split_stride) / 4u;
   // K is walked in pairs of tiles (buffer 0 then buffer 1) so that buffer indices are constants.
   let pairs = (k_end - k_begin + 2u * BK - 1u) / (2u * BK);
   fetch_next(tid, m0, n0, k_begin);
@@ -409,34 +441,35 @@ fn matmul_split_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
 var<workgroup> general_a: array<array<f32, 16>, 16>;
 var<workgroup> general_b: array<array<f32, 16>, 16>;
 
-fn element_a(i: u32, k: u32) -> f32 {
+fn element_a(a0: u32, i: u32, k: u32) -> f32 {
   if (i >= p.m || k >= p.k) {
     return 0.0;
   }
   if (TRANS_A) {
-    return a1[p.a_offset + k * p.m + i];
+    return a1[a0 + k * p.lda + i];
   }
-  return a1[p.a_offset + i * p.k + k];
+  return a1[a0 + i * p.lda + k];
 }
 
-fn element_b(k: u32, j: u32) -> f32 {
+fn element_b(b0: u32, k: u32, j: u32) -> f32 {
   if (k >= p.k || j >= p.n) {
     return 0.0;
   }
   if (TRANS_B) {
-    return b1[p.b_offset + j * p.k + k];
+    return b1[b0 + j * p.ldb + k];
   }
-  return b1[p.b_offset + k * p.n + j];
+  return b1[b0 + k * p.ldb + j];
 }
 
 @compute @workgroup_size(16, 16)
 fn matmul_general(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let i = wid.y * 16u + lid.y;
   let j = wid.x * 16u + lid.x;
+  let offsets = batch_offsets(wid.z);
   var sum = 0.0;
   for (var k0 = 0u; k0 < p.k; k0 += 16u) {
-    general_a[lid.y][lid.x] = element_a(i, k0 + lid.x);
-    general_b[lid.y][lid.x] = element_b(k0 + lid.y, j);
+    general_a[lid.y][lid.x] = element_a(offsets.x, i, k0 + lid.x);
+    general_b[lid.y][lid.x] = element_b(offsets.y, k0 + lid.y, j);
     workgroupBarrier();
     for (var kk = 0u; kk < 16u; kk++) {
       sum += general_a[lid.y][kk] * general_b[kk][lid.x];
@@ -446,11 +479,11 @@ fn matmul_general(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
   if (i >= p.m || j >= p.n) {
     return;
   }
-  let o = p.c_offset + i * p.n + j;
+  let o = offsets.z + i * p.ldc + j;
   if (MODE == 1u) {
     c1[o] += sum;
   } else if (MODE == 2u) {
-    c1[o] = add1[p.add_offset + i * p.n + j] + sum;
+    c1[o] = add1[p.add_offset + i * p.ldc + j] + sum;
   } else {
     c1[o] = sum;
   }

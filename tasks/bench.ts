@@ -4,11 +4,9 @@
  *   deno task bench [--small] [--tile 64x128x8/u2] [--splits N] [--layout NN,NT,TN] [--only qkv,cube]
  *                   [--shape MxNxK] [--warmup 0.5] [--time 0.3]
  *   deno task bench --step [--preset crammed] [--micro-batch 128,256] [--accumulate 1] [--steps 10]
- *                   [--attention simple]
  *   deno task bench --kernels [--small] [--preset crammed] [--micro-batch 128] [--only adamw,...]
- *                   [--bandwidth 4.3e12] [--warmup 0.5] [--time 0.3] [--attention simple]
+ *                   [--bandwidth 4.3e12] [--warmup 0.5] [--time 0.3]
  *   deno task bench --profile [--small] [--preset crammed] [--micro-batch 128] [--steps 10] [--dispatches]
- *                   [--attention simple]
  *
  * @module
  */
@@ -28,7 +26,6 @@ import { presets } from "../src/model/config.ts";
 import { benchStep } from "../src/bench/step.ts";
 import { benchKernels, H200_BANDWIDTH } from "../src/bench/kernels.ts";
 import { profileStep } from "../src/bench/profile.ts";
-import type { AttentionVariant } from "../src/model/layers/attention.ts";
 
 const USAGE = `usage: deno task bench [options]
   --small          the model's products scaled down (tokens / 64, features / 8), for the CPU adapter;
@@ -49,8 +46,6 @@ const USAGE = `usage: deno task bench [options]
   --bandwidth B    with --kernels: bytes per second that vs_bandwidth compares with (default 4.3e12)
   --profile        GPU time of every dispatch of the training step by kernel, and GPU busy over wall time
   --dispatches     with --profile: also one line per dispatch, in step order
-  --attention V    with --step, --kernels or --profile: the attention kernels, simple (default) or tiled
-                   (register-tiled; shapes it does not cover run simple)
 
   With --kernels and --profile, --preset and --micro-batch (a single size or a list) pick the model, and
   --only picks kernel cases by name.`;
@@ -82,7 +77,6 @@ async function main(args: string[]): Promise<void> {
       bandwidth: { type: "string" },
       profile: { type: "boolean", default: false },
       dispatches: { type: "boolean", default: false },
-      attention: { type: "string", default: "simple" },
       help: { type: "boolean", default: false },
     },
   });
@@ -103,20 +97,15 @@ async function main(args: string[]): Promise<void> {
   if ((values.step || values.kernels || values.profile) && !config) {
     throw new GpuError(`--preset ${presetName}: expected one of ${Object.keys(presets).join(", ")}`);
   }
-  if (values.attention !== "simple" && values.attention !== "tiled") {
-    throw new GpuError(`--attention ${values.attention}: expected simple or tiled`);
-  }
-  const attention: AttentionVariant = values.attention;
   if (values.kernels) {
     const options = {
-      attention,
       only: values.only?.split(","),
       bandwidth: values.bandwidth === undefined ? H200_BANDWIDTH : positive("bandwidth", values.bandwidth),
       warmupSeconds: positive("warmup", values.warmup),
       timedSeconds: positive("time", values.time),
     };
     const gpu = await requestGpu();
-    console.error(`# ${gpu.name}, ${presetName}, attention ${attention}`);
+    console.error(`# ${gpu.name}, ${presetName}`);
     const k = new Kernels(gpu);
     for (const microBatch of microBatches) {
       for await (const result of benchKernels(k, config, microBatch, options)) {
@@ -127,7 +116,7 @@ async function main(args: string[]): Promise<void> {
   }
   if (values.profile) {
     const gpu = await requestGpu();
-    console.error(`# ${gpu.name}, ${presetName}, attention ${attention}`);
+    console.error(`# ${gpu.name}, ${presetName}`);
     if (!gpu.hasTimestamps) {
       console.error(
         "# the adapter has no timestamp-query: only wall-time figures, no per-dispatch GPU times",
@@ -136,7 +125,7 @@ async function main(args: string[]): Promise<void> {
     const k = new Kernels(gpu);
     for (const microBatch of microBatches) {
       const steps = positive("steps", values.steps);
-      const profile = await profileStep(k, config, { microBatch, steps, attention });
+      const profile = await profileStep(k, config, { microBatch, steps });
       for (const line of profile.kernels) console.log(JSON.stringify({ micro_batch: microBatch, ...line }));
       if (values.dispatches) {
         for (const line of profile.dispatches) {
@@ -149,11 +138,10 @@ async function main(args: string[]): Promise<void> {
   }
   if (values.step) {
     const gpu = await requestGpu();
-    console.error(`# ${gpu.name}, attention ${attention}`);
+    console.error(`# ${gpu.name}`);
     const k = new Kernels(gpu);
     for (const microBatch of microBatches) {
       const result = await benchStep(k, config, {
-        attention,
         microBatch,
         accumulate: positive("accumulate", values.accumulate),
         timedSteps: positive("steps", values.steps),

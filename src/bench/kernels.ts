@@ -21,7 +21,7 @@ import { downInputWidth, headDim, type ModelConfig } from "../model/config.ts";
 import { paramLayout } from "../model/params.ts";
 import type { ModelBatch } from "../model/model.ts";
 import { geluBackward, geluForward, gluBackward, gluForward } from "../model/layers/activation.ts";
-import { attentionBackward, attentionForward, type AttentionVariant } from "../model/layers/attention.ts";
+import { attentionBackward, attentionForward } from "../model/layers/attention.ts";
 import { crossEntropy, gatherRows, LOSS_TOTALS_BYTES, scatterRows } from "../model/layers/cross_entropy.ts";
 import { dropoutForward } from "../model/layers/dropout.ts";
 import {
@@ -53,8 +53,6 @@ export interface KernelBenchOptions extends TimingOptions {
   only?: readonly string[];
   /** Seed of the token ids and buffer contents (default 0). */
   seed?: number;
-  /** The attention kernels (default "simple"). */
-  attention?: AttentionVariant;
 }
 
 /** One JSON line of `deno task bench --kernels`. */
@@ -130,7 +128,6 @@ export function kernelCases(
   config: ModelConfig,
   microBatch: number,
   batch: ModelBatch,
-  attention: AttentionVariant = "simple",
 ): KernelCase[] {
   const { hidden: H, intermediate: I, vocabSize: V, heads, maxSeqLen: S, normEps: eps } = config;
   const B = microBatch;
@@ -191,13 +188,12 @@ export function kernelCases(
   });
 
   // The wrapper's default of 16 rows per block of the first stage.
-  const blocks = Math.ceil(N / 16);
   cases.push({
     name: "layernorm_backward",
     shape: `${rowsShape}, residual`,
-    // Stage 1: dy, x and residual read, dx written (N x H each), weight H, mean and rstd N each, the
-    // partials (blocks x 2H) written. Stage 2: the partials read, dweight and dbias read and written.
-    bytes: f32(4 * N * H + H + 2 * N + 2 * blocks * 2 * H + 4 * H),
+    // dy, x and residual read, dx written (N x H each), weight H, mean and rstd N each, dweight and
+    // dbias read and written. The two-stage reduction's partial sums are not counted.
+    bytes: f32(4 * N * H + H + 2 * N + 4 * H),
     flops: null,
     plan: (k, b) =>
       layerNormBackward(k, {
@@ -264,56 +260,69 @@ export function kernelCases(
     });
   }
 
-  const attentionShape = { batch: B, seq: S, heads, headDim: d, variant: attention };
+  const attentionShape = { batch: B, seq: S, heads, headDim: d };
   const attentionDims = `${B}x${heads}x${S}x${d}`;
   // One S x S x d product per (batch, head) is 2 S^2 d FLOPs.
   const product = 2 * B * heads * S * S * d;
+  const forward = (k: Kernels, b: CaseBuffers) =>
+    attentionForward(k, {
+      ...attentionShape,
+      qkv: b.random("qkv", 3 * N * H),
+      out: b.zeros("out", N * H),
+      probs: b.random("probs", probs),
+    });
+  const backward = (k: Kernels, b: CaseBuffers) =>
+    attentionBackward(k, {
+      ...attentionShape,
+      dout: b.random("dout", N * H),
+      qkv: b.random("qkv", 3 * N * H),
+      probs: b.random("probs", probs),
+      scratch: b.random("scratch", probs),
+      dqkv: b.zeros("dqkv", 3 * N * H),
+    });
+  // The softmax passes alone (the attention family's dispatches; the rest are matmuls).
+  const softmaxOnly = async (dispatches: Promise<Dispatch[]>) =>
+    (await dispatches).filter((d) => d.pipeline.label.startsWith("attention."));
   cases.push({
     name: "attention_forward",
     shape: attentionDims,
-    // qkv (N x 3H) read; probs (B x heads x S x S) and out (N x H) written.
-    bytes: f32(3 * N * H + probs + N * H),
+    // Scores: q, k read, written. Softmax: scores read, probs written. Out: probs and v read, out written.
+    bytes: f32(4 * N * H + 4 * probs),
     // Scores Q K^T and out = P V.
     flops: 2 * product,
-    plan: (k, b) =>
-      attentionForward(k, {
-        ...attentionShape,
-        qkv: b.random("qkv", 3 * N * H),
-        out: b.zeros("out", N * H),
-        probs: b.zeros("probs", probs),
-      }),
+    plan: forward,
   }, {
     name: "attention_backward",
     shape: attentionDims,
-    // dV: dout and probs read, dV written. Query: dout, k, v and probs read, probs (as dS) and dQ
-    // written. dK: q and dS read, dK written. Eight N x H sections and four passes over probs.
-    bytes: f32(8 * N * H + 4 * probs),
+    // dV: probs, dout read, dV written. Grads: dout, v read, grads written. Softmax: probs, grads read,
+    // dS written. dQ: dS, k read, dQ written. dK: dS, q read, dK written.
+    bytes: f32(8 * N * H + 7 * probs),
     // dV = P^T dO, dO V^T, dQ = dS K, dK = dS^T Q.
     flops: 4 * product,
-    plan: (k, b) =>
-      attentionBackward(k, {
-        ...attentionShape,
-        dout: b.random("dout", N * H),
-        qkv: b.random("qkv", 3 * N * H),
-        probs: b.random("probs", probs),
-        dqkv: b.zeros("dqkv", 3 * N * H),
-      }),
+    plan: backward,
+  }, {
+    name: "softmax_forward",
+    shape: attentionDims,
+    // Scores read, probs written in place.
+    bytes: f32(2 * probs),
+    flops: null,
+    plan: (k, b) => softmaxOnly(forward(k, b)),
+  }, {
+    name: "softmax_backward",
+    shape: attentionDims,
+    // Probs and their gradient read, score gradients written in place.
+    bytes: f32(3 * probs),
+    flops: null,
+    plan: (k, b) => softmaxOnly(backward(k, b)),
   });
 
-  // The wrapper's partial sums of the position-scale gradient, and its segment slots.
-  const scalePartials = Math.min(Math.ceil((N * H) / 4 / 256), 1024);
-  const slots = Math.min(N, V);
   cases.push({
     name: "embedding_backward",
     shape: `${rowsShape}, ${U} distinct ids`,
-    // Word: dx (N x H) read; of tokenOrder the positions (N), the slots' segment bounds (slots + 1) and
-    // the U distinct ids read; the U distinct dword rows read and written. Position scale: dx and the
-    // sinusoid table (S x H) read, then the partial sums written and read. Learned table instead: dx
-    // read, the table's gradient (S x H) read and written.
-    bytes: f32(
-      N * H + N + slots + 1 + U + 2 * U * H +
-        (scaled ? N * H + S * H + 2 * scalePartials : N * H + 2 * S * H),
-    ),
+    // dx (N x H) read once; of tokenOrder the positions (N) and the U distinct ids read; the U distinct
+    // dword rows read and written. Position scale: the sinusoid table (S x H) read. Learned table
+    // instead: its gradient (S x H) read and written. Partial sums and segment bounds are not counted.
+    bytes: f32(N * H + N + U + 2 * U * H + (scaled ? S * H : 2 * S * H)),
     flops: null,
     plan: (k, b) =>
       embeddingBackward(k, {
@@ -505,7 +514,7 @@ export async function* benchKernels(
   options: KernelBenchOptions = {},
 ): AsyncGenerator<KernelResult> {
   const batch = zipfBatch(config, microBatch, options.seed ?? 0);
-  const cases = kernelCases(config, microBatch, batch, options.attention);
+  const cases = kernelCases(config, microBatch, batch);
   const unknown = options.only?.filter((name) => !cases.some((c) => c.name === name)) ?? [];
   if (unknown.length > 0) {
     throw new RangeError(

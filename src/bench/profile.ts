@@ -15,7 +15,6 @@ import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { planStepBench, runSteps, type StepBench } from "./step.ts";
-import type { AttentionVariant } from "../model/layers/attention.ts";
 
 export interface ProfileOptions {
   microBatch: number;
@@ -26,8 +25,6 @@ export interface ProfileOptions {
   /** Steps whose dispatches are timed one by one; times are their mean (default 3). */
   profiledSteps?: number;
   seed?: number;
-  /** The attention kernels (default "simple"). */
-  attention?: AttentionVariant;
 }
 
 /** One dispatch of the step and its mean GPU time. */

@@ -10,7 +10,6 @@ import { initParams } from "../model/init.ts";
 import type { ModelBatch } from "../model/model.ts";
 import { maskBatch, maxLabels } from "../train/masking.ts";
 import { planTrainer, type Trainer, type TrainStats } from "../train/step.ts";
-import type { AttentionVariant } from "../model/layers/attention.ts";
 
 export interface StepBenchOptions {
   microBatch: number;
@@ -19,8 +18,6 @@ export interface StepBenchOptions {
   warmupSteps?: number;
   timedSteps?: number;
   seed?: number;
-  /** The attention kernels (default "simple"). */
-  attention?: AttentionVariant;
 }
 
 export interface StepBenchResult {
@@ -70,7 +67,7 @@ export interface StepBench {
 export async function planStepBench(
   k: Kernels,
   config: ModelConfig,
-  options: Pick<StepBenchOptions, "microBatch" | "accumulate" | "seed" | "attention">,
+  options: Pick<StepBenchOptions, "microBatch" | "accumulate" | "seed">,
 ): Promise<StepBench> {
   const { microBatch, accumulate = 1, seed = 0 } = options;
   const seq = config.maxSeqLen;
@@ -78,7 +75,6 @@ export async function planStepBench(
     batch: microBatch,
     seq,
     maxLabels: maxLabels(microBatch, seq, 0.15),
-    attention: options.attention,
   });
   writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed }) as Float32Array<ArrayBuffer>);
   const batches = randomBatches(config, microBatch, accumulate * 2, seed);

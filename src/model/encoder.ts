@@ -27,7 +27,7 @@ import { dropoutSiteCount, EMBEDDING_SITE, layerSites } from "./dropout_sites.ts
 import { type ParamLayout, paramTensor } from "./params.ts";
 import type { Recorder, Recording } from "./recorder.ts";
 import { sinusoidTable } from "../reference/ops.ts";
-import { attentionBackward, attentionForward, type AttentionVariant } from "./layers/attention.ts";
+import { attentionBackward, attentionForward } from "./layers/attention.ts";
 import { dropoutBackward, dropoutForward } from "./layers/dropout.ts";
 import { embeddingBackward, embeddingForward, packTokenOrder, sortTokens } from "./layers/embedding.ts";
 import { layerNormBackward, layerNormForward } from "./layers/layernorm.ts";
@@ -42,8 +42,6 @@ export interface EncoderOptions {
   keyMask?: boolean;
   /** Allocate what dropout needs: the step's seeds and the blocks' scratch. */
   dropout?: boolean;
-  /** The attention kernels (layers/attention.ts; default "simple"). */
-  attention?: AttentionVariant;
 }
 
 /** An encoder's buffers. Everything but the inputs and `states`/`dstates` is internal to the passes. */
@@ -53,8 +51,6 @@ export interface EncoderBuffers {
   batch: number;
   /** The capacity in tokens per sequence. */
   seq: number;
-  /** The attention kernels the passes record. */
-  attention: AttentionVariant;
   params: GPUBuffer;
   grads: GPUBuffer;
   /** Inputs, written by {@linkcode writeEncoderInputs}: token ids and their sort for the backward. */
@@ -84,6 +80,8 @@ export interface EncoderBuffers {
   dactivated: GPUBuffer;
   dh: GPUBuffer;
   dembedded: GPUBuffer;
+  /** [batch, heads, seq, seq]: the attention's dropped probabilities or their gradient (scratch). */
+  scores: GPUBuffer;
   /** With dropout: a dropped tensor before its dropout (forward), or the gradient of it (backward). */
   projected?: GPUBuffer;
   sinusoid?: GPUBuffer;
@@ -131,7 +129,6 @@ export function allocateEncoder(
     ...weights,
     batch,
     seq,
-    attention: options.attention ?? "simple",
     // Per batch inputs.
     ids: f32("ids", N),
     tokenOrder: f32("token order", 3 * N + 1),
@@ -166,6 +163,7 @@ export function allocateEncoder(
     dactivated: f32("d activated", N * act),
     dh: f32("d ffn up", N * I),
     dembedded: f32("d embedded", N * H),
+    scores: f32("attention scores (scratch)", batch * heads * seq * seq),
     projected: options.dropout ? f32("projected (scratch)", N * H) : undefined,
     sinusoid: config.positions === "scaled-sinusoidal"
       ? uploadBuffer(rec.k.gpu, "sinusoid", Float32Array.from(sinusoidTable(seq, H)))
@@ -243,7 +241,7 @@ export function recordEncoderForward(rec: Recording, enc: EncoderBuffers, pass: 
     heads: config.heads,
     headDim: headDim(config),
     keyMask: enc.keyMask,
-    variant: enc.attention,
+    scratch: enc.scores,
   };
   // A block's output projection: c = residual + a W^T, with the projection dropped first under dropout.
   const blockOutput = (
@@ -344,7 +342,7 @@ export function recordEncoderBackward(rec: Recording, enc: EncoderBuffers, pass:
     seq,
     heads: config.heads,
     headDim: headDim(config),
-    variant: enc.attention,
+    scratch: enc.scores,
   };
   for (let l = config.layers - 1; l >= 0; l--) {
     const s = saved[l];

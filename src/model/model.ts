@@ -16,7 +16,6 @@ import {
 } from "./encoder.ts";
 import { Recorder } from "./recorder.ts";
 import { crossEntropy, gatherRows, LOSS_TOTALS_BYTES, scatterRows } from "./layers/cross_entropy.ts";
-import type { AttentionVariant } from "./layers/attention.ts";
 import { GpuError } from "../gpu/device.ts";
 
 /** One masked micro-batch as the data pipeline hands it over (see src/train/masking.ts). */
@@ -36,8 +35,6 @@ export interface ModelShape {
   seq?: number;
   /** The most label positions a micro-batch may have (the sparse head's capacity). */
   maxLabels: number;
-  /** The attention kernels (layers/attention.ts; default "simple"). */
-  attention?: AttentionVariant;
 }
 
 /** The planned model: its buffers and the dispatches of one micro-batch. */
@@ -81,7 +78,6 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
   const enc = allocateEncoder(rec, config, { layout, params, grads }, {
     batch,
     seq,
-    attention: shape.attention,
   });
   // Per micro-batch inputs of the head, written by writeBatch.
   const labelPositions = rec.f32("label positions", R);

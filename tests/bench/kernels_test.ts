@@ -20,17 +20,20 @@ const TINY_BYTES: Record<string, number> = {
   embedding_forward: (32 + 320 + 512 + 1024) * 4,
   // x and y 32 x 32, weight and bias 32, mean and rstd 32
   layernorm_forward: (2048 + 64 + 64) * 4,
-  // dy, x, residual, dx 32 x 32; weight 32; mean, rstd 32; 2 blocks of 64 partials written and read;
-  // dweight and dbias read and written
-  layernorm_backward: (4096 + 32 + 64 + 256 + 128) * 4,
+  // dy, x, residual, dx 32 x 32; weight 32; mean, rstd 32; dweight and dbias read and written
+  layernorm_backward: (4096 + 32 + 64 + 128) * 4,
   gelu_forward: 2 * 2048 * 4,
   gelu_backward: 3 * 2048 * 4,
-  // qkv 32 x 96, probs 2 x 4 x 16 x 16, out 32 x 32
-  attention_forward: (3072 + 2048 + 1024) * 4,
-  attention_backward: (8 * 1024 + 4 * 2048) * 4,
-  // word: dx, positions 32, segment bounds 33, ids 10, dword rows 2 x 10 x 32; scale: dx, table 512,
-  // one partial written and read
-  embedding_backward: (1024 + 32 + 33 + 10 + 640 + 1024 + 512 + 2) * 4,
+  // probs 2 x 4 x 16 x 16 = 2048. Forward: q, k, v read, out written (32 x 32 each); scores written,
+  // read, probs written, read.
+  attention_forward: (4 * 1024 + 4 * 2048) * 4,
+  // dout (twice), v, dv, q, k, dq, dk (32 x 32 each); probs read for dV, grads written, probs and grads
+  // read and dS written, dS read for dQ and for dK.
+  attention_backward: (8 * 1024 + 7 * 2048) * 4,
+  softmax_forward: 2 * 2048 * 4,
+  softmax_backward: 3 * 2048 * 4,
+  // dx, positions 32, ids 10, dword rows 2 x 10 x 32, the sinusoid table 512
+  embedding_backward: (1024 + 32 + 10 + 640 + 512) * 4,
   // positions 3, rows 3 x 32 read, gathered 4 x 32 written
   gather_rows: (3 + 96 + 128) * 4,
   // labels 3, logits 3 x 96 read and 4 x 96 written, row losses 4 written and read
@@ -62,7 +65,7 @@ Deno.test("kernelCases follows the configured activation and position embedding"
   assert.equal(cases.glu_forward.bytes, (2048 + 1024) * 4);
   assert.equal(cases.glu_backward.bytes, (1024 + 2 * 2048) * 4);
   // The learned table's gradient (16 x 32) read and written instead of the scale's reduction.
-  assert.equal(cases.embedding_backward.bytes, (1024 + 32 + 33 + 10 + 640 + 1024 + 2 * 512) * 4);
+  assert.equal(cases.embedding_backward.bytes, (1024 + 32 + 10 + 640 + 2 * 512) * 4);
 });
 
 Deno.test("zipfBatch draws frequent low ranks and masks as in training", () => {
@@ -93,11 +96,13 @@ Deno.test("benchKernels runs every case and reports consistent figures", async (
     "layernorm.layernorm_backward",
     "layernorm.layernorm_param_grads",
   ]);
+  // The attention's products (dV, grads, then dQ and dK) around its softmax; the softmax cases alone.
   assert.deepEqual(labels.attention_backward, [
-    "attention.attention_backward_keys",
-    "attention.attention_backward_query",
-    "attention.attention_backward_keys",
+    ...Array(2).fill("matmul.matmul_tiled"),
+    "attention.softmax_backward",
+    ...Array(2).fill("matmul.matmul_tiled"),
   ]);
+  assert.deepEqual(labels.softmax_forward, ["attention.softmax_forward"]);
   assert.deepEqual(labels.cross_entropy, ["cross_entropy.cross_entropy", "cross_entropy.loss_total"]);
   assert.deepEqual(labels.adamw, ["optimizer.adamw"]);
   const close = (a: number, b: number) => Math.abs(a - b) <= 2e-3 * Math.abs(b);
@@ -131,26 +136,4 @@ Deno.test("benchKernels --only runs the named cases and rejects unknown names", 
     },
     /only: no kernel case named softmax; expected among embedding_forward, layernorm_forward/,
   );
-});
-
-Deno.test("benchKernels with the tiled attention times the tiled kernels", async () => {
-  const k = new Kernels(await requestGpu());
-  // headDim 16, which the tiled attention covers.
-  const config: ModelConfig = { ...tiny, heads: 2 };
-  const options = { warmupSeconds: 0.002, timedSeconds: 0.002, attention: "tiled" as const };
-  const labels: Record<string, string[]> = {};
-  for await (
-    const r of benchKernels(k, config, 2, { ...options, only: ["attention_forward", "attention_backward"] })
-  ) {
-    labels[r.name] = r.kernels;
-    assert.ok(r.us > 0 && r.flops! > 0, r.name);
-  }
-  assert.deepEqual(labels, {
-    attention_forward: ["attention.attention_forward_tiled"],
-    attention_backward: [
-      "attention.attention_backward_keys_tiled",
-      "attention.attention_backward_query_tiled",
-      "attention.attention_backward_keys_tiled",
-    ],
-  });
 });

@@ -44,8 +44,8 @@ Deno.test("benchMatmul times each shape and checks it against float64", async ()
     results.push(r);
   }
   assert.deepEqual(results.map((r) => [r.name, r.kernel, r.tile, r.splits]), [
-    ["plain", "matmul_tiled", "64x128x8/u8", 1],
-    ["deep", "matmul_tiled", "64x128x8/u8", 2],
+    ["plain", "matmul_tiled", "128x128x8/u8", 1],
+    ["deep", "matmul_tiled", "128x128x8/u8", 2],
   ]);
   for (const r of results) {
     assert.ok(r.tflops > 0, `${r.name}: tflops ${r.tflops}`);

@@ -28,13 +28,3 @@ Deno.test("benchStep reports the step's throughput and memory", async () => {
   assert.ok(r.tokens_per_s > 0 && r.ms_per_step > 0 && r.gpu_mem_gib >= 0);
   assert.ok(Number.isFinite(r.loss) && Number.isFinite(r.grad_norm) && r.grad_norm > 0);
 });
-
-Deno.test("benchStep trains with the tiled attention", async () => {
-  const k = new Kernels(await requestGpu());
-  // headDim 16, which the tiled attention covers.
-  const config = { ...tiny, heads: 2 };
-  const r = await benchStep(k, config, { microBatch: 2, warmupSteps: 1, timedSteps: 2, attention: "tiled" });
-  assert.equal(r.skipped_steps, 0);
-  assert.ok(Math.abs(r.loss - Math.log(tiny.vocabSize)) < 0.5, `loss ${r.loss}`);
-  assert.ok(Number.isFinite(r.grad_norm) && r.grad_norm > 0);
-});

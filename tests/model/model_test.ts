@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import { requestGpu } from "../../src/gpu/device.ts";
 import { readF32, writeBuffer } from "../../src/gpu/buffers.ts";
 import { Kernels, submitDispatches } from "../../src/gpu/kernels.ts";
-import { headDim, type ModelConfig, tiny } from "../../src/model/config.ts";
-import { type AttentionVariant, attentionVariant } from "../../src/model/layers/attention.ts";
+import { type ModelConfig, tiny } from "../../src/model/config.ts";
 import { initParams } from "../../src/model/init.ts";
 import { type ModelBatch, planModel } from "../../src/model/model.ts";
 import { readLossTotals } from "../../src/model/layers/cross_entropy.ts";
@@ -44,21 +43,19 @@ function maskedBatch(config: ModelConfig, batch: number, seq: number, seed: numb
 // gradient tensor is compared by the relative L2 error of the whole tensor (1e-4), which a wrong index, a
 // missing term or a sign error exceeds by orders of magnitude.
 for (
-  const [config, attention] of [
-    [tiny, "simple"],
-    [{ ...tiny, ffn: "gelu-glu", positions: "learned" }, "simple"],
-    // headDim 16, which the tiled attention covers.
-    [{ ...tiny, heads: 2 }, "tiled"],
-  ] as [ModelConfig, AttentionVariant][]
+  const config of [
+    tiny,
+    { ...tiny, ffn: "gelu-glu", positions: "learned" },
+    // Two heads of 16.
+    { ...tiny, heads: 2 },
+  ] as ModelConfig[]
 ) {
-  Deno.test(`the GPU model's loss and every gradient match the float64 reference (${config.ffn}, ${config.positions}, heads ${config.heads}, ${attention} attention)`, async () => {
+  Deno.test(`the GPU model's loss and every gradient match the float64 reference (${config.ffn}, ${config.positions}, heads ${config.heads})`, async () => {
     const k = new Kernels(await requestGpu());
     const [batch, seq] = [3, config.maxSeqLen];
-    const attentionShape = { batch, seq, heads: config.heads, headDim: headDim(config), variant: attention };
-    assert.equal(attentionVariant(k.gpu, attentionShape), attention);
     const b = maskedBatch(config, batch, seq, 7);
     const params = weights(config, 3);
-    const model = await planModel(k, config, { batch, seq, maxLabels: b.labelIds.length + 5, attention });
+    const model = await planModel(k, config, { batch, seq, maxLabels: b.labelIds.length + 5 });
     writeBuffer(k.gpu, model.params, params);
     model.writeBatch(b, 1 / b.labelIds.length);
     submitDispatches(k.gpu, model.microBatch);

@@ -4,9 +4,10 @@
  * The word-embedding gradient is a scatter-add of dx rows by token id, and WGSL has no float atomics.
  * The host knows each batch's ids before the GPU needs them (it masks the batch while the GPU runs the
  * previous step), so it also sorts them: {@linkcode sortTokens} buckets the token positions by id (a
- * stable O(N log N) sort: 2-3 ms for 16k ids on a 2-core CPU, off the GPU's critical path) and the kernel
- * gives each distinct id one workgroup that sums its rows in that fixed order. The result is the same
- * bit for bit on every run.
+ * stable O(N log N) sort: 2-3 ms for 16k ids on a 2-core CPU, off the GPU's critical path). The kernel
+ * cuts the sorted positions into tiles of equal length, one workgroup each, and sums every id's rows in
+ * that fixed order; an id spanning several tiles (a frequent word, [MASK]) leaves one partial sum per
+ * tile, which a second kernel adds in tile order. The result is the same bit for bit on every run.
  */
 import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
 import { dispatch } from "../../gpu/kernels.ts";
@@ -119,10 +120,15 @@ export interface EmbeddingBackwardArgs extends EmbeddingShape {
 
 const FAMILY = "embedding";
 const WG = 256;
+/** The word-gradient kernels' workgroups: COLS4 vec4 columns by LANES lanes. */
 const COLS4 = 64;
 const LANES = 4;
-/** Partial sums of the position-scale gradient (its first reduction stage). */
-const MAX_PARTIALS = 1024;
+/**
+ * Sorted positions per tile of the word gradient: 256 tiles x 3 column chunks for 16384 tokens of 768,
+ * several workgroups per SM of a 132-SM GPU. Measured on an H200 against 32: the same time for the tiles,
+ * half the workgroups (and partial sums) for the carries.
+ */
+const TILE = 64;
 
 /** Records x = word[ids] + position. */
 export async function embeddingForward(k: Kernels, args: EmbeddingForwardArgs): Promise<Dispatch[]> {
@@ -147,8 +153,8 @@ export async function embeddingForward(k: Kernels, args: EmbeddingForwardArgs): 
 
 /**
  * Records the backward: dword += the scatter-add of dx by id, and the position gradient (learned table
- * rows, or the scale of the sinusoid). The scale's reduction uses a small scratch buffer of partial
- * sums made here.
+ * rows, or the scale of the sinusoid, summed as the word gradient reads dx). The scratch buffers of the
+ * reductions (1.5 MiB for 16384 tokens of 768) are made here.
  */
 export async function embeddingBackward(k: Kernels, args: EmbeddingBackwardArgs): Promise<Dispatch[]> {
   const gpu = k.gpu;
@@ -158,34 +164,46 @@ export async function embeddingBackward(k: Kernels, args: EmbeddingBackwardArgs)
   checkBuffer("embedding backward dx", args.dx, tokens * hidden * 4);
   checkBuffer("embedding backward tokenOrder", args.tokenOrder, (3 * tokens + 1) * 4);
   checkBuffer("embedding backward dword", args.dword, vocab * hidden * 4);
+  const scaled = position.kind === "scaled-sinusoidal";
+  if (scaled) {
+    checkBuffer("embedding backward sinusoid table", position.table, seq * hidden * 4);
+    checkBuffer("embedding backward position-scale grad", position.grad, 4);
+  } else {
+    checkBuffer("embedding backward position grad", position.grad, seq * hidden * 4);
+  }
+  const tiles = Math.ceil(tokens / TILE);
+  const chunks = Math.ceil(hidden4 / COLS4);
   const segments = Math.min(tokens, vocab);
   const wordParams = paramBuffer(gpu, "embedding.backward word params", [tokens, seq, hidden4, segments]);
-  const word = await k.pipeline(FAMILY, "embedding_backward_word", { COLS4, LANES });
-  const limit = gpu.limits.maxComputeWorkgroupsPerDimension;
-  const wordGrid: [number, number] = [Math.min(segments, limit), Math.ceil(hidden4 / COLS4)];
-  const dispatches = [dispatch(gpu, word, [wordParams, args.dx, args.tokenOrder, args.dword], wordGrid)];
-
-  if (position.kind === "learned") {
-    checkBuffer("embedding backward position grad", position.grad, seq * hidden * 4);
+  const carry = storageBuffer(gpu, "embedding.backward carry", tiles * 2 * hidden * 4);
+  const owners = storageBuffer(gpu, "embedding.backward carry owners", tiles * 8);
+  const constants = { COLS4, LANES, TILE, SCALE: scaled ? 1 : 0 };
+  const [word, carrySum] = await Promise.all([
+    k.pipeline(FAMILY, "embedding_backward_word", constants),
+    k.pipeline(FAMILY, "embedding_backward_carry", constants),
+  ]);
+  const placeholder = () => storageBuffer(gpu, "embedding.backward placeholder", 16);
+  const scalePartials = scaled
+    ? storageBuffer(gpu, "embedding.backward scale partials", tiles * chunks * 4)
+    : placeholder();
+  const shared = [wordParams, args.dword, carry, owners];
+  const grid: [number, number] = [tiles, chunks];
+  const dispatches = [
+    dispatch(gpu, word, [
+      ...shared,
+      args.tokenOrder,
+      args.dx,
+      scaled ? position.table : placeholder(),
+      scalePartials,
+    ], grid),
+    dispatch(gpu, carrySum, [...shared, scalePartials, scaled ? position.grad : placeholder()], grid),
+  ];
+  if (!scaled) {
     const params = paramBuffer(gpu, "embedding.backward learned params", [tokens, seq, hidden4, 0]);
     const pipeline = await k.pipeline(FAMILY, "embedding_backward_learned", { WG });
-    const grid = flatGrid(gpu, Math.ceil((seq * hidden4) / WG));
-    dispatches.push(dispatch(gpu, pipeline, [params, args.dx, position.grad], grid));
-    return dispatches;
+    const learnedGrid = flatGrid(gpu, Math.ceil((seq * hidden4) / WG));
+    dispatches.push(dispatch(gpu, pipeline, [params, args.dx, position.grad], learnedGrid));
   }
-  checkBuffer("embedding backward sinusoid table", position.table, seq * hidden * 4);
-  checkBuffer("embedding backward position-scale grad", position.grad, 4);
-  const count = Math.min(Math.ceil((tokens * hidden4) / WG), MAX_PARTIALS);
-  const partials = storageBuffer(gpu, "embedding.backward scale partials", count * 4);
-  const params = paramBuffer(gpu, "embedding.backward scale params", [tokens, seq, hidden4, count]);
-  const [stage1, stage2] = await Promise.all([
-    k.pipeline(FAMILY, "embedding_scale_partials", { WG }),
-    k.pipeline(FAMILY, "embedding_scale_total", { WG }),
-  ]);
-  dispatches.push(
-    dispatch(gpu, stage1, [params, args.dx, position.table, partials], [count]),
-    dispatch(gpu, stage2, [params, partials, position.grad], [1]),
-  );
   return dispatches;
 }
 

@@ -5,7 +5,9 @@
  * (`transA`, usually with `accumulate` over micro-batches).
  *
  * The wrapper picks the kernel: the fast tiled kernel whenever rows can be read as vec4 (ragged M, N, K
- * included), a plain guarded kernel otherwise.
+ * included), a plain guarded kernel otherwise. Matrices may be row ranges of wider ones (`lda`, `ldb`,
+ * `ldc`), and one dispatch may run a batch of same-shaped products (`batch`: attention's per-head
+ * products).
  *
  * @module
  */
@@ -48,6 +50,14 @@ export interface MatmulOptions {
   bOffset?: number;
   cOffset?: number;
   addOffset?: number;
+  /** Elements between the rows of A as stored (default: its width, k or m with `transA`). */
+  lda?: number;
+  /** Elements between the rows of B as stored (default: its width, n or k with `transB`). */
+  ldb?: number;
+  /** Elements between the rows of C and ADD (default n). */
+  ldc?: number;
+  /** Independent products of this shape in one dispatch (not with `add`, never split K). */
+  batch?: MatmulBatch;
   /** Tiled-kernel work split, for tuning; default {@linkcode DEFAULT_MATMUL_TILE}. */
   tile?: MatmulTile;
   /** Split-K ways of the tiled kernel, for tuning; by default chosen so that the GPU is filled. */
@@ -57,12 +67,27 @@ export interface MatmulOptions {
 }
 
 /**
+ * A batch of products indexed t = outer * inner + i (e.g. outer a sequence, i a head): product t's A, B
+ * and C start `outer * strides[0] + i * strides[1]` elements after their offsets.
+ */
+export interface MatmulBatch {
+  /** Products in all. */
+  count: number;
+  /** Products per outer index (default 1: one level, products `strides[0]` apart). */
+  inner?: number;
+  a: readonly [number, number];
+  b: readonly [number, number];
+  c: readonly [number, number];
+}
+
+/**
  * The default tile, the fastest of the sweep on the H200 (Deno 2.9.6, Vulkan; `deno task bench --tile`):
- * 64x128 with K depth 8, 8x8 per thread and the k loop written out 8 steps at a time reached 31-34
- * TFLOP/s at the model's shapes in all three layouts, against 25-29 for the notes' per-layout picks.
+ * 128x128 with K depth 8, 8x8 per thread and the k loop written out 8 steps at a time reached 34-38
+ * TFLOP/s at the model's encoder shapes in all three layouts (64x128x8/u8: 31-34; 128x64x8/u8 and
+ * 128x128x8/t16/u8: 32-37; 64x128x16/u8: 27-34).
  */
 export const DEFAULT_MATMUL_TILE: Readonly<MatmulTile> = {
-  rows: 64,
+  rows: 128,
   cols: 128,
   depth: 8,
   threadCols: 8,
@@ -123,15 +148,52 @@ function tileConstants(k: Kernels, tile: MatmulTile): Constants {
   return { WG_X: wgX, WG_Y: wgY, COL_GROUPS: threadCols / 4, BK: depth, K_UNROLL: unroll };
 }
 
-/** Checks that `count` elements from `offset` fit in `buffer`. */
-function checkExtent(what: string, buffer: GPUBuffer, offset: number, count: number): void {
-  if (!Number.isInteger(offset) || offset < 0) {
-    throw new GpuError(`matmul: ${what} offset ${offset} is not >= 0`);
-  }
-  if ((offset + count) * 4 > buffer.size) {
+/** Row strides of A, B and C as stored, and the batch's shape (one product when none is given). */
+interface Layout {
+  lda: number;
+  ldb: number;
+  ldc: number;
+  count: number;
+  inner: number;
+  strides: { a: readonly [number, number]; b: readonly [number, number]; c: readonly [number, number] };
+}
+
+function layout(options: MatmulOptions): Layout {
+  const { m, k, n, transA = false, transB = false, batch } = options;
+  const { lda = transA ? m : k, ldb = transB ? k : n, ldc = n } = options;
+  const none = [0, 0] as const;
+  return {
+    lda,
+    ldb,
+    ldc,
+    count: batch?.count ?? 1,
+    inner: batch?.inner ?? 1,
+    strides: batch ?? { a: none, b: none, c: none },
+  };
+}
+
+/**
+ * Checks that `what`'s rows x cols elements (rows `ld` apart, in every product of the batch) fit in
+ * `buffer` from `offset`, and that its rows do not overlap.
+ */
+function checkExtent(
+  what: string,
+  buffer: GPUBuffer,
+  offset: number,
+  [rows, cols, ld]: [number, number, number],
+  batch: Layout,
+  strides: readonly [number, number],
+): void {
+  const names = ["offset", "row stride", "batch stride", "inner batch stride"];
+  [offset, ld, ...strides].forEach((v, i) => {
+    if (!Number.isInteger(v) || v < 0) throw new GpuError(`matmul: ${what} ${names[i]} ${v} is not >= 0`);
+  });
+  if (ld < cols) throw new GpuError(`matmul: ${what} rows are ${ld} apart, less than their ${cols} elements`);
+  const outer = batch.count / batch.inner - 1;
+  const last = offset + outer * strides[0] + (batch.inner - 1) * strides[1] + (rows - 1) * ld + cols;
+  if (last * 4 > buffer.size) {
     throw new GpuError(
-      `matmul: ${what} needs ${offset + count} f32 values from its buffer ${buffer.label || ""} of ` +
-        `${buffer.size / 4}`,
+      `matmul: ${what} needs ${last} f32 values from its buffer ${buffer.label || ""} of ${buffer.size / 4}`,
     );
   }
 }
@@ -158,22 +220,38 @@ function plan(k: Kernels, options: MatmulOptions): Plan {
   const { m, k: depth, n, transA = false, transB = false, accumulate = false, add } = options;
   const { aOffset = 0, bOffset = 0, cOffset = 0, addOffset = 0 } = options;
   const mode = accumulate ? 1 : add ? 2 : 0;
+  const { lda, ldb, ldc, count, strides } = layout(options);
   // The tiled kernel reads A's, B's and C's rows as vec4.
-  const aligned = [aOffset, bOffset, cOffset, addOffset, n, transA ? m : depth, transB ? depth : n]
-    .every((v) => v % 4 === 0);
+  const aligned = [
+    aOffset,
+    bOffset,
+    cOffset,
+    addOffset,
+    n,
+    transA ? m : depth,
+    transB ? depth : n,
+    lda,
+    ldb,
+    ldc,
+    ...strides.a,
+    ...strides.b,
+    ...strides.c,
+  ].every((v) => v % 4 === 0);
   if (!aligned) {
     return {
       entry: "matmul_general",
       constants: { TRANS_A: +transA, TRANS_B: +transB, MODE: mode },
-      workgroups: [Math.ceil(n / 16), Math.ceil(m / 16), 1],
+      workgroups: [Math.ceil(n / 16), Math.ceil(m / 16), count],
       splits: 1,
       kChunk: depth,
     };
   }
   const tile = options.tile ?? DEFAULT_MATMUL_TILE;
-  const tiles = Math.ceil(n / tile.cols) * Math.ceil(m / tile.rows);
+  const tiles = Math.ceil(n / tile.cols) * Math.ceil(m / tile.rows) * count;
+  // Split partial products are summed as contiguous [m, n] slices.
+  const splittable = count === 1 && ldc === n;
   let splits = options.splits ?? 1;
-  if (options.splits === undefined) {
+  if (options.splits === undefined && splittable) {
     while (
       tiles * splits < FILL_WORKGROUPS && depth / (2 * splits) >= MIN_SPLIT_DEPTH && splits < MAX_SPLITS
     ) {
@@ -182,6 +260,9 @@ function plan(k: Kernels, options: MatmulOptions): Plan {
   }
   if (!Number.isInteger(splits) || splits < 1) {
     throw new GpuError(`matmul: splits = ${splits}, expected >= 1`);
+  }
+  if (splits > 1 && !splittable) {
+    throw new GpuError("matmul: a batched or strided C cannot split K");
   }
   // Each slice is a whole number of tile pairs; recounting drops slices that would be empty.
   const kChunk = Math.ceil(depth / splits / (2 * tile.depth)) * 2 * tile.depth;
@@ -197,7 +278,7 @@ function plan(k: Kernels, options: MatmulOptions): Plan {
       ...tileConstants(k, tile),
       EDGE: +edge,
     },
-    workgroups: [Math.ceil(n / tile.cols), Math.ceil(m / tile.rows), splits],
+    workgroups: [Math.ceil(n / tile.cols), Math.ceil(m / tile.rows), splits * count],
     splits,
     kChunk,
   };
@@ -230,15 +311,31 @@ export async function matmul(k: Kernels, options: MatmulOptions): Promise<Dispat
   if (c === a || c === b || c === add) {
     throw new GpuError("matmul: c must be a buffer other than a, b and add");
   }
-  checkExtent("a", a, aOffset, m * depth);
-  checkExtent("b", b, bOffset, depth * n);
-  checkExtent("c", c, cOffset, m * n);
-  if (add) checkExtent("add", add, addOffset, m * n);
+  const shape = layout(options);
+  const { lda, ldb, ldc, count, inner, strides } = shape;
+  if (options.batch) {
+    if (!Number.isInteger(count) || count < 1 || !Number.isInteger(inner) || inner < 1 || count % inner) {
+      throw new GpuError(
+        `matmul: batch of ${count} products, ${inner} per outer index: expected a whole number`,
+      );
+    }
+    if (add) throw new GpuError("matmul: a batch cannot add a matrix");
+    const limit = k.gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (count > limit) throw new GpuError(`matmul: batch of ${count} products, at most ${limit}`);
+  }
+  checkExtent("a", a, aOffset, transA ? [depth, m, lda] : [m, depth, lda], shape, strides.a);
+  checkExtent("b", b, bOffset, transB ? [n, depth, ldb] : [depth, n, ldb], shape, strides.b);
+  checkExtent("c", c, cOffset, [m, n, ldc], shape, strides.c);
+  if (add) checkExtent("add", add, addOffset, [m, n, ldc], shape, strides.c);
 
   const { entry, constants, workgroups, splits, kChunk } = plan(k, options);
   const gpu = k.gpu;
-  const what = `matmul ${m}x${n}x${depth}${transA ? " transA" : ""}${transB ? " transB" : ""}`;
-  const values = [m, n, depth, aOffset, bOffset, cOffset, addOffset, kChunk, m * n, splits];
+  const what = `matmul ${m}x${n}x${depth}${transA ? " transA" : ""}${transB ? " transB" : ""}` +
+    (count > 1 ? ` x${count}` : "");
+  const values = [
+    ...[m, n, depth, aOffset, bOffset, cOffset, addOffset, kChunk, m * n, splits],
+    ...[lda, ldb, ldc, inner, ...strides.a, ...strides.b, ...strides.c],
+  ];
   const pipeline = await k.pipeline("matmul", entry, constants);
   if (splits === 1) {
     return await checked(gpu, what, () => {

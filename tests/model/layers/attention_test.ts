@@ -2,12 +2,8 @@ import assert from "node:assert/strict";
 import { readF32, storageBuffer, uploadBuffer, writeBuffer } from "../../../src/gpu/buffers.ts";
 import { requestGpu } from "../../../src/gpu/device.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
-import {
-  attentionBackward,
-  attentionForward,
-  attentionVariant,
-} from "../../../src/model/layers/attention.ts";
-import type { AttentionShape, AttentionVariant } from "../../../src/model/layers/attention.ts";
+import { attentionBackward, attentionForward } from "../../../src/model/layers/attention.ts";
+import type { AttentionShape } from "../../../src/model/layers/attention.ts";
 import * as ref from "../../../src/reference/ops.ts";
 import { assertClose, seededUniform } from "../../_helpers.ts";
 
@@ -26,6 +22,7 @@ interface Buffers {
   probs: GPUBuffer;
   dout: GPUBuffer;
   dqkv: GPUBuffer;
+  scratch: GPUBuffer;
 }
 
 function buffers(
@@ -41,113 +38,100 @@ function buffers(
     probs: storageBuffer(gpu, "probs", shape.batch * shape.heads * shape.seq * shape.seq * 4),
     dout: uploadBuffer(gpu, "dout", dout),
     dqkv: storageBuffer(gpu, "dqkv", n * 3 * hidden * 4),
+    scratch: storageBuffer(gpu, "scratch", shape.batch * shape.heads * shape.seq * shape.seq * 4),
   };
 }
 
-const VARIANTS: AttentionVariant[] = ["simple", "tiled"];
-
-/**
- * The shape with `variant`, checking which kernels run: "tiled" where headDim is a multiple of 16 (every
- * tiled shape here fits 32 KiB of workgroup memory), "simple" otherwise.
- */
-function withVariant<T extends AttentionShape>(shape: T, variant: AttentionVariant): T {
-  const chosen = { ...shape, variant };
-  const runs = variant === "tiled" && shape.headDim % 16 === 0 ? "tiled" : "simple";
-  assert.equal(attentionVariant(gpu, chosen), runs, `${runs} should run for ${JSON.stringify(chosen)}`);
-  return chosen;
-}
-
 for (
-  const plain of [
+  const shape of [
     { batch: 2, seq: 5, heads: 3, headDim: 8 },
-    // Several query blocks and key chunks, the last of each partial; headDim / 4 odd.
+    // Rows longer than the 32 lanes of a row, ragged products; headDim / 4 odd.
     { batch: 1, seq: 37, heads: 2, headDim: 12 },
-    // The tiled kernels: ragged (3 key chunks of 16, the last partial), then the crammed model's head.
-    { batch: 1, seq: 37, heads: 2, headDim: 16 },
+    // Products off the vec4 path (the general matmul kernel).
+    { batch: 2, seq: 7, heads: 2, headDim: 6 },
+    // The crammed model's head.
     { batch: 2, seq: 128, heads: 2, headDim: 64 },
   ]
 ) {
-  for (const variant of VARIANTS) {
-    Deno.test(`attention forward and backward match the reference (${variant}, ${JSON.stringify(plain)})`, async () => {
-      const shape = withVariant(plain, variant);
-      const n = shape.batch * shape.seq;
-      const hidden = shape.heads * shape.headDim;
-      // Wide enough inputs that the softmax is far from uniform.
-      const qkv = seededUniform(n * 3 * hidden, 1, -2, 2);
-      const dout = seededUniform(n * hidden, 2);
-      const b = buffers(shape, qkv, dout);
-      submitDispatches(gpu, await attentionForward(kernels, { ...shape, ...b }));
-      const expected = ref.attentionForward(qkv, shape);
-      assertClose(await readF32(gpu, b.probs), expected.probs, { ...TOL, what: "probs" });
-      assertClose(await readF32(gpu, b.out), expected.out, { ...TOL, what: "out" });
-
-      submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
-      const dqkv = ref.attentionBackward(dout, qkv, expected.probs, shape);
-      const first = await readF32(gpu, b.dqkv);
-      assertClose(first, dqkv, { ...TOL, what: "dqkv" });
-      // Deterministic: a second forward and backward gives the same bits.
-      submitDispatches(gpu, await attentionForward(kernels, { ...shape, ...b }));
-      submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
-      assert.deepEqual(await readF32(gpu, b.dqkv), first);
-    });
-  }
-}
-
-for (const variant of VARIANTS) {
-  Deno.test(`attention with a key mask matches the reference and ignores the padded tokens (${variant})`, async () => {
-    const shape = withVariant({ batch: 3, seq: 6, heads: 2, headDim: 16 }, variant);
+  Deno.test(`attention forward and backward match the reference (${JSON.stringify(shape)})`, async () => {
     const n = shape.batch * shape.seq;
     const hidden = shape.heads * shape.headDim;
-    // Sequence 0 has 4 real tokens, sequence 1 is unpadded, sequence 2 is all padding (all-zero probs).
-    const keyMask = Uint32Array.from([1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]);
-    const qkv = seededUniform(n * 3 * hidden, 3, -2, 2);
-    const dout = seededUniform(n * hidden, 4);
+    // Wide enough inputs that the softmax is far from uniform.
+    const qkv = seededUniform(n * 3 * hidden, 1, -2, 2);
+    const dout = seededUniform(n * hidden, 2);
     const b = buffers(shape, qkv, dout);
-    const mask = uploadBuffer(gpu, "keyMask", keyMask);
-    const forward = await attentionForward(kernels, { ...shape, ...b, keyMask: mask });
-    submitDispatches(gpu, forward);
-    const expected = ref.attentionForward(qkv, { ...shape, keyMask });
-    const probs = await readF32(gpu, b.probs);
-    const out = await readF32(gpu, b.out);
-    assertClose(probs, expected.probs, { ...TOL, what: "probs" });
-    assertClose(out, expected.out, { ...TOL, what: "out" });
-    submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
-    assertClose(await readF32(gpu, b.dqkv), ref.attentionBackward(dout, qkv, expected.probs, shape), {
-      ...TOL,
-      what: "dqkv",
-    });
+    submitDispatches(gpu, await attentionForward(kernels, { ...shape, ...b }));
+    const expected = ref.attentionForward(qkv, shape);
+    assertClose(await readF32(gpu, b.probs), expected.probs, { ...TOL, what: "probs" });
+    assertClose(await readF32(gpu, b.out), expected.out, { ...TOL, what: "out" });
 
-    // New values at the padded tokens (their q, k and v) leave the real tokens' results bit-identical.
-    const changed = qkv.slice();
-    const noise = seededUniform(qkv.length, 5, -50, 50);
-    for (let t = 0; t < n; t++) {
-      if (keyMask[t] === 0) changed.set(noise.subarray(t * 3 * hidden, (t + 1) * 3 * hidden), t * 3 * hidden);
-    }
-    writeBuffer(gpu, b.qkv, changed);
-    submitDispatches(gpu, forward);
-    const probs2 = await readF32(gpu, b.probs);
-    const out2 = await readF32(gpu, b.out);
-    let checked = 0;
-    for (let t = 0; t < n; t++) {
-      if (keyMask[t] === 0) continue;
-      const batch = Math.floor(t / shape.seq);
-      const query = t % shape.seq;
-      assert.deepEqual(
-        out2.subarray(t * hidden, (t + 1) * hidden),
-        out.subarray(t * hidden, (t + 1) * hidden),
-      );
-      for (let h = 0; h < shape.heads; h++) {
-        const row = ((batch * shape.heads + h) * shape.seq + query) * shape.seq;
-        assert.deepEqual(probs2.subarray(row, row + shape.seq), probs.subarray(row, row + shape.seq));
-      }
-      checked++;
-    }
-    assert.equal(checked, 10);
+    submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
+    const dqkv = ref.attentionBackward(dout, qkv, expected.probs, shape);
+    const first = await readF32(gpu, b.dqkv);
+    assertClose(first, dqkv, { ...TOL, what: "dqkv" });
+    // Deterministic: a second forward and backward gives the same bits.
+    submitDispatches(gpu, await attentionForward(kernels, { ...shape, ...b }));
+    submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
+    assert.deepEqual(await readF32(gpu, b.dqkv), first);
+  });
+}
+
+Deno.test("attention with a key mask matches the reference and ignores the padded tokens", async () => {
+  const shape = { batch: 3, seq: 6, heads: 2, headDim: 16 };
+  const n = shape.batch * shape.seq;
+  const hidden = shape.heads * shape.headDim;
+  // Sequence 0 has 4 real tokens, sequence 1 is unpadded, sequence 2 is all padding (all-zero probs).
+  const keyMask = Uint32Array.from([1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]);
+  const qkv = seededUniform(n * 3 * hidden, 3, -2, 2);
+  const dout = seededUniform(n * hidden, 4);
+  const b = buffers(shape, qkv, dout);
+  const mask = uploadBuffer(gpu, "keyMask", keyMask);
+  const forward = await attentionForward(kernels, { ...shape, ...b, keyMask: mask });
+  submitDispatches(gpu, forward);
+  const expected = ref.attentionForward(qkv, { ...shape, keyMask });
+  const probs = await readF32(gpu, b.probs);
+  const out = await readF32(gpu, b.out);
+  assertClose(probs, expected.probs, { ...TOL, what: "probs" });
+  assertClose(out, expected.out, { ...TOL, what: "out" });
+  submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
+  assertClose(await readF32(gpu, b.dqkv), ref.attentionBackward(dout, qkv, expected.probs, shape), {
+    ...TOL,
+    what: "dqkv",
   });
 
-  Deno.test(`attention with probability dropout and a key mask matches the reference, forward and backward (${variant})`, async () => {
-    // Several query blocks and key chunks, so the mask's flat probs index crosses workgroups.
-    const shape = withVariant({ batch: 2, seq: 37, heads: 2, headDim: 16 }, variant);
+  // New values at the padded tokens (their q, k and v) leave the real tokens' results bit-identical.
+  const changed = qkv.slice();
+  const noise = seededUniform(qkv.length, 5, -50, 50);
+  for (let t = 0; t < n; t++) {
+    if (keyMask[t] === 0) changed.set(noise.subarray(t * 3 * hidden, (t + 1) * 3 * hidden), t * 3 * hidden);
+  }
+  writeBuffer(gpu, b.qkv, changed);
+  submitDispatches(gpu, forward);
+  const probs2 = await readF32(gpu, b.probs);
+  const out2 = await readF32(gpu, b.out);
+  let checked = 0;
+  for (let t = 0; t < n; t++) {
+    if (keyMask[t] === 0) continue;
+    const batch = Math.floor(t / shape.seq);
+    const query = t % shape.seq;
+    assert.deepEqual(
+      out2.subarray(t * hidden, (t + 1) * hidden),
+      out.subarray(t * hidden, (t + 1) * hidden),
+    );
+    for (let h = 0; h < shape.heads; h++) {
+      const row = ((batch * shape.heads + h) * shape.seq + query) * shape.seq;
+      assert.deepEqual(probs2.subarray(row, row + shape.seq), probs.subarray(row, row + shape.seq));
+    }
+    checked++;
+  }
+  assert.equal(checked, 10);
+});
+
+// Rows spread over several workgroups, so the mask's flat probs index crosses them; seq 37 runs the
+// products on the general matmul kernel, seq 36 on the tiled one (ragged tiles).
+for (const seq of [37, 36]) {
+  Deno.test(`attention with probability dropout and a key mask matches the reference, forward and backward (seq ${seq})`, async () => {
+    const shape = { batch: 2, seq, heads: 2, headDim: 16 };
     const n = shape.batch * shape.seq;
     const hidden = shape.heads * shape.headDim;
     const keyMask = Uint32Array.from({ length: n }, (_, t) => (t % shape.seq < 30 || t < shape.seq ? 1 : 0));
@@ -180,29 +164,28 @@ for (const variant of VARIANTS) {
   });
 }
 
-Deno.test("attention rejects shapes it does not support, naming the field", async () => {
+Deno.test("attention rejects bad shapes and buffers, naming the field", async () => {
   const b = buffers({ batch: 1, seq: 4, heads: 1, headDim: 8 }, new Float32Array(96), new Float32Array(32));
   await assert.rejects(
-    () => attentionForward(kernels, { batch: 1, seq: 513, heads: 1, headDim: 8, ...b }),
-    /attention seq = 513, expected at most 512/,
-  );
-  await assert.rejects(
-    () => attentionForward(kernels, { batch: 1, seq: 4, heads: 1, headDim: 6, ...b }),
-    /attention headDim = 6, expected a positive multiple of 4/,
+    () => attentionForward(kernels, { batch: 1, seq: 0, heads: 1, headDim: 8, ...b }),
+    /attention seq = 0, expected a positive multiple of 1/,
   );
   await assert.rejects(
     () => attentionForward(kernels, { batch: 2, seq: 4, heads: 1, headDim: 8, ...b }),
     /attention qkv: buffer qkv has 384 bytes, needs 768/,
   );
-});
-
-Deno.test("the tiled attention falls back to the simple kernels where it does not fit", () => {
-  const limit = gpu.limits.maxComputeWorkgroupStorageSize;
-  // seq 512 x headDim 64: (16 * 16 + 4 * 16 * 16 + 512 * 4) vec4s + 64 floats = 53504 bytes.
-  const long = { batch: 1, seq: 512, heads: 1, headDim: 64, variant: "tiled" as const };
-  assert.equal(attentionVariant(gpu, long), limit >= 53504 ? "tiled" : "simple");
-  // seq 128 x headDim 64: 28928 bytes, within the 32 KiB every WebGPU adapter offers.
-  assert.equal(attentionVariant(gpu, { ...long, seq: 128 }), "tiled");
-  assert.equal(attentionVariant(gpu, { ...long, seq: 128, variant: "simple" }), "simple");
-  assert.equal(attentionVariant(gpu, { ...long, seq: 128, headDim: 24 }), "simple");
+  const seeds = storageBuffer(gpu, "seeds", 4);
+  const { scratch: _, ...noScratch } = b;
+  await assert.rejects(
+    () =>
+      attentionForward(kernels, {
+        batch: 1,
+        seq: 4,
+        heads: 1,
+        headDim: 8,
+        ...noScratch,
+        dropout: { p: 0.1, seeds, seedIndex: 0 },
+      }),
+    /attention dropout needs a scratch buffer/,
+  );
 });

@@ -72,6 +72,8 @@ for (
     { batch: 2, seq: 7, hidden: 12, vocab: 5 },
     // hidden / 4 = 66 spans two column chunks of the word-gradient kernel; more ids than tokens.
     { batch: 3, seq: 4, hidden: 264, vocab: 40 },
+    // 96 tokens: ids of ~16 rows across tile edges; 16 rows per position, two rounds of the learned sum.
+    { batch: 16, seq: 6, hidden: 8, vocab: 6 },
   ]
 ) {
   Deno.test(`embeddings with learned positions match the reference (${JSON.stringify(c)})`, async () => {
@@ -191,4 +193,81 @@ Deno.test("the embedding backward is bit-identical from run to run", async () =>
   assert.deepEqual(results[1][0], results[0][0]);
   assert.deepEqual(results[1][1], results[0][1]);
   assert.notEqual(results[0][1][0], 0);
+});
+
+Deno.test("one id thousands of times, among hundreds of others: the word and scale gradients match the reference, bit-identical across runs", async () => {
+  // 5000 tokens: 78 tiles of 64 and a partial one. 3000 of them are id 7, whose rows span ~47 tiles; 700
+  // ids of vocabulary make more segment slots than the slot search's first round of 256 probes, and 66
+  // vec4 columns a second, partial column chunk.
+  const c = { batch: 5, seq: 1000, hidden: 264, vocab: 700 };
+  const { tokens, ids, dx, dwordStart } = setup(c, 50);
+  const every = seededUniform(tokens, 51, 0, 1);
+  for (let t = 0; t < tokens; t++) if (every[t] < 0.6) ids[t] = 7;
+  const shape = { tokens, seq: c.seq, hidden: c.hidden, vocab: c.vocab };
+  const sinusoid = new Float32Array(ref.sinusoidTable(c.seq, c.hidden));
+  const table = uploadBuffer(gpu, "sinusoid", sinusoid);
+  const dxBuffer = uploadBuffer(gpu, "dx", dx);
+  const tokenOrder = uploadBuffer(gpu, "tokenOrder", packTokenOrder(sortTokens(ids), tokens));
+  const results: Float32Array[][] = [];
+  for (let run = 0; run < 2; run++) {
+    const dword = uploadBuffer(gpu, "dword", dwordStart);
+    const dscale = storageBuffer(gpu, "dscale", 4);
+    submitDispatches(
+      gpu,
+      await embeddingBackward(kernels, {
+        ...shape,
+        dx: dxBuffer,
+        tokenOrder,
+        dword,
+        position: { kind: "scaled-sinusoidal", table, grad: dscale },
+      }),
+    );
+    results.push([await readF32(gpu, dword), await readF32(gpu, dscale)]);
+  }
+  assert.deepEqual(results[1][0], results[0][0]);
+  assert.deepEqual(results[1][1], results[0][1]);
+  const expectedDword = ref.embeddingBackward(dx, ids, shape).map((g, i) => g + dwordStart[i]);
+  // Id 7 sums ~3000 rows of [-1, 1) in f32, 16 in order per lane of a tile, then the lanes and the ~47
+  // tile sums in order:
+  // ~3000 roundings of partial sums up to ~100 (6e-6 each), mostly cancelling (measured 1.2e-5).
+  assertClose(results[0][0], expectedDword, { rtol: 0, atol: 5e-5, what: "dword" });
+  let expectedDscale = 0;
+  let magnitude = 0;
+  for (let i = 0; i < tokens * c.hidden; i++) {
+    const term = dx[i] * sinusoid[i % (c.seq * c.hidden)];
+    expectedDscale += term;
+    magnitude += Math.abs(term);
+  }
+  // 1.3M products summed in f32 by serial runs of ~130 and trees: the worst case is ~150 roundings of
+  // 6e-8 * magnitude; random-signed, they measured 2e-10 * magnitude.
+  assertClose(results[0][1], [expectedDscale], { rtol: 0, atol: 1e-8 * magnitude, what: "dscale" });
+});
+
+Deno.test("a batch of a single id: within one tile, and across two tiles (the second partial)", async () => {
+  for (const tokens of [20, 100]) {
+    const shape = { tokens, seq: tokens, hidden: 12, vocab: 3 };
+    const ids = new Uint32Array(tokens).fill(2);
+    const dx = seededUniform(tokens * shape.hidden, 60);
+    const dwordStart = seededUniform(shape.vocab * shape.hidden, 61);
+    const dword = uploadBuffer(gpu, "dword", dwordStart);
+    const dpos = storageBuffer(gpu, "dpos", tokens * shape.hidden * 4);
+    submitDispatches(
+      gpu,
+      await embeddingBackward(kernels, {
+        ...shape,
+        dx: uploadBuffer(gpu, "dx", dx),
+        tokenOrder: uploadBuffer(gpu, "tokenOrder", packTokenOrder(sortTokens(ids), tokens)),
+        dword,
+        position: { kind: "learned", grad: dpos },
+      }),
+    );
+    const expected = ref.embeddingBackward(dx, ids, shape).map((g, i) => g + dwordStart[i]);
+    // Sums of 100 rows: 100 * 6e-8 relative to partial sums of ~10.
+    assertClose(await readF32(gpu, dword), expected, {
+      rtol: 2e-6,
+      atol: 1e-5,
+      what: `dword, ${tokens} tokens`,
+    });
+    assertClose(await readF32(gpu, dpos), dx, { rtol: 0, atol: 0, what: `dposition, ${tokens} tokens` });
+  }
 });

@@ -67,7 +67,7 @@ function backwardCase(rows: number, cols: number) {
 Deno.test("layernorm backward matches the reference and accumulates dweight/dbias into existing gradients", async () => {
   const gpu = await requestGpu();
   const k = new Kernels(gpu);
-  const rows = 37; // 3 blocks of 16 rows, the last one partial
+  const rows = 37; // 3 blocks of 16 rows, the last one partial; 8 rows at a time for 300 columns
   const cols = 300;
   const c = backwardCase(rows, cols);
   // dweight and dbias are sub-ranges of one gradient buffer at 256-byte-aligned offsets, like the flat layout.
@@ -86,6 +86,7 @@ Deno.test("layernorm backward matches the reference and accumulates dweight/dbia
     dbias: { buffer: grads, offset: 1024 * 4, size: cols * 4 },
     rows,
     cols,
+    rowsPerBlock: 16,
   });
   submitDispatches(gpu, [...step, ...step]); // two micro-batches
   const expected = ref.layerNormBackward(c.dy, c.x, c.weight, c.mean, c.rstd, { rows, cols });
@@ -126,6 +127,45 @@ Deno.test("layernorm backward adds the residual gradient into dx", async () => {
   const expected = ref.layerNormBackward(c.dy, c.x, c.weight, c.mean, c.rstd, { rows, cols });
   const withResidual = expected.dx.map((v, i) => v + residual[i]);
   assertClose(await readF32(gpu, dx), withResidual, { atol: ATOL, rtol: RTOL, what: "dx + residual" });
+});
+
+Deno.test("layernorm backward at 768 columns (several rows per workgroup) and 4096 (one row, 4 vec4s per invocation), with more blocks than the second stage's lanes", async () => {
+  const gpu = await requestGpu();
+  const k = new Kernels(gpu);
+  // 301 rows: not a multiple of the 4 rows a 768-column workgroup takes at once; in blocks of 1, stage 2
+  // sums 301 blocks per column, past its 64 lanes x 4 loads.
+  for (const [rows, cols, rowsPerBlock] of [[301, 768, 1], [301, 768, undefined], [3, 4096, undefined]]) {
+    const c = backwardCase(rows!, cols!);
+    const residual = seededUniform(rows! * cols!, 12);
+    const dx = storageBuffer(gpu, "dx", rows! * cols! * 4);
+    const dweight = uploadBuffer(gpu, "dweight", c.initialGrads.slice(0, cols));
+    const dbias = uploadBuffer(gpu, "dbias", c.initialGrads.slice(cols));
+    const step = await layerNormBackward(k, {
+      dy: uploadBuffer(gpu, "dy", c.dy),
+      x: uploadBuffer(gpu, "x", c.x),
+      weight: uploadBuffer(gpu, "weight", c.weight),
+      mean: uploadBuffer(gpu, "mean", c.mean),
+      rstd: uploadBuffer(gpu, "rstd", c.rstd),
+      dx,
+      residual: uploadBuffer(gpu, "residual", residual),
+      dweight,
+      dbias,
+      rows: rows!,
+      cols: cols!,
+      rowsPerBlock,
+    });
+    submitDispatches(gpu, step);
+    const expected = ref.layerNormBackward(c.dy, c.x, c.weight, c.mean, c.rstd, { rows: rows!, cols: cols! });
+    const what = `${rows}x${cols} in blocks of ${rowsPerBlock ?? "default"}`;
+    const withResidual = expected.dx.map((v, i) => v + residual[i]);
+    // dx as in the tests above (measured 4e-7). dweight and dbias sum 301 rows of O(1) terms into values
+    // up to ~30: their rounding stays within RTOL of that (measured 1e-5 absolute).
+    const tol = { atol: ATOL, rtol: RTOL };
+    assertClose(await readF32(gpu, dx), withResidual, { ...tol, what: `${what} dx` });
+    const plus = (d: Float64Array, start: number) => d.map((v, i) => c.initialGrads[start + i] + v);
+    assertClose(await readF32(gpu, dweight), plus(expected.dweight, 0), { ...tol, what: `${what} dweight` });
+    assertClose(await readF32(gpu, dbias), plus(expected.dbias, cols!), { ...tol, what: `${what} dbias` });
+  }
 });
 
 Deno.test("layernorm backward is deterministic: two runs agree bit for bit", async () => {
@@ -182,6 +222,10 @@ Deno.test("layernorm wrappers name a bad shape or a short buffer", async () => {
   await assert.rejects(
     () => layerNormBackward(k, { ...backward, cols: wide }),
     new RegExp(`layerNormBackward: cols = ${wide} needs \\d+ bytes of workgroup memory`),
+  );
+  await assert.rejects(
+    () => layerNormBackward(k, { ...backward, cols: 4100 }),
+    /layerNormBackward: cols = 4100, at most 4096 fit in registers/,
   );
   await assert.rejects(
     () => layerNormBackward(k, { ...backward, dbias: { buffer: b, offset: 0, size: 60 * 4 } }),

@@ -5,6 +5,7 @@ import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import {
   formatMatmulTile,
   matmul,
+  type MatmulBatch,
   type MatmulOptions,
   matmulScratchBytes,
   type MatmulTile,
@@ -161,6 +162,147 @@ Deno.test("matmul splits a deep K over few tiles of C, and sums the slices in an
   await check({ ...ragged, splits: 1, splitK: false });
 });
 
+interface BatchedCase {
+  m: number;
+  k: number;
+  n: number;
+  transA?: boolean;
+  transB?: boolean;
+  accumulate?: boolean;
+  /** Row strides and [outer, inner] batch strides of A, B and C, and where each starts. */
+  ld: [number, number, number];
+  batch: MatmulBatch;
+  offsets: [number, number, number];
+  kernel: "matmul_tiled" | "matmul_general";
+}
+
+/** Element (r, c) of a matrix stored with rows `ld` apart from `start`, as a dense [rows, cols] copy. */
+function dense(data: Float32Array, start: number, rows: number, cols: number, ld: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + c] = data[start + r * ld + c];
+  return out;
+}
+
+/** Runs a batched, strided product and checks every product against the reference, and C's other values. */
+async function checkBatched(c: BatchedCase): Promise<void> {
+  const { m, k, n, transA = false, transB = false, ld, batch, offsets } = c;
+  const inner = batch.inner ?? 1;
+  const start = (t: number, which: "a" | "b" | "c", offset: number) =>
+    offset + Math.floor(t / inner) * batch[which][0] + (t % inner) * batch[which][1];
+  const stored = { a: transA ? [k, m] : [m, k], b: transB ? [n, k] : [k, n], c: [m, n] };
+  const size = (which: "a" | "b" | "c", i: number) =>
+    start(batch.count - 1, which, offsets[i]) + (stored[which][0] - 1) * ld[i] + stored[which][1] + 8;
+  const a = seededUniform(size("a", 0), 5);
+  const b = seededUniform(size("b", 1), 6);
+  const c0 = seededUniform(size("c", 2), 7);
+  const cBuffer = uploadBuffer(gpu, "c", c0);
+  const dispatches = await matmul(kernels, {
+    a: uploadBuffer(gpu, "a", a),
+    b: uploadBuffer(gpu, "b", b),
+    c: cBuffer,
+    m,
+    k,
+    n,
+    transA,
+    transB,
+    accumulate: c.accumulate,
+    lda: ld[0],
+    ldb: ld[1],
+    ldc: ld[2],
+    batch,
+    aOffset: offsets[0],
+    bOffset: offsets[1],
+    cOffset: offsets[2],
+  });
+  assert.deepEqual(dispatches.map((d) => d.pipeline.label), [`matmul.${c.kernel}`]);
+  submitDispatches(gpu, dispatches);
+  const out = await readF32(gpu, cBuffer);
+  const expected = Float64Array.from(c0);
+  const written = new Set<number>();
+  for (let t = 0; t < batch.count; t++) {
+    const at = start(t, "a", offsets[0]);
+    const bt = start(t, "b", offsets[1]);
+    const ct = start(t, "c", offsets[2]);
+    const product = referenceMatmul(
+      dense(a, at, stored.a[0], stored.a[1], ld[0]),
+      dense(b, bt, stored.b[0], stored.b[1], ld[1]),
+      { m, k, n, transA, transB },
+    );
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        const index = ct + i * ld[2] + j;
+        assert.ok(!written.has(index), "the case's products overlap in C");
+        written.add(index);
+        expected[index] = (c.accumulate ? c0[index] : 0) + product[i * n + j];
+      }
+    }
+  }
+  // Inputs are in [-1, 1): each entry errs by at most (k + 1) u k (see check above).
+  assertClose(out, expected, { atol: (k + 2) * k * 2 ** -24, rtol: 0, what: JSON.stringify(c) });
+}
+
+// Attention's per-head products on qkv [batch * seq, 3 * hidden] (q, k and v sections of `hidden`
+// columns, each head `headDim` of them) and probabilities [batch, heads, seq, seq].
+{
+  const [batchSize, seq, heads, headDim] = [3, 20, 2, 8];
+  const hidden = heads * headDim;
+  const rows = [seq * 3 * hidden, headDim] as const;
+  const probs = [heads * seq * seq, seq * seq] as const;
+  const out = [seq * hidden, headDim] as const;
+  const count = batchSize * heads;
+  for (const kernel of ["matmul_tiled", "matmul_general"] as const) {
+    // The general kernel takes what is not a multiple of 4: here an odd offset of C.
+    const shift = kernel === "matmul_general" ? 1 : 0;
+    Deno.test(`matmul batched and strided products: attention's per-head products (${kernel})`, async () => {
+      // scores = q k^T
+      await checkBatched({
+        m: seq,
+        k: headDim,
+        n: seq,
+        transB: true,
+        ld: [3 * hidden, 3 * hidden, seq],
+        batch: { count, inner: heads, a: rows, b: rows, c: probs },
+        offsets: [0, hidden, 4 + shift],
+        kernel,
+      });
+      // out = probs v, into head-major columns of [batch * seq, hidden]
+      await checkBatched({
+        m: seq,
+        k: seq,
+        n: headDim,
+        ld: [seq, 3 * hidden, hidden],
+        batch: { count, inner: heads, a: probs, b: rows, c: out },
+        offsets: [0, 2 * hidden, shift],
+        kernel,
+      });
+      // dk = dscores^T q, accumulated into the k section of dqkv
+      await checkBatched({
+        m: seq,
+        k: seq,
+        n: headDim,
+        transA: true,
+        accumulate: true,
+        ld: [seq, 3 * hidden, 3 * hidden],
+        batch: { count, inner: heads, a: probs, b: rows, c: rows },
+        offsets: [0, 0, hidden + shift],
+        kernel,
+      });
+    });
+  }
+}
+
+Deno.test("matmul batch of one level (one product per outer index)", async () => {
+  await checkBatched({
+    m: 12,
+    k: 16,
+    n: 8,
+    ld: [16, 8, 8],
+    batch: { count: 5, a: [12 * 16, 0], b: [0, 0], c: [12 * 8, 0] },
+    offsets: [0, 0, 0],
+    kernel: "matmul_tiled",
+  });
+});
+
 Deno.test("matmul is deterministic: the same inputs give the same bits", async () => {
   const shape: Case = { m: 64, k: 96, n: 128, transA: true, kernel: "matmul_tiled" };
   assert.deepEqual(await check(shape), await check(shape));
@@ -182,6 +324,11 @@ Deno.test("matmul rejects bad options with a one-line GpuError", async () => {
     [{ tile: parseMatmulTile("8x128x8") }, /1, 2 or 4 vec4s/],
     [{ k: 64, a: deep, b: deep, splits: 2, scratch: small }, /scratch holds 64 bytes, .* needs 128/],
     [{ k: 64, a: deep, b: deep, splits: 2, scratch: deep }, /scratch must be a buffer of its own/],
+    [{ lda: 3 }, /a rows are 3 apart, less than their 4 elements/],
+    [{ ldc: 8 }, /c needs 28 f32 values/],
+    [{ batch: { count: 3, inner: 2, a: [0, 0], b: [0, 0], c: [0, 0] } }, /expected a whole number/],
+    [{ batch: { count: 2, a: [4, 0], b: [0, 0], c: [0, 0] }, add: other }, /a batch cannot add/],
+    [{ k: 64, a: deep, b: deep, ldc: 8, c: storageBuffer(gpu, "wide", 64 * 4), splits: 2 }, /cannot split K/],
   ];
   for (const [change, message] of cases) {
     await assert.rejects(
