@@ -177,6 +177,7 @@ export {
   formatMatmulTile,
   matmul,
   matmulScratchBytes,
+  matmulTile,
   parseMatmulTile,
 } from "./src/model/layers/matmul.ts";
 export type { MatmulBatch, MatmulOptions, MatmulTile } from "./src/model/layers/matmul.ts";

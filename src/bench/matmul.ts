@@ -7,11 +7,11 @@
 import { readF32, storageBuffer, uploadBuffer } from "../gpu/buffers.ts";
 import { type Kernels, submitDispatches } from "../gpu/kernels.ts";
 import {
-  DEFAULT_MATMUL_TILE,
   formatMatmulTile,
   matmul,
   matmulScratchBytes,
   type MatmulTile,
+  matmulTile,
 } from "../model/layers/matmul.ts";
 import { timeDispatches, type TimingOptions } from "./timing.ts";
 
@@ -136,8 +136,11 @@ export async function benchMatmulShape(
   const bufA = uploadBuffer(gpu, "bench a", a);
   const bufB = uploadBuffer(gpu, "bench b", b);
   const bufC = storageBuffer(gpu, "bench c", m * n * 4);
-  const tile = options.tile ?? DEFAULT_MATMUL_TILE;
-  const product = { a: bufA, b: bufB, c: bufC, m, k: depth, n, transA, transB, tile, splits: options.splits };
+  const product = {
+    ...{ a: bufA, b: bufB, c: bufC, m, k: depth, n, transA, transB },
+    ...{ tile: options.tile, splits: options.splits },
+  };
+  const tile = matmulTile(k, product);
   const scratch = storageBuffer(gpu, "bench scratch", matmulScratchBytes(k, product));
   try {
     const dispatches = await matmul(k, { ...product, scratch });
@@ -154,7 +157,7 @@ export async function benchMatmulShape(
       m,
       n,
       k: depth,
-      tile: kernel === "matmul_tiled" ? formatMatmulTile(tile) : null,
+      tile: tile ? formatMatmulTile(tile) : null,
       splits: dispatches[0].workgroups[2] ?? 1,
       tflops: +tflops.toPrecision(4),
       rel_err: +sampledError(a, b, c, shape).toPrecision(3),

@@ -58,7 +58,7 @@ export interface MatmulOptions {
   ldc?: number;
   /** Independent products of this shape in one dispatch (not with `add`, never split K). */
   batch?: MatmulBatch;
-  /** Tiled-kernel work split, for tuning; default {@linkcode DEFAULT_MATMUL_TILE}. */
+  /** Tiled-kernel work split, for tuning; default {@linkcode DEFAULT_MATMUL_TILE}, smaller for small products. */
   tile?: MatmulTile;
   /** Split-K ways of the tiled kernel, for tuning; by default chosen so that the GPU is filled. */
   splits?: number;
@@ -206,10 +206,21 @@ const FILL_WORKGROUPS = 512;
 /** Shallowest K slice of a split: below it the partial sums cost more than the extra parallelism saves. */
 const MIN_SPLIT_DEPTH = 512;
 const MAX_SPLITS = 16;
+/**
+ * Tiles for the default choice, largest first: {@linkcode DEFAULT_MATMUL_TILE} wherever it fills the GPU (all
+ * of the crammed model's pretraining products at micro-batch 128 do), then smaller ones (more workgroups).
+ */
+const FILL_TILES: readonly Readonly<MatmulTile>[] = [
+  DEFAULT_MATMUL_TILE,
+  { ...DEFAULT_MATMUL_TILE, rows: 64 },
+  { ...DEFAULT_MATMUL_TILE, rows: 64, cols: 64 },
+];
 
 /** How a product runs: which entry point, with what constants and grid, split K how many ways. */
 interface Plan {
   entry: "matmul_tiled" | "matmul_general";
+  /** The tiled kernel's tile; null for the general kernel. */
+  tile: Readonly<MatmulTile> | null;
   constants: Constants;
   workgroups: [number, number, number];
   splits: number;
@@ -240,24 +251,32 @@ function plan(k: Kernels, options: MatmulOptions): Plan {
   if (!aligned) {
     return {
       entry: "matmul_general",
+      tile: null,
       constants: { TRANS_A: +transA, TRANS_B: +transB, MODE: mode },
       workgroups: [Math.ceil(n / 16), Math.ceil(m / 16), count],
       splits: 1,
       kChunk: depth,
     };
   }
-  const tile = options.tile ?? DEFAULT_MATMUL_TILE;
-  const tiles = Math.ceil(n / tile.cols) * Math.ceil(m / tile.rows) * count;
   // Split partial products are summed as contiguous [m, n] slices.
   const splittable = count === 1 && ldc === n;
-  let splits = options.splits ?? 1;
-  if (options.splits === undefined && splittable) {
-    while (
-      tiles * splits < FILL_WORKGROUPS && depth / (2 * splits) >= MIN_SPLIT_DEPTH && splits < MAX_SPLITS
-    ) {
-      splits *= 2;
+  const tilesOf = (tile: MatmulTile) => Math.ceil(n / tile.cols) * Math.ceil(m / tile.rows) * count;
+  const splitsFor = (tiles: number) => {
+    let splits = options.splits ?? 1;
+    if (options.splits === undefined && splittable) {
+      while (
+        tiles * splits < FILL_WORKGROUPS && depth / (2 * splits) >= MIN_SPLIT_DEPTH && splits < MAX_SPLITS
+      ) {
+        splits *= 2;
+      }
     }
-  }
+    return splits;
+  };
+  // The default tile, or for a product too small to fill the GPU with it (finetuning's few tokens) the
+  // largest smaller tile that does, else the smallest.
+  const tile = options.tile ??
+    FILL_TILES.find((t) => tilesOf(t) * splitsFor(tilesOf(t)) >= FILL_WORKGROUPS) ?? FILL_TILES.at(-1)!;
+  let splits = splitsFor(tilesOf(tile));
   if (!Number.isInteger(splits) || splits < 1) {
     throw new GpuError(`matmul: splits = ${splits}, expected >= 1`);
   }
@@ -270,6 +289,7 @@ function plan(k: Kernels, options: MatmulOptions): Plan {
   const edge = m % tile.rows !== 0 || n % tile.cols !== 0 || depth % kChunk % (2 * tile.depth) !== 0;
   return {
     entry: "matmul_tiled",
+    tile,
     constants: {
       TRANS_A: +transA,
       TRANS_B: +transB,
@@ -282,6 +302,11 @@ function plan(k: Kernels, options: MatmulOptions): Plan {
     splits,
     kChunk,
   };
+}
+
+/** The tile the tiled kernel runs `options` with, or null where the general kernel runs it. */
+export function matmulTile(k: Kernels, options: MatmulOptions): Readonly<MatmulTile> | null {
+  return plan(k, options).tile;
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   type MatmulOptions,
   matmulScratchBytes,
   type MatmulTile,
+  matmulTile,
   parseMatmulTile,
 } from "../../../src/model/layers/matmul.ts";
 import { matmul as referenceMatmul } from "../../../src/reference/ops.ts";
@@ -138,6 +139,7 @@ for (
     "128x128x8/t16",
     "64x128x8/t16",
     "128x128x16/t16/u2",
+    "64x64x8/u8",
   ]
 ) {
   Deno.test(`matmul tile ${spec}`, async () => {
@@ -301,6 +303,33 @@ Deno.test("matmul batch of one level (one product per outer index)", async () =>
     offsets: [0, 0, 0],
     kernel: "matmul_tiled",
   });
+});
+
+Deno.test("matmul keeps the default tile where it fills the GPU, and takes smaller tiles for small products", () => {
+  const tileOf = (options: Omit<MatmulOptions, "a" | "b" | "c">) => {
+    const tile = matmulTile(kernels, { ...options, a: dummy, b: dummy, c: dummy });
+    return tile && formatMatmulTile(tile);
+  };
+  // The crammed model's pretraining products at micro-batch 128 (16384 tokens, 2458 masked rows).
+  assert.equal(tileOf({ m: 16384, k: 768, n: 2304, transB: true }), "128x128x8/u8");
+  assert.equal(tileOf({ m: 16384, k: 3072, n: 768 }), "128x128x8/u8");
+  assert.equal(tileOf({ m: 768, k: 16384, n: 768, transA: true }), "128x128x8/u8");
+  assert.equal(tileOf({ m: 2458, k: 32768, n: 768 }), "128x128x8/u8");
+  const scores = {
+    count: 128 * 12,
+    inner: 12,
+    a: [128 * 2304, 64],
+    b: [128 * 2304, 64],
+    c: [12 * 128 * 128, 128 * 128],
+  } as const;
+  assert.equal(
+    tileOf({ m: 128, k: 64, n: 128, transB: true, lda: 2304, ldb: 2304, batch: scores }),
+    "128x128x8/u8",
+  );
+  // Finetuning's few tokens: 2048 x 2304 fills the GPU with 64-row tiles, 1024 x 768 only with 64 x 64.
+  assert.equal(tileOf({ m: 2048, k: 768, n: 2304, transB: true }), "64x128x8/u8");
+  assert.equal(tileOf({ m: 1024, k: 768, n: 768, transB: true }), "64x64x8/u8");
+  assert.equal(tileOf({ m: 13, k: 21, n: 7 }), null);
 });
 
 Deno.test("matmul is deterministic: the same inputs give the same bits", async () => {
