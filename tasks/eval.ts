@@ -3,7 +3,8 @@
  * WebGPU engine, ONNX export, and scoring with onnxruntime-web and WebGPU (src/eval/evaluate.ts). Prints
  * progress on stderr and the Markdown table on stdout; writes into the run folder, each file atomically:
  *
- *   glue.json                    the summary (glue-from-scratch.json with --from-scratch)
+ *   glue.json                    the summary (glue-from-scratch.json with --from-scratch), rewritten after
+ *                                every task (with the tasks still pending) so that --resume can go on
  *   glue/<task>-seed<n>.onnx     every finetuned model (glue-from-scratch/ with --from-scratch)
  *   mlm.onnx                     the pretrained MLM model
  *
@@ -17,11 +18,18 @@ import { Kernels } from "../src/gpu/kernels.ts";
 import type { ModelConfig } from "../src/model/config.ts";
 import { writeFileAtomic } from "../src/fs.ts";
 import { describe } from "../src/data/errors.ts";
-import { evaluateGlue } from "../src/eval/evaluate.ts";
+import { evaluateGlue, pendingTasks } from "../src/eval/evaluate.ts";
 import { discoverTasks, GlueDataError } from "../src/eval/glue.ts";
 import { EVAL_HELP, parseEvalArgs } from "../src/eval/options.ts";
 import { loadPretrained } from "../src/eval/pretrained.ts";
-import { glueMarkdown, writeGlueJson } from "../src/eval/report.ts";
+import {
+  type DevSetResult,
+  type EvalSource,
+  glueMarkdown,
+  resumeResults,
+  summarizeGlue,
+  writeGlueJson,
+} from "../src/eval/report.ts";
 
 /** The issue's bound on the largest |ONNX logit - WebGPU logit| in f32. */
 const LOGIT_TOLERANCE = 1e-4;
@@ -57,9 +65,25 @@ async function main(): Promise<number> {
   );
   const variant = options.fromScratch ? "glue-from-scratch" : "glue";
   const onnxDir = `${runDir}/${variant}`;
+  const summaryPath = `${runDir}/${variant}.json`;
+  const source: EvalSource = {
+    checkpoint: options.fromScratch ? null : pretrained.dir,
+    finetune: options.finetune,
+    maxExamples: options.maxExamples,
+    onnx: options.onnx,
+  };
+  const previous = options.resume ? await previousResults(summaryPath, source, options.seeds) : [];
+  const todo = pendingTasks(tasks, previous);
+  for (const f of tasks) if (!todo.includes(f)) log(`${f.task.name}: kept from ${summaryPath}`);
+  const save = (results: DevSetResult[], pending: string[]) =>
+    writeGlueJson(summaryPath, {
+      source,
+      ...(pending.length > 0 ? { pending } : {}),
+      ...summarizeGlue(results, skipped),
+    });
   if (options.onnx) {
     await Deno.mkdir(onnxDir, { recursive: true });
-    if (!options.fromScratch) {
+    if (!options.fromScratch && !(options.resume && await exists(`${runDir}/mlm.onnx`))) {
       await exportMaskedLm(pretrained.config, pretrained.params, `${runDir}/mlm.onnx`, log);
     }
   }
@@ -67,25 +91,20 @@ async function main(): Promise<number> {
     config,
     encoder: options.fromScratch ? "scratch" : pretrained.params,
     tokenizer: pretrained.tokenizer,
-    tasks,
+    tasks: todo,
     skipped,
     seeds: options.seeds,
     finetune: options.finetune,
     maxExamples: options.maxExamples,
     onnx: options.onnx,
     saveOnnx: (name, bytes) => writeFileAtomic(`${onnxDir}/${name}`, bytes),
+    previous,
+    onTaskDone: (results) => save(results, pendingTasks(todo, results).map((f) => f.task.name)),
     log,
   });
-  await writeGlueJson(`${runDir}/${variant}.json`, {
-    source: {
-      checkpoint: options.fromScratch ? null : pretrained.dir,
-      finetune: options.finetune,
-      maxExamples: options.maxExamples,
-    },
-    ...summary,
-  });
+  await writeGlueJson(summaryPath, { source, ...summary });
   console.log(glueMarkdown(summary));
-  log(`wrote ${runDir}/${variant}.json${options.onnx ? ` and the ONNX models in ${onnxDir}/` : ""}`);
+  log(`wrote ${summaryPath}${options.onnx ? ` and the ONNX models in ${onnxDir}/` : ""}`);
   if (options.onnx && !(maxLogitDifference < LOGIT_TOLERANCE)) {
     console.error(
       `error: ONNX and WebGPU logits differ by up to ${maxLogitDifference.toExponential(2)}, ` +
@@ -94,6 +113,28 @@ async function main(): Promise<number> {
     return 1;
   }
   return 0;
+}
+
+/** The results of an earlier run's summary at `path` to keep (none if there is no file yet). */
+async function previousResults(path: string, source: EvalSource, seeds: number): Promise<DevSetResult[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  return resumeResults(path, text, { source, seeds });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
 }
 
 /** Exports the pretrained MLM model to `path` after checking that onnxruntime-web loads it. */

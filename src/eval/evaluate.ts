@@ -26,7 +26,7 @@ import {
   sequenceBuckets,
 } from "./finetune.ts";
 import { MAX_LENGTH, padBatch } from "./features.ts";
-import { type FoundTask, readExamples, type SkippedTask } from "./glue.ts";
+import { type FoundTask, GLUE_TASKS, readExamples, type SkippedTask } from "./glue.ts";
 import { computeScores, predictionsFromLogits, type Scores } from "./metrics.ts";
 import type { OnnxModel } from "./onnx_runtime.ts";
 import { type DevSetResult, type DevSetRun, type GlueSummary, summarizeGlue } from "./report.ts";
@@ -49,6 +49,10 @@ export interface GlueEvalOptions {
   onnx?: boolean;
   /** Stores an exported model (`<task>-seed<seed>.onnx`). */
   saveOnnx(name: string, bytes: Uint8Array): Promise<void>;
+  /** Results of other tasks from an earlier run (a resumed evaluation), reported with the new ones. */
+  previous?: readonly DevSetResult[];
+  /** Hears every result so far after each task, e.g. to save them: a run cut short loses one task at most. */
+  onTaskDone?(results: DevSetResult[]): Promise<void>;
   /** Progress, one line at a time. */
   log(line: string): void;
 }
@@ -69,8 +73,15 @@ export async function evaluateGlue(k: Kernels, options: GlueEvalOptions): Promis
   const { config, seeds, finetune: recipe } = options;
   const maxLength = Math.min(MAX_LENGTH, config.maxSeqLen);
   const finetuners = new Map<number, Finetuner>();
-  const results: DevSetResult[] = [];
-  let worst = 0;
+  const results: DevSetResult[] = [...options.previous ?? []];
+  // Rows in GLUE's table order, whichever run produced them.
+  const order = GLUE_TASKS.flatMap((t) => t.devSets.map((d) => d.name));
+  const ordered = () =>
+    results.toSorted((a, b) => order.indexOf(a.devSet.name) - order.indexOf(b.devSet.name));
+  let worst = Math.max(
+    0,
+    ...results.flatMap((r) => r.runs.map((run) => run.maxLogitDifference)).filter(Number.isFinite),
+  );
   for (const found of options.tasks) {
     const { task } = found;
     const outputs = task.labels?.length ?? 1;
@@ -138,8 +149,15 @@ export async function evaluateGlue(k: Kernels, options: GlueEvalOptions): Promis
       });
     }
     task.devSets.forEach((devSet, d) => results.push({ devSet, metrics: task.metrics, runs: runs[d] }));
+    await options.onTaskDone?.(ordered());
   }
-  return { summary: summarizeGlue(results, [...options.skipped]), maxLogitDifference: worst };
+  return { summary: summarizeGlue(ordered(), [...options.skipped]), maxLogitDifference: worst };
+}
+
+/** The tasks of `tasks` that `results` do not cover (some dev set without a result). */
+export function pendingTasks(tasks: readonly FoundTask[], results: readonly DevSetResult[]): FoundTask[] {
+  const done = new Set(results.map((r) => r.devSet.name));
+  return tasks.filter((f) => !f.task.devSets.every((d) => done.has(d.name)));
 }
 
 /**

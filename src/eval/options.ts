@@ -31,6 +31,8 @@ export interface EvalOptions {
   fromScratch: boolean;
   /** Export to ONNX and score with onnxruntime-web. */
   onnx: boolean;
+  /** Keep the tasks the run folder's glue.json already holds (same checkpoint and options); run the rest. */
+  resume: boolean;
   finetune: FinetuneOptions;
   help: boolean;
 }
@@ -56,6 +58,8 @@ Cramming paper's figures. Writes <run>/glue.json and <run>/glue/<task>-seed<n>.o
   --max-examples N      only the first N examples of each train and dev file (quick runs)
   --from-scratch        the "no pretraining" baseline: the same finetuning from a random init
   --no-onnx             score with WebGPU only: no export, no onnxruntime-web
+  --resume              go on from the glue.json an interrupted run left (it is rewritten after every
+                        task): keep its tasks, evaluate the others; the checkpoint and options must match
   --help                this text
 `;
 
@@ -80,6 +84,7 @@ export function parseEvalArgs(args: readonly string[]): EvalOptions {
         "max-examples": { type: "string" },
         "from-scratch": { type: "boolean" },
         "no-onnx": { type: "boolean" },
+        resume: { type: "boolean" },
         help: { type: "boolean" },
       },
     }));
@@ -136,6 +141,7 @@ export function parseEvalArgs(args: readonly string[]): EvalOptions {
     maxExamples,
     fromScratch: values["from-scratch"] === true,
     onnx: values["no-onnx"] !== true,
+    resume: values.resume === true,
     finetune: {
       ...FINETUNE_DEFAULTS,
       seed: number(

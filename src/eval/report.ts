@@ -6,7 +6,7 @@
  * @module
  */
 import { writeFileAtomic } from "../fs.ts";
-import type { DevSet, SkippedTask } from "./glue.ts";
+import { type DevSet, GLUE_TASKS, type SkippedTask } from "./glue.ts";
 import { glueAverage, median, type MetricName, type Scores } from "./metrics.ts";
 
 /** One finetuning run (one seed) scored on one dev set. */
@@ -48,10 +48,19 @@ export interface SummaryAverage {
   paper?: { crammedBert: number; bertBase: number };
 }
 
+/** What was evaluated and how: the checkpoint (null: random init), finetuning and scoring options. */
+export interface EvalSource {
+  checkpoint: string | null;
+  finetune: object;
+  maxExamples?: number;
+  onnx: boolean;
+}
+
 /** What the table and glue.json show. */
 export interface GlueSummary {
-  /** What was evaluated and how: the checkpoint (null: random init) and the finetuning options. */
-  source?: { checkpoint: string | null; finetune: object; maxExamples?: number };
+  source?: EvalSource;
+  /** Tasks still to evaluate: a summary saved part way through (see {@linkcode resumeResults}). */
+  pending?: string[];
   seeds: number;
   rows: SummaryRow[];
   average: SummaryAverage;
@@ -152,6 +161,72 @@ export function glueJson(summary: GlueSummary): string {
 /** Writes glue.json to `path` atomically. */
 export function writeGlueJson(path: string, summary: GlueSummary): Promise<void> {
   return writeFileAtomic(path, new TextEncoder().encode(glueJson(summary)));
+}
+
+/**
+ * The results a saved glue.json holds, for a run that goes on from it (`deno task eval --resume`): every
+ * dev-set row back as fractions. Throws an Error naming `path` and the field when the file is not such a
+ * summary, or when it was made from another checkpoint or with other options than `expected`.
+ */
+export function resumeResults(
+  path: string,
+  text: string,
+  expected: { source: EvalSource; seeds: number },
+): DevSetResult[] {
+  const fail = (what: string) => new Error(`${path}: ${what}`);
+  let saved: GlueSummary;
+  try {
+    saved = JSON.parse(text);
+  } catch (e) {
+    throw fail(`not JSON (${(e as Error).message})`);
+  }
+  if (typeof saved !== "object" || saved === null || !Array.isArray(saved.rows)) {
+    throw fail("expected a GLUE summary with rows");
+  }
+  const canonical = (v: unknown) => JSON.stringify(v ?? null);
+  for (const key of ["checkpoint", "finetune", "maxExamples", "onnx"] as const) {
+    if (canonical(saved.source?.[key]) !== canonical(expected.source[key])) {
+      throw fail(
+        `source.${key} is ${canonical(saved.source?.[key])}, this run has ${
+          canonical(expected.source[key])
+        } ` +
+          "(resume only with the same checkpoint and options)",
+      );
+    }
+  }
+  if (saved.seeds !== expected.seeds) {
+    throw fail(`seeds is ${saved.seeds}, this run has ${expected.seeds}`);
+  }
+  const devSets = new Map(GLUE_TASKS.flatMap((t) => t.devSets).map((d) => [d.name, d]));
+  const fraction = (scores: unknown, field: string): Scores => {
+    if (typeof scores !== "object" || scores === null) throw fail(`${field}: expected scores`);
+    return Object.fromEntries(
+      Object.entries(scores).map(([metric, v]) => {
+        if (v !== null && typeof v !== "number") throw fail(`${field}.${metric}: expected a number or null`);
+        return [metric, v === null ? NaN : v / 100];
+      }),
+    );
+  };
+  return saved.rows.map((row, i) => {
+    const field = `rows[${i}]`;
+    const devSet = devSets.get(row?.name);
+    if (!devSet) throw fail(`${field}.name: ${JSON.stringify(row?.name)} is not a GLUE dev set`);
+    if (
+      !Array.isArray(row.metrics) || row.metrics.some((m) => !(m in METRIC_LABELS)) ||
+      !Array.isArray(row.runs) || row.runs.length !== expected.seeds
+    ) {
+      throw fail(`${field}: expected GLUE metrics and ${expected.seeds} runs`);
+    }
+    return {
+      devSet,
+      metrics: row.metrics,
+      runs: row.runs.map((run, r) => ({
+        onnx: fraction(run?.onnx, `${field}.runs[${r}].onnx`),
+        webgpu: fraction(run?.webgpu, `${field}.runs[${r}].webgpu`),
+        maxLogitDifference: typeof run.maxLogitDifference === "number" ? run.maxLogitDifference : NaN,
+      })),
+    };
+  });
 }
 
 function formatScore(value: number): string {

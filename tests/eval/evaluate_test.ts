@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { requestGpu } from "../../src/gpu/device.ts";
 import { Kernels } from "../../src/gpu/kernels.ts";
-import { evaluateGlue, type GlueEvalOptions, startParams } from "../../src/eval/evaluate.ts";
+import { evaluateGlue, type GlueEvalOptions, pendingTasks, startParams } from "../../src/eval/evaluate.ts";
 import { splitClassifierParams } from "../../src/model/classifier.ts";
 import { initHead, initParams } from "../../src/model/init.ts";
 import { FINETUNE_DEFAULTS } from "../../src/eval/finetune.ts";
@@ -122,6 +122,36 @@ Deno.test("without ONNX the dev sets are scored with WebGPU alone and nothing is
     [0, 50, 100].includes(summary.rows[0].webgpu.accuracy!),
     `RTE has 2 dev examples: ${summary.rows[0].webgpu.accuracy}`,
   );
+});
+
+Deno.test("a resumed evaluation reports earlier results with the new ones and hears each task's end", async () => {
+  const { found } = discoverTasks(`${fixtures}glue`);
+  const [cola, rte] = ["CoLA", "RTE"].map((name) => found.find((f) => f.task.name === name)!);
+  const earlier = {
+    devSet: rte.task.devSets[0],
+    metrics: rte.task.metrics,
+    runs: [{ onnx: { accuracy: 0.5 }, webgpu: { accuracy: 0.5 }, maxLogitDifference: 3e-5 }],
+  };
+  assert.deepEqual(pendingTasks([cola, rte], [earlier]), [cola]);
+  const heard: string[][] = [];
+  const { summary, maxLogitDifference } = await evaluateGlue(
+    k,
+    options({
+      tasks: pendingTasks([cola, rte], [earlier]),
+      onnx: false,
+      previous: [earlier],
+      onTaskDone: (results) => {
+        heard.push(results.map((r) => r.devSet.name));
+        return Promise.resolve();
+      },
+    }),
+  );
+  // GLUE's order, whichever run a row came from; the earlier run's logit difference counts.
+  assert.deepEqual(heard, [["CoLA", "RTE"]]);
+  assert.deepEqual(summary.rows.map((r) => r.name), ["CoLA", "RTE"]);
+  assert.equal(summary.rows[1].webgpu.accuracy, 50);
+  assert.equal(maxLogitDifference, 3e-5);
+  assert.deepEqual(pendingTasks([cola, rte], []), [cola, rte]);
 });
 
 Deno.test("a malformed training file stops the evaluation with its file and line", async () => {

@@ -15,6 +15,7 @@ Deno.test("the defaults are the recipe's, one seed, every task, ONNX on", () => 
     maxExamples: undefined,
     fromScratch: false,
     onnx: true,
+    resume: false,
     finetune: { ...FINETUNE_DEFAULTS },
     help: false,
   });
@@ -44,6 +45,7 @@ Deno.test("every finetuning value is an option", () => {
     "100",
     "--from-scratch",
     "--no-onnx",
+    "--resume",
   ]);
   assert.equal(options.tokenizer, "runs/x/tok");
   assert.deepEqual(options.tasks, ["CoLA", "SST-2"]);
@@ -51,6 +53,7 @@ Deno.test("every finetuning value is an option", () => {
   assert.equal(options.maxExamples, 100);
   assert.equal(options.fromScratch, true);
   assert.equal(options.onnx, false);
+  assert.equal(options.resume, true);
   assert.deepEqual(options.finetune, {
     ...FINETUNE_DEFAULTS,
     seed: 3,
@@ -108,6 +111,7 @@ Deno.test("--help needs no other option and the help names every option", () => 
       "--max-examples",
       "--from-scratch",
       "--no-onnx",
+      "--resume",
     ]
   ) {
     assert.ok(EVAL_HELP.includes(`  ${option} `), option);

@@ -7,7 +7,14 @@ import { encodeExample, padBatch } from "../../src/eval/features.ts";
 import { discoverTasks, GLUE_TASKS, readExamples } from "../../src/eval/glue.ts";
 import { computeScores, predictionsFromLogits } from "../../src/eval/metrics.ts";
 import { loadOnnx } from "../../src/eval/onnx_runtime.ts";
-import { type DevSetResult, glueJson, glueMarkdown, summarizeGlue } from "../../src/eval/report.ts";
+import {
+  type DevSetResult,
+  type EvalSource,
+  glueJson,
+  glueMarkdown,
+  resumeResults,
+  summarizeGlue,
+} from "../../src/eval/report.ts";
 import { tiny } from "../../src/model/config.ts";
 import { initParams } from "../../src/model/init.ts";
 import { headLayout, referenceClassify } from "../../src/reference/classifier.ts";
@@ -101,6 +108,64 @@ Deno.test("glue.json holds the summary; a score that is not a number is null", (
     glueMarkdown(summarizeGlue([stsb], [])),
     /\| STS-B \| Pearson \/ Spearman \| n\/a \/ 50\.0 \|/,
   );
+});
+
+const SOURCE: EvalSource = { checkpoint: "runs/x/checkpoints/step-1", finetune: { lr: 4e-5 }, onnx: true };
+
+Deno.test("resumeResults reads a saved glue.json back into the results it summarized", () => {
+  const text = glueJson({ source: SOURCE, ...summarizeGlue(RESULTS, SKIPPED) });
+  const back = resumeResults("glue.json", text, { source: SOURCE, seeds: 3 });
+  assert.deepEqual(back.map((r) => [r.devSet, r.metrics]), RESULTS.map((r) => [r.devSet, r.metrics]));
+  back.forEach((r, i) =>
+    r.runs.forEach((run, j) => {
+      const expected = RESULTS[i].runs[j];
+      assert.equal(run.maxLogitDifference, expected.maxLogitDifference);
+      for (const side of ["onnx", "webgpu"] as const) {
+        for (const [metric, v] of Object.entries(expected[side])) {
+          assert.ok(Math.abs(run[side][metric as "f1"]! - v) < 1e-15, `${side} ${metric}`);
+        }
+      }
+    })
+  );
+  // Summarizing them again gives the same file.
+  assert.equal(glueJson({ source: SOURCE, ...summarizeGlue(back, SKIPPED) }), text);
+  // NaN scores (saved as null) come back as NaN.
+  const noOnnx = { ...RESULTS[2], runs: RESULTS[2].runs.map((r) => ({ ...r, onnx: { accuracy: NaN } })) };
+  const nan = resumeResults("glue.json", glueJson({ source: SOURCE, ...summarizeGlue([noOnnx], []) }), {
+    source: SOURCE,
+    seeds: 3,
+  });
+  assert.ok(Number.isNaN(nan[0].runs[0].onnx.accuracy));
+});
+
+Deno.test("resumeResults refuses another checkpoint, other options and malformed files, naming the field", () => {
+  const text = glueJson({ source: SOURCE, ...summarizeGlue(RESULTS, SKIPPED) });
+  const cases: [string, { source: EvalSource; seeds: number }, RegExp][] = [
+    [text, { source: { ...SOURCE, checkpoint: "runs/y" }, seeds: 3 }, /source\.checkpoint is "runs\/x/],
+    [
+      text,
+      { source: { ...SOURCE, finetune: { lr: 1e-4 } }, seeds: 3 },
+      /source\.finetune is \{"lr":0\.00004\}/,
+    ],
+    [
+      text,
+      { source: { ...SOURCE, maxExamples: 10 }, seeds: 3 },
+      /source\.maxExamples is null, this run has 10/,
+    ],
+    [text, { source: { ...SOURCE, onnx: false }, seeds: 3 }, /source\.onnx is true/],
+    [text, { source: SOURCE, seeds: 1 }, /seeds is 3, this run has 1/],
+    ["{", { source: SOURCE, seeds: 3 }, /glue\.json: not JSON/],
+    ["[]", { source: SOURCE, seeds: 3 }, /expected a GLUE summary with rows/],
+    [text.replace('"name": "MRPC"', '"name": "XYZ"'), { source: SOURCE, seeds: 3 }, /rows\[1\]\.name: "XYZ"/],
+    [
+      text.replace('"matthews": 10', '"matthews": "10"'),
+      { source: SOURCE, seeds: 3 },
+      /rows\[0\]\.runs\[1\]\.onnx\.matthews: expected a number or null/,
+    ],
+  ];
+  for (const [file, expected, message] of cases) {
+    assert.throws(() => resumeResults("glue.json", file, expected), message);
+  }
 });
 
 Deno.test("summarizeGlue rejects uneven or missing runs", () => {
