@@ -236,10 +236,17 @@ export {
   gradNorm,
   OPTIMIZER_STATS_BYTES,
   readOptimizerStats,
+  readStepStats,
   scaleBuffer,
   zeroBuffer,
 } from "./src/train/optimizer.ts";
-export type { FillOptions, GpuAdamwOptions, GradNormOptions, OptimizerStats } from "./src/train/optimizer.ts";
+export type {
+  FillOptions,
+  GpuAdamwOptions,
+  GradNormOptions,
+  OptimizerStats,
+  StepStats,
+} from "./src/train/optimizer.ts";
 export { DROPOUT_STREAM, ORDER_STREAM, planFinetuner } from "./src/train/finetuner.ts";
 export type { Finetuner, FinetunerOptions, FinetuneStats } from "./src/train/finetuner.ts";
 export { planTrainer } from "./src/train/step.ts";

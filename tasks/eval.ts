@@ -26,6 +26,7 @@ import {
   type DevSetResult,
   type EvalSource,
   glueMarkdown,
+  type GlueSummary,
   resumeResults,
   summarizeGlue,
   writeGlueJson,
@@ -75,12 +76,9 @@ async function main(): Promise<number> {
   const previous = options.resume ? await previousResults(summaryPath, source, options.seeds) : [];
   const todo = pendingTasks(tasks, previous);
   for (const f of tasks) if (!todo.includes(f)) log(`${f.task.name}: kept from ${summaryPath}`);
-  const save = (results: DevSetResult[], pending: string[]) =>
-    writeGlueJson(summaryPath, {
-      source,
-      ...(pending.length > 0 ? { pending } : {}),
-      ...summarizeGlue(results, skipped),
-    });
+  // glue.json, with the tasks still to run while there are any.
+  const save = (summary: GlueSummary, pending: string[]) =>
+    writeGlueJson(summaryPath, { source, ...(pending.length > 0 ? { pending } : {}), ...summary });
   if (options.onnx) {
     await Deno.mkdir(onnxDir, { recursive: true });
     if (!options.fromScratch && !(options.resume && await exists(`${runDir}/mlm.onnx`))) {
@@ -99,10 +97,11 @@ async function main(): Promise<number> {
     onnx: options.onnx,
     saveOnnx: (name, bytes) => writeFileAtomic(`${onnxDir}/${name}`, bytes),
     previous,
-    onTaskDone: (results) => save(results, pendingTasks(todo, results).map((f) => f.task.name)),
+    onTaskDone: (results) =>
+      save(summarizeGlue(results, skipped), pendingTasks(todo, results).map((f) => f.task.name)),
     log,
   });
-  await writeGlueJson(summaryPath, { source, ...summary });
+  await save(summary, []);
   console.log(glueMarkdown(summary));
   log(`wrote ${summaryPath}${options.onnx ? ` and the ONNX models in ${onnxDir}/` : ""}`);
   if (options.onnx && !(maxLogitDifference < LOGIT_TOLERANCE)) {

@@ -10,7 +10,7 @@
  * A finetuner is planned once per label count and reused: `reset` starts a new run (another seed,
  * another task with as many labels) on the same buffers.
  */
-import { readBuffers, readF32, writeBuffer, writeParams } from "../gpu/buffers.ts";
+import { readF32, writeBuffer, writeParams } from "../gpu/buffers.ts";
 import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import {
@@ -20,14 +20,7 @@ import {
   planClassifier,
 } from "../model/classifier.ts";
 import { dropoutSiteCount } from "../model/dropout_sites.ts";
-import { decodeLossTotals, LOSS_TOTALS_BYTES } from "../model/layers/cross_entropy.ts";
-import {
-  adamwStepParams,
-  decodeOptimizerStats,
-  OPTIMIZER_STATS_BYTES,
-  planAdamw,
-  zeroBuffer,
-} from "./optimizer.ts";
+import { adamwStepParams, OPTIMIZER_STATS_BYTES, planAdamw, readStepStats, zeroBuffer } from "./optimizer.ts";
 import { hash, streamKey } from "./random.ts";
 
 /** The random streams of a finetuning seed: the data order's (src/eval/finetune.ts) and dropout's. */
@@ -139,20 +132,8 @@ export async function planFinetuner(
       submit(stepLists.get(batch.seq)!);
     },
     async readStats() {
-      // One round trip for both: the loss totals and the optimizer stats.
-      const [totalBytes, statBytes] = await readBuffers(gpu, [
-        { buffer: classifier.lossTotals, bytes: LOSS_TOTALS_BYTES },
-        { buffer: stats, bytes: OPTIMIZER_STATS_BYTES },
-      ]);
-      const totals = decodeLossTotals(totalBytes);
-      writeBuffer(gpu, classifier.lossTotals, zeros.subarray(0, 2));
-      const s = decodeOptimizerStats(statBytes);
-      return {
-        loss: totals.count > 0 ? totals.sum / totals.count : NaN,
-        examples: totals.count,
-        gradNorm: s.norm,
-        skippedSteps: s.skippedSteps,
-      };
+      const s = await readStepStats(gpu, classifier.lossTotals, stats);
+      return { loss: s.loss, examples: s.rows, gradNorm: s.norm, skippedSteps: s.skippedSteps };
     },
     readParams: () => readF32(gpu, params, length),
   };

@@ -17,7 +17,16 @@
  */
 import { checked, GpuError } from "../gpu/device.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { type Param, paramBuffer, readBuffer, storageBuffer, uploadBuffer } from "../gpu/buffers.ts";
+import {
+  type Param,
+  paramBuffer,
+  readBuffer,
+  readBuffers,
+  storageBuffer,
+  uploadBuffer,
+  writeBuffer,
+} from "../gpu/buffers.ts";
+import { decodeLossTotals, LOSS_TOTALS_BYTES } from "../model/layers/cross_entropy.ts";
 import type { Binding, Dispatch, Kernels } from "../gpu/kernels.ts";
 import { dispatch } from "../gpu/kernels.ts";
 import { PARAM_ALIGNMENT, type ParamLayout } from "../model/params.ts";
@@ -53,6 +62,31 @@ export function decodeOptimizerStats(bytes: ArrayBuffer): OptimizerStats {
     clipFactor: view.getFloat32(4, true),
     skipped: view.getUint32(8, true) !== 0,
     skippedSteps: view.getUint32(12, true),
+  };
+}
+
+/** The mean loss and row count since the last read, and the optimizer's stats. */
+export interface StepStats extends OptimizerStats {
+  /** NaN when no row was counted. */
+  loss: number;
+  rows: number;
+}
+
+/**
+ * Reads the loss totals (then queues their reset to zero) and the optimizer stats in one GPU round trip:
+ * the training loops' every-N-steps read.
+ */
+export async function readStepStats(gpu: Gpu, lossTotals: GPUBuffer, stats: GPUBuffer): Promise<StepStats> {
+  const [totalBytes, statBytes] = await readBuffers(gpu, [
+    { buffer: lossTotals, bytes: LOSS_TOTALS_BYTES },
+    { buffer: stats, bytes: OPTIMIZER_STATS_BYTES },
+  ]);
+  const totals = decodeLossTotals(totalBytes);
+  writeBuffer(gpu, lossTotals, new Uint32Array(LOSS_TOTALS_BYTES / 4));
+  return {
+    loss: totals.count > 0 ? totals.sum / totals.count : NaN,
+    rows: totals.count,
+    ...decodeOptimizerStats(statBytes),
   };
 }
 

@@ -7,19 +7,12 @@
  * so the GPU always has the next step queued while the CPU stays at most two steps ahead (which
  * keeps the budget clock honest and lets the event loop handle Ctrl-C).
  */
-import { readBuffers, writeBuffer, writeParams } from "../gpu/buffers.ts";
+import { writeParams } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
-import { decodeLossTotals, LOSS_TOTALS_BYTES } from "../model/layers/cross_entropy.ts";
-import {
-  adamwStepParams,
-  decodeOptimizerStats,
-  OPTIMIZER_STATS_BYTES,
-  planAdamw,
-  type PlannedAdamw,
-} from "./optimizer.ts";
+import { adamwStepParams, planAdamw, type PlannedAdamw, readStepStats } from "./optimizer.ts";
 
 export interface TrainerOptions {
   /** Gradient clipping threshold of the global L2 norm (0.5 in the recipe). */
@@ -94,7 +87,6 @@ export async function planTrainer(
     throw e;
   }
   const { m, v, stats, stepParams, zero, update } = optimizer;
-  const zeroTotals = new Uint32Array(2);
   let steps = 0;
   const inFlight: Promise<void>[] = [];
 
@@ -131,17 +123,10 @@ export async function planTrainer(
       inFlight.push(gpu.device.queue.onSubmittedWorkDone());
     },
     async readStats() {
-      // One round trip for both: the loss totals and the optimizer stats.
-      const [totalBytes, statBytes] = await readBuffers(gpu, [
-        { buffer: model.lossTotals, bytes: LOSS_TOTALS_BYTES },
-        { buffer: stats, bytes: OPTIMIZER_STATS_BYTES },
-      ]);
-      const totals = decodeLossTotals(totalBytes);
-      writeBuffer(gpu, model.lossTotals, zeroTotals);
-      const s = decodeOptimizerStats(statBytes);
+      const s = await readStepStats(gpu, model.lossTotals, stats);
       return {
-        loss: totals.count > 0 ? totals.sum / totals.count : NaN,
-        labels: totals.count,
+        loss: s.loss,
+        labels: s.rows,
         gradNorm: s.norm,
         lastSkipped: s.skipped,
         skippedSteps: s.skippedSteps,

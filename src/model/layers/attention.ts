@@ -87,9 +87,9 @@ export async function attentionForward(k: Kernels, args: AttentionForwardArgs): 
   if (args.keyMask) checkBuffer("attention keyMask", args.keyMask, plan.tokens * 4);
   if (args.dropout && !args.scratch) throw new GpuError("attention dropout needs a scratch buffer");
   if (args.scratch) checkBuffer("attention scratch", args.scratch, plan.probsBytes);
-  const dropped = args.dropout ? args.scratch! : args.probs;
   // WebGPU binds every declared binding: without a mask or dropout the kernel gets words it never reads.
   const keyMask = args.keyMask ?? storageBuffer(gpu, "attention.noKeyMask", 4);
+  const dropped = args.dropout ? args.scratch! : storageBuffer(gpu, "attention.noDropped", 4);
   const softmax = await k.pipeline(FAMILY, "softmax_forward", plan.constants);
   const products = plan.products;
   return [
@@ -106,12 +106,13 @@ export async function attentionForward(k: Kernels, args: AttentionForwardArgs): 
       args.probs,
       plan.seeds,
       keyMask,
-      args.dropout ? args.scratch! : storageBuffer(gpu, "attention.noDropped", 4),
+      dropped,
     ], plan.grid),
     // out = probs v
     ...await matmul(k, {
       ...products.probsTimesRows,
-      a: dropped,
+      // out = dropped v with dropout.
+      a: args.dropout ? dropped : args.probs,
       b: args.qkv,
       bOffset: 2 * plan.hidden,
       ldb: 3 * plan.hidden,
