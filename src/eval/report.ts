@@ -128,7 +128,7 @@ export function glueMarkdown(summary: GlueSummary): string {
     const metrics = row.metrics.map((m) => METRIC_LABELS[m]).join(" / ");
     lines.push(
       `| ${row.name} | ${metrics} | ${scores(row.onnx)} | ${scores(row.webgpu)} | ` +
-        `${row.maxLogitDifference.toExponential(1)} | ${paper(row.paper)} |`,
+        `${formatDifference(row.maxLogitDifference)} | ${paper(row.paper)} |`,
     );
   }
   const { average } = summary;
@@ -231,4 +231,9 @@ export function resumeResults(
 
 function formatScore(value: number): string {
   return Number.isFinite(value) ? value.toFixed(1) : "n/a";
+}
+
+/** A logit difference, "n/a" where there is none (a run without ONNX). */
+function formatDifference(value: number): string {
+  return Number.isFinite(value) ? value.toExponential(1) : "n/a";
 }

@@ -41,6 +41,24 @@ export const crammed: ModelConfig = {
 };
 
 /**
+ * A model for budgets of minutes to an hour on a GPU (BERT-small's shape: 4 layers of 512). In 10 minutes
+ * on an H200 the crammed model makes about 1,300 steps of 256 sequences and its MLM loss is still near the
+ * unigram level (5.77 nats against the corpus's 6.66), which finetunes no better than a random model;
+ * this one does about an eighth of the work per token, so the same minutes buy many more steps.
+ */
+export const compact: ModelConfig = {
+  vocabSize: 32768,
+  hidden: 512,
+  layers: 4,
+  heads: 8,
+  intermediate: 2048,
+  maxSeqLen: 128,
+  ffn: "gelu",
+  positions: "scaled-sinusoidal",
+  normEps: 1e-12,
+};
+
+/**
  * A model that trains visibly within minutes on a CPU WebGPU adapter (the default there). Its smaller
  * vocabulary is what a raw corpus is tokenized with for it; given tokenized data, a run takes the
  * data's vocabulary size instead (see tasks/pretrain.ts).
@@ -71,7 +89,7 @@ export const tiny: ModelConfig = {
 };
 
 /** The presets by name. */
-export const presets: Readonly<Record<string, ModelConfig>> = { crammed, small, tiny };
+export const presets: Readonly<Record<string, ModelConfig>> = { crammed, compact, small, tiny };
 
 const ffnValues: readonly Ffn[] = ["gelu", "gelu-glu"];
 const positionValues: readonly Positions[] = ["scaled-sinusoidal", "learned"];

@@ -110,6 +110,18 @@ Deno.test("glue.json holds the summary; a score that is not a number is null", (
   );
 });
 
+Deno.test("glueMarkdown shows n/a for the scores and the logit difference of a run without ONNX", () => {
+  const webgpuOnly: DevSetResult = {
+    devSet: devSet("RTE"),
+    metrics: ["accuracy"],
+    runs: [{ onnx: { accuracy: NaN }, webgpu: { accuracy: 0.5 }, maxLogitDifference: NaN }],
+  };
+  assert.match(
+    glueMarkdown(summarizeGlue([webgpuOnly], [])),
+    /\| RTE \| accuracy \| n\/a \| 50\.0 \| n\/a \|/,
+  );
+});
+
 const SOURCE: EvalSource = { checkpoint: "runs/x/checkpoints/step-1", finetune: { lr: 4e-5 }, onnx: true };
 
 Deno.test("resumeResults reads a saved glue.json back into the results it summarized", () => {

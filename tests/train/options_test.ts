@@ -110,7 +110,7 @@ Deno.test("impossible values are one-line errors naming the option and what was 
     [["--peak-lr=-1"], '--peak-lr: expected a positive number, got "-1"'],
     [["--lr-peak-at", "1"], '--lr-peak-at: expected a fraction from 0 to below 1, got "1"'],
     [["--ramp", "1.5"], '--ramp: expected a fraction from 0 to 1, got "1.5"'],
-    [["--preset", "huge"], '--preset: expected one of crammed, small, tiny, got "huge"'],
+    [["--preset", "huge"], '--preset: expected one of crammed, compact, small, tiny, got "huge"'],
     [["--seq-len", "4"], '--seq-len: expected an integer of at least 8, got "4"'],
     [["--vocab-size", "70000"], '--vocab-size: expected an integer from 6 to 65536, got "70000"'],
     [["--seed", "-3"], "--seed: expected a value (write --seed=<value> for one that starts with -)"],
@@ -173,7 +173,7 @@ Deno.test("--help lists every option with its default", () => {
   }
   const listed = lines.map((l) => /^ {2}(--[a-z-]+)/.exec(l)?.[1]).filter((f) => f && f !== "--help");
   assert.deepEqual(listed, flags);
-  assert.ok(help.includes("crammed, small, tiny"));
+  assert.ok(help.includes("crammed, compact, small, tiny"));
 });
 
 Deno.test("options survive a round trip through arguments and JSON", () => {

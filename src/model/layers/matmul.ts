@@ -199,22 +199,29 @@ function checkExtent(
 }
 
 /**
- * Workgroups a product should launch to fill the GPU: about 4 resident per SM of a 132-SM H200. Products
- * with fewer tiles of C split K (see kernels/matmul.wgsl).
+ * Workgroups a product should launch to keep the GPU busy (about four waves): products with fewer tiles of
+ * C split K (see kernels/matmul.wgsl).
  */
 const FILL_WORKGROUPS = 512;
 /** Shallowest K slice of a split: below it the partial sums cost more than the extra parallelism saves. */
 const MIN_SPLIT_DEPTH = 512;
 const MAX_SPLITS = 16;
 /**
- * Tiles for the default choice, largest first: {@linkcode DEFAULT_MATMUL_TILE} wherever it fills the GPU (all
- * of the crammed model's pretraining products at micro-batch 128 do), then smaller ones (more workgroups).
+ * Tiles for the default choice, largest first, each with the H200's time for one workgroup's pass over a
+ * unit of K relative to {@linkcode DEFAULT_MATMUL_TILE}'s (fitted to the tile sweep of session 3 over
+ * finetuning shapes: 64-row tiles do half the work at 0.9x the efficiency, 64x64 a quarter at 0.6x).
  */
-const FILL_TILES: readonly Readonly<MatmulTile>[] = [
-  DEFAULT_MATMUL_TILE,
-  { ...DEFAULT_MATMUL_TILE, rows: 64 },
-  { ...DEFAULT_MATMUL_TILE, rows: 64, cols: 64 },
+const FILL_TILES: readonly { tile: Readonly<MatmulTile>; cost: number }[] = [
+  { tile: DEFAULT_MATMUL_TILE, cost: 1 },
+  { tile: { ...DEFAULT_MATMUL_TILE, rows: 64 }, cost: 0.55 },
+  { tile: { ...DEFAULT_MATMUL_TILE, rows: 64, cols: 64 }, cost: 0.4 },
 ];
+/**
+ * Workgroups of the tiled kernel that run at once: one per SM of a 132-SM H200. Launches run in waves of
+ * this many, and a partial last wave costs a whole one, which is what makes a small product pick a smaller
+ * tile: 1024 x 768 x 768 makes 48 workgroups of 128x128 (13 TFLOP/s) or 96 of 64x128 (21 TFLOP/s).
+ */
+const WORKGROUP_SLOTS = 132;
 
 /** How a product runs: which entry point, with what constants and grid, split K how many ways. */
 interface Plan {
@@ -272,10 +279,14 @@ function plan(k: Kernels, options: MatmulOptions): Plan {
     }
     return splits;
   };
-  // The default tile, or for a product too small to fill the GPU with it (finetuning's few tokens) the
-  // largest smaller tile that does, else the smallest.
+  // The tile with the least modeled time: waves of workgroups times each one's cost over its K slice. All
+  // of the crammed model's pretraining products keep the default tile; finetuning's few tokens do not.
+  const modeledTime = ({ tile, cost }: (typeof FILL_TILES)[number]) => {
+    const splits = splitsFor(tilesOf(tile));
+    return Math.ceil(tilesOf(tile) * splits / WORKGROUP_SLOTS) * cost * Math.ceil(depth / splits);
+  };
   const tile = options.tile ??
-    FILL_TILES.find((t) => tilesOf(t) * splitsFor(tilesOf(t)) >= FILL_WORKGROUPS) ?? FILL_TILES.at(-1)!;
+    FILL_TILES.reduce((best, t) => modeledTime(t) < modeledTime(best) ? t : best).tile;
   let splits = splitsFor(tilesOf(tile));
   if (!Number.isInteger(splits) || splits < 1) {
     throw new GpuError(`matmul: splits = ${splits}, expected >= 1`);
