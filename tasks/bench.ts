@@ -31,7 +31,7 @@ const USAGE = `usage: deno task bench [options]
   --small          the model's products scaled down (tokens / 64, features / 8), for the CPU adapter;
                    with --kernels or --profile: --preset small --micro-batch 2
   --tile SPEC      tiled-kernel split BMxBNxBK[/t16][/uN] instead of the wrapper's choice (128x128x8/u8, or
-                   a smaller tile for a product too small to fill the GPU with it)
+                   64x128 or 64x64 where a small product runs faster with it by the wrapper's wave model)
   --splits N       split K N ways instead of the wrapper's choice
   --layout LIST    comma-separated layouts among NN,NT,TN (default all)
   --only LIST      comma-separated product names among qkv,attn_out,ffn_up,ffn_down,mlm_decoder,cube

@@ -58,7 +58,7 @@ export interface MatmulOptions {
   ldc?: number;
   /** Independent products of this shape in one dispatch (not with `add`, never split K). */
   batch?: MatmulBatch;
-  /** Tiled-kernel work split, for tuning; default {@linkcode DEFAULT_MATMUL_TILE}, smaller for small products. */
+  /** Tiled-kernel work split, for tuning; default {@linkcode DEFAULT_MATMUL_TILE}, or smaller for small products. */
   tile?: MatmulTile;
   /** Split-K ways of the tiled kernel, for tuning; by default chosen so that the GPU is filled. */
   splits?: number;
