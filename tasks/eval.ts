@@ -1,7 +1,8 @@
 /**
  * `deno task eval --checkpoint runs/x --glue-dir <dir>`: GLUE finetuning of a pretrained run with our
  * WebGPU engine, ONNX export, and scoring with onnxruntime-web and WebGPU (src/eval/evaluate.ts). Prints
- * progress on stderr and the Markdown table on stdout; writes into the run folder, each file atomically:
+ * progress on stderr and the Markdown table on stdout; writes into the run folder (or --out), each file
+ * atomically:
  *
  *   glue.json                    the summary (glue-from-scratch.json with --from-scratch), rewritten after
  *                                every task (with the tasks still pending) so that --resume can go on
@@ -64,9 +65,11 @@ async function main(): Promise<number> {
     `${gpu.name}: ${options.fromScratch ? "no pretraining (random init)" : pretrained.dir}, ` +
       `${tasks.length} task(s), ${options.seeds} seed(s)`,
   );
+  const outDir = options.out ?? runDir;
+  await Deno.mkdir(outDir, { recursive: true });
   const variant = options.fromScratch ? "glue-from-scratch" : "glue";
-  const onnxDir = `${runDir}/${variant}`;
-  const summaryPath = `${runDir}/${variant}.json`;
+  const onnxDir = `${outDir}/${variant}`;
+  const summaryPath = `${outDir}/${variant}.json`;
   const source: EvalSource = {
     checkpoint: options.fromScratch ? null : pretrained.dir,
     finetune: options.finetune,
@@ -81,8 +84,8 @@ async function main(): Promise<number> {
     writeGlueJson(summaryPath, { source, ...(pending.length > 0 ? { pending } : {}), ...summary });
   if (options.onnx) {
     await Deno.mkdir(onnxDir, { recursive: true });
-    if (!options.fromScratch && !(options.resume && await exists(`${runDir}/mlm.onnx`))) {
-      await exportMaskedLm(pretrained.config, pretrained.params, `${runDir}/mlm.onnx`, log);
+    if (!options.fromScratch && !(options.resume && await exists(`${outDir}/mlm.onnx`))) {
+      await exportMaskedLm(pretrained.config, pretrained.params, `${outDir}/mlm.onnx`, log);
     }
   }
   const { summary, maxLogitDifference } = await evaluateGlue(new Kernels(gpu), {

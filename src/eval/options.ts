@@ -21,6 +21,8 @@ export interface EvalOptions {
   glueDir: string;
   /** The folder of the tokenizer's vocab.txt; default: the run folder. */
   tokenizer?: string;
+  /** Where glue.json and the ONNX files go; default: the run folder. */
+  out?: string;
   /** Task directory names to evaluate (default: every task found). */
   tasks?: string[];
   /** Finetuning runs per task; the table reports their median. */
@@ -41,12 +43,13 @@ export const EVAL_HELP = `deno task eval --checkpoint <run> --glue-dir <dir> [op
 
 Finetunes the pretrained model on every GLUE task found (WebGPU), exports each finetuned model to
 ONNX, scores the dev sets with onnxruntime-web and with WebGPU, and prints a Markdown table next to the
-Cramming paper's figures. Writes <run>/glue.json and <run>/glue/<task>-seed<n>.onnx (with
---from-scratch: glue-from-scratch.json and glue-from-scratch/), and <run>/mlm.onnx.
+Cramming paper's figures. Writes <out>/glue.json and <out>/glue/<task>-seed<n>.onnx (with
+--from-scratch: glue-from-scratch.json and glue-from-scratch/), and <out>/mlm.onnx.
 
   --checkpoint PATH     a pretraining run folder (its newest checkpoint) or a checkpoint folder
   --glue-dir DIR        GLUE data in the layout of GLUE's download script (CoLA/train.tsv, ...)
   --tokenizer DIR       folder of the vocab.txt the model was pretrained with (default: the run folder)
+  --out DIR             where the results go (default: the run folder)
   --tasks A,B           only these tasks (directory names, e.g. CoLA,SST-2)
   --seeds N             finetuning runs per task, median reported (default 1)
   --seed N              the first run's seed (default ${FINETUNE_DEFAULTS.seed})
@@ -73,6 +76,7 @@ export function parseEvalArgs(args: readonly string[]): EvalOptions {
         checkpoint: { type: "string" },
         "glue-dir": { type: "string" },
         tokenizer: { type: "string" },
+        out: { type: "string" },
         tasks: { type: "string" },
         seeds: { type: "string" },
         seed: { type: "string" },
@@ -136,6 +140,7 @@ export function parseEvalArgs(args: readonly string[]): EvalOptions {
     checkpoint: required("checkpoint"),
     glueDir: required("glue-dir"),
     tokenizer: text("tokenizer"),
+    out: text("out"),
     tasks,
     seeds: count("seeds", 1),
     maxExamples,

@@ -10,6 +10,7 @@ Deno.test("the defaults are the recipe's, one seed, every task, ONNX on", () => 
     checkpoint: "runs/x",
     glueDir: "../shared/data/glue",
     tokenizer: undefined,
+    out: undefined,
     tasks: undefined,
     seeds: 1,
     maxExamples: undefined,
@@ -25,6 +26,8 @@ Deno.test("every finetuning value is an option", () => {
   const options = parseEvalArgs([
     ...base,
     "--tokenizer=runs/x/tok",
+    "--out",
+    "runs/x/eval-b",
     "--tasks",
     "CoLA, SST-2",
     "--seeds",
@@ -48,6 +51,7 @@ Deno.test("every finetuning value is an option", () => {
     "--resume",
   ]);
   assert.equal(options.tokenizer, "runs/x/tok");
+  assert.equal(options.out, "runs/x/eval-b");
   assert.deepEqual(options.tasks, ["CoLA", "SST-2"]);
   assert.equal(options.seeds, 5);
   assert.equal(options.maxExamples, 100);
