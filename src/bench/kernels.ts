@@ -31,7 +31,7 @@ import {
   sortTokens,
 } from "../model/layers/embedding.ts";
 import { layerNormBackward, layerNormForward } from "../model/layers/layernorm.ts";
-import { FIRST_REGULAR_ID, maskBatch, maxLabels } from "../train/masking.ts";
+import { BERT_MASK_RATE, FIRST_REGULAR_ID, maskBatch, maxLabels } from "../train/masking.ts";
 import {
   adamw,
   adamwStepParams,
@@ -117,7 +117,11 @@ export function zipfBatch(config: ModelConfig, microBatch: number, seed: number)
     tokens[t] = FIRST_REGULAR_ID + lo;
   }
   const indices = Array.from({ length: microBatch }, (_, b) => b);
-  return maskBatch(tokens, seq, { epoch: 0, indices }, { rate: 0.15, vocabSize: config.vocabSize, seed });
+  return maskBatch(tokens, seq, { epoch: 0, indices }, {
+    rate: BERT_MASK_RATE,
+    vocabSize: config.vocabSize,
+    seed,
+  });
 }
 
 /**
@@ -133,7 +137,7 @@ export function kernelCases(
   const B = microBatch;
   const N = B * S;
   const d = headDim(config);
-  const R = maxLabels(B, S, 0.15);
+  const R = maxLabels(B, S, BERT_MASK_RATE);
   const M = batch.labelIds.length;
   const layout = paramLayout(config);
   const P = layout.totalSize;

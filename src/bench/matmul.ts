@@ -14,6 +14,7 @@ import {
   matmulTile,
 } from "../model/layers/matmul.ts";
 import { timeDispatches, type TimingOptions } from "./timing.ts";
+import { BERT_MASK_RATE, maxLabels } from "../train/masking.ts";
 
 /** NN: C = A B; NT: C = A B^T (forward projections); TN: C = A^T B (weight gradients). */
 export type MatmulLayout = "NN" | "NT" | "TN";
@@ -56,7 +57,7 @@ export interface ModelDims {
   hidden: number;
   ffn: number;
   vocab: number;
-  /** Masked tokens per micro-batch (rows of the sparse MLM head). */
+  /** Rows of the sparse MLM head per micro-batch: the most masked tokens it can have. */
   masked: number;
   /** Side of the square reference product. */
   cube: number;
@@ -68,7 +69,7 @@ export const CRAMMED_DIMS: ModelDims = {
   hidden: 768,
   ffn: 3072,
   vocab: 32768,
-  masked: 2458,
+  masked: maxLabels(128, 128, BERT_MASK_RATE),
   cube: 4096,
 };
 
@@ -78,7 +79,7 @@ export const SMALL_DIMS: ModelDims = {
   hidden: 96,
   ffn: 384,
   vocab: 4096,
-  masked: 38,
+  masked: maxLabels(2, 128, BERT_MASK_RATE),
   cube: 512,
 };
 

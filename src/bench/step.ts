@@ -8,7 +8,7 @@ import { writeBuffer } from "../gpu/buffers.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { initParams } from "../model/init.ts";
 import type { ModelBatch } from "../model/model.ts";
-import { maskBatch, maxLabels } from "../train/masking.ts";
+import { BERT_MASK_RATE, maskBatch, maxLabels } from "../train/masking.ts";
 import { planTrainer, type Trainer, type TrainStats } from "../train/step.ts";
 
 export interface StepBenchOptions {
@@ -46,7 +46,11 @@ export function randomBatches(config: ModelConfig, batch: number, count: number,
     }
     const indices = Array.from({ length: batch }, (_, b) => i * batch + b);
     batches.push(
-      maskBatch(tokens, seq, { epoch: 0, indices }, { rate: 0.15, vocabSize: config.vocabSize, seed }),
+      maskBatch(tokens, seq, { epoch: 0, indices }, {
+        rate: BERT_MASK_RATE,
+        vocabSize: config.vocabSize,
+        seed,
+      }),
     );
   }
   return batches;
@@ -74,7 +78,7 @@ export async function planStepBench(
   const trainer = await planTrainer(k, config, {
     batch: microBatch,
     seq,
-    maxLabels: maxLabels(microBatch, seq, 0.15),
+    maxLabels: maxLabels(microBatch, seq, BERT_MASK_RATE),
   });
   writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed }) as Float32Array<ArrayBuffer>);
   const batches = randomBatches(config, microBatch, accumulate * 2, seed);

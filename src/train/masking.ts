@@ -17,6 +17,9 @@
 import { MASK_ID, SPECIAL_TOKENS } from "../data/tokenizer.ts";
 import { below, streamKey, uniform } from "./random.ts";
 
+/** BERT's masking rate: the fraction of tokens to predict, the recipe's default. */
+export const BERT_MASK_RATE = 0.15;
+
 /** Ids below this are special tokens: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4. */
 export const FIRST_REGULAR_ID = SPECIAL_TOKENS.length;
 

@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { type BudgetSpec, formatBudget, parseBudget } from "./budget.ts";
 import { presets } from "../model/config.ts";
+import { BERT_MASK_RATE } from "./masking.ts";
 
 /** A user error in the command line: the message is one line that names the option. */
 export class OptionError extends Error {
@@ -202,7 +203,7 @@ const SPECS: readonly OptionSpec[] = [
     key: "maskRate",
     flag: "--mask-rate",
     value: "<fraction>",
-    shown: "0.15",
+    shown: String(BERT_MASK_RATE),
     help: "Fraction of tokens to predict; of those 80% become [MASK], 10% a random token, 10% stay.",
     parse: (text, flag) => number(text, flag, "a fraction above 0 and below 1", (n) => n > 0 && n < 1),
   },
@@ -299,7 +300,7 @@ function defaults(now: Date): PretrainOptions {
     lrStart: 0.25,
     lrPeakAt: 0.75,
     ramp: 0.6,
-    maskRate: 0.15,
+    maskRate: BERT_MASK_RATE,
     seed: 0,
     logEvery: 10,
     checkpointEvery: 10,
