@@ -45,6 +45,8 @@ const USAGE = `usage: deno task bench [options]
   --steps N        with --step or --profile: timed steps (default 10)
   --kernels        time every non-matmul kernel of the step at the model's shapes, against the bandwidth
   --bandwidth B    with --kernels: bytes per second that vs_bandwidth compares with (default 4.3e12)
+  --softmax-lanes N  with --kernels: invocations per row of scores in the softmax passes, for tuning
+                   (a power of two up to 256; default 32)
   --profile        GPU time of every dispatch of the training step by kernel, and GPU busy over wall time
   --dispatches     with --profile: also one line per dispatch, in step order
 
@@ -76,6 +78,7 @@ async function main(args: string[]): Promise<void> {
       steps: { type: "string", default: "10" },
       kernels: { type: "boolean", default: false },
       bandwidth: { type: "string" },
+      "softmax-lanes": { type: "string" },
       profile: { type: "boolean", default: false },
       dispatches: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -102,6 +105,9 @@ async function main(args: string[]): Promise<void> {
     const options = {
       only: values.only?.split(","),
       bandwidth: values.bandwidth === undefined ? H200_BANDWIDTH : positive("bandwidth", values.bandwidth),
+      softmaxLanes: values["softmax-lanes"] === undefined
+        ? undefined
+        : positive("softmax-lanes", values["softmax-lanes"]),
       warmupSeconds: positive("warmup", values.warmup),
       timedSeconds: positive("time", values.time),
     };

@@ -53,6 +53,8 @@ export interface KernelBenchOptions extends TimingOptions {
   only?: readonly string[];
   /** Seed of the token ids and buffer contents (default 0). */
   seed?: number;
+  /** Invocations per row of scores in the softmax passes (default: the attention layer's). */
+  softmaxLanes?: number;
 }
 
 /** One JSON line of `deno task bench --kernels`. */
@@ -132,6 +134,7 @@ export function kernelCases(
   config: ModelConfig,
   microBatch: number,
   batch: ModelBatch,
+  options: Pick<KernelBenchOptions, "softmaxLanes"> = {},
 ): KernelCase[] {
   const { hidden: H, intermediate: I, vocabSize: V, heads, maxSeqLen: S, normEps: eps } = config;
   const B = microBatch;
@@ -264,7 +267,7 @@ export function kernelCases(
     });
   }
 
-  const attentionShape = { batch: B, seq: S, heads, headDim: d };
+  const attentionShape = { batch: B, seq: S, heads, headDim: d, lanes: options.softmaxLanes };
   const attentionDims = `${B}x${heads}x${S}x${d}`;
   // One S x S x d product per (batch, head) is 2 S^2 d FLOPs.
   const product = 2 * B * heads * S * S * d;
@@ -518,7 +521,7 @@ export async function* benchKernels(
   options: KernelBenchOptions = {},
 ): AsyncGenerator<KernelResult> {
   const batch = zipfBatch(config, microBatch, options.seed ?? 0);
-  const cases = kernelCases(config, microBatch, batch);
+  const cases = kernelCases(config, microBatch, batch, options);
   const unknown = options.only?.filter((name) => !cases.some((c) => c.name === name)) ?? [];
   if (unknown.length > 0) {
     throw new RangeError(

@@ -137,3 +137,17 @@ Deno.test("benchKernels --only runs the named cases and rejects unknown names", 
     /only: no kernel case named softmax; expected among embedding_forward, layernorm_forward/,
   );
 });
+
+Deno.test("benchKernels hands softmaxLanes to the attention's softmax passes", async () => {
+  const k = new Kernels(await requestGpu());
+  const timing = { warmupSeconds: 0.002, timedSeconds: 0.002 };
+  const run = async (softmaxLanes: number) => {
+    const results = [];
+    for await (const r of benchKernels(k, tiny, 2, { ...timing, only: ["softmax_forward"], softmaxLanes })) {
+      results.push(r.name);
+    }
+    return results;
+  };
+  assert.deepEqual(await run(4), ["softmax_forward"]);
+  await assert.rejects(() => run(3), /attention lanes = 3, expected a power of two/);
+});

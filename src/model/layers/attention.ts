@@ -30,6 +30,11 @@ export interface AttentionShape {
   headDim: number;
   /** Probability dropout (finetuning); give the forward and the backward the same. Absent: none. */
   dropout?: ProbsDropout;
+  /**
+   * Invocations that share a row of scores in the softmax passes, for tuning: a power of two up to 256
+   * (default {@linkcode DEFAULT_SOFTMAX_LANES}). Fewer lanes mean fewer reduction steps, each with barriers.
+   */
+  lanes?: number;
 }
 
 /** Dropout of the attention probabilities, with the mask of the reference's `dropoutKeep`. */
@@ -73,9 +78,10 @@ export interface AttentionBackwardArgs extends AttentionShape {
 }
 
 const FAMILY = "attention";
-/** Invocations per row of scores, and per workgroup (see kernels/attention.wgsl). */
-const LANES = 32;
+/** Invocations per workgroup (see kernels/attention.wgsl). */
 const WG = 256;
+/** Invocations per row of scores by default. */
+const DEFAULT_SOFTMAX_LANES = 32;
 
 /** Records the attention forward: probs and out from qkv. */
 export async function attentionForward(k: Kernels, args: AttentionForwardArgs): Promise<Dispatch[]> {
@@ -225,11 +231,14 @@ interface AttentionPlan {
 }
 
 function planAttention(gpu: Gpu, shape: AttentionShape): AttentionPlan {
-  const { batch, seq, heads, headDim, dropout } = shape;
+  const { batch, seq, heads, headDim, dropout, lanes = DEFAULT_SOFTMAX_LANES } = shape;
   checkMultiple("attention batch", batch, 1);
   checkMultiple("attention seq", seq, 1);
   checkMultiple("attention heads", heads, 1);
   checkMultiple("attention headDim", headDim, 1);
+  if (!(Number.isInteger(lanes) && lanes >= 1 && lanes <= WG && (lanes & (lanes - 1)) === 0)) {
+    throw new GpuError(`attention lanes = ${lanes}, expected a power of two from 1 to ${WG}`);
+  }
   if (dropout) {
     if (!(dropout.p >= 0 && dropout.p < 1)) {
       throw new GpuError(`attention dropout p = ${dropout.p}, expected a probability in [0, 1)`);
@@ -264,8 +273,8 @@ function planAttention(gpu: Gpu, shape: AttentionShape): AttentionPlan {
       qkvStrides,
       hiddenStrides,
     },
-    constants: { SEQ: seq, LANES, WG, PROBS_DROPOUT: dropout ? 1 : 0 },
-    grid: flatGrid(gpu, Math.ceil(rows / (WG / LANES))),
+    constants: { SEQ: seq, LANES: lanes, WG, PROBS_DROPOUT: dropout ? 1 : 0 },
+    grid: flatGrid(gpu, Math.ceil(rows / (WG / lanes))),
     elementGrid: flatGrid(gpu, Math.ceil((rows * seq) / WG)),
     params: (hasMask) =>
       paramBuffer(gpu, "attention params", [

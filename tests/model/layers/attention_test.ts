@@ -51,6 +51,9 @@ for (
     { batch: 2, seq: 7, heads: 2, headDim: 6 },
     // The crammed model's head.
     { batch: 2, seq: 128, heads: 2, headDim: 64 },
+    // Other lanes per row (a tuning option): one invocation per row, and 4 lanes over ragged rows.
+    { batch: 2, seq: 128, heads: 2, headDim: 64, lanes: 1 },
+    { batch: 1, seq: 37, heads: 2, headDim: 12, lanes: 4 },
   ]
 ) {
   Deno.test(`attention forward and backward match the reference (${JSON.stringify(shape)})`, async () => {
@@ -173,6 +176,10 @@ Deno.test("attention rejects bad shapes and buffers, naming the field", async ()
   await assert.rejects(
     () => attentionForward(kernels, { batch: 2, seq: 4, heads: 1, headDim: 8, ...b }),
     /attention qkv: buffer qkv has 384 bytes, needs 768/,
+  );
+  await assert.rejects(
+    () => attentionForward(kernels, { batch: 1, seq: 4, heads: 1, headDim: 8, lanes: 3, ...b }),
+    /attention lanes = 3, expected a power of two from 1 to 256/,
   );
   const seeds = storageBuffer(gpu, "seeds", 4);
   const { scratch: _, ...noScratch } = b;
