@@ -102,6 +102,7 @@ export type { HostArray, Param } from "./src/gpu/buffers.ts";
 
 // model: config, parameters, reference, forward/backward
 export {
+  compact,
   crammed,
   downInputWidth,
   fromPeerConfig,
@@ -250,7 +251,7 @@ export type {
 export { DROPOUT_STREAM, ORDER_STREAM, planFinetuner } from "./src/train/finetuner.ts";
 export type { Finetuner, FinetunerOptions, FinetuneStats } from "./src/train/finetuner.ts";
 export { planTrainer } from "./src/train/step.ts";
-export type { Trainer, TrainerOptions, TrainStats } from "./src/train/step.ts";
+export type { Trainer, TrainStats } from "./src/train/step.ts";
 export { readWeights, trainLoop, writeWeights } from "./src/train/loop.ts";
 export type { LoopEvents, LoopOptions, LoopResult, LoopState } from "./src/train/loop.ts";
 export {

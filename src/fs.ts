@@ -1,6 +1,7 @@
 /**
- * File output shared by every task: write to a temporary name in the same directory, then rename into
- * place, so a reader never sees a half-written file and an interrupted run leaves the old file intact.
+ * File helpers shared by every task. Output is written to a temporary name in the same directory, then
+ * renamed into place, so a reader never sees a half-written file and an interrupted run leaves the old
+ * file intact.
  *
  * @module
  */
@@ -14,5 +15,16 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
   } catch (e) {
     await Deno.remove(temp).catch(() => {});
     throw new Error(`cannot write ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Whether `path` exists; an error other than "not found" (e.g. no permission) is thrown. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
   }
 }

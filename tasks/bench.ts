@@ -11,6 +11,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { parseArgsMessage } from "../src/args.ts";
 import { GpuError, requestGpu } from "../src/gpu/device.ts";
 import { Kernels } from "../src/gpu/kernels.ts";
 import {
@@ -50,8 +51,8 @@ const USAGE = `usage: deno task bench [options]
   --profile        GPU time of every dispatch of the training step by kernel, and GPU busy over wall time
   --dispatches     with --profile: also one line per dispatch, in step order
 
-  With --kernels and --profile, --preset and --micro-batch (a single size or a list) pick the model, and
-  --only picks kernel cases by name.`;
+  With --kernels and --profile, --preset and --micro-batch (a single size or a list) pick the model; with
+  --kernels, --only picks kernel cases by name.`;
 
 function positive(option: string, value: string): number {
   const v = Number(value);
@@ -59,31 +60,40 @@ function positive(option: string, value: string): number {
   return v;
 }
 
+/** The command line's values; an unknown option or a missing value is a one-line error. */
+function parseCommandLine(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      options: {
+        small: { type: "boolean", default: false },
+        tile: { type: "string" },
+        splits: { type: "string" },
+        layout: { type: "string", default: "NN,NT,TN" },
+        only: { type: "string" },
+        shape: { type: "string" },
+        warmup: { type: "string", default: "0.5" },
+        time: { type: "string", default: "0.3" },
+        step: { type: "boolean", default: false },
+        preset: { type: "string", default: "crammed" },
+        "micro-batch": { type: "string" },
+        accumulate: { type: "string", default: "1" },
+        steps: { type: "string", default: "10" },
+        kernels: { type: "boolean", default: false },
+        bandwidth: { type: "string" },
+        "softmax-lanes": { type: "string" },
+        profile: { type: "boolean", default: false },
+        dispatches: { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+      },
+    });
+  } catch (e) {
+    throw new GpuError(parseArgsMessage(e));
+  }
+}
+
 async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      small: { type: "boolean", default: false },
-      tile: { type: "string" },
-      splits: { type: "string" },
-      layout: { type: "string", default: "NN,NT,TN" },
-      only: { type: "string" },
-      shape: { type: "string" },
-      warmup: { type: "string", default: "0.5" },
-      time: { type: "string", default: "0.3" },
-      step: { type: "boolean", default: false },
-      preset: { type: "string", default: "crammed" },
-      "micro-batch": { type: "string" },
-      accumulate: { type: "string", default: "1" },
-      steps: { type: "string", default: "10" },
-      kernels: { type: "boolean", default: false },
-      bandwidth: { type: "string" },
-      "softmax-lanes": { type: "string" },
-      profile: { type: "boolean", default: false },
-      dispatches: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
-  });
+  const { values } = parseCommandLine(args);
   if (values.help) {
     console.log(USAGE);
     return;

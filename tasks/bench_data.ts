@@ -19,7 +19,8 @@ import { normalizeStream } from "../src/data/normalize.ts";
 import { preTokenizeStream } from "../src/data/pretokenize.ts";
 import { listCorpusFiles, readCorpus, type TextChunk } from "../src/data/read.ts";
 import { Tokenizer } from "../src/data/tokenizer.ts";
-import { countWordsStream, trainWordPiece, WordCounter } from "../src/data/trainer.ts";
+import { countWordsStream, MIN_TRAINED_VOCAB, trainWordPiece, WordCounter } from "../src/data/trainer.ts";
+import { MAX_SHARD_VOCAB } from "../src/data/shard.ts";
 import { encodeStream } from "../src/data/wordpiece.ts";
 
 const DEFAULT_CORPUS = new URL("../../shared/data/corpus/gutenberg-00.jsonl.gz", import.meta.url).pathname;
@@ -57,6 +58,13 @@ async function main() {
   });
   const files = await listCorpusFiles([values.corpus]);
   const vocabSize = Number(values["vocab-size"]);
+  if (!(Number.isSafeInteger(vocabSize) && vocabSize >= MIN_TRAINED_VOCAB && vocabSize <= MAX_SHARD_VOCAB)) {
+    throw new DataError(
+      `--vocab-size ${
+        values["vocab-size"]
+      }: expected an integer from ${MIN_TRAINED_VOCAB} to ${MAX_SHARD_VOCAB}`,
+    );
+  }
 
   const start = performance.now();
   const counter = new WordCounter();

@@ -17,7 +17,7 @@
 import { requestGpu } from "../src/gpu/device.ts";
 import { Kernels } from "../src/gpu/kernels.ts";
 import type { ModelConfig } from "../src/model/config.ts";
-import { writeFileAtomic } from "../src/fs.ts";
+import { exists, writeFileAtomic } from "../src/fs.ts";
 import { describe } from "../src/data/errors.ts";
 import { evaluateGlue, pendingTasks } from "../src/eval/evaluate.ts";
 import { discoverTasks, GlueDataError } from "../src/eval/glue.ts";
@@ -127,16 +127,6 @@ async function previousResults(path: string, source: EvalSource, seeds: number):
     throw e;
   }
   return resumeResults(path, text, { source, seeds });
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** Exports the pretrained MLM model to `path` after checking that onnxruntime-web loads it. */

@@ -24,6 +24,7 @@ import { maxLabels } from "../src/train/masking.ts";
 import {
   adapterDefaults,
   checkBatch,
+  checkDatasetOptions,
   helpText,
   OptionError,
   parseOptions,
@@ -40,12 +41,13 @@ import {
   writeSummary,
 } from "../src/train/run_dir.ts";
 import { planTrainer, type Trainer } from "../src/train/step.ts";
-import { writeFileAtomic } from "../src/fs.ts";
+import { exists, writeFileAtomic } from "../src/fs.ts";
 import { describe } from "../src/data/errors.ts";
 
 /**
- * Micro-batch when none is given: on the H200, 64, 128 and 256 ran at 33.8k, 34.7k and 35.1k tokens/s,
- * so larger ones gain almost nothing; a GPU that cannot hold it gets the largest half that fits.
+ * Micro-batch when none is given: on the H200, 64, 128 and 256 ran within 4% of each other (session 1's
+ * engine: 33.8k, 34.7k and 35.1k tokens/s), so 128 keeps memory low at almost no cost; a GPU that cannot
+ * hold it gets the largest half that fits.
  */
 const GPU_MICRO_BATCH = 128;
 const CPU_MICRO_BATCH = 8;
@@ -77,17 +79,14 @@ async function prepareData(
   return dir;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
-}
-
 /** The preset, fitted to the dataset's vocabulary and sequence length. */
-function modelConfig(preset: string, shards: ShardSet): ModelConfig {
+function modelConfig(preset: string, shards: ShardSet, dataDir: string): ModelConfig {
   const base = presets[preset];
   if (!base) throw new OptionError(`--preset ${preset}: expected one of ${Object.keys(presets).join(", ")}`);
   if (shards.seqLen > base.maxSeqLen) {
     throw new OptionError(
-      `the dataset's sequences have ${shards.seqLen} tokens, more than the ${preset} model's ${base.maxSeqLen}`,
+      `${dataDir}: its sequences have ${shards.seqLen} tokens, more than the ${preset} model's ${base.maxSeqLen} ` +
+        `(--preset, or --seq-len when tokenizing)`,
     );
   }
   return validateConfig({ ...base, vocabSize: shards.vocabSize, maxSeqLen: shards.seqLen }, "dataset");
@@ -131,8 +130,9 @@ async function main(args: string[]): Promise<void> {
         `the dataset in ${dataDir} has ${shards.vocabHash}`,
     );
   }
+  checkDatasetOptions(options, shards, dataDir);
   await tokenizer.save(options.out); // the run folder carries its tokenizer, for `deno task eval`
-  const config = loaded?.state.config ?? modelConfig(preset, shards);
+  const config = loaded?.state.config ?? modelConfig(preset, shards, dataDir);
   progress.message(
     `data: ${shards.sequences} sequences of ${shards.seqLen} tokens (${manifest.shards.length} shard${
       manifest.shards.length === 1 ? "" : "s"
@@ -188,6 +188,7 @@ async function main(args: string[]): Promise<void> {
     start: loaded?.state.data,
     onEpoch: (epoch) =>
       progress.message(`epoch ${epoch + 1} begins: every sequence of the dataset has been used once more`),
+    name: dataDir,
   });
   const budget = new Budget(options.budget, {
     usedSeconds: loaded?.state.usedSeconds,
@@ -205,7 +206,6 @@ async function main(args: string[]): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", onInterrupt);
   const budgetLabel = formatBudget(options.budget);
-  let updates = loaded?.state.updates ?? 0;
   const result = await trainLoop({
     trainer,
     source,
@@ -233,12 +233,11 @@ async function main(args: string[]): Promise<void> {
     progress: (snapshot) => progress.update(snapshot),
     message: (text) => progress.message(text),
     checkpoint: async (state, weights) => {
-      updates = trainer.steps;
       const dir = await writeCheckpoint(
         options.out,
         {
           ...state,
-          updates,
+          updates: trainer.steps,
           dataset: { sequences: shards.sequences, vocabHash: shards.vocabHash },
           usedSeconds: budget.usedSeconds,
           config,

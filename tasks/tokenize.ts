@@ -8,12 +8,11 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { parseArgsMessage } from "../src/args.ts";
 import { buildDataset, type DatasetOptions, megabytes } from "../src/data/dataset.ts";
 import { DataError, describe } from "../src/data/errors.ts";
 import { MAX_SHARD_VOCAB } from "../src/data/shard.ts";
-
-/** Special tokens and printable ASCII with and without `##`: the trainer's starting vocabulary. */
-const MIN_VOCAB = 5 + 2 * 94;
+import { MIN_TRAINED_VOCAB } from "../src/data/trainer.ts";
 
 const HELP = `Usage: deno task tokenize --corpus <path>... --out <dir> [options]
 
@@ -67,7 +66,7 @@ function parseOptions(
       allowPositionals: false,
     });
   } catch (e) {
-    throw new DataError(`${describe(e)} (see --help)`);
+    throw new DataError(parseArgsMessage(e));
   }
   const v = parsed.values;
   if (v.help) return null;
@@ -92,7 +91,7 @@ function parseOptions(
     corpus: v.corpus,
     out: v.out.replace(/\/+$/, "") || "/",
     vocab: v.vocab,
-    vocabSize: integer("vocab-size", v["vocab-size"], MIN_VOCAB, MAX_SHARD_VOCAB),
+    vocabSize: integer("vocab-size", v["vocab-size"], MIN_TRAINED_VOCAB, MAX_SHARD_VOCAB),
     minFrequency: integer("min-frequency", v["min-frequency"], 1),
     seqLen: integer("seq-len", v["seq-len"], 1, 1 << 20),
     minCharsPerToken: minChars,
@@ -113,8 +112,7 @@ async function main(args: string[]) {
     console.log(HELP);
     return;
   }
-  const { tokenizer, read: stats, pack: p, tokens, unknown, shards } = await buildDataset(options);
-  const loaded = options.vocab !== undefined;
+  const { tokenizer, trained, read: stats, pack: p, tokens, unknown, shards } = await buildDataset(options);
   const kept = p.documents - p.emptyDocuments - p.droppedDocuments;
   const percent = (n: number, of: number) => `${(of > 0 ? (100 * n) / of : 0).toFixed(3)}%`;
   const filter = options.minCharsPerToken > 0
@@ -128,7 +126,7 @@ async function main(args: string[]) {
       `text       ${megabytes(stats.textBytes)}, ${stats.invalidUtf8} invalid UTF-8 sequences replaced, ` +
       `${stats.malformedLines} malformed JSON lines skipped`,
       `vocabulary ${tokenizer.size} tokens, hash ${tokenizer.hash}${
-        loaded ? ` (from ${options.vocab})` : " (trained)"
+        trained ? " (trained)" : ` (from ${options.vocab})`
       }`,
       `shards     ${shards.length} in ${options.out}: ${shards.map((s) => s.file).join(", ")}`,
     ].join("\n"),

@@ -194,7 +194,7 @@ export function kernelCases(
       }),
   });
 
-  // The wrapper's default of 16 rows per block of the first stage.
+  // The wrapper's default rows per block of the first stage (8 per row slot).
   cases.push({
     name: "layernorm_backward",
     shape: `${rowsShape}, residual`,
@@ -483,7 +483,7 @@ function caseBuffers(gpu: Gpu, seed: number, created: GPUBuffer[]): CaseBuffers 
 }
 
 /** Runs `benchCase` on its own buffers and measures it. */
-export async function benchKernelCase(
+async function benchKernelCase(
   k: Kernels,
   benchCase: KernelCase,
   options: KernelBenchOptions = {},

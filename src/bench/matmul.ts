@@ -123,7 +123,7 @@ function uniform(length: number, seed: number): Float32Array<ArrayBuffer> {
 }
 
 /** Times one shape; see {@linkcode benchMatmul}. */
-export async function benchMatmulShape(
+async function benchMatmulShape(
   k: Kernels,
   shape: MatmulShape,
   options: MatmulBenchOptions = {},

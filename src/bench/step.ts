@@ -8,7 +8,7 @@ import { writeBuffer } from "../gpu/buffers.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { initParams } from "../model/init.ts";
 import type { ModelBatch } from "../model/model.ts";
-import { BERT_MASK_RATE, maskBatch, maxLabels } from "../train/masking.ts";
+import { BERT_MASK_RATE, FIRST_REGULAR_ID, maskBatch, maxLabels } from "../train/masking.ts";
 import { planTrainer, type Trainer, type TrainStats } from "../train/step.ts";
 
 export interface StepBenchOptions {
@@ -34,7 +34,7 @@ export interface StepBenchResult {
 }
 
 /** Random micro-batches of `config`'s vocabulary, masked at 15%. */
-export function randomBatches(config: ModelConfig, batch: number, count: number, seed: number): ModelBatch[] {
+function randomBatches(config: ModelConfig, batch: number, count: number, seed: number): ModelBatch[] {
   const seq = config.maxSeqLen;
   const batches: ModelBatch[] = [];
   let s = seed >>> 0;
@@ -42,7 +42,7 @@ export function randomBatches(config: ModelConfig, batch: number, count: number,
     const tokens = new Uint32Array(batch * seq);
     for (let t = 0; t < tokens.length; t++) {
       s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      tokens[t] = 5 + (s % (config.vocabSize - 5));
+      tokens[t] = FIRST_REGULAR_ID + (s % (config.vocabSize - FIRST_REGULAR_ID));
     }
     const indices = Array.from({ length: batch }, (_, b) => i * batch + b);
     batches.push(

@@ -274,6 +274,7 @@ export async function readManifest(dir: string): Promise<{ manifest: Manifest; p
       `manifest ${file}: not a cram shard manifest (expected "format": "cram-shards" and "shards")`,
     );
   }
+  if (manifest.shards.length === 0) throw new DataError(`manifest ${file}: "shards" is empty`);
   manifest.shards.forEach((shard, i) => {
     if (typeof shard?.file !== "string" || shard.file.includes("/")) {
       throw new DataError(`manifest ${file}: shards[${i}].file must be a file name`);

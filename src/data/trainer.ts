@@ -86,6 +86,12 @@ export interface TrainOptions {
 
 /** Printable ASCII without the space: always in the alphabet. */
 const PRINTABLE = Array.from({ length: 94 }, (_, i) => String.fromCharCode(33 + i));
+
+/**
+ * The smallest vocabulary the trainer can make from a normalized corpus (printable ASCII only): the
+ * special tokens and printable ASCII with and without `##`.
+ */
+export const MIN_TRAINED_VOCAB = SPECIAL_TOKENS.length + 2 * PRINTABLE.length;
 /** Pair keys are `first * PAIR + second`: below 2^31 (small integers in V8) for ids under 32,768. */
 const PAIR = 65536;
 

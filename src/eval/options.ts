@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { parseArgsMessage } from "../args.ts";
 import { FINETUNE_DEFAULTS, type FinetuneOptions } from "./finetune.ts";
 import { GLUE_TASKS } from "./glue.ts";
 
@@ -93,19 +94,7 @@ export function parseEvalArgs(args: readonly string[]): EvalOptions {
       },
     }));
   } catch (e) {
-    const error = e as Error & { code?: string };
-    const option = /'(-[^' ]+)/.exec(error.message)?.[1] ?? "";
-    if (error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
-      throw new EvalOptionError(`unknown option ${option} (--help lists the options)`);
-    }
-    if (error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-      throw new EvalOptionError(
-        /does not take an argument/.test(error.message)
-          ? `${option} takes no value`
-          : `${option}: expected a value (write ${option}=<value> for one that starts with -)`,
-      );
-    }
-    throw new EvalOptionError(error.message.split("\n")[0]);
+    throw new EvalOptionError(parseArgsMessage(e));
   }
   const help = values.help === true;
   const text = (name: string) => values[name] as string | undefined;

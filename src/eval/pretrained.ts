@@ -6,7 +6,7 @@
  */
 import { Tokenizer } from "../data/tokenizer.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { decodeCheckpointFiles, newestCheckpoint, RunFileError, STATE_FILE } from "../train/run_dir.ts";
+import { locateCheckpoint, readCheckpointFolder, RunFileError } from "../train/run_dir.ts";
 
 /** A checkpoint and tokenizer ready for finetuning. */
 export interface Pretrained {
@@ -27,23 +27,8 @@ export interface Pretrained {
  * one-line error naming the file.
  */
 export async function loadPretrained(path: string, tokenizerDir?: string): Promise<Pretrained> {
-  const trimmed = path.replace(/\/+$/, "") || "/";
-  const isCheckpoint = await Deno.stat(`${trimmed}/${STATE_FILE}`).then(() => true, () => false);
-  const runDir = isCheckpoint ? trimmed.split("/").slice(0, -2).join("/") || "." : trimmed;
-  const dir = isCheckpoint ? trimmed : await newestCheckpoint(runDir);
-  if (!dir) {
-    throw new RunFileError(
-      `--checkpoint ${path}: no checkpoint there (expected ${trimmed}/checkpoints/step-*/${STATE_FILE})`,
-    );
-  }
-  const read = async (name: string) => {
-    try {
-      return await Deno.readFile(`${dir}/${name}`);
-    } catch (e) {
-      throw new RunFileError(`cannot read ${dir}/${name}: ${(e as Error).message}`);
-    }
-  };
-  const { state, weights } = await decodeCheckpointFiles(read, dir);
+  const { dir, runDir } = await locateCheckpoint(path, "--checkpoint");
+  const { state, weights } = await readCheckpointFolder(dir);
   let tokenizer: Tokenizer;
   try {
     tokenizer = await Tokenizer.load(tokenizerDir ?? runDir);

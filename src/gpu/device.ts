@@ -11,8 +11,6 @@ export interface Gpu {
   name: string;
   /** True for a software adapter (Mesa llvmpipe/lavapipe): callers pick tiny shapes on it. */
   isCpu: boolean;
-  /** `shader-f16` was granted: kernels may use `enable f16;`. */
-  hasF16: boolean;
   /** `timestamp-query` was granted: GPU timings are available. */
   hasTimestamps: boolean;
   limits: GPUSupportedLimits;
@@ -24,8 +22,6 @@ export class GpuError extends Error {
 }
 
 export interface RequestGpuOptions {
-  /** Ask for `shader-f16` if the adapter has it (default true). */
-  f16?: boolean;
   /** Ask for `timestamp-query` if the adapter has it (default true). */
   timestamps?: boolean;
 }
@@ -40,7 +36,6 @@ export async function requestGpu(options: RequestGpuOptions = {}): Promise<Gpu> 
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new GpuError(NO_ADAPTER);
   const wanted: GPUFeatureName[] = [];
-  if ((options.f16 ?? true) && adapter.features.has("shader-f16")) wanted.push("shader-f16");
   if ((options.timestamps ?? true) && adapter.features.has("timestamp-query")) wanted.push("timestamp-query");
   const a = adapter.limits;
   const device = await adapter.requestDevice({
@@ -65,7 +60,6 @@ export async function requestGpu(options: RequestGpuOptions = {}): Promise<Gpu> 
     device,
     name,
     isCpu: info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(name),
-    hasF16: device.features.has("shader-f16"),
     hasTimestamps: device.features.has("timestamp-query"),
     limits: device.limits,
   };

@@ -133,9 +133,9 @@ export function encodeDispatches(
   pass.end();
 }
 
-/** Records and submits `dispatches` as one command buffer (no wait). */
-export function submitDispatches(gpu: Gpu, dispatches: readonly Dispatch[]): void {
+/** Records and submits the lists of dispatches as one command buffer, a compute pass each (no wait). */
+export function submitDispatches(gpu: Gpu, ...lists: readonly (readonly Dispatch[])[]): void {
   const encoder = gpu.device.createCommandEncoder();
-  encodeDispatches(encoder, dispatches);
+  for (const dispatches of lists) encodeDispatches(encoder, dispatches);
   gpu.device.queue.submit([encoder.finish()]);
 }

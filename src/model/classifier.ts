@@ -172,7 +172,7 @@ export async function planClassifier(
   }
   if (!(dropout >= 0 && dropout < 1)) throw new GpuError(`classifier dropout ${dropout}: expected [0, 1)`);
   const layout = classifierLayout(config, labels);
-  const rec = new Recorder(k);
+  const rec = new Recorder(k, { sizedBy: "--batch" });
   const params = rec.f32("params", layout.totalSize);
   const grads = rec.f32("grads", layout.totalSize);
   const enc = allocateEncoder(rec, config, { layout, params, grads }, {

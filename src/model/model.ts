@@ -72,7 +72,7 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
   const N = batch * seq;
   const { hidden: H, vocabSize: V } = config;
   const layout = paramLayout(config);
-  const rec = new Recorder(k);
+  const rec = new Recorder(k, { sizedBy: "--micro-batch" });
   const params = rec.f32("params", layout.totalSize);
   const grads = rec.f32("grads", layout.totalSize);
   const enc = allocateEncoder(rec, config, { layout, params, grads }, {

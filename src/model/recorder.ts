@@ -43,9 +43,12 @@ export class Recorder {
   /** One per buffer: what went wrong creating it, or undefined (resolved by the GPU, read in `finish`). */
   readonly #allocations: Promise<string | undefined>[] = [];
   readonly #buffers: GPUBuffer[] = [];
+  /** The command-line option whose smaller value needs less memory, named in an out-of-memory error. */
+  readonly #sizedBy: string;
 
-  constructor(k: Kernels) {
+  constructor(k: Kernels, options: { sizedBy: string }) {
     this.k = k;
+    this.#sizedBy = options.sizedBy;
   }
 
   /**
@@ -101,7 +104,7 @@ export class Recorder {
     const failure = (await Promise.all(this.#allocations)).find((f) => f !== undefined);
     if (failure) {
       this.destroy();
-      throw new GpuError(`${failure}; try a smaller --micro-batch`);
+      throw new GpuError(`${failure}; try a smaller ${this.#sizedBy}`);
     }
     return lists;
   }

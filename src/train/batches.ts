@@ -50,6 +50,8 @@ export interface BatchSourceOptions {
   chunk?: number;
   /** Called when a micro-batch of a new epoch is handed out (not for the starting epoch). */
   onEpoch?: (epoch: number) => void;
+  /** What error messages call the data, e.g. its folder (default "the corpus"). */
+  name?: string;
 }
 
 /** A run of consecutive sequences to read. */
@@ -61,7 +63,7 @@ interface Span {
 /** Hands out micro-batches in order, reading and masking the next ones ahead. */
 export class BatchSource {
   readonly #source: SequenceSource;
-  readonly #options: Required<Omit<BatchSourceOptions, "start" | "onEpoch">>;
+  readonly #options: Required<Omit<BatchSourceOptions, "start" | "onEpoch" | "name">>;
   readonly #onEpoch?: (epoch: number) => void;
   readonly #chunks: number;
   readonly #queue: Promise<MicroBatch>[] = [];
@@ -77,9 +79,10 @@ export class BatchSource {
     this.#options = { prefetch: 2, chunk: 8, ...options };
     this.#onEpoch = options.onEpoch;
     const { microBatch, chunk } = this.#options;
+    const name = options.name ?? "the corpus";
     if (source.sequences < microBatch) {
       throw new RangeError(
-        `the corpus has ${source.sequences} sequences, fewer than one micro-batch of ${microBatch}`,
+        `${name} has ${source.sequences} sequences, fewer than one micro-batch of ${microBatch} (--micro-batch)`,
       );
     }
     this.#chunks = Math.ceil(source.sequences / chunk);
@@ -87,7 +90,7 @@ export class BatchSource {
     if (this.#cursor.index + microBatch > this.#usable) {
       throw new RangeError(
         `data position ${this.#cursor.index} of epoch ${this.#cursor.epoch} is past the ${source.sequences} ` +
-          `sequences of the corpus (a checkpoint of another corpus?)`,
+          `sequences of ${name} (a checkpoint of another corpus?)`,
       );
     }
     this.#lastEpoch = this.#cursor.epoch;

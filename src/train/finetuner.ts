@@ -4,14 +4,14 @@
  * compute pass and one submit. Per step the host writes only the batch, the dropout seeds and the
  * learning rate; it reads the loss when asked (`readStats`), never inside a step.
  *
- * The recipe's finetuning does not clip gradients: without `maxNorm` the norm is still computed (a
- * step with a non-finite gradient is skipped, and the norm is reported) but the clip factor is 1.
+ * The recipe's finetuning does not clip gradients: the norm is still computed (a step with a non-finite
+ * gradient is skipped, and the norm is reported) but the clip factor is 1.
  *
  * A finetuner is planned once per label count and reused: `reset` starts a new run (another seed,
  * another task with as many labels) on the same buffers.
  */
 import { readF32, writeBuffer, writeParams } from "../gpu/buffers.ts";
-import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
+import { type Kernels, submitDispatches } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import {
   type ClassifierBatch,
@@ -36,8 +36,6 @@ export interface FinetunerOptions {
   beta2: number;
   eps: number;
   weightDecay: number;
-  /** Clip the global gradient norm to this; absent: no clipping. */
-  maxNorm?: number;
 }
 
 /** What the GPU accumulated since the last `readStats`. */
@@ -84,7 +82,7 @@ export async function planFinetuner(
     params,
     grads,
     layout,
-    maxNorm: options.maxNorm ?? NO_CLIP,
+    maxNorm: NO_CLIP,
     ...options,
   });
   const resetMoments = [
@@ -99,12 +97,6 @@ export async function planFinetuner(
   const zeros = new Uint32Array(OPTIMIZER_STATS_BYTES / 4);
   let steps = 0;
 
-  const submit = (dispatches: readonly Dispatch[]) => {
-    const encoder = gpu.device.createCommandEncoder();
-    encodeDispatches(encoder, dispatches);
-    gpu.device.queue.submit([encoder.finish()]);
-  };
-
   return {
     classifier,
     get steps() {
@@ -117,7 +109,7 @@ export async function planFinetuner(
       writeBuffer(gpu, params, start);
       writeBuffer(gpu, stats, zeros);
       writeBuffer(gpu, classifier.lossTotals, zeros.subarray(0, 2));
-      submit(resetMoments);
+      submitDispatches(gpu, resetMoments);
       steps = 0;
     },
     step(batch, lr, seed) {
@@ -129,7 +121,7 @@ export async function planFinetuner(
         classifier.writeSeeds(seeds);
       }
       writeParams(gpu, stepParams, adamwStepParams({ lr, step: steps }));
-      submit(stepLists.get(batch.seq)!);
+      submitDispatches(gpu, stepLists.get(batch.seq)!);
     },
     async readStats() {
       const s = await readStepStats(gpu, classifier.lossTotals, stats);

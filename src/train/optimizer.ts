@@ -55,7 +55,7 @@ export async function readOptimizerStats(gpu: Gpu, stats: GPUBuffer): Promise<Op
 }
 
 /** The stats from the bytes of a stats buffer read back with others. */
-export function decodeOptimizerStats(bytes: ArrayBuffer): OptimizerStats {
+function decodeOptimizerStats(bytes: ArrayBuffer): OptimizerStats {
   const view = new DataView(bytes);
   return {
     norm: view.getFloat32(0, true),

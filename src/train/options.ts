@@ -4,13 +4,16 @@
  * name the option and what was expected.
  *
  * Three defaults depend on the adapter and are left undefined here ("auto"): the preset, the
- * target batch (see `adapterDefaults`) and the micro-batch, which the training loop sizes to fill
- * the GPU.
+ * target batch (see `adapterDefaults`) and the micro-batch (128 on a GPU, 8 on a CPU adapter, halved
+ * by the pretraining task until the model fits).
  */
 import { parseArgs } from "node:util";
+import { parseArgsMessage } from "../args.ts";
 import { type BudgetSpec, formatBudget, parseBudget } from "./budget.ts";
 import { presets } from "../model/config.ts";
 import { BERT_MASK_RATE } from "./masking.ts";
+import { MIN_TRAINED_VOCAB } from "../data/trainer.ts";
+import { MAX_SHARD_VOCAB } from "../data/shard.ts";
 
 /** A user error in the command line: the message is one line that names the option. */
 export class OptionError extends Error {
@@ -35,7 +38,7 @@ export interface PretrainOptions {
   lrPeakAt: number;
   /** Target sequences per optimizer step; undefined = by adapter. */
   batch?: number;
-  /** Sequences per micro-batch; undefined = the most that fit on the GPU. */
+  /** Sequences per micro-batch; undefined = 128 on a GPU, 8 on a CPU adapter, halved until it fits. */
   microBatch?: number;
   /** Fraction of the budget over which the batch ramps from one micro-batch to the target. */
   ramp: number;
@@ -186,7 +189,7 @@ const SPECS: readonly OptionSpec[] = [
     key: "microBatch",
     flag: "--micro-batch",
     value: "<n>",
-    shown: "as many as fit on the GPU",
+    shown: "128 on a GPU, 8 on a CPU adapter, halved until it fits",
     help: "Sequences per forward/backward pass; must divide --batch.",
     parse: positiveInteger,
   },
@@ -226,8 +229,8 @@ const SPECS: readonly OptionSpec[] = [
       number(
         text,
         flag,
-        "an integer from 6 to 65536",
-        (n) => Number.isSafeInteger(n) && n >= 6 && n <= 65536,
+        `an integer from ${MIN_TRAINED_VOCAB} to ${MAX_SHARD_VOCAB}`,
+        (n) => Number.isSafeInteger(n) && n >= MIN_TRAINED_VOCAB && n <= MAX_SHARD_VOCAB,
       ),
   },
   {
@@ -309,22 +312,6 @@ function defaults(now: Date): PretrainOptions {
   };
 }
 
-/** Rewrites node:util's multi-sentence parse errors as one line naming the option. */
-function parseError(e: unknown): OptionError {
-  const error = e as Error & { code?: string };
-  const option = /'(-[^' ]+)/.exec(error.message)?.[1] ?? "";
-  switch (error.code) {
-    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
-      return new OptionError(`unknown option ${option} (--help lists the options)`);
-    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
-      return /does not take an argument/.test(error.message)
-        ? new OptionError(`${option} takes no value`)
-        : new OptionError(`${option}: expected a value (write ${option}=<value> for one that starts with -)`);
-    default:
-      return new OptionError(error.message.split("\n")[0]);
-  }
-}
-
 /** Options as parsed, which of them the command line gave, and whether it asked for --help. */
 export interface ParsedOptions {
   options: PretrainOptions;
@@ -345,7 +332,7 @@ export function parseOptions(args: readonly string[], now = new Date()): ParsedO
   try {
     parsed = parseArgs({ args: [...args], options: config, allowPositionals: true, strict: true });
   } catch (e) {
-    throw parseError(e);
+    throw new OptionError(parseArgsMessage(e));
   }
   const options = defaults(now);
   const given = new Set<Key>();
@@ -464,4 +451,26 @@ export function helpText(): string {
   for (const spec of SPECS) entry(left(spec), `${spec.help} (default: ${spec.shown})`);
   entry("  --help", "Show this text.");
   return lines.join("\n");
+}
+
+/**
+ * A tokenized dataset brings its own sequence length and vocabulary: throws an `OptionError` naming the
+ * option when `options` ask for others than `dataset`'s (in `dataDir`).
+ */
+export function checkDatasetOptions(
+  options: Pick<PretrainOptions, "seqLen" | "vocabSize">,
+  dataset: { seqLen: number; vocabSize: number },
+  dataDir: string,
+): void {
+  const asked = {
+    "--seq-len": [options.seqLen, dataset.seqLen],
+    "--vocab-size": [options.vocabSize, dataset.vocabSize],
+  };
+  for (const [flag, [value, actual]] of Object.entries(asked)) {
+    if (value !== undefined && value !== actual) {
+      throw new OptionError(
+        `${flag} ${value}: the dataset in ${dataDir} was tokenized with ${flag} ${actual}`,
+      );
+    }
+  }
 }

@@ -37,7 +37,7 @@ export class RunFileError extends Error {
 export interface TrainState {
   /** Optimizer steps counted, skipped ones included. */
   step: number;
-  /** AdamW updates applied (the bias-correction count). */
+  /** AdamW's step count (its bias correction): every optimizer step, skipped ones included. */
   updates: number;
   /** Non-finite steps skipped in total. */
   skipped: number;
@@ -62,8 +62,8 @@ export interface Weights {
   v: Float32Array;
 }
 
-export const MODEL_FILE = "model.safetensors";
-export const OPTIMIZER_FILE = "optimizer.safetensors";
+const MODEL_FILE = "model.safetensors";
+const OPTIMIZER_FILE = "optimizer.safetensors";
 export const STATE_FILE = "state.json";
 const FORMAT = "cram-checkpoint/1";
 const PARTIAL = ".partial";
@@ -299,16 +299,7 @@ export interface LoadedCheckpoint {
  * folder, so that needs `branch` (the caller writes to another folder).
  */
 export async function readCheckpoint(path: string, options: { branch: boolean }): Promise<LoadedCheckpoint> {
-  const trimmed = path.replace(/\/+$/, "") || "/";
-  const isCheckpoint = await Deno.stat(`${trimmed}/${STATE_FILE}`).then(() => true, () => false);
-  const runDir = isCheckpoint ? trimmed.split("/").slice(0, -2).join("/") || "." : trimmed;
-  const newest = await newestCheckpoint(runDir);
-  const dir = isCheckpoint ? trimmed : newest;
-  if (!dir) {
-    throw new RunFileError(
-      `--resume ${path}: no checkpoint there (expected ${trimmed}/checkpoints/step-*/${STATE_FILE})`,
-    );
-  }
+  const { dir, runDir, newest } = await locateCheckpoint(path, "--resume");
   const stepOf = (folder: string) => checkpointStep(folder.slice(folder.lastIndexOf("/") + 1)) ?? -1;
   if (newest !== undefined && stepOf(newest) > stepOf(dir) && !options.branch) {
     throw new RunFileError(
@@ -316,14 +307,43 @@ export async function readCheckpoint(path: string, options: { branch: boolean })
         `give --out <new folder> to continue from this one there`,
     );
   }
-  const read = async (name: string) => {
+  return { ...(await readCheckpointFolder(dir)), dir, runDir };
+}
+
+/** Where a checkpoint path leads: the checkpoint folder, its run folder and the run's newest checkpoint. */
+export interface CheckpointLocation {
+  dir: string;
+  runDir: string;
+  newest?: string;
+}
+
+/**
+ * Resolves `path`, a run folder (its newest checkpoint) or a checkpoint folder; the error when there is
+ * no checkpoint names the command-line `option` that gave the path.
+ */
+export async function locateCheckpoint(path: string, option: string): Promise<CheckpointLocation> {
+  const trimmed = path.replace(/\/+$/, "") || "/";
+  const isCheckpoint = await Deno.stat(`${trimmed}/${STATE_FILE}`).then(() => true, () => false);
+  const runDir = isCheckpoint ? trimmed.split("/").slice(0, -2).join("/") || "." : trimmed;
+  const newest = await newestCheckpoint(runDir);
+  const dir = isCheckpoint ? trimmed : newest;
+  if (!dir) {
+    throw new RunFileError(
+      `${option} ${path}: no checkpoint there (expected ${trimmed}/checkpoints/step-*/${STATE_FILE})`,
+    );
+  }
+  return { dir, runDir, newest };
+}
+
+/** Reads and verifies the checkpoint in folder `dir`; a failure is a one-line error naming the file. */
+export async function readCheckpointFolder(dir: string): Promise<{ state: TrainState; weights: Weights }> {
+  return await decodeCheckpointFiles(async (name) => {
     try {
       return await Deno.readFile(`${dir}/${name}`);
     } catch (e) {
       throw new RunFileError(`cannot read ${dir}/${name}: ${(e as Error).message}`);
     }
-  };
-  return { ...(await decodeCheckpointFiles(read, dir)), dir, runDir };
+  }, dir);
 }
 
 /** One line of metrics.jsonl. */
@@ -441,7 +461,7 @@ export interface RunSummary {
   epochs: number;
   /** Loss of the last metrics record. */
   finalLoss: number;
-  /** tokensSeen / usedSeconds. */
+  /** Tokens per second of this process's training (a resumed run's earlier part not counted). */
   tokensPerSecond: number;
   usedSeconds: number;
   budget: string;

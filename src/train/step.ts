@@ -9,19 +9,13 @@
  */
 import { writeParams } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
+import { type Dispatch, type Kernels, submitDispatches } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
 import { adamwStepParams, planAdamw, type PlannedAdamw, readStepStats } from "./optimizer.ts";
 
-export interface TrainerOptions {
-  /** Gradient clipping threshold of the global L2 norm (0.5 in the recipe). */
-  maxNorm?: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  weightDecay?: number;
-}
+/** The recipe's clipping threshold of the gradients' global L2 norm. */
+const MAX_GRAD_NORM = 0.5;
 
 /** What the GPU accumulated since the last `readStats`. */
 export interface TrainStats {
@@ -31,8 +25,6 @@ export interface TrainStats {
   labels: number;
   /** Gradient norm of the last step, before clipping. */
   gradNorm: number;
-  /** The last step's update was skipped for a non-finite gradient. */
-  lastSkipped: boolean;
   /** Steps skipped since the trainer was made. */
   skippedSteps: number;
 }
@@ -69,7 +61,6 @@ export async function planTrainer(
   k: Kernels,
   config: ModelConfig,
   shape: ModelShape,
-  options: TrainerOptions = {},
 ): Promise<Trainer> {
   const gpu = k.gpu;
   const model = await planModel(k, config, shape);
@@ -79,8 +70,7 @@ export async function planTrainer(
       params: model.params,
       grads: model.grads,
       layout: model.layout,
-      maxNorm: options.maxNorm ?? 0.5,
-      ...options,
+      maxNorm: MAX_GRAD_NORM,
     });
   } catch (e) {
     model.destroy(); // so that the caller can try a smaller micro-batch
@@ -89,12 +79,6 @@ export async function planTrainer(
   const { m, v, stats, stepParams, zero, update } = optimizer;
   let steps = 0;
   const inFlight: Promise<void>[] = [];
-
-  const submit = (...lists: readonly Dispatch[][]) => {
-    const encoder = gpu.device.createCommandEncoder();
-    for (const list of lists) encodeDispatches(encoder, list);
-    gpu.device.queue.submit([encoder.finish()]);
-  };
 
   return {
     gpu,
@@ -117,9 +101,9 @@ export async function planTrainer(
       microBatches.forEach((batch, i) => {
         // Each micro-batch's loss is the mean over its labels; the step averages the micro-batches.
         model.writeBatch(batch, 1 / (Math.max(1, batch.labelIds.length) * microBatches.length));
-        submit(...(i === 0 ? [zero, model.microBatch] : [model.microBatch]));
+        submitDispatches(gpu, ...(i === 0 ? [zero, model.microBatch] : [model.microBatch]));
       });
-      submit(update);
+      submitDispatches(gpu, update);
       inFlight.push(gpu.device.queue.onSubmittedWorkDone());
     },
     async readStats() {
@@ -128,7 +112,6 @@ export async function planTrainer(
         loss: s.loss,
         labels: s.rows,
         gradNorm: s.norm,
-        lastSkipped: s.skipped,
         skippedSteps: s.skippedSteps,
       };
     },

@@ -108,3 +108,10 @@ Deno.test("openShards rejects truncated, corrupt, mismatched and unexpected shar
 Deno.test("readManifest names a missing or foreign manifest", async () => {
   await assert.rejects(readManifest(fixture("../corpus")), /manifest .*corpus\/manifest\.json: not found/);
 });
+
+Deno.test("readManifest names a manifest without shards", async () => {
+  await assert.rejects(
+    readManifest(fixture("../shards-empty")),
+    /shards-empty\/manifest\.json: "shards" is empty/,
+  );
+});

@@ -7,14 +7,12 @@ Deno.test("requestGpu grants the adapter's buffer limits and reports its feature
   assert.ok(adapter);
   assert.deepEqual(gpu.limits.maxStorageBufferBindingSize, adapter.limits.maxStorageBufferBindingSize);
   assert.deepEqual(gpu.limits.maxBufferSize, adapter.limits.maxBufferSize);
-  assert.deepEqual(gpu.hasF16, adapter.features.has("shader-f16"));
   assert.deepEqual(gpu.hasTimestamps, adapter.features.has("timestamp-query"));
   assert.ok(gpu.name.length > 0);
 });
 
 Deno.test("requestGpu leaves out optional features when asked to", async () => {
-  const gpu = await requestGpu({ f16: false, timestamps: false });
-  assert.deepEqual(gpu.hasF16, false);
+  const gpu = await requestGpu({ timestamps: false });
   assert.deepEqual(gpu.hasTimestamps, false);
 });
 

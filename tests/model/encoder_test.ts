@@ -24,7 +24,7 @@ Deno.test("an encoder pass shorter than its buffers, with key mask and dropout, 
   const config: ModelConfig = { ...tiny, ffn: "gelu-glu" };
   const layout = paramLayout(config);
   const params = initParams(config, { seed: 2 }).map((v) => (Math.abs(v) === 1 || v === 0 ? v : 8 * v));
-  const rec = new Recorder(k);
+  const rec = new Recorder(k, { sizedBy: "--micro-batch" });
   const weights = {
     layout,
     params: rec.f32("params", layout.totalSize),
@@ -47,7 +47,7 @@ Deno.test("an encoder pass shorter than its buffers, with key mask and dropout, 
   writeEncoderInputs(k.gpu, enc, seq, ids, keyMask);
   writeBuffer(k.gpu, enc.dstates, dstates);
   // The forward's states are overwritten by the backward's recomputations: read them from a forward alone.
-  const forwardOnly = new Recorder(k);
+  const forwardOnly = new Recorder(k, { sizedBy: "--micro-batch" });
   const forward = forwardOnly.recording();
   recordEncoderForward(forward, enc, pass);
   submitDispatches(k.gpu, (await forwardOnly.finish())[0]);
@@ -78,7 +78,7 @@ Deno.test("an encoder pass shorter than its buffers, with key mask and dropout, 
 });
 
 Deno.test("an encoder refuses a pass longer than its buffers, dropout without its buffers, and a wrong mask", () => {
-  const rec = new Recorder(k);
+  const rec = new Recorder(k, { sizedBy: "--micro-batch" });
   const layout = paramLayout(tiny);
   const weights = {
     layout,

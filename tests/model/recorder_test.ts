@@ -10,7 +10,7 @@ import { assertClose, seededUniform } from "../_helpers.ts";
 const k = new Kernels(await requestGpu());
 
 Deno.test("finish plans each recording in order, all products sharing one scratch sized for the largest", async () => {
-  const rec = new Recorder(k);
+  const rec = new Recorder(k, { sizedBy: "--micro-batch" });
   // Deep products with few output tiles split K, each needing partial-sum scratch of its own size.
   const shapes = [{ m: 4, n: 4, k: 2048 }, { m: 8, n: 8, k: 4096 }];
   // matmulScratchBytes looks at the shape only; any buffer stands in.

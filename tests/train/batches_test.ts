@@ -118,10 +118,11 @@ Deno.test("a failed read is reported by next(), later micro-batches still come",
 Deno.test("a corpus smaller than a micro-batch, or a position past its end, is a one-line error", () => {
   assert.throws(
     () => new BatchSource(fakeSource(3).source, options),
-    /^RangeError: the corpus has 3 sequences, fewer than one micro-batch of 4$/,
+    /^RangeError: the corpus has 3 sequences, fewer than one micro-batch of 4 \(--micro-batch\)$/,
   );
   assert.throws(
-    () => new BatchSource(fakeSource(10).source, { ...options, start: { epoch: 0, index: 8 } }),
-    /data position 8 of epoch 0 is past the 10 sequences of the corpus/,
+    () =>
+      new BatchSource(fakeSource(10).source, { ...options, start: { epoch: 0, index: 8 }, name: "runs/d" }),
+    /data position 8 of epoch 0 is past the 10 sequences of runs\/d/,
   );
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   adapterDefaults,
+  checkDatasetOptions,
   helpText,
   OptionError,
   optionsFromJson,
@@ -112,7 +113,8 @@ Deno.test("impossible values are one-line errors naming the option and what was 
     [["--ramp", "1.5"], '--ramp: expected a fraction from 0 to 1, got "1.5"'],
     [["--preset", "huge"], '--preset: expected one of crammed, compact, small, tiny, got "huge"'],
     [["--seq-len", "4"], '--seq-len: expected an integer of at least 8, got "4"'],
-    [["--vocab-size", "70000"], '--vocab-size: expected an integer from 6 to 65536, got "70000"'],
+    [["--vocab-size", "70000"], '--vocab-size: expected an integer from 193 to 65536, got "70000"'],
+    [["--vocab-size", "50"], '--vocab-size: expected an integer from 193 to 65536, got "50"'],
     [["--seed", "-3"], "--seed: expected a value (write --seed=<value> for one that starts with -)"],
     [["--checkpoint-every", "0"], '--checkpoint-every: expected a positive number of minutes, got "0"'],
     [["--keep-checkpoints", "-1"], "--keep-checkpoints: expected a value"],
@@ -220,4 +222,18 @@ Deno.test("a resumed run keeps its saved options except the resumable ones given
   // A branch: continue from the checkpoint in another folder.
   const branch = parseOptions(["--resume", "runs/moved/checkpoints/step-000000010", "--out", "runs/branch"]);
   assert.equal(resumeOptions(saved, branch, "runs/moved").out, "runs/branch");
+});
+
+Deno.test("checkDatasetOptions refuses a --seq-len or --vocab-size the tokenized dataset does not have", () => {
+  const dataset = { seqLen: 128, vocabSize: 32768 };
+  checkDatasetOptions({}, dataset, "runs/d");
+  checkDatasetOptions({ seqLen: 128, vocabSize: 32768 }, dataset, "runs/d");
+  assert.throws(
+    () => checkDatasetOptions({ seqLen: 64 }, dataset, "runs/d"),
+    /^OptionError: --seq-len 64: the dataset in runs\/d was tokenized with --seq-len 128$/,
+  );
+  assert.throws(
+    () => checkDatasetOptions({ vocabSize: 8192 }, dataset, "runs/d"),
+    /--vocab-size 8192: the dataset in runs\/d was tokenized with --vocab-size 32768/,
+  );
 });
