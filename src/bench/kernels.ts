@@ -31,7 +31,7 @@ import {
   sortTokens,
 } from "../model/layers/embedding.ts";
 import { layerNormBackward, layerNormForward } from "../model/layers/layernorm.ts";
-import { BERT_MASK_RATE, FIRST_REGULAR_ID, maskBatch, maxLabels } from "../train/masking.ts";
+import { BERT_MASK_RATE, maxLabels } from "../train/masking.ts";
 import {
   adamw,
   adamwStepParams,
@@ -42,6 +42,7 @@ import {
 } from "../train/optimizer.ts";
 import { streamKey, uniform } from "../train/random.ts";
 import { timeDispatches, type TimingOptions } from "./timing.ts";
+import { zipfBatch } from "./batches.ts";
 
 /** The H200's measured copy bandwidth, bytes per second (the issue's yardstick). */
 export const H200_BANDWIDTH = 4.3e12;
@@ -96,34 +97,6 @@ export interface KernelCase {
   bytes: number;
   flops: number | null;
   plan(k: Kernels, buffers: CaseBuffers): Promise<Dispatch[]>;
-}
-
-/** A micro-batch of Zipf-distributed ids (rank r drawn with weight 1/(r+1)), masked at 15% as in training. */
-export function zipfBatch(config: ModelConfig, microBatch: number, seed: number): ModelBatch {
-  const seq = config.maxSeqLen;
-  const regular = config.vocabSize - FIRST_REGULAR_ID;
-  const cumulative = new Float64Array(regular);
-  let total = 0;
-  for (let r = 0; r < regular; r++) cumulative[r] = total += 1 / (r + 1);
-  const key = streamKey(seed, 0x21bf);
-  const tokens = new Uint32Array(microBatch * seq);
-  for (let t = 0; t < tokens.length; t++) {
-    const target = uniform(key, t) * total;
-    let lo = 0;
-    let hi = regular - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cumulative[mid] > target) hi = mid;
-      else lo = mid + 1;
-    }
-    tokens[t] = FIRST_REGULAR_ID + lo;
-  }
-  const indices = Array.from({ length: microBatch }, (_, b) => b);
-  return maskBatch(tokens, seq, { epoch: 0, indices }, {
-    rate: BERT_MASK_RATE,
-    vocabSize: config.vocabSize,
-    seed,
-  });
 }
 
 /**

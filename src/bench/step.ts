@@ -1,6 +1,6 @@
 /**
  * Full training-step benchmark: the MLM step (forward, backward, clipping, AdamW) of a config at a
- * micro-batch size, on random tokens masked as in training, timed over back-to-back steps with one GPU
+ * micro-batch size, on Zipf-distributed tokens masked as in training, timed over back-to-back steps with one GPU
  * round trip at the end (the same measure as `torch_peer.py bench`).
  */
 import type { Kernels } from "../gpu/kernels.ts";
@@ -8,7 +8,8 @@ import { writeBuffer } from "../gpu/buffers.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { initParams } from "../model/init.ts";
 import type { ModelBatch } from "../model/model.ts";
-import { BERT_MASK_RATE, FIRST_REGULAR_ID, maskBatch, maxLabels } from "../train/masking.ts";
+import { BERT_MASK_RATE, maxLabels } from "../train/masking.ts";
+import { zipfBatch } from "./batches.ts";
 import { planTrainer, type Trainer, type TrainStats } from "../train/step.ts";
 
 export interface StepBenchOptions {
@@ -31,29 +32,6 @@ export interface StepBenchResult {
   loss: number;
   grad_norm: number;
   skipped_steps: number;
-}
-
-/** Random micro-batches of `config`'s vocabulary, masked at 15%. */
-function randomBatches(config: ModelConfig, batch: number, count: number, seed: number): ModelBatch[] {
-  const seq = config.maxSeqLen;
-  const batches: ModelBatch[] = [];
-  let s = seed >>> 0;
-  for (let i = 0; i < count; i++) {
-    const tokens = new Uint32Array(batch * seq);
-    for (let t = 0; t < tokens.length; t++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      tokens[t] = FIRST_REGULAR_ID + (s % (config.vocabSize - FIRST_REGULAR_ID));
-    }
-    const indices = Array.from({ length: batch }, (_, b) => i * batch + b);
-    batches.push(
-      maskBatch(tokens, seq, { epoch: 0, indices }, {
-        rate: BERT_MASK_RATE,
-        vocabSize: config.vocabSize,
-        seed,
-      }),
-    );
-  }
-  return batches;
 }
 
 /** A trainer planned and initialized for a benchmark, and the micro-batches its steps cycle through. */
@@ -81,7 +59,7 @@ export async function planStepBench(
     maxLabels: maxLabels(microBatch, seq, BERT_MASK_RATE),
   });
   writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed }) as Float32Array<ArrayBuffer>);
-  const batches = randomBatches(config, microBatch, accumulate * 2, seed);
+  const batches = Array.from({ length: accumulate * 2 }, (_, i) => zipfBatch(config, microBatch, seed + i));
   return {
     trainer,
     microBatch,

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { requestGpu } from "../../src/gpu/device.ts";
 import { Kernels } from "../../src/gpu/kernels.ts";
-import { type ModelConfig, small, tiny } from "../../src/model/config.ts";
+import { type ModelConfig, tiny } from "../../src/model/config.ts";
 import type { ModelBatch } from "../../src/model/model.ts";
-import { benchKernels, kernelCases, zipfBatch } from "../../src/bench/kernels.ts";
-import { FIRST_REGULAR_ID, maxLabels } from "../../src/train/masking.ts";
+import { benchKernels, kernelCases } from "../../src/bench/kernels.ts";
 
 // The tiny model at micro-batch 2: N = 32 tokens of H = 32, I = 64, 4 heads of 8, seq 16, vocab 96, a
 // masked-row capacity of R = 4 and 20288 parameters. The batch has 10 distinct ids and M = 3 labels.
@@ -66,21 +65,6 @@ Deno.test("kernelCases follows the configured activation and position embedding"
   assert.equal(cases.glu_backward.bytes, (1024 + 2 * 2048) * 4);
   // The learned table's gradient (16 x 32) read and written instead of the scale's reduction.
   assert.equal(cases.embedding_backward.bytes, (1024 + 32 + 10 + 640 + 2 * 512) * 4);
-});
-
-Deno.test("zipfBatch draws frequent low ranks and masks as in training", () => {
-  const b = zipfBatch(small, 2, 0);
-  assert.equal(b.inputIds.length, 2 * small.maxSeqLen);
-  assert.ok(b.labelIds.length > 0 && b.labelIds.length <= maxLabels(2, small.maxSeqLen, 0.15));
-  assert.deepEqual(zipfBatch(small, 2, 0), b, "deterministic for a seed");
-  const counts = new Map<number, number>();
-  for (const id of b.inputIds) {
-    assert.ok(id < small.vocabSize);
-    if (id >= FIRST_REGULAR_ID) counts.set(id, (counts.get(id) ?? 0) + 1);
-  }
-  const [mostFrequent] = [...counts].sort((a, b) => b[1] - a[1])[0];
-  // Rank 0 has weight 1 / H(32763) ~ 9% of the tokens: about 23 of 256, far above any other id.
-  assert.equal(mostFrequent, FIRST_REGULAR_ID);
 });
 
 Deno.test("benchKernels runs every case and reports consistent figures", async () => {
