@@ -157,6 +157,7 @@ async function main(args: string[]): Promise<void> {
     const gpu = await requestGpu();
     console.error(`# ${gpu.name}`);
     const k = new Kernels(gpu);
+    let best: { micro_batch: number; tokens_per_s: number } | undefined;
     for (const microBatch of microBatches) {
       const result = await benchStep(k, config, {
         microBatch,
@@ -164,6 +165,13 @@ async function main(args: string[]): Promise<void> {
         timedSteps: positive("steps", values.steps),
       });
       console.log(JSON.stringify({ preset: values.preset, ...result }));
+      if (!best || result.tokens_per_s > best.tokens_per_s) best = result;
+    }
+    if (best && microBatches.length > 1) {
+      const { micro_batch, tokens_per_s } = best;
+      console.log(
+        JSON.stringify({ preset: values.preset, bench: "train_step_best", micro_batch, tokens_per_s }),
+      );
     }
     return;
   }
