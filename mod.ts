@@ -238,7 +238,6 @@ export {
   OPTIMIZER_STATS_BYTES,
   readOptimizerStats,
   readStepStats,
-  scaleBuffer,
   zeroBuffer,
 } from "./src/train/optimizer.ts";
 export type {

@@ -1,5 +1,5 @@
-// The softmax of bidirectional multi-head self-attention, forward and backward. The attention's four
-// products run as batched matmuls (matmul.wgsl, one product per (sequence, head)); these kernels work on
+// The softmax of bidirectional multi-head self-attention, forward and backward. The attention's products
+// (two forward, four backward) run as batched matmuls (matmul.wgsl, one product per (sequence, head)); these kernels work on
 // the [batch, heads, SEQ, SEQ] score matrix between them, in place:
 //
 //   forward:  probs = QK^T (matmul)  ->  softmax_forward: probs = softmax(scale * probs) over attended keys

@@ -72,12 +72,12 @@ override MODE: u32 = 0u;
 
 // Threads along n and along m.
 override WG_X: u32 = 16u;
-override WG_Y: u32 = 8u;
+override WG_Y: u32 = 16u;
 // Column groups of 4 per thread: 2 (an 8x8 thread tile) or 4 (8x16).
 override COL_GROUPS: u32 = 2u;
 // K depth of one workgroup tile (8 or 16), and how many k steps of it are written out in the loop body.
 override BK: u32 = 8u;
-override K_UNROLL: u32 = 1u;
+override K_UNROLL: u32 = 8u;
 // Set when M, N or a K slice is not a multiple of the tile: loads clamp rows and zero k beyond the
 // slice, stores skip rows and columns beyond C.
 override EDGE: bool = false;

@@ -1,5 +1,5 @@
 // The optimizer step, all on the GPU: the gradients' global L2 norm and clip factor, AdamW, and the
-// buffer utilities of gradient accumulation (zero, scale).
+// zeroing of the gradients before an accumulation.
 //
 // Parameters, gradients and the AdamW moments are flat f32 buffers of one layout (src/model/params.ts),
 // read as vec4. Reductions use fixed trees and fixed sequences, never atomics: bit-identical every run.
@@ -155,7 +155,6 @@ fn adamw(
 
 struct FillShape {
   length4: u32,
-  factor: f32,
 }
 
 @group(0) @binding(0) var<uniform> fill_shape: FillShape;
@@ -171,18 +170,5 @@ fn zero_buffer(
   let i = flat_index(wid, nwg, lid);
   if (i < fill_shape.length4) {
     fill_buffer[i] = vec4<f32>(0.0);
-  }
-}
-
-// scale_buffer: buffer *= factor.
-@compute @workgroup_size(WG)
-fn scale_buffer(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = flat_index(wid, nwg, lid);
-  if (i < fill_shape.length4) {
-    fill_buffer[i] *= fill_shape.factor;
   }
 }

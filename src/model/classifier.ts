@@ -265,6 +265,15 @@ export async function planClassifier(
         if (b.targets.length !== b.count) {
           throw new GpuError(`classifier batch: ${b.targets.length} targets for ${b.count} examples`);
         }
+        // A class target indexes the logits row: anything but a label number would read another row.
+        const bad = labels > 1
+          ? b.targets.findIndex((t) => !(Number.isInteger(t) && t >= 0 && t < labels))
+          : -1;
+        if (bad >= 0) {
+          throw new GpuError(
+            `classifier batch: targets[${bad}] = ${b.targets[bad]}, expected a label 0..${labels - 1}`,
+          );
+        }
         targetsHost.set(b.targets);
         writeBuffer(gpu, head.targets, targetsHost);
       }

@@ -13,8 +13,8 @@
  * Memory: per layer the forward keeps what the backward cannot cheaply recompute (the layer input, the
  * attention's qkv, probabilities and output, the mid-layer residual, the FFN's pre-activation and the
  * LayerNorm statistics). The LayerNorm outputs and the FFN activation are recomputed in the backward
- * into shared scratch buffers: two elementwise passes per layer instead of 2H + I floats per token per
- * layer (about 4.8 GB at the crammed shape and micro-batch 128).
+ * into shared scratch buffers: three recomputation passes per layer (two LayerNorms, one activation)
+ * instead of 2H + I floats per token per layer (about 4.8 GB at the crammed shape and micro-batch 128).
  *
  * @module
  */

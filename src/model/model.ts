@@ -166,6 +166,18 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
           `model batch: ${M} labels (${b.labelIds.length} ids), the plan holds at most ${R}`,
         );
       }
+      // The loss scatters by position and gathers by id: each position once, inside the batch and vocabulary.
+      const seen = new Set<number>();
+      for (let i = 0; i < M; i++) {
+        const position = b.labelPositions[i];
+        if (!(position < N) || seen.has(position) || !(b.labelIds[i] < V)) {
+          throw new GpuError(
+            `model batch: label ${i} at position ${position} with id ${b.labelIds[i]}, expected distinct ` +
+              `positions below ${N} and ids below ${V}`,
+          );
+        }
+        seen.add(position);
+      }
       writeEncoderInputs(gpu, enc, seq, b.inputIds);
       // Unused label slots are never read (the kernels stop at the count), so stale ones may stay.
       positionsHost.set(b.labelPositions);

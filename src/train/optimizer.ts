@@ -228,24 +228,12 @@ export interface FillOptions {
 }
 
 /** buffer = 0: the gradients at the start of each accumulation. */
-export function zeroBuffer(k: Kernels, options: FillOptions): Promise<Dispatch[]> {
-  return fill(k, "zeroBuffer", "zero_buffer", options, 0);
-}
-
-/** buffer *= factor (a plan-time constant). */
-export function scaleBuffer(k: Kernels, options: FillOptions & { factor: number }): Promise<Dispatch[]> {
-  if (!Number.isFinite(options.factor)) {
-    throw new GpuError(`scaleBuffer: factor = ${options.factor}, expected a finite number`);
-  }
-  return fill(k, "scaleBuffer", "scale_buffer", options, options.factor);
-}
-
-async function fill(k: Kernels, name: string, entry: string, options: FillOptions, factor: number) {
+export async function zeroBuffer(k: Kernels, options: FillOptions): Promise<Dispatch[]> {
   const { buffer, length } = options;
-  checkMultiple(`${name}: length`, length, 4);
-  checkBuffer(`${name} buffer`, buffer, length * 4);
-  const pipeline = await k.pipeline(FAMILY, entry, { WG });
-  const shape = paramBuffer(k.gpu, `${entry} shape`, [length / 4, { f32: factor }]);
+  checkMultiple("zeroBuffer: length", length, 4);
+  checkBuffer("zeroBuffer buffer", buffer, length * 4);
+  const pipeline = await k.pipeline(FAMILY, "zero_buffer", { WG });
+  const shape = paramBuffer(k.gpu, "zero_buffer shape", [length / 4]);
   return [dispatch(k.gpu, pipeline, [shape, buffer], flatGrid(k.gpu, Math.ceil(length / 4 / WG)))];
 }
 

@@ -180,4 +180,9 @@ Deno.test("the classifier refuses a length it did not plan, a bad count and the 
     () => plan.writeBatch({ ...batchOf([4], 2, 16), keyMask: new Uint32Array(3) }),
     /a key mask of 32 values is needed, got 3/,
   );
+  assert.throws(
+    () => plan.writeBatch(batchOf([4, 5], 2, 16, [1, 2])),
+    /targets\[1\] = 2, expected a label 0..1/,
+  );
+  assert.throws(() => plan.writeBatch(batchOf([4], 2, 16, [0.5])), /targets\[0\] = 0.5, expected a label/);
 });

@@ -106,4 +106,14 @@ Deno.test("a second micro-batch adds its gradients, and a wrong batch is refused
   );
   const tooMany = Uint32Array.from({ length: b.labelIds.length + 1 }, (_, i) => i);
   assert.throws(() => model.writeBatch({ ...b, labelPositions: tooMany, labelIds: tooMany }, 1), /labels/);
+  // The loss needs distinct positions inside the batch and ids inside the vocabulary.
+  const twiceFirst = b.labelPositions.slice();
+  twiceFirst[1] = twiceFirst[0];
+  assert.throws(
+    () => model.writeBatch({ ...b, labelPositions: twiceFirst }, 1),
+    /label 1 at position \d+ with id \d+, expected distinct positions below 32 and ids below 96/,
+  );
+  const outside = b.labelIds.slice();
+  outside[0] = tiny.vocabSize;
+  assert.throws(() => model.writeBatch({ ...b, labelIds: outside }, 1), /label 0 at position \d+ with id 96/);
 });

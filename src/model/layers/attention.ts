@@ -1,6 +1,6 @@
 /**
- * Multi-head self-attention: forward from the fused QKV projection, backward to its gradient. The four
- * products of each direction run as batched matmuls (one product per (sequence, head), through the
+ * Multi-head self-attention: forward from the fused QKV projection, backward to its gradient. Its
+ * products (two forward, four backward) run as batched matmuls (one product per (sequence, head), through the
  * tiled matmul kernel), with the softmax and its backward in kernels/attention.wgsl between them.
  *
  * The forward saves the full probabilities [batch, heads, seq, seq] (f32) rather than only the softmax
@@ -17,7 +17,7 @@ import { GpuError } from "../../gpu/device.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { dispatch } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { dropoutThreshold } from "./dropout.ts";
+import { checkDropoutSite, dropoutThreshold } from "./dropout.ts";
 import { matmul, type MatmulOptions } from "./matmul.ts";
 import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
 
@@ -239,12 +239,7 @@ function planAttention(gpu: Gpu, shape: AttentionShape): AttentionPlan {
   if (!(Number.isInteger(lanes) && lanes >= 1 && lanes <= WG && (lanes & (lanes - 1)) === 0)) {
     throw new GpuError(`attention lanes = ${lanes}, expected a power of two from 1 to ${WG}`);
   }
-  if (dropout) {
-    if (!(dropout.p >= 0 && dropout.p < 1)) {
-      throw new GpuError(`attention dropout p = ${dropout.p}, expected a probability in [0, 1)`);
-    }
-    checkBuffer("attention dropout seeds", dropout.seeds, (dropout.seedIndex + 1) * 4);
-  }
+  if (dropout) checkDropoutSite("attention dropout", dropout);
   const tokens = batch * seq;
   const hidden = heads * headDim;
   const rows = batch * heads * seq;

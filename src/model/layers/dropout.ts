@@ -9,7 +9,7 @@ import { paramBuffer } from "../../gpu/buffers.ts";
 import { GpuError } from "../../gpu/device.ts";
 import { dispatch } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
+import { checkBuffer, checkDistinct, checkMultiple, flatGrid } from "./plan.ts";
 
 /** One dropout site. */
 export interface DropoutSite {
@@ -41,10 +41,26 @@ export interface DropoutBackwardArgs extends DropoutSite {
 
 const WG = 256;
 
+/**
+ * Throws unless a dropout site's probability, seed index and seeds buffer are usable, naming `what`
+ * (shared with the attention's probability dropout).
+ */
+export function checkDropoutSite(what: string, site: Pick<DropoutSite, "p" | "seeds" | "seedIndex">): void {
+  const { p, seeds, seedIndex } = site;
+  if (!(p >= 0 && p < 1)) throw new GpuError(`${what} p = ${p}, expected a probability in [0, 1)`);
+  if (!Number.isInteger(seedIndex) || seedIndex < 0) {
+    throw new GpuError(`${what} seedIndex = ${seedIndex}, expected a non-negative integer`);
+  }
+  checkBuffer(`${what} seeds`, seeds, (seedIndex + 1) * 4);
+}
+
 /** Records y = x * keep / (1 - p), or y = residual + x * keep / (1 - p). */
-export function dropoutForward(k: Kernels, args: DropoutForwardArgs): Promise<Dispatch[]> {
-  if (args.residual) checkBuffer("dropout forward residual", args.residual, args.count * 4);
-  return planDropout(k, args, args.x, args.y, "forward", args.residual);
+export async function dropoutForward(k: Kernels, args: DropoutForwardArgs): Promise<Dispatch[]> {
+  if (args.residual) {
+    checkBuffer("dropout forward residual", args.residual, args.count * 4);
+    checkDistinct("dropout forward residual and y", args.residual, args.y);
+  }
+  return await planDropout(k, args, args.x, args.y, "forward", args.residual);
 }
 
 /** Records dx = dy * keep / (1 - p): the forward's map, with its mask recomputed from the seed. */
@@ -68,13 +84,10 @@ async function planDropout(
   const gpu = k.gpu;
   const { count, p, seedIndex } = site;
   checkMultiple("dropout count", count, 4);
-  if (!(p >= 0 && p < 1)) throw new GpuError(`dropout p = ${p}, expected a probability in [0, 1)`);
-  if (!Number.isInteger(seedIndex) || seedIndex < 0) {
-    throw new GpuError(`dropout seedIndex = ${seedIndex}, expected a non-negative integer`);
-  }
-  checkBuffer("dropout seeds", site.seeds, (seedIndex + 1) * 4);
+  checkDropoutSite("dropout", site);
   checkBuffer(`dropout ${direction} input`, input, count * 4);
   checkBuffer(`dropout ${direction} output`, output, count * 4);
+  checkDistinct(`dropout ${direction} input and output`, input, output);
   const params = paramBuffer(gpu, `dropout.${direction} params`, [
     count / 4,
     dropoutThreshold(p),

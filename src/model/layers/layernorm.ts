@@ -13,7 +13,7 @@ import { GpuError } from "../../gpu/device.ts";
 import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
 import { dispatch } from "../../gpu/kernels.ts";
-import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
+import { checkBuffer, checkDistinct, checkMultiple, flatGrid } from "./plan.ts";
 
 const FAMILY = "layernorm";
 /** Invocations per row of the forward: 768 columns are 192 vec4s, 3 per invocation. */
@@ -99,6 +99,7 @@ export async function layerNormBackward(k: Kernels, options: LayerNormBackwardOp
   const { dy, x, weight, mean, rstd, dx, residual, dweight, dbias, rows, cols } = options;
   const name = "layerNormBackward";
   checkShape(name, rows, cols);
+  if (residual) checkDistinct(`${name}: residual and dx`, residual, dx);
   const cols4 = cols / 4;
   // Invocations per row: the fewest (a power of two) that hold a row in at most MAX_K vec4s each, so that
   // the workgroup works on several rows at once.

@@ -26,6 +26,19 @@ export function checkBuffer(what: string, buffer: Binding, bytes: number): void 
   }
 }
 
+/**
+ * Throws unless bindings `a` and `b` lie in different buffers: WebGPU refuses a dispatch that writes a
+ * buffer through one binding and reads it through another.
+ */
+export function checkDistinct(what: string, a: Binding, b: Binding): void {
+  const bufferOf = (binding: Binding) => binding instanceof GPUBuffer ? binding : binding.buffer;
+  if (bufferOf(a) === bufferOf(b)) {
+    throw new GpuError(
+      `${what}: expected two different buffers, got ${bufferOf(a).label || "(unlabelled)"} twice`,
+    );
+  }
+}
+
 /** Throws unless `value` is a positive integer multiple of `multiple` (1: any positive integer). */
 export function checkMultiple(what: string, value: number, multiple: number): void {
   if (!Number.isInteger(value) || value < 1 || value % multiple !== 0) {

@@ -195,4 +195,16 @@ Deno.test("attention rejects bad shapes and buffers, naming the field", async ()
       }),
     /attention dropout needs a scratch buffer/,
   );
+  await assert.rejects(
+    () =>
+      attentionForward(kernels, {
+        batch: 1,
+        seq: 4,
+        heads: 1,
+        headDim: 8,
+        ...b,
+        dropout: { p: 0.1, seeds, seedIndex: -1 },
+      }),
+    /attention dropout seedIndex = -1, expected a non-negative integer/,
+  );
 });

@@ -106,4 +106,16 @@ Deno.test("dropout rejects a bad probability or seed index, naming it", async ()
     () => dropoutForward(kernels, { ...args, p: 0.1, seedIndex: 16 }),
     /dropout seeds: buffer b has 64 bytes, needs 68/,
   );
+  await assert.rejects(
+    () => dropoutForward(kernels, { ...args, p: 0.1, seedIndex: -1 }),
+    /dropout seedIndex = -1, expected a non-negative integer/,
+  );
+  await assert.rejects(
+    () => dropoutForward(kernels, { ...args, y: b, p: 0.1, seedIndex: 0 }),
+    /dropout forward input and output: expected two different buffers, got b twice/,
+  );
+  await assert.rejects(
+    () => dropoutForward(kernels, { ...args, residual: args.y, p: 0.1, seedIndex: 0 }),
+    /dropout forward residual and y: expected two different buffers, got y twice/,
+  );
 });

@@ -231,4 +231,8 @@ Deno.test("layernorm wrappers name a bad shape or a short buffer", async () => {
     () => layerNormBackward(k, { ...backward, dbias: { buffer: b, offset: 0, size: 60 * 4 } }),
     /layerNormBackward dbias: buffer b has 240 bytes, needs 256/,
   );
+  await assert.rejects(
+    () => layerNormBackward(k, { ...backward, residual: { buffer: b, offset: 0, size: 64 * 4 } }),
+    /layerNormBackward: residual and dx: expected two different buffers, got b twice/,
+  );
 });
