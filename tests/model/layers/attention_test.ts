@@ -177,34 +177,19 @@ Deno.test("attention rejects bad shapes and buffers, naming the field", async ()
     () => attentionForward(kernels, { batch: 2, seq: 4, heads: 1, headDim: 8, ...b }),
     /attention qkv: buffer qkv has 384 bytes, needs 768/,
   );
+  const shape = { batch: 1, seq: 4, heads: 1, headDim: 8 };
   await assert.rejects(
-    () => attentionForward(kernels, { batch: 1, seq: 4, heads: 1, headDim: 8, lanes: 3, ...b }),
+    () => attentionForward(kernels, { ...shape, lanes: 3, ...b }),
     /attention lanes = 3, expected a power of two from 1 to 256/,
   );
   const seeds = storageBuffer(gpu, "seeds", 4);
   const { scratch: _, ...noScratch } = b;
   await assert.rejects(
-    () =>
-      attentionForward(kernels, {
-        batch: 1,
-        seq: 4,
-        heads: 1,
-        headDim: 8,
-        ...noScratch,
-        dropout: { p: 0.1, seeds, seedIndex: 0 },
-      }),
+    () => attentionForward(kernels, { ...shape, ...noScratch, dropout: { p: 0.1, seeds, seedIndex: 0 } }),
     /attention dropout needs a scratch buffer/,
   );
   await assert.rejects(
-    () =>
-      attentionForward(kernels, {
-        batch: 1,
-        seq: 4,
-        heads: 1,
-        headDim: 8,
-        ...b,
-        dropout: { p: 0.1, seeds, seedIndex: -1 },
-      }),
+    () => attentionForward(kernels, { ...shape, ...b, dropout: { p: 0.1, seeds, seedIndex: -1 } }),
     /attention dropout seedIndex = -1, expected a non-negative integer/,
   );
 });
