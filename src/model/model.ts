@@ -147,6 +147,8 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
   const scaleHost = new Float32Array(1);
   const positionsHost = new Uint32Array(R);
   const labelsHost = new Uint32Array(R);
+  // Which token positions the batch being written labels (cleared again after each check).
+  const labelled = new Uint8Array(N);
   return {
     config,
     layout,
@@ -167,16 +169,18 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
         );
       }
       // The loss scatters by position and gathers by id: each position once, inside the batch and vocabulary.
-      const seen = new Set<number>();
-      for (let i = 0; i < M; i++) {
+      let bad = -1;
+      for (let i = 0; i < M && bad < 0; i++) {
         const position = b.labelPositions[i];
-        if (!(position < N) || seen.has(position) || !(b.labelIds[i] < V)) {
-          throw new GpuError(
-            `model batch: label ${i} at position ${position} with id ${b.labelIds[i]}, expected distinct ` +
-              `positions below ${N} and ids below ${V}`,
-          );
-        }
-        seen.add(position);
+        if (!(position < N) || labelled[position] || !(b.labelIds[i] < V)) bad = i;
+        else labelled[position] = 1;
+      }
+      for (const position of b.labelPositions) if (position < N) labelled[position] = 0;
+      if (bad >= 0) {
+        throw new GpuError(
+          `model batch: label ${bad} at position ${b.labelPositions[bad]} with id ${b.labelIds[bad]}, ` +
+            `expected distinct positions below ${N} and ids below ${V}`,
+        );
       }
       writeEncoderInputs(gpu, enc, seq, b.inputIds);
       // Unused label slots are never read (the kernels stop at the count), so stale ones may stay.
