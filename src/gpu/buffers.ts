@@ -7,28 +7,55 @@ import { GpuError } from "./device.ts";
 
 const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
-/** A typed array the GPU understands as storage (f32, u32, i32, or raw bytes for f16). */
+/** A typed array the GPU understands as storage (f32, f16, u32, i32, or raw bytes). */
 export type HostArray =
   | Float32Array<ArrayBuffer>
+  | Float16Array<ArrayBuffer>
   | Uint32Array<ArrayBuffer>
   | Int32Array<ArrayBuffer>
   | Uint16Array<ArrayBuffer>
   | Uint8Array<ArrayBuffer>;
 
-/** Creates a zero-filled storage buffer of `bytes` (rounded up to 4), labelled for error messages. */
-export function storageBuffer(gpu: Gpu, label: string, bytes: number): GPUBuffer {
+/**
+ * How a buffer's floats are stored: f32, or f16 (half the bytes; the kernels compute in f32 and round on
+ * store). Integer buffers count as f32: their elements are 4 bytes too.
+ */
+export type StorageType = "f32" | "f16";
+
+const storageTypes = new WeakMap<GPUBuffer, StorageType>();
+
+/** The storage type `buffer` was created with (f32 unless made with "f16"). */
+export function storageTypeOf(buffer: GPUBuffer): StorageType {
+  return storageTypes.get(buffer) ?? "f32";
+}
+
+/** Bytes of one element of `type`. */
+export function elementBytes(type: StorageType): number {
+  return type === "f16" ? 2 : 4;
+}
+
+/**
+ * Creates a zero-filled storage buffer of `bytes` (rounded up to 4), labelled for error messages, whose
+ * floats are stored as `type` (f16 needs the adapter's shader-f16 feature, see Gpu.hasF16).
+ */
+export function storageBuffer(gpu: Gpu, label: string, bytes: number, type: StorageType = "f32"): GPUBuffer {
+  if (type === "f16" && !gpu.hasF16) {
+    throw new GpuError(`buffer ${label}: f16 storage needs the shader-f16 feature, which ${gpu.name} lacks`);
+  }
   const size = Math.max(4, Math.ceil(bytes / 4) * 4);
   if (size > gpu.limits.maxStorageBufferBindingSize) {
     throw new GpuError(
       `buffer ${label} needs ${size} bytes, more than this adapter binds (${gpu.limits.maxStorageBufferBindingSize})`,
     );
   }
-  return gpu.device.createBuffer({ label, size, usage: STORAGE });
+  const buffer = gpu.device.createBuffer({ label, size, usage: STORAGE });
+  if (type === "f16") storageTypes.set(buffer, type);
+  return buffer;
 }
 
-/** Creates a storage buffer holding `data`. */
+/** Creates a storage buffer holding `data` (stored as f16 when `data` is a Float16Array). */
 export function uploadBuffer(gpu: Gpu, label: string, data: HostArray): GPUBuffer {
-  const buffer = storageBuffer(gpu, label, data.byteLength);
+  const buffer = storageBuffer(gpu, label, data.byteLength, data instanceof Float16Array ? "f16" : "f32");
   writeBuffer(gpu, buffer, data);
   return buffer;
 }
@@ -103,6 +130,13 @@ export async function readBuffers(
 /** Reads a buffer of f32 values. */
 export async function readF32(gpu: Gpu, buffer: GPUBuffer, count?: number): Promise<Float32Array> {
   return new Float32Array(await readBuffer(gpu, buffer, count === undefined ? buffer.size : count * 4));
+}
+
+/** Reads a buffer of floats stored as its storage type (f32 or f16), widened to f32. */
+export async function readFloats(gpu: Gpu, buffer: GPUBuffer, count?: number): Promise<Float32Array> {
+  if (storageTypeOf(buffer) === "f32") return await readF32(gpu, buffer, count);
+  const bytes = count === undefined ? buffer.size : count * 2;
+  return Float32Array.from(new Float16Array(await readBuffer(gpu, buffer, bytes)));
 }
 
 /** Reads a buffer of u32 values. */

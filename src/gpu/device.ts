@@ -13,6 +13,8 @@ export interface Gpu {
   isCpu: boolean;
   /** `timestamp-query` was granted: GPU timings are available. */
   hasTimestamps: boolean;
+  /** `shader-f16` was granted: kernels may store f16 (see StorageType in buffers.ts). */
+  hasF16: boolean;
   limits: GPUSupportedLimits;
 }
 
@@ -37,6 +39,7 @@ export async function requestGpu(options: RequestGpuOptions = {}): Promise<Gpu> 
   if (!adapter) throw new GpuError(NO_ADAPTER);
   const wanted: GPUFeatureName[] = [];
   if ((options.timestamps ?? true) && adapter.features.has("timestamp-query")) wanted.push("timestamp-query");
+  if (adapter.features.has("shader-f16")) wanted.push("shader-f16");
   const a = adapter.limits;
   const device = await adapter.requestDevice({
     requiredFeatures: wanted,
@@ -61,6 +64,7 @@ export async function requestGpu(options: RequestGpuOptions = {}): Promise<Gpu> 
     name,
     isCpu: info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(name),
     hasTimestamps: device.features.has("timestamp-query"),
+    hasF16: device.features.has("shader-f16"),
     limits: device.limits,
   };
 }

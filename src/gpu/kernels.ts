@@ -7,6 +7,7 @@
  */
 import type { Gpu } from "./device.ts";
 import { GpuError } from "./device.ts";
+import { type StorageType, storageTypeOf } from "./buffers.ts";
 
 /** The folder of the WGSL sources shipped with cram. */
 export const KERNELS_DIR: URL = new URL("../../kernels/", import.meta.url);
@@ -24,6 +25,34 @@ export function kernelSource(family: string, dir: URL = KERNELS_DIR): string {
 /** WGSL `override` constants of a pipeline, e.g. workgroup sizes or tile shapes. */
 export type Constants = Record<string, number>;
 
+/**
+ * Storage types of a kernel's buffers, by the name of the WGSL alias the source declares as
+ * `alias NAME = f32;` (e.g. `{ Y_T: "f16" }`). WGSL has no type overrides, so a module is compiled per
+ * set of types: the named aliases are rewritten, and `enable f16;` is added when one is f16.
+ */
+export type StorageTypes = Record<string, StorageType>;
+
+/** The storage types of named bindings, for {@linkcode Kernels.pipeline}: `{ Y_T: y }` -> `{ Y_T: "f16" }`. */
+export function storageTypes(bindings: Record<string, Binding>): StorageTypes {
+  return Object.fromEntries(
+    Object.entries(bindings).map(([alias, b]) => [alias, storageTypeOf(b instanceof GPUBuffer ? b : b.buffer)]),
+  );
+}
+
+/** The source of `family` with `types` applied to its aliases (see {@linkcode StorageTypes}). */
+function typedSource(family: string, source: string, types: StorageTypes): string {
+  let typed = source;
+  for (const [alias, type] of Object.entries(types)) {
+    const declaration = new RegExp(`^alias ${alias} = f32;$`, "m");
+    if (!declaration.test(typed)) {
+      throw new GpuError(`${family}.wgsl declares no \`alias ${alias} = f32;\` to store as ${type}`);
+    }
+    typed = typed.replace(declaration, `alias ${alias} = ${type};`);
+  }
+  // On the first line, so that compiler messages keep the file's line numbers.
+  return Object.values(types).includes("f16") ? `enable f16; ${typed}` : typed;
+}
+
 /** Compiles and caches compute pipelines for one device. */
 export class Kernels {
   /** The device these pipelines belong to. */
@@ -39,28 +68,45 @@ export class Kernels {
   }
 
   /**
-   * The pipeline for entry point `entry` of `kernels/<family>.wgsl` with `constants`. A WGSL error
-   * becomes a `GpuError` that names the file and entry point.
+   * The pipeline for entry point `entry` of `kernels/<family>.wgsl` with `constants`, its buffers stored
+   * as `types` say (default all f32). A WGSL error becomes a `GpuError` that names the file and entry point.
    */
-  pipeline(family: string, entry: string, constants: Constants = {}): Promise<GPUComputePipeline> {
-    const key = `${family}:${entry}:${JSON.stringify(Object.entries(constants).sort())}`;
+  pipeline(
+    family: string,
+    entry: string,
+    constants: Constants = {},
+    types: StorageTypes = {},
+  ): Promise<GPUComputePipeline> {
+    // f32 is every alias's declared type: leaving those out keys all-f32 pipelines alike.
+    const f16 = Object.fromEntries(Object.entries(types).filter(([, type]) => type === "f16").sort());
+    const key = `${family}:${entry}:${JSON.stringify(Object.entries(constants).sort())}:${JSON.stringify(f16)}`;
     let pipeline = this.#pipelines.get(key);
     if (!pipeline) {
-      pipeline = this.#compile(family, entry, constants);
+      pipeline = this.#compile(family, entry, constants, f16);
       this.#pipelines.set(key, pipeline);
     }
     return pipeline;
   }
 
-  async #compile(family: string, entry: string, constants: Constants): Promise<GPUComputePipeline> {
+  async #compile(
+    family: string,
+    entry: string,
+    constants: Constants,
+    types: StorageTypes,
+  ): Promise<GPUComputePipeline> {
     const device = this.gpu.device;
-    let module = this.#modules.get(family);
+    const moduleKey = `${family}:${JSON.stringify(types)}`;
+    let module = this.#modules.get(moduleKey);
     if (!module) {
-      module = device.createShaderModule({ label: family, code: kernelSource(family, this.#dir) });
+      if (Object.keys(types).length > 0 && !this.gpu.hasF16) {
+        throw new GpuError(`kernel ${family}.${entry}: f16 storage needs shader-f16, which ${this.gpu.name} lacks`);
+      }
+      const code = typedSource(family, kernelSource(family, this.#dir), types);
+      module = device.createShaderModule({ label: family, code });
       const info = await module.getCompilationInfo();
       const error = info.messages.find((m) => m.type === "error");
       if (error) throw new GpuError(`${family}.wgsl:${error.lineNum}:${error.linePos}: ${error.message}`);
-      this.#modules.set(family, module);
+      this.#modules.set(moduleKey, module);
     }
     try {
       return await device.createComputePipelineAsync({

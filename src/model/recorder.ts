@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { storageBuffer } from "../gpu/buffers.ts";
+import { elementBytes, storageBuffer, type StorageType } from "../gpu/buffers.ts";
 import { GpuError } from "../gpu/device.ts";
 import type { Dispatch, Kernels } from "../gpu/kernels.ts";
 import { matmul, type MatmulOptions, matmulScratchBytes } from "./layers/matmul.ts";
@@ -37,7 +37,7 @@ export class Recording {
 /** Allocates a model's buffers and collects its recordings. */
 export class Recorder {
   readonly k: Kernels;
-  /** Bytes of every buffer made with {@linkcode Recorder.f32}, and of the shared scratch once finished. */
+  /** Bytes of every buffer made with {@linkcode Recorder.floats}, and of the shared scratch once finished. */
   bytes = 0;
   readonly #recordings: Recording[] = [];
   /** One per buffer: what went wrong creating it, or undefined (resolved by the GPU, read in `finish`). */
@@ -51,22 +51,28 @@ export class Recorder {
     this.#sizedBy = options.sizedBy;
   }
 
+  /** A zero-filled storage buffer of `count` f32 (or u32) values; see {@linkcode Recorder.floats}. */
+  f32(label: string, count: number): GPUBuffer {
+    return this.floats(label, count, "f32");
+  }
+
   /**
-   * A zero-filled storage buffer of `count` f32 (or u32) values, counted in `bytes`. Created inside
+   * A zero-filled storage buffer of `count` floats stored as `type`, counted in `bytes`. Created inside
    * out-of-memory and validation error scopes whose outcome `finish` reports with the buffer's name.
    */
-  f32(label: string, count: number): GPUBuffer {
-    this.bytes += count * 4;
+  floats(label: string, count: number, type: StorageType): GPUBuffer {
+    const bytes = count * elementBytes(type);
+    this.bytes += bytes;
     const device = this.k.gpu.device;
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
-    const buffer = storageBuffer(this.k.gpu, label, count * 4);
+    const buffer = storageBuffer(this.k.gpu, label, bytes, type);
     this.#buffers.push(buffer);
     const scopes = [device.popErrorScope(), device.popErrorScope()];
     this.#allocations.push(
       Promise.all(scopes).then(([invalid, oom]) =>
         oom
-          ? `out of GPU memory creating buffer ${label} (${count * 4} bytes, ${this.bytes} in all so far)`
+          ? `out of GPU memory creating buffer ${label} (${bytes} bytes, ${this.bytes} in all so far)`
           : invalid
           ? `invalid buffer ${label}: ${invalid.message}`
           : undefined
@@ -109,7 +115,7 @@ export class Recorder {
     return lists;
   }
 
-  /** Frees every buffer made with {@linkcode Recorder.f32}. */
+  /** Frees every buffer made with {@linkcode Recorder.floats}. */
   destroy(): void {
     for (const buffer of this.#buffers) buffer.destroy();
   }
