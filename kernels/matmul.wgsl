@@ -21,6 +21,14 @@
 //
 // MODE: 0 writes C = op(A) op(B); 1 accumulates C += op(A) op(B); 2 writes C = ADD + op(A) op(B).
 // Every sum runs in a fixed order, so results are identical from run to run.
+//
+// Storage: A, B, C and ADD are each f32 or f16 (the aliases below, see src/gpu/kernels.ts). The math is
+// f32 throughout: operands are widened as they are loaded, and C is rounded once as it is stored. The
+// split-K partial products stay f32.
+alias A_T = f32;
+alias B_T = f32;
+alias C_T = f32;
+alias ADD_T = f32;
 
 struct Params {
   m: u32,
@@ -89,10 +97,10 @@ override BN: u32 = 4u * COL_GROUPS * WG_X;
 override LOADS_A: u32 = 2u * BK / WG_X;
 override LOADS_B: u32 = COL_GROUPS * BK / WG_Y;
 
-@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> add4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> a4: array<vec4<A_T>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<B_T>>;
+@group(0) @binding(3) var<storage, read_write> c4: array<vec4<C_T>>;
+@group(0) @binding(4) var<storage, read> add4: array<vec4<ADD_T>>;
 
 // Two buffers of BK k-rows, each row the tile's BM (or BN) values as vec4; the inner size is a constant
 // (BM, BN <= 128) so index clamps on it depend only on the thread and can be hoisted out of the loop.
@@ -163,7 +171,7 @@ fn load_a(slot: u32, tid: u32, m0: u32, k0: u32) -> vec4<f32> {
       m4 = min(m4, p.m / 4u - 1u);
       kr = min(k, k_end - 1u);
     }
-    let v = a4[a_start + kr * (p.lda / 4u) + m4];
+    let v = vec4<f32>(a4[a_start + kr * (p.lda / 4u) + m4]);
     return select(v, vec4<f32>(), EDGE && k >= k_end);
   }
   let k4 = k0 / 4u + i / BM;
@@ -173,7 +181,7 @@ fn load_a(slot: u32, tid: u32, m0: u32, k0: u32) -> vec4<f32> {
     m = min(m, p.m - 1u);
     k4r = min(k4, k_end / 4u - 1u);
   }
-  let v = a4[a_start + m * (p.lda / 4u) + k4r];
+  let v = vec4<f32>(a4[a_start + m * (p.lda / 4u) + k4r]);
   return select(v, vec4<f32>(), EDGE && k4 >= k_end / 4u);
 }
 
@@ -202,7 +210,7 @@ fn load_b(slot: u32, tid: u32, n0: u32, k0: u32) -> vec4<f32> {
       n = min(n, p.n - 1u);
       k4r = min(k4, k_end / 4u - 1u);
     }
-    let v = b4[b_start + n * (p.ldb / 4u) + k4r];
+    let v = vec4<f32>(b4[b_start + n * (p.ldb / 4u) + k4r]);
     return select(v, vec4<f32>(), EDGE && k4 >= k_end / 4u);
   }
   let k = k0 + i / (BN / 4u);
@@ -212,7 +220,7 @@ fn load_b(slot: u32, tid: u32, n0: u32, k0: u32) -> vec4<f32> {
     n4 = min(n4, p.n / 4u - 1u);
     kr = min(k, k_end - 1u);
   }
-  let v = b4[b_start + kr * (p.ldb / 4u) + n4];
+  let v = vec4<f32>(b4[b_start + kr * (p.ldb / 4u) + n4]);
   return select(v, vec4<f32>(), EDGE && k >= k_end);
 }
 
@@ -338,11 +346,11 @@ fn write_c4(m: u32, n4: u32, v: vec4<f32>) {
   }
   let i = c_start + m * (p.ldc / 4u) + n4;
   if (MODE == 1u) {
-    c4[i] += v;
+    c4[i] = vec4<C_T>(vec4<f32>(c4[i]) + v);
   } else if (MODE == 2u) {
-    c4[i] = add4[p.add_offset / 4u + m * (p.ldc / 4u) + n4] + v;
+    c4[i] = vec4<C_T>(vec4<f32>(add4[p.add_offset / 4u + m * (p.ldc / 4u) + n4]) + v);
   } else {
-    c4[i] = v;
+    c4[i] = vec4<C_T>(v);
   }
 }
 
@@ -407,8 +415,8 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
 // matmul_split_sum: C (=, +=, = ADD +) the sum of the split-K partial products, slice 0 first.
 
 @group(0) @binding(1) var<storage, read> partials: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> sum_c: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> sum_add: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> sum_c: array<vec4<C_T>>;
+@group(0) @binding(3) var<storage, read> sum_add: array<vec4<ADD_T>>;
 
 @compute @workgroup_size(256)
 fn matmul_split_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -422,21 +430,21 @@ fn matmul_split_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   let o = p.c_offset / 4u + i;
   if (MODE == 1u) {
-    sum_c[o] += sum;
+    sum_c[o] = vec4<C_T>(vec4<f32>(sum_c[o]) + sum);
   } else if (MODE == 2u) {
-    sum_c[o] = sum_add[p.add_offset / 4u + i] + sum;
+    sum_c[o] = vec4<C_T>(vec4<f32>(sum_add[p.add_offset / 4u + i]) + sum);
   } else {
-    sum_c[o] = sum;
+    sum_c[o] = vec4<C_T>(sum);
   }
 }
 
 // ---------------------------------------------------------------------------------------------------
 // matmul_general: one output per thread, 16x16 tiles, any shape and offset.
 
-@group(0) @binding(1) var<storage, read> a1: array<f32>;
-@group(0) @binding(2) var<storage, read> b1: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c1: array<f32>;
-@group(0) @binding(4) var<storage, read> add1: array<f32>;
+@group(0) @binding(1) var<storage, read> a1: array<A_T>;
+@group(0) @binding(2) var<storage, read> b1: array<B_T>;
+@group(0) @binding(3) var<storage, read_write> c1: array<C_T>;
+@group(0) @binding(4) var<storage, read> add1: array<ADD_T>;
 
 var<workgroup> general_a: array<array<f32, 16>, 16>;
 var<workgroup> general_b: array<array<f32, 16>, 16>;
@@ -446,9 +454,9 @@ fn element_a(a0: u32, i: u32, k: u32) -> f32 {
     return 0.0;
   }
   if (TRANS_A) {
-    return a1[a0 + k * p.lda + i];
+    return f32(a1[a0 + k * p.lda + i]);
   }
-  return a1[a0 + i * p.lda + k];
+  return f32(a1[a0 + i * p.lda + k]);
 }
 
 fn element_b(b0: u32, k: u32, j: u32) -> f32 {
@@ -456,9 +464,9 @@ fn element_b(b0: u32, k: u32, j: u32) -> f32 {
     return 0.0;
   }
   if (TRANS_B) {
-    return b1[b0 + j * p.ldb + k];
+    return f32(b1[b0 + j * p.ldb + k]);
   }
-  return b1[b0 + k * p.ldb + j];
+  return f32(b1[b0 + k * p.ldb + j]);
 }
 
 @compute @workgroup_size(16, 16)
@@ -481,10 +489,10 @@ fn matmul_general(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
   }
   let o = offsets.z + i * p.ldc + j;
   if (MODE == 1u) {
-    c1[o] += sum;
+    c1[o] = C_T(f32(c1[o]) + sum);
   } else if (MODE == 2u) {
-    c1[o] = add1[p.add_offset + i * p.ldc + j] + sum;
+    c1[o] = C_T(f32(add1[p.add_offset + i * p.ldc + j]) + sum);
   } else {
-    c1[o] = sum;
+    c1[o] = C_T(sum);
   }
 }

@@ -12,8 +12,15 @@
  * @module
  */
 import { checked, GpuError } from "../../gpu/device.ts";
-import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
-import { type Constants, type Dispatch, dispatch, type Kernels } from "../../gpu/kernels.ts";
+import { elementBytes, paramBuffer, storageBuffer, storageTypeOf } from "../../gpu/buffers.ts";
+import {
+  type Constants,
+  type Dispatch,
+  dispatch,
+  type Kernels,
+  type StorageTypes,
+  storageTypes,
+} from "../../gpu/kernels.ts";
 
 /** Shape of the tiled kernel's work split (see kernels/matmul.wgsl). */
 export interface MatmulTile {
@@ -29,7 +36,10 @@ export interface MatmulTile {
   unroll: number;
 }
 
-/** Options of {@linkcode matmul}. Sizes are in elements (f32), offsets too. */
+/**
+ * Options of {@linkcode matmul}. Sizes and offsets are in elements. A, B, C and `add` are each stored as
+ * their buffer's storage type (f32 or f16, see buffers.ts); the products compute in f32 either way.
+ */
 export interface MatmulOptions {
   /** A, stored [m,k], or [k,m] when `transA`. */
   a: GPUBuffer;
@@ -191,9 +201,11 @@ function checkExtent(
   if (ld < cols) throw new GpuError(`matmul: ${what} rows are ${ld} apart, less than their ${cols} elements`);
   const outer = batch.count / batch.inner - 1;
   const last = offset + outer * strides[0] + (batch.inner - 1) * strides[1] + (rows - 1) * ld + cols;
-  if (last * 4 > buffer.size) {
+  const type = storageTypeOf(buffer);
+  if (last * elementBytes(type) > buffer.size) {
     throw new GpuError(
-      `matmul: ${what} needs ${last} f32 values from its buffer ${buffer.label || ""} of ${buffer.size / 4}`,
+      `matmul: ${what} needs ${last} ${type} values from its buffer ${buffer.label || ""} of ` +
+        `${buffer.size / elementBytes(type)}`,
     );
   }
 }
@@ -365,6 +377,7 @@ export async function matmul(k: Kernels, options: MatmulOptions): Promise<Dispat
   if (add) checkExtent("add", add, addOffset, [m, n, ldc], shape, strides.c);
 
   const { entry, constants, workgroups, splits, kChunk } = plan(k, options);
+  const types = storageTypes(add ? { A_T: a, B_T: b, C_T: c, ADD_T: add } : { A_T: a, B_T: b, C_T: c });
   const gpu = k.gpu;
   const what = `matmul ${m}x${n}x${depth}${transA ? " transA" : ""}${transB ? " transB" : ""}` +
     (count > 1 ? ` x${count}` : "");
@@ -372,7 +385,13 @@ export async function matmul(k: Kernels, options: MatmulOptions): Promise<Dispat
     ...[m, n, depth, aOffset, bOffset, cOffset, addOffset, kChunk, m * n, splits],
     ...[lda, ldb, ldc, inner, ...strides.a, ...strides.b, ...strides.c],
   ];
-  const pipeline = await k.pipeline("matmul", entry, constants);
+  // A split writes its partial products to the f32 scratch; the sum stores them as C's type.
+  const pipeline = await k.pipeline(
+    "matmul",
+    entry,
+    constants,
+    splits > 1 ? { A_T: types.A_T, B_T: types.B_T } : types,
+  );
   if (splits === 1) {
     return await checked(gpu, what, () => {
       const params = paramBuffer(gpu, `${what} params`, values);
@@ -387,7 +406,14 @@ export async function matmul(k: Kernels, options: MatmulOptions): Promise<Dispat
   if (options.scratch && [a, b, c, add].includes(options.scratch)) {
     throw new GpuError("matmul: scratch must be a buffer of its own");
   }
-  const sum = await k.pipeline("matmul", "matmul_split_sum", { MODE: accumulate ? 1 : add ? 2 : 0 });
+  const sumTypes: StorageTypes = { C_T: types.C_T };
+  if (add) sumTypes.ADD_T = types.ADD_T;
+  const sum = await k.pipeline(
+    "matmul",
+    "matmul_split_sum",
+    { MODE: accumulate ? 1 : add ? 2 : 0 },
+    sumTypes,
+  );
   return await checked(gpu, what, () => {
     const scratch = options.scratch ?? storageBuffer(gpu, `${what} split-K partials`, scratchBytes);
     const partialParams = paramBuffer(gpu, `${what} partial params`, values.with(5, 0));

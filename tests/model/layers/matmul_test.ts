@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { GpuError, requestGpu } from "../../../src/gpu/device.ts";
-import { readF32, storageBuffer, uploadBuffer } from "../../../src/gpu/buffers.ts";
+import { readF32, readFloats, storageBuffer, uploadBuffer } from "../../../src/gpu/buffers.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import {
   formatMatmulTile,
@@ -32,6 +32,8 @@ interface Case {
   tile?: MatmulTile;
   splits?: number;
   scratch?: GPUBuffer;
+  /** Operands stored as f16 (the rest f32). */
+  f16?: readonly ("a" | "b" | "c" | "add")[];
   /** The kernel the wrapper must pick for this shape, and whether it must split K. */
   kernel: "matmul_tiled" | "matmul_general";
   splitK?: boolean;
@@ -41,21 +43,27 @@ interface Case {
 async function check(c: Case, seed = 1): Promise<Float32Array> {
   const { m, k, n, transA = false, transB = false } = c;
   const [ao, bo, co, addo] = c.offsets ?? [0, 0, 0, 0];
-  const a = seededUniform(ao + m * k, seed);
-  const b = seededUniform(bo + k * n, seed + 1);
-  const c0 = seededUniform(co + m * n, seed + 2);
-  const add = seededUniform(addo + m * n, seed + 3);
+  const f16 = (name: "a" | "b" | "c" | "add") => c.f16?.includes(name) ?? false;
+  // An f16 operand's values are its f32 values rounded to f16: the reference sees what the GPU sees.
+  const values = (name: "a" | "b" | "c" | "add", v: Float32Array<ArrayBuffer>) =>
+    f16(name) ? Float32Array.from(Float16Array.from(v)) : v;
+  const upload = (name: "a" | "b" | "c" | "add", v: Float32Array<ArrayBuffer>) =>
+    uploadBuffer(gpu, name, f16(name) ? Float16Array.from(v) : v);
+  const a = values("a", seededUniform(ao + m * k, seed));
+  const b = values("b", seededUniform(bo + k * n, seed + 1));
+  const c0 = values("c", seededUniform(co + m * n, seed + 2));
+  const add = values("add", seededUniform(addo + m * n, seed + 3));
   const options: MatmulOptions = {
-    a: uploadBuffer(gpu, "a", a),
-    b: uploadBuffer(gpu, "b", b),
-    c: uploadBuffer(gpu, "c", c0),
+    a: upload("a", a),
+    b: upload("b", b),
+    c: upload("c", c0),
     m,
     k,
     n,
     transA,
     transB,
     accumulate: c.accumulate,
-    add: c.add ? uploadBuffer(gpu, "add", add) : undefined,
+    add: c.add ? upload("add", add) : undefined,
     aOffset: ao,
     bOffset: bo,
     cOffset: co,
@@ -70,7 +78,7 @@ async function check(c: Case, seed = 1): Promise<Float32Array> {
     [`matmul.${c.kernel}`, ...(c.splitK ? ["matmul.matmul_split_sum"] : [])],
   );
   submitDispatches(gpu, dispatches);
-  const out = await readF32(gpu, options.c, co + m * n);
+  const out = await readFloats(gpu, options.c, co + m * n);
 
   const shape = { m, k, n, transA, transB };
   const product = referenceMatmul(a.subarray(ao), b.subarray(bo), shape);
@@ -79,9 +87,14 @@ async function check(c: Case, seed = 1): Promise<Float32Array> {
   const expected = product.map((v, i) => v + base[i]);
   // Any f32 summation order of k products (with or without FMA) plus one final addition errs by at most
   // (k + 1) u sum |terms|, u = 2^-24 (Higham, Accuracy and Stability, 3.1); the bound is taken at its
-  // largest entry. It is far below the O(1) error of a wrong index, tile or offset.
+  // largest entry. It is far below the O(1) error of a wrong index, tile or offset. An f16 C adds its one
+  // rounding on store, half an f16 ulp: 2^-11 relative.
   const scale = Math.max(...absProduct.map((v, i) => v + Math.abs(base[i])));
-  assertClose(out.subarray(co), expected, { atol: (k + 1) * 2 ** -24 * scale, what: JSON.stringify(shape) });
+  assertClose(out.subarray(co), expected, {
+    atol: (k + 1) * 2 ** -24 * scale,
+    rtol: f16("c") ? 2 ** -11 : 0,
+    what: JSON.stringify({ ...shape, f16: c.f16 }),
+  });
   // Values around C are untouched.
   assert.deepEqual(out.subarray(0, co), c0.subarray(0, co));
   return out;
@@ -113,6 +126,22 @@ Deno.test("matmul accumulate and add, on both kernels", async () => {
   await check({ m: 64, k: 32, n: 128, transB: true, add: true, kernel: "matmul_tiled" });
   await check({ m: 9, k: 6, n: 5, transA: true, accumulate: true, kernel: "matmul_general" });
   await check({ m: 9, k: 6, n: 5, transB: true, add: true, kernel: "matmul_general" });
+});
+
+Deno.test("matmul with f16 operands: each of A, B, C and ADD, on both kernels and with split K", async () => {
+  for (const kernel of ["matmul_tiled", "matmul_general"] as const) {
+    const [m, k, n] = kernel === "matmul_tiled" ? [68, 36, 132] : [13, 21, 7];
+    await check({ m, k, n, transB: true, f16: ["a", "b", "c"], kernel });
+    await check({ m, k, n, transA: true, accumulate: true, f16: ["a", "b"], kernel });
+    await check({ m, k, n, transA: true, accumulate: true, f16: ["c"], kernel });
+    await check({ m, k, n, add: true, f16: ["a", "add"], kernel });
+    await check({ m, k, n, transB: true, add: true, f16: ["b", "c"], kernel });
+  }
+  // The partial products stay f32; the sum stores C as f16.
+  const deep = { m: 64, k: 2048, n: 128, transA: true, kernel: "matmul_tiled", splitK: true } as const;
+  await check({ ...deep, f16: ["a", "b", "c"] });
+  await check({ ...deep, accumulate: true, f16: ["a", "c"] });
+  await check({ ...deep, add: true, f16: ["b", "add"], splits: 2 });
 });
 
 Deno.test("matmul offsets: multiples of 4 stay on the tiled kernel, others go to the general one", async () => {
