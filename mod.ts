@@ -134,7 +134,7 @@ export {
 } from "./src/model/checkpoint.ts";
 export type { Batch, Checkpoint } from "./src/model/checkpoint.ts";
 export * as reference from "./src/reference/ops.ts";
-export { adamwStep, clipFactor, globalNorm } from "./src/reference/optimizer.ts";
+export { adamwStep, clipFactor, globalNorm, updateLossScale } from "./src/reference/optimizer.ts";
 export type { AdamwOptions } from "./src/reference/optimizer.ts";
 export { referenceEncode, referenceEncoderPass, referenceForwardBackward } from "./src/reference/model.ts";
 export type { ReferenceBatchOptions, ReferenceEncoderPass, ReferenceResult } from "./src/reference/model.ts";
@@ -206,16 +206,23 @@ export type {
 export {
   crossEntropy,
   gatherRows,
+  LOSS_SCALE_BYTES,
   LOSS_TOTALS_BYTES,
+  lossScaleBuffer,
+  readLossScale,
   readLossTotals,
   scatterRows,
+  writeLossScale,
 } from "./src/model/layers/cross_entropy.ts";
 export type {
   CrossEntropyArgs,
   GatherRowsArgs,
+  LossScaleState,
   MaskedRowsShape,
   ScatterRowsArgs,
 } from "./src/model/layers/cross_entropy.ts";
+export { castToF16 } from "./src/model/layers/convert.ts";
+export type { CastToF16Options } from "./src/model/layers/convert.ts";
 export { dropoutBackward, dropoutForward, dropoutThreshold } from "./src/model/layers/dropout.ts";
 export type { DropoutBackwardArgs, DropoutForwardArgs, DropoutSite } from "./src/model/layers/dropout.ts";
 export { layerNormBackward, layerNormForward } from "./src/model/layers/layernorm.ts";
@@ -241,6 +248,7 @@ export {
   zeroBuffer,
 } from "./src/train/optimizer.ts";
 export type {
+  DynamicLossScale,
   FillOptions,
   GpuAdamwOptions,
   GradNormOptions,

@@ -1,8 +1,9 @@
 // GELU (exact, erf-based) and GELU-GLU, forward and backward.
 //
-// Elementwise and memory-bound: each invocation handles one vec4 (4 consecutive f32). The grid is 2-D
+// Elementwise and memory-bound: each invocation handles one vec4 (4 consecutive floats). The grid is 2-D
 // when one dimension's 65535 workgroups are not enough (flatGrid in src/model/layers/plan.ts): the flat
-// workgroup id is wid.y * nwg.x + wid.x. Storage is vec4<f32>; math is f32.
+// workgroup id is wid.y * nwg.x + wid.x. Math is f32; each float binding is stored as its own alias
+// (f32 unless the wrapper sets it to f16), converted to f32 on load and rounded on store.
 
 override WG: u32 = 256;
 
@@ -59,8 +60,11 @@ fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 }
 
 // gelu_forward: y = gelu(x).
-@group(0) @binding(1) var<storage, read> fwd_x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> fwd_y: array<vec4<f32>>;
+alias FWD_X_T = f32;
+alias FWD_Y_T = f32;
+
+@group(0) @binding(1) var<storage, read> fwd_x: array<vec4<FWD_X_T>>;
+@group(0) @binding(2) var<storage, read_write> fwd_y: array<vec4<FWD_Y_T>>;
 
 @compute @workgroup_size(WG)
 fn gelu_forward(
@@ -70,14 +74,18 @@ fn gelu_forward(
 ) {
   let i = flat_index(wid, nwg, lid);
   if (i < shape.count) {
-    fwd_y[i] = gelu(fwd_x[i]);
+    fwd_y[i] = vec4<FWD_Y_T>(gelu(vec4<f32>(fwd_x[i])));
   }
 }
 
 // gelu_backward: dx = dy * gelu'(x).
-@group(0) @binding(1) var<storage, read> bwd_dy: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> bwd_x: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> bwd_dx: array<vec4<f32>>;
+alias BWD_DY_T = f32;
+alias BWD_X_T = f32;
+alias BWD_DX_T = f32;
+
+@group(0) @binding(1) var<storage, read> bwd_dy: array<vec4<BWD_DY_T>>;
+@group(0) @binding(2) var<storage, read> bwd_x: array<vec4<BWD_X_T>>;
+@group(0) @binding(3) var<storage, read_write> bwd_dx: array<vec4<BWD_DX_T>>;
 
 @compute @workgroup_size(WG)
 fn gelu_backward(
@@ -87,8 +95,8 @@ fn gelu_backward(
 ) {
   let i = flat_index(wid, nwg, lid);
   if (i < shape.count) {
-    let x = bwd_x[i];
-    bwd_dx[i] = bwd_dy[i] * gelu_grad(x, normal_cdf(x));
+    let x = vec4<f32>(bwd_x[i]);
+    bwd_dx[i] = vec4<BWD_DX_T>(vec4<f32>(bwd_dy[i]) * gelu_grad(x, normal_cdf(x)));
   }
 }
 
@@ -99,8 +107,11 @@ fn glu_value_index(o: u32) -> u32 {
 }
 
 // glu_forward: out = value * gelu(gate).
-@group(0) @binding(1) var<storage, read> glu_h: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> glu_out: array<vec4<f32>>;
+alias GLU_H_T = f32;
+alias GLU_OUT_T = f32;
+
+@group(0) @binding(1) var<storage, read> glu_h: array<vec4<GLU_H_T>>;
+@group(0) @binding(2) var<storage, read_write> glu_out: array<vec4<GLU_OUT_T>>;
 
 @compute @workgroup_size(WG)
 fn glu_forward(
@@ -111,14 +122,18 @@ fn glu_forward(
   let o = flat_index(wid, nwg, lid);
   if (o < shape.count) {
     let v = glu_value_index(o);
-    glu_out[o] = glu_h[v] * gelu(glu_h[v + shape.half4]);
+    glu_out[o] = vec4<GLU_OUT_T>(vec4<f32>(glu_h[v]) * gelu(vec4<f32>(glu_h[v + shape.half4])));
   }
 }
 
 // glu_backward: dvalue = dout * gelu(gate), dgate = dout * value * gelu'(gate).
-@group(0) @binding(1) var<storage, read> glu_dout: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> glu_bwd_h: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> glu_dh: array<vec4<f32>>;
+alias GLU_DOUT_T = f32;
+alias GLU_BWD_H_T = f32;
+alias GLU_DH_T = f32;
+
+@group(0) @binding(1) var<storage, read> glu_dout: array<vec4<GLU_DOUT_T>>;
+@group(0) @binding(2) var<storage, read> glu_bwd_h: array<vec4<GLU_BWD_H_T>>;
+@group(0) @binding(3) var<storage, read_write> glu_dh: array<vec4<GLU_DH_T>>;
 
 @compute @workgroup_size(WG)
 fn glu_backward(
@@ -129,11 +144,11 @@ fn glu_backward(
   let o = flat_index(wid, nwg, lid);
   if (o < shape.count) {
     let v = glu_value_index(o);
-    let value = glu_bwd_h[v];
-    let gate = glu_bwd_h[v + shape.half4];
-    let dout = glu_dout[o];
+    let value = vec4<f32>(glu_bwd_h[v]);
+    let gate = vec4<f32>(glu_bwd_h[v + shape.half4]);
+    let dout = vec4<f32>(glu_dout[o]);
     let cdf = normal_cdf(gate);
-    glu_dh[v] = dout * gate * cdf;
-    glu_dh[v + shape.half4] = dout * value * gelu_grad(gate, cdf);
+    glu_dh[v] = vec4<GLU_DH_T>(dout * gate * cdf);
+    glu_dh[v + shape.half4] = vec4<GLU_DH_T>(dout * value * gelu_grad(gate, cdf));
   }
 }

@@ -12,6 +12,9 @@
 // `dropped` (dropped_probs) for dV and scales grads by the same mask.
 //
 // A row is reduced by LANES invocations in a fixed tree, so the results are the same on every run.
+//
+// The float buffers may be stored as f16 (each by its own alias below, see src/gpu/kernels.ts): the
+// kernels widen on load, compute in f32 and round on store.
 
 struct Params {
   // batch * heads * SEQ.
@@ -36,16 +39,22 @@ override PROBS_DROPOUT: bool = false;
 // Below any real score: the running maximum starts here and masked keys never raise it.
 const LOWEST = -3.0e38;
 
+// Storage types of probs, dropped, grads and rebuilt.
+alias P_T = f32;
+alias D_T = f32;
+alias G_T = f32;
+alias R_T = f32;
+
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> probs: array<f32>;
+@group(0) @binding(1) var<storage, read_write> probs: array<P_T>;
 @group(0) @binding(2) var<storage, read> seeds: array<u32>;
 // softmax_forward: the key mask [batch * SEQ] and, with dropout, the dropped probabilities (written).
 @group(0) @binding(3) var<storage, read> keyMask: array<u32>;
-@group(0) @binding(4) var<storage, read_write> dropped: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dropped: array<D_T>;
 // softmax_backward: the gradient of the (dropped) probabilities.
-@group(0) @binding(3) var<storage, read> grads: array<f32>;
+@group(0) @binding(3) var<storage, read> grads: array<G_T>;
 // dropped_probs: the dropped probabilities, written.
-@group(0) @binding(3) var<storage, read_write> rebuilt: array<f32>;
+@group(0) @binding(3) var<storage, read_write> rebuilt: array<R_T>;
 
 var<workgroup> partial: array<vec2<f32>, WG>;
 
@@ -104,7 +113,7 @@ fn softmax_forward(
   var stats = vec2<f32>(LOWEST, 0.0);
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
     if (attends(row, c)) {
-      let s = probs[base + c] * params.scale;
+      let s = f32(probs[base + c]) * params.scale;
       let m = max(stats.x, s);
       stats = vec2<f32>(m, stats.y * exp(stats.x - m) + exp(s - m));
     }
@@ -116,11 +125,11 @@ fn softmax_forward(
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
     var p = 0.0;
     if (attends(row, c)) {
-      p = exp(probs[base + c] * params.scale - rowMax) * inverse;
+      p = exp(f32(probs[base + c]) * params.scale - rowMax) * inverse;
     }
-    probs[base + c] = p;
+    probs[base + c] = P_T(p);
     if (PROBS_DROPOUT) {
-      dropped[base + c] = p * dropFactor(seed, base + c);
+      dropped[base + c] = D_T(p * dropFactor(seed, base + c));
     }
   }
 }
@@ -138,19 +147,19 @@ fn softmax_backward(
   let seed = seeds[params.seedIndex];
   var dot = 0.0;
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
-    var g = grads[base + c];
+    var g = f32(grads[base + c]);
     if (PROBS_DROPOUT) {
       g *= dropFactor(seed, base + c);
     }
-    dot += probs[base + c] * g;
+    dot += f32(probs[base + c]) * g;
   }
   let rowDot = rowReduce(lid, vec2<f32>(0.0, dot), false).y;
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
-    var g = grads[base + c];
+    var g = f32(grads[base + c]);
     if (PROBS_DROPOUT) {
       g *= dropFactor(seed, base + c);
     }
-    probs[base + c] = params.scale * probs[base + c] * (g - rowDot);
+    probs[base + c] = P_T(params.scale * f32(probs[base + c]) * (g - rowDot));
   }
 }
 
@@ -163,6 +172,6 @@ fn dropped_probs(
 ) {
   let i = (wid.y * nwg.x + wid.x) * WG + lid;
   if (i < params.rows * SEQ) {
-    rebuilt[i] = probs[i] * dropFactor(seeds[params.seedIndex], i);
+    rebuilt[i] = R_T(f32(probs[i]) * dropFactor(seeds[params.seedIndex], i));
   }
 }

@@ -6,6 +6,9 @@
 // count[0], which the host writes with the positions and labels before each submit. Rows past M are
 // zero in the gathered states and in the logit gradients, so the fixed-size decoder matmuls that run
 // over all `rows` add nothing for them.
+//
+// The gather's and the scatter's float tensors are each stored as their own alias (f32 unless the
+// wrapper sets it to f16), converted to f32 on load and rounded on store; the logits stay f32.
 
 struct Params {
   // Capacity in masked rows.
@@ -23,6 +26,13 @@ struct LossTotals {
   count: u32,
 }
 
+// The loss scale of f16 training (src/train/optimizer.ts divides it out of the gradients and adjusts it).
+struct LossScale {
+  scale: f32,
+  // Finite steps since the scale last changed.
+  good_steps: u32,
+}
+
 override WG: u32 = 256u;
 const LOWEST = -3.0e38;
 
@@ -31,18 +41,24 @@ const LOWEST = -3.0e38;
 // gather_rows and scatter_rows: positions [rows] u32, token index of each masked row.
 @group(0) @binding(2) var<storage, read> positions: array<u32>;
 // gather_rows: hidden states [tokens, hidden] -> gathered [rows, hidden].
-@group(0) @binding(3) var<storage, read> states: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> gathered: array<vec4<f32>>;
+alias STATES_T = f32;
+alias GATHERED_T = f32;
+@group(0) @binding(3) var<storage, read> states: array<vec4<STATES_T>>;
+@group(0) @binding(4) var<storage, read_write> gathered: array<vec4<GATHERED_T>>;
 // scatter_rows: dgathered [rows, hidden] -> dstates [tokens, hidden]; zero_rows clears dstates first.
-@group(0) @binding(3) var<storage, read> dgathered: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> dstates: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> cleared: array<vec4<f32>>;
+alias DGATHERED_T = f32;
+alias DSTATES_T = f32;
+@group(0) @binding(3) var<storage, read> dgathered: array<vec4<DGATHERED_T>>;
+@group(0) @binding(4) var<storage, read_write> dstates: array<vec4<DSTATES_T>>;
+@group(0) @binding(1) var<storage, read_write> cleared: array<vec4<DSTATES_T>>;
 // cross_entropy: gradScale [1] f32, labels [rows] u32, logits [rows, vocab] (overwritten with their
 // gradient), rowLoss [rows] f32.
 @group(0) @binding(2) var<storage, read> gradScale: array<f32>;
 @group(0) @binding(3) var<storage, read> labels: array<u32>;
 @group(0) @binding(4) var<storage, read_write> logits: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> rowLoss: array<f32>;
+// cross_entropy_scaled: the loss scale, which multiplies the gradient too.
+@group(0) @binding(6) var<storage, read> lossScale: LossScale;
 // loss_total: rowLoss again and the running totals the host reads every few steps.
 @group(0) @binding(2) var<storage, read> rowLossIn: array<f32>;
 @group(0) @binding(3) var<storage, read_write> totals: LossTotals;
@@ -70,9 +86,9 @@ fn gather_rows(
   let m = i / params.hidden4;
   var v = vec4<f32>(0.0);
   if (m < count[0]) {
-    v = states[positions[m] * params.hidden4 + i % params.hidden4];
+    v = vec4<f32>(states[positions[m] * params.hidden4 + i % params.hidden4]);
   }
-  gathered[i] = v;
+  gathered[i] = vec4<GATHERED_T>(v);
 }
 
 // One thread per vec4 of dstates: zero, before scatter_rows fills the masked rows.
@@ -84,7 +100,7 @@ fn zero_rows(
 ) {
   let i = flatIndex(wid, nwg, lid);
   if (i < params.tokens * params.hidden4) {
-    cleared[i] = vec4<f32>(0.0);
+    cleared[i] = vec4<DSTATES_T>(0.0);
   }
 }
 
@@ -99,16 +115,26 @@ fn scatter_rows(
   let i = flatIndex(wid, nwg, lid);
   let m = i / params.hidden4;
   if (i < params.rows * params.hidden4 && m < count[0]) {
-    dstates[positions[m] * params.hidden4 + i % params.hidden4] = dgathered[i];
+    dstates[positions[m] * params.hidden4 + i % params.hidden4] = vec4<DSTATES_T>(vec4<f32>(dgathered[i]));
   }
 }
 
 // One workgroup per logits row m. For m < M: rowLoss[m] = -log softmax(row)[label] and the row becomes
-// (softmax - onehot(label)) * gradScale[0]. Past M: the row and its loss become zero. One read pass keeps a
-// running (max, sum of exp) per thread, merged in a fixed tree; a second pass writes the gradient.
+// (softmax - onehot(label)) * gradScale[0]. Past M: the row and its loss become zero.
 @compute @workgroup_size(WG)
 fn cross_entropy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x;
+  softmax_cross_entropy(wid.x, lid, gradScale[0]);
+}
+
+// As cross_entropy, the gradient multiplied by the loss scale too (the loss is not).
+@compute @workgroup_size(WG)
+fn cross_entropy_scaled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  softmax_cross_entropy(wid.x, lid, gradScale[0] * lossScale.scale);
+}
+
+// Row `row` of cross_entropy with the gradient's factor `scale`. One read pass keeps a running (max, sum of
+// exp) per thread, merged in a fixed tree; a second pass writes the gradient.
+fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
   let base = row * params.vocab4;
   if (lid == 0u) {
     rowCount = count[0];
@@ -153,7 +179,6 @@ fn cross_entropy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
   if (lid == 0u) {
     rowLoss[row] = log(rowSum) + (rowMax - labelLogit);
   }
-  let scale = gradScale[0];
   let factor = scale / rowSum;
   for (var j = lid; j < params.vocab4; j += WG) {
     let column = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);

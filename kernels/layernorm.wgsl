@@ -6,6 +6,9 @@
 // a fixed tree or a fixed sequence, never atomics, so the results are the same bit for bit on every run.
 // The grid is 2-D when one dimension's 65535 workgroups are not enough: the flat workgroup id is
 // wid.y * nwg.x + wid.x.
+//
+// The forward's y and the backward's dy may be stored as f16 (the wrapper sets their aliases below): they
+// are converted to f32 on load and rounded on store, so all the arithmetic stays f32.
 
 // Invocations per workgroup of the forward; a power of two (tree reduction). 768 columns are 192 vec4s:
 // 3 per invocation.
@@ -49,10 +52,12 @@ fn sum4(v: vec4<f32>) -> f32 {
 // layernorm_forward: y, and the mean and rstd of each row for the backward. Two passes over the row
 // (mean, then the mean of squared deviations) rather than E[x^2] - E[x]^2, which cancels in f32 when
 // |mean| >> std; the second and third reads of a row come from cache.
+alias FWD_Y_T = f32;
+
 @group(0) @binding(1) var<storage, read> fwd_x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> fwd_weight: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> fwd_bias: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> fwd_y: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> fwd_y: array<vec4<FWD_Y_T>>;
 @group(0) @binding(5) var<storage, read_write> fwd_mean: array<f32>;
 @group(0) @binding(6) var<storage, read_write> fwd_rstd: array<f32>;
 
@@ -81,7 +86,7 @@ fn layernorm_forward(
   }
   let rstd = inverseSqrt(workgroup_sum(vec2<f32>(squares, 0.0), lid).x * inv_cols + shape.eps);
   for (var c = lid; c < cols4; c += WG) {
-    fwd_y[base + c] = (fwd_x[base + c] - mean) * rstd * fwd_weight[c] + fwd_bias[c];
+    fwd_y[base + c] = vec4<FWD_Y_T>((fwd_x[base + c] - mean) * rstd * fwd_weight[c] + fwd_bias[c]);
   }
   if (lid == 0u) {
     fwd_mean[row] = mean;
@@ -107,7 +112,9 @@ override K: u32 = 3u;
 // (BWD_WG / TPR) * cols4: the row slots' dweight (then dbias) sums, combined in slot order at the end.
 override SLOT_COLS4: u32 = 768u;
 
-@group(0) @binding(1) var<storage, read> bwd_dy: array<vec4<f32>>;
+alias BWD_DY_T = f32;
+
+@group(0) @binding(1) var<storage, read> bwd_dy: array<vec4<BWD_DY_T>>;
 @group(0) @binding(2) var<storage, read> bwd_x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bwd_weight: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> bwd_mean: array<f32>;
@@ -131,7 +138,7 @@ fn load_column(k: u32, lane: u32, base: u32) -> mat3x4<f32> {
   var m = mat3x4<f32>();
   if (has_column(k, lane)) {
     let i = base + lane + k * TPR;
-    m[0] = bwd_dy[i];
+    m[0] = vec4<f32>(bwd_dy[i]);
     m[1] = bwd_x[i];
     if (RESIDUAL) {
       m[2] = bwd_residual[i];

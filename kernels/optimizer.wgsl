@@ -3,6 +3,8 @@
 //
 // Parameters, gradients and the AdamW moments are flat f32 buffers of one layout (src/model/params.ts),
 // read as vec4. Reductions use fixed trees and fixed sequences, never atomics: bit-identical every run.
+// With a loss scale the gradients carry it: the norm step divides it out of the norm and of the clip
+// factor it leaves for AdamW, and may adjust it (grad_norm_finish_scaled).
 // Elementwise kernels take one vec4 per invocation on a grid that is 2-D when one dimension's 65535
 // workgroups are not enough (the flat workgroup id is wid.y * nwg.x + wid.x).
 
@@ -14,15 +16,32 @@ override DECAY_CHUNK4: u32 = 16;
 
 // What the norm step leaves for AdamW and for the host, which reads it every N steps.
 struct Stats {
-  // The global L2 norm of the gradients.
+  // The global L2 norm of the gradients (of the unscaled gradients, with a loss scale).
   norm: f32,
-  // min(1, max_norm / (norm + 1e-6)) as torch.nn.utils.clip_grad_norm_; 0 when the step is skipped.
+  // What AdamW multiplies the stored gradients by: clip_factor, divided by the loss scale they carry.
   clip: f32,
   // 1 when the norm is NaN or infinite: AdamW leaves params and moments untouched this step.
   nonfinite: u32,
   // Steps skipped so far.
   skipped: u32,
+  // min(1, max_norm / (norm + 1e-6)) as torch.nn.utils.clip_grad_norm_; 0 when the step is skipped.
+  clip_factor: f32,
+  // The loss scale the next step's gradients carry (after this step's update); 1 without loss scaling.
+  loss_scale: f32,
 }
+
+// The loss scale of f16 training: the loss gradient was multiplied by `scale` (cross_entropy.wgsl), and
+// so is every gradient.
+struct LossScale {
+  scale: f32,
+  // Finite steps in a row since the scale last changed.
+  good_steps: u32,
+}
+
+// grad_norm_finish_scaled adjusts the loss scale as torch.amp.GradScaler: halved on a non-finite norm,
+// doubled after GROWTH_INTERVAL finite steps in a row (factors of 2 scale the gradients exactly).
+override DYNAMIC_SCALE: bool = false;
+override GROWTH_INTERVAL: u32 = 2000;
 
 fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * WG + lid;
@@ -77,24 +96,84 @@ fn grad_sum_squares(
 // grad_norm_finish, stage 2, one workgroup: norm, clip factor, the non-finite flag and the skip count.
 @group(0) @binding(1) var<storage, read> fin_partials: array<f32>;
 @group(0) @binding(2) var<storage, read_write> fin_stats: Stats;
+// grad_norm_finish_scaled: the loss scale the gradients carry, divided out (and adjusted when dynamic).
+@group(0) @binding(3) var<storage, read_write> fin_loss_scale: LossScale;
 
-@compute @workgroup_size(WG)
-fn grad_norm_finish(@builtin(local_invocation_index) lid: u32) {
+// The sum of the partial sums, valid in invocation 0.
+fn sum_of_squares(lid: u32) -> f32 {
   var s = 0.0;
   for (var i = lid; i < norm_shape.partials; i += WG) {
     s += fin_partials[i];
   }
-  let total = workgroup_sum(s, lid);
+  return workgroup_sum(s, lid);
+}
+
+// NaN and infinity are the f32s with all exponent bits set; tested on the bits because WGSL lets
+// compilers assume float comparisons never see them.
+fn is_nonfinite(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
+}
+
+// The clip factor of a global norm; 0 when the step is skipped.
+fn clip_factor(norm: f32, nonfinite: bool) -> f32 {
+  return select(min(1.0, norm_shape.max_norm / (norm + 1e-6)), 0.0, nonfinite);
+}
+
+// `clip` is what AdamW applies to the stored gradients, `factor` the clip factor of the unscaled ones.
+fn write_stats(norm: f32, clip: f32, factor: f32, nonfinite: bool, loss_scale: f32) {
+  fin_stats.norm = norm;
+  fin_stats.clip = clip;
+  fin_stats.nonfinite = u32(nonfinite);
+  fin_stats.skipped += u32(nonfinite);
+  fin_stats.clip_factor = factor;
+  fin_stats.loss_scale = loss_scale;
+}
+
+@compute @workgroup_size(WG)
+fn grad_norm_finish(@builtin(local_invocation_index) lid: u32) {
+  let total = sum_of_squares(lid);
   if (lid == 0u) {
     let norm = sqrt(total);
-    // NaN and infinity are the f32s with all exponent bits set; tested on the bits because WGSL lets
-    // compilers assume float comparisons never see them.
-    let nonfinite = (bitcast<u32>(norm) & 0x7f800000u) == 0x7f800000u;
-    fin_stats.norm = norm;
-    fin_stats.clip = select(min(1.0, norm_shape.max_norm / (norm + 1e-6)), 0.0, nonfinite);
-    fin_stats.nonfinite = u32(nonfinite);
-    fin_stats.skipped += u32(nonfinite);
+    let nonfinite = is_nonfinite(norm);
+    let factor = clip_factor(norm, nonfinite);
+    write_stats(norm, factor, factor, nonfinite, 1.0);
   }
+}
+
+@compute @workgroup_size(WG)
+fn grad_norm_finish_scaled(@builtin(local_invocation_index) lid: u32) {
+  let total = sum_of_squares(lid);
+  if (lid == 0u) {
+    let scale = fin_loss_scale.scale;
+    // Tested after the division: a scale that underflowed to 0 skips the step too.
+    let norm = sqrt(total) / scale;
+    let nonfinite = is_nonfinite(norm);
+    let factor = clip_factor(norm, nonfinite);
+    var next = scale;
+    if (DYNAMIC_SCALE) {
+      next = update_loss_scale(scale, nonfinite);
+    }
+    write_stats(norm, factor / scale, factor, nonfinite, next);
+  }
+}
+
+// GradScaler's update (torch._amp_update_scale_): on a non-finite step the scale halves; otherwise one
+// more good step, and at GROWTH_INTERVAL of them the scale doubles unless that overflows. Either change
+// restarts the count. Returns the new scale.
+fn update_loss_scale(scale: f32, nonfinite: bool) -> f32 {
+  var next = scale;
+  var good = fin_loss_scale.good_steps + 1u;
+  if (nonfinite) {
+    next = scale * 0.5;
+    good = 0u;
+  } else if (good >= GROWTH_INTERVAL) {
+    let grown = scale * 2.0;
+    next = select(grown, scale, is_nonfinite(grown));
+    good = 0u;
+  }
+  fin_loss_scale.scale = next;
+  fin_loss_scale.good_steps = good;
+  return next;
 }
 
 struct AdamwConfig {

@@ -3,7 +3,7 @@
  *
  *   deno task bench [--small] [--tile 64x128x8/u2] [--splits N] [--layout NN,NT,TN] [--only qkv,cube]
  *                   [--shape MxNxK] [--warmup 0.5] [--time 0.3]
- *   deno task bench --step [--preset crammed] [--micro-batch 128,256] [--accumulate 1] [--steps 10]
+ *   deno task bench --step [--preset crammed] [--micro-batch 128,256] [--accumulate 1] [--steps 10] [--precision f16]
  *   deno task bench --kernels [--small] [--preset crammed] [--micro-batch 128] [--only adamw,...]
  *                   [--bandwidth 4.3e12] [--warmup 0.5] [--time 0.3]
  *   deno task bench --profile [--small] [--preset crammed] [--micro-batch 128] [--steps 10] [--dispatches]
@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import { parseArgsMessage } from "../src/args.ts";
 import { GpuError, requestGpu } from "../src/gpu/device.ts";
 import { Kernels } from "../src/gpu/kernels.ts";
+import type { StorageType } from "../src/gpu/buffers.ts";
 import {
   benchMatmul,
   CRAMMED_DIMS,
@@ -44,6 +45,7 @@ const USAGE = `usage: deno task bench [options]
   --micro-batch L  with --step: comma-separated micro-batch sizes (default 128)
   --accumulate N   with --step: micro-batches per optimizer step (default 1)
   --steps N        with --step or --profile: timed steps (default 10)
+  --precision P    with --step or --profile: f32 (default), f16 or f32,f16 (pretrain's --precision)
   --kernels        time every non-matmul kernel of the step at the model's shapes, against the bandwidth
   --bandwidth B    with --kernels: bytes per second that vs_bandwidth compares with (default 4.3e12)
   --softmax-lanes N  with --kernels: invocations per row of scores in the softmax passes, for tuning
@@ -79,6 +81,7 @@ function parseCommandLine(args: string[]) {
         "micro-batch": { type: "string" },
         accumulate: { type: "string", default: "1" },
         steps: { type: "string", default: "10" },
+        precision: { type: "string", default: "f32" },
         kernels: { type: "boolean", default: false },
         bandwidth: { type: "string" },
         "softmax-lanes": { type: "string" },
@@ -108,6 +111,10 @@ async function main(args: string[]): Promise<void> {
   const microBatches = (values["micro-batch"] ?? (small ? "2" : "128"))
     .split(",").map((size) => positive("micro-batch", size));
   const config = presets[presetName];
+  const precisions = values.precision.split(",").map((p) => {
+    if (p !== "f32" && p !== "f16") throw new GpuError(`--precision: "${p}" is not f32 or f16`);
+    return p as StorageType;
+  });
   if ((values.step || values.kernels || values.profile) && !config) {
     throw new GpuError(`--preset ${presetName}: expected one of ${Object.keys(presets).join(", ")}`);
   }
@@ -140,16 +147,17 @@ async function main(args: string[]): Promise<void> {
       );
     }
     const k = new Kernels(gpu);
-    for (const microBatch of microBatches) {
-      const steps = positive("steps", values.steps);
-      const profile = await profileStep(k, config, { microBatch, steps });
-      for (const line of profile.kernels) console.log(JSON.stringify({ micro_batch: microBatch, ...line }));
-      if (values.dispatches) {
-        for (const line of profile.dispatches) {
-          console.log(JSON.stringify({ micro_batch: microBatch, ...line }));
+    for (const precision of precisions) {
+      for (const microBatch of microBatches) {
+        const steps = positive("steps", values.steps);
+        const profile = await profileStep(k, config, { microBatch, steps, precision });
+        const tag = { precision, micro_batch: microBatch };
+        for (const line of profile.kernels) console.log(JSON.stringify({ ...tag, ...line }));
+        if (values.dispatches) {
+          for (const line of profile.dispatches) console.log(JSON.stringify({ ...tag, ...line }));
         }
+        console.log(JSON.stringify({ preset: presetName, precision, ...profile.step }));
       }
-      console.log(JSON.stringify({ preset: presetName, ...profile.step }));
     }
     return;
   }
@@ -157,21 +165,30 @@ async function main(args: string[]): Promise<void> {
     const gpu = await requestGpu();
     console.error(`# ${gpu.name}`);
     const k = new Kernels(gpu);
-    let best: { micro_batch: number; tokens_per_s: number } | undefined;
-    for (const microBatch of microBatches) {
-      const result = await benchStep(k, config, {
-        microBatch,
-        accumulate: positive("accumulate", values.accumulate),
-        timedSteps: positive("steps", values.steps),
-      });
-      console.log(JSON.stringify({ preset: values.preset, ...result }));
-      if (!best || result.tokens_per_s > best.tokens_per_s) best = result;
-    }
-    if (best && microBatches.length > 1) {
-      const { micro_batch, tokens_per_s } = best;
-      console.log(
-        JSON.stringify({ preset: values.preset, bench: "train_step_best", micro_batch, tokens_per_s }),
-      );
+    for (const precision of precisions) {
+      let best: { micro_batch: number; tokens_per_s: number } | undefined;
+      for (const microBatch of microBatches) {
+        const result = await benchStep(k, config, {
+          microBatch,
+          accumulate: positive("accumulate", values.accumulate),
+          timedSteps: positive("steps", values.steps),
+          precision,
+        });
+        console.log(JSON.stringify({ preset: values.preset, ...result }));
+        if (!best || result.tokens_per_s > best.tokens_per_s) best = result;
+      }
+      if (best && microBatches.length > 1) {
+        const { micro_batch, tokens_per_s } = best;
+        console.log(
+          JSON.stringify({
+            preset: values.preset,
+            bench: "train_step_best",
+            precision,
+            micro_batch,
+            tokens_per_s,
+          }),
+        );
+      }
     }
     return;
   }

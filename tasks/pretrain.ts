@@ -145,6 +145,7 @@ async function main(args: string[]): Promise<void> {
       batch: micro,
       seq: shards.seqLen,
       maxLabels: maxLabels(micro, shards.seqLen, options.maskRate),
+      storage: options.precision,
     });
   let trainer: Trainer | undefined;
   while (!trainer) {

@@ -15,6 +15,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { planStepBench, runSteps, type StepBench } from "./step.ts";
+import type { StorageType } from "../gpu/buffers.ts";
 
 export interface ProfileOptions {
   microBatch: number;
@@ -25,6 +26,8 @@ export interface ProfileOptions {
   /** Steps whose dispatches are timed one by one; times are their mean (default 3). */
   profiledSteps?: number;
   seed?: number;
+  /** Storage of activations and the products' weight copy (default f32). */
+  precision?: StorageType;
 }
 
 /** One dispatch of the step and its mean GPU time. */

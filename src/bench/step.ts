@@ -4,7 +4,7 @@
  * round trip at the end (the same measure as `torch_peer.py bench`).
  */
 import type { Kernels } from "../gpu/kernels.ts";
-import { writeBuffer } from "../gpu/buffers.ts";
+import { type StorageType, writeBuffer } from "../gpu/buffers.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { initParams } from "../model/init.ts";
 import type { ModelBatch } from "../model/model.ts";
@@ -19,10 +19,13 @@ export interface StepBenchOptions {
   warmupSteps?: number;
   timedSteps?: number;
   seed?: number;
+  /** Storage of activations and the products' weight copy (default f32), as pretrain's --precision. */
+  precision?: StorageType;
 }
 
 export interface StepBenchResult {
   bench: "train_step";
+  precision: StorageType;
   micro_batch: number;
   accumulate: number;
   tokens_per_s: number;
@@ -49,14 +52,15 @@ export interface StepBench {
 export async function planStepBench(
   k: Kernels,
   config: ModelConfig,
-  options: Pick<StepBenchOptions, "microBatch" | "accumulate" | "seed">,
+  options: Pick<StepBenchOptions, "microBatch" | "accumulate" | "seed" | "precision">,
 ): Promise<StepBench> {
-  const { microBatch, accumulate = 1, seed = 0 } = options;
+  const { microBatch, accumulate = 1, seed = 0, precision = "f32" } = options;
   const seq = config.maxSeqLen;
   const trainer = await planTrainer(k, config, {
     batch: microBatch,
     seq,
     maxLabels: maxLabels(microBatch, seq, BERT_MASK_RATE),
+    storage: precision,
   });
   writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed }) as Float32Array<ArrayBuffer>);
   const batches = Array.from({ length: accumulate * 2 }, (_, i) => zipfBatch(config, microBatch, seed + i));
@@ -97,6 +101,7 @@ export async function benchStep(
   const memory = trainer.model.bytes + 2 * trainer.m.size;
   return {
     bench: "train_step",
+    precision: options.precision ?? "f32",
     micro_batch: bench.microBatch,
     accumulate: bench.accumulate,
     tokens_per_s: Math.round((timedSteps * bench.tokensPerStep) / seconds),

@@ -35,7 +35,9 @@ export type StorageTypes = Record<string, StorageType>;
 /** The storage types of named bindings, for {@linkcode Kernels.pipeline}: `{ Y_T: y }` -> `{ Y_T: "f16" }`. */
 export function storageTypes(bindings: Record<string, Binding>): StorageTypes {
   return Object.fromEntries(
-    Object.entries(bindings).map(([alias, b]) => [alias, storageTypeOf(b instanceof GPUBuffer ? b : b.buffer)]),
+    Object.entries(bindings).map((
+      [alias, b],
+    ) => [alias, storageTypeOf(b instanceof GPUBuffer ? b : b.buffer)]),
   );
 }
 
@@ -79,7 +81,9 @@ export class Kernels {
   ): Promise<GPUComputePipeline> {
     // f32 is every alias's declared type: leaving those out keys all-f32 pipelines alike.
     const f16 = Object.fromEntries(Object.entries(types).filter(([, type]) => type === "f16").sort());
-    const key = `${family}:${entry}:${JSON.stringify(Object.entries(constants).sort())}:${JSON.stringify(f16)}`;
+    const key = `${family}:${entry}:${JSON.stringify(Object.entries(constants).sort())}:${
+      JSON.stringify(f16)
+    }`;
     let pipeline = this.#pipelines.get(key);
     if (!pipeline) {
       pipeline = this.#compile(family, entry, constants, f16);
@@ -99,7 +103,9 @@ export class Kernels {
     let module = this.#modules.get(moduleKey);
     if (!module) {
       if (Object.keys(types).length > 0 && !this.gpu.hasF16) {
-        throw new GpuError(`kernel ${family}.${entry}: f16 storage needs shader-f16, which ${this.gpu.name} lacks`);
+        throw new GpuError(
+          `kernel ${family}.${entry}: f16 storage needs shader-f16, which ${this.gpu.name} lacks`,
+        );
       }
       const code = typedSource(family, kernelSource(family, this.#dir), types);
       module = device.createShaderModule({ label: family, code });

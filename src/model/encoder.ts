@@ -10,6 +10,12 @@
  * a block's output projection adds the residual itself; with it, the projection goes to a scratch buffer
  * and a dropout pass adds it to the residual stream.
  *
+ * Storage: with `storage: "f16"` the activations that feed or leave matrix products (the LayerNorm outputs,
+ * qkv, attention probabilities and output, the FFN's pre-activation and activation, and their gradients)
+ * are f16, and the products read an f16 copy of the parameters that each forward refreshes first. The
+ * residual stream, its gradient, the LayerNorm statistics, the parameters and their gradients stay f32, and
+ * every kernel computes in f32 (PyTorch's mixed precision, with f16 storage instead of bf16 tensor cores).
+ *
  * Memory: per layer the forward keeps what the backward cannot cheaply recompute (the layer input, the
  * attention's qkv, probabilities and output, the mid-layer residual, the FFN's pre-activation and the
  * LayerNorm statistics). The LayerNorm outputs and the FFN activation are recomputed in the backward
@@ -20,7 +26,7 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import { GpuError } from "../gpu/device.ts";
-import { uploadBuffer, writeBuffer } from "../gpu/buffers.ts";
+import { type StorageType, uploadBuffer, writeBuffer } from "../gpu/buffers.ts";
 import type { Binding } from "../gpu/kernels.ts";
 import { downInputWidth, headDim, type ModelConfig } from "./config.ts";
 import { dropoutSiteCount, EMBEDDING_SITE, layerSites } from "./dropout_sites.ts";
@@ -32,6 +38,7 @@ import { dropoutBackward, dropoutForward } from "./layers/dropout.ts";
 import { embeddingBackward, embeddingForward, packTokenOrder, sortTokens } from "./layers/embedding.ts";
 import { layerNormBackward, layerNormForward } from "./layers/layernorm.ts";
 import { geluBackward, geluForward, gluBackward, gluForward } from "./layers/activation.ts";
+import { castToF16 } from "./layers/convert.ts";
 
 /** The capacity of an encoder's buffers and the optional parts finetuning needs. */
 export interface EncoderOptions {
@@ -42,6 +49,8 @@ export interface EncoderOptions {
   keyMask?: boolean;
   /** Allocate what dropout needs: the step's seeds and the blocks' scratch. */
   dropout?: boolean;
+  /** How activations and the products' parameter copy are stored (see above); default f32. */
+  storage?: StorageType;
 }
 
 /** An encoder's buffers. Everything but the inputs and `states`/`dstates` is internal to the passes. */
@@ -53,6 +62,8 @@ export interface EncoderBuffers {
   seq: number;
   params: GPUBuffer;
   grads: GPUBuffer;
+  /** What the matrix products read as parameters: `params`, or its f16 copy with f16 storage. */
+  productParams: GPUBuffer;
   /** Inputs, written by {@linkcode writeEncoderInputs}: token ids and their sort for the backward. */
   ids: GPUBuffer;
   tokenOrder: GPUBuffer;
@@ -116,17 +127,24 @@ export function allocateEncoder(
   weights: { layout: ParamLayout; params: GPUBuffer; grads: GPUBuffer },
   options: EncoderOptions,
 ): EncoderBuffers {
-  const { batch, seq } = options;
+  const { batch, seq, storage = "f32" } = options;
   if (seq > config.maxSeqLen) {
     throw new GpuError(`model: seq ${seq} exceeds the config's maxSeqLen ${config.maxSeqLen}`);
   }
+  if (storage === "f16" && options.dropout) {
+    throw new GpuError("model: f16 storage is for pretraining, which has no dropout");
+  }
   const N = batch * seq;
   const { hidden: H, intermediate: I, heads, layers: L } = config;
-  const act = downInputWidth(config); // FFN activation width: I, or I/2 for gelu-glu
+  const actWidth = downInputWidth(config); // FFN activation width: I, or I/2 for gelu-glu
   const f32 = (label: string, count: number) => rec.f32(label, count);
+  const act = (label: string, count: number) => rec.floats(label, count, storage);
   return {
     config,
     ...weights,
+    productParams: storage === "f16"
+      ? rec.floats("params (f16 copy)", weights.layout.totalSize, "f16")
+      : weights.params,
     batch,
     seq,
     // Per batch inputs.
@@ -142,28 +160,28 @@ export function allocateEncoder(
     saved: Array.from({ length: L }, (_, l) => ({
       mean1: f32(`layer ${l} attn norm mean`, N),
       rstd1: f32(`layer ${l} attn norm rstd`, N),
-      qkv: f32(`layer ${l} qkv`, N * 3 * H),
-      probs: f32(`layer ${l} probs`, batch * heads * seq * seq),
-      attn: f32(`layer ${l} attention`, N * H),
+      qkv: act(`layer ${l} qkv`, N * 3 * H),
+      probs: act(`layer ${l} probs`, batch * heads * seq * seq),
+      attn: act(`layer ${l} attention`, N * H),
       mid: f32(`layer ${l} mid residual`, N * H),
       mean2: f32(`layer ${l} ffn norm mean`, N),
       rstd2: f32(`layer ${l} ffn norm rstd`, N),
-      h: f32(`layer ${l} ffn up`, N * I),
+      h: act(`layer ${l} ffn up`, N * I),
     })),
     finalMean: f32("final norm mean", N),
     finalRstd: f32("final norm rstd", N),
     // Scratch, shared across layers.
-    states: f32("normed (scratch)", N * H),
-    activated: f32("activated (scratch)", N * act),
+    states: act("normed (scratch)", N * H),
+    activated: act("activated (scratch)", N * actWidth),
     dstates: f32("d final states", N * H),
     dx: [f32("d x (a)", N * H), f32("d x (b)", N * H)],
-    dnormed: f32("d normed", N * H),
-    dqkv: f32("d qkv", N * 3 * H),
-    dattn: f32("d attention", N * H),
-    dactivated: f32("d activated", N * act),
-    dh: f32("d ffn up", N * I),
+    dnormed: act("d normed", N * H),
+    dqkv: act("d qkv", N * 3 * H),
+    dattn: act("d attention", N * H),
+    dactivated: act("d activated", N * actWidth),
+    dh: act("d ffn up", N * I),
     dembedded: f32("d embedded", N * H),
-    scores: f32("attention scores (scratch)", batch * heads * seq * seq),
+    scores: act("attention scores (scratch)", batch * heads * seq * seq),
     projected: options.dropout ? f32("projected (scratch)", N * H) : undefined,
     sinusoid: config.positions === "scaled-sinusoidal"
       ? uploadBuffer(rec.k.gpu, "sinusoid", Float32Array.from(sinusoidTable(seq, H)))
@@ -204,9 +222,12 @@ export function recordEncoderForward(rec: Recording, enc: EncoderBuffers, pass: 
   const { config, params, xs, saved, states: normed, activated } = enc;
   const { N, seq, H, I, act, eps } = passShape(enc, pass);
   const p = (name: string) => tensorBinding(params, enc.layout, name);
-  const W = (name: string) => ({ b: params, bOffset: paramTensor(enc.layout, name).offset });
+  const W = (name: string) => ({ b: enc.productParams, bOffset: paramTensor(enc.layout, name).offset });
   const dropout = dropoutOf(enc, pass);
 
+  if (enc.productParams !== params) {
+    rec.run(() => castToF16(k, { x: params, y: enc.productParams, length: enc.layout.totalSize }));
+  }
   rec.run(() =>
     embeddingForward(k, {
       tokens: N,
@@ -307,7 +328,7 @@ export function recordEncoderBackward(rec: Recording, enc: EncoderBuffers, pass:
   const { N, seq, H, I, act, eps } = passShape(enc, pass);
   const p = (name: string) => tensorBinding(params, enc.layout, name);
   const g = (name: string) => tensorBinding(grads, enc.layout, name);
-  const W = (name: string) => ({ b: params, bOffset: paramTensor(enc.layout, name).offset });
+  const W = (name: string) => ({ b: enc.productParams, bOffset: paramTensor(enc.layout, name).offset });
   const dW = (name: string) => ({
     c: grads,
     cOffset: paramTensor(enc.layout, name).offset,

@@ -4,7 +4,7 @@
  * backward as a list of dispatches that adds the gradients into `grads`. It computes what
  * src/reference/model.ts computes in float64, in the same order; read the two side by side.
  */
-import { writeBuffer } from "../gpu/buffers.ts";
+import { type StorageType, writeBuffer } from "../gpu/buffers.ts";
 import type { Dispatch, Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "./config.ts";
 import { type ParamLayout, paramLayout, paramTensor } from "./params.ts";
@@ -15,8 +15,18 @@ import {
   writeEncoderInputs,
 } from "./encoder.ts";
 import { Recorder } from "./recorder.ts";
-import { crossEntropy, gatherRows, LOSS_TOTALS_BYTES, scatterRows } from "./layers/cross_entropy.ts";
+import {
+  crossEntropy,
+  gatherRows,
+  LOSS_SCALE_BYTES,
+  LOSS_TOTALS_BYTES,
+  scatterRows,
+  writeLossScale,
+} from "./layers/cross_entropy.ts";
 import { GpuError } from "../gpu/device.ts";
+
+/** The first loss scale of f16 storage: PyTorch GradScaler's 2^16. */
+export const INITIAL_LOSS_SCALE = 65536;
 
 /** One masked micro-batch as the data pipeline hands it over (see src/train/masking.ts). */
 export interface ModelBatch {
@@ -35,6 +45,11 @@ export interface ModelShape {
   seq?: number;
   /** The most label positions a micro-batch may have (the sparse head's capacity). */
   maxLabels: number;
+  /**
+   * Storage of activations and of the products' parameter copy (see encoder.ts); default f32. f16 also
+   * scales the loss dynamically (`lossScale`), so that small gradients survive f16.
+   */
+  storage?: StorageType;
 }
 
 /** The planned model: its buffers and the dispatches of one micro-batch. */
@@ -50,6 +65,11 @@ export interface GpuModel {
   grads: GPUBuffer;
   /** Loss totals {f32 sum, u32 count} that every micro-batch adds to (read with `readLossTotals`). */
   lossTotals: GPUBuffer;
+  /**
+   * With f16 storage: the loss scale that multiplies every gradient (cross_entropy.ts), which the
+   * optimizer divides out and adjusts (src/train/optimizer.ts).
+   */
+  lossScale?: GPUBuffer;
   /** Forward, loss and backward of the micro-batch last written with `writeBatch`. */
   microBatch: Dispatch[];
   /**
@@ -67,7 +87,7 @@ export interface GpuModel {
 /** Plans the model for `shape`: allocates its buffers and records its dispatches. */
 export async function planModel(k: Kernels, config: ModelConfig, shape: ModelShape): Promise<GpuModel> {
   const gpu = k.gpu;
-  const { batch, maxLabels: R } = shape;
+  const { batch, maxLabels: R, storage = "f32" } = shape;
   const seq = shape.seq ?? config.maxSeqLen;
   const N = batch * seq;
   const { hidden: H, vocabSize: V } = config;
@@ -75,17 +95,16 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
   const rec = new Recorder(k, { sizedBy: "--micro-batch" });
   const params = rec.f32("params", layout.totalSize);
   const grads = rec.f32("grads", layout.totalSize);
-  const enc = allocateEncoder(rec, config, { layout, params, grads }, {
-    batch,
-    seq,
-  });
+  const enc = allocateEncoder(rec, config, { layout, params, grads }, { batch, seq, storage });
   // Per micro-batch inputs of the head, written by writeBatch.
   const labelPositions = rec.f32("label positions", R);
   const labelIds = rec.f32("label ids", R);
   const labelCount = rec.f32("label count", 1);
   const gradScale = rec.f32("grad scale", 1);
   const lossTotals = rec.f32("loss totals", LOSS_TOTALS_BYTES / 4);
-  const gathered = rec.f32("gathered", R * H);
+  const lossScale = storage === "f16" ? rec.f32("loss scale", LOSS_SCALE_BYTES / 4) : undefined;
+  if (lossScale) writeLossScale(gpu, lossScale, INITIAL_LOSS_SCALE);
+  const gathered = rec.floats("gathered", R * H, storage);
   const logits = rec.f32("logits", R * V);
   const dgathered = rec.f32("d gathered", R * H);
 
@@ -105,7 +124,8 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
       gathered,
     })
   );
-  steps.product({ a: gathered, b: params, bOffset: word, c: logits, m: R, k: H, n: V, transB: true });
+  const decoder = { b: enc.productParams, bOffset: word };
+  steps.product({ a: gathered, ...decoder, c: logits, m: R, k: H, n: V, transB: true });
   steps.run(() =>
     crossEntropy(k, {
       rows: R,
@@ -114,6 +134,7 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
       labels: labelIds,
       count: labelCount,
       gradScale,
+      lossScale,
       totals: lossTotals,
     })
   );
@@ -130,7 +151,7 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
     n: H,
     transA: true,
   });
-  steps.product({ a: logits, b: params, bOffset: word, c: dgathered, m: R, k: V, n: H });
+  steps.product({ a: logits, ...decoder, c: dgathered, m: R, k: V, n: H });
   steps.run(() =>
     scatterRows(k, {
       ...rowsShape,
@@ -158,6 +179,7 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
     params,
     grads,
     lossTotals,
+    lossScale,
     microBatch,
     bytes: rec.bytes,
     destroy: () => rec.destroy(),

@@ -1,9 +1,11 @@
 /**
  * The float64 reference of the optimizer step: global-norm gradient clipping and AdamW, exactly as
- * torch.nn.utils.clip_grad_norm_ and torch.optim.AdamW compute them.
+ * torch.nn.utils.clip_grad_norm_ and torch.optim.AdamW compute them, and torch.amp.GradScaler's
+ * dynamic loss scale.
  *
  * @module
  */
+import type { LossScaleState } from "../model/layers/cross_entropy.ts";
 
 /** The L2 norm over all elements of all gradient tensors. */
 export function globalNorm(grads: ArrayLike<number>[]): number {
@@ -59,4 +61,21 @@ export function adamwStep(
     v[i] = beta2 * v[i] + (1 - beta2) * g * g;
     param[i] -= lr * (m[i] / correction1) / (Math.sqrt(v[i] / correction2) + eps);
   }
+}
+
+/**
+ * torch.amp.GradScaler's update after a step with the default factors: a non-finite step halves the
+ * scale; `growthInterval` finite steps in a row double it, unless that overflows f32 (the scale stays).
+ * Either change restarts the count of good steps.
+ */
+export function updateLossScale(
+  state: LossScaleState,
+  finite: boolean,
+  growthInterval: number,
+): LossScaleState {
+  if (!finite) return { scale: state.scale * 0.5, goodSteps: 0 };
+  const goodSteps = state.goodSteps + 1;
+  if (goodSteps < growthInterval) return { scale: state.scale, goodSteps };
+  const grown = Math.fround(state.scale * 2);
+  return { scale: Number.isFinite(grown) ? grown : state.scale, goodSteps: 0 };
 }

@@ -97,7 +97,9 @@ export async function trainLoop(options: LoopOptions, events: LoopEvents): Promi
     // non-finite steps, any applied update ends it.
     consecutiveSkipped = newlySkipped >= window.steps ? consecutiveSkipped + newlySkipped : 0;
     if (newlySkipped > 0) {
-      events.message(`step ${state.step}: ${newlySkipped} update(s) skipped: non-finite gradients`);
+      // With f16 storage an overflow is expected now and then: the loss scale halves and training goes on.
+      const scale = stats.lossScale === 1 ? "" : ` (loss scale now ${stats.lossScale})`;
+      events.message(`step ${state.step}: ${newlySkipped} update(s) skipped: non-finite gradients${scale}`);
     }
     state.skipped = stats.skippedSteps;
     const seconds = budget.usedSeconds;

@@ -13,6 +13,11 @@
  * A step is: `zeroBuffer(grads)`, the micro-batches' forward and backward (which add into grads, already
  * scaled by 1 / (tokens * micro-batches) at the loss), `gradNorm`, `adamw`.
  *
+ * With f16 storage the loss gradient is also multiplied by a loss scale held on the GPU (`lossScaleBuffer`
+ * in src/model/layers/cross_entropy.ts), and so is every gradient: `gradNorm` divides it out of the norm
+ * and of the clip factor it leaves for AdamW, and with `dynamicLossScale` adjusts it after each step as
+ * torch.amp.GradScaler does, all on the GPU.
+ *
  * @module
  */
 import { checked, GpuError } from "../gpu/device.ts";
@@ -26,27 +31,32 @@ import {
   uploadBuffer,
   writeBuffer,
 } from "../gpu/buffers.ts";
-import { decodeLossTotals, LOSS_TOTALS_BYTES } from "../model/layers/cross_entropy.ts";
-import type { Binding, Dispatch, Kernels } from "../gpu/kernels.ts";
+import { decodeLossTotals, LOSS_SCALE_BYTES, LOSS_TOTALS_BYTES } from "../model/layers/cross_entropy.ts";
+import type { Binding, Constants, Dispatch, Kernels } from "../gpu/kernels.ts";
 import { dispatch } from "../gpu/kernels.ts";
 import { PARAM_ALIGNMENT, type ParamLayout } from "../model/params.ts";
-import { checkBuffer, checkMultiple, flatGrid } from "../model/layers/plan.ts";
+import { checkBuffer, checkDistinct, checkMultiple, flatGrid } from "../model/layers/plan.ts";
 
 const FAMILY = "optimizer";
 const WG = 256;
-/** Bytes of the stats buffer (norm, clip factor, non-finite flag, skipped steps); create it zero-filled. */
-export const OPTIMIZER_STATS_BYTES = 16;
+/**
+ * Bytes of the stats buffer (norm, AdamW's factor, non-finite flag, skipped steps, clip factor, loss
+ * scale, padding); create it zero-filled.
+ */
+export const OPTIMIZER_STATS_BYTES = 32;
 
 /** What the norm kernels last left in the stats buffer. */
 export interface OptimizerStats {
-  /** Global L2 norm of the gradients of the last step. */
+  /** Global L2 norm of the (unscaled) gradients of the last step. */
   norm: number;
-  /** The factor the last step's gradients were multiplied by (0 if it was skipped). */
+  /** The factor the last step's unscaled gradients were multiplied by (0 if it was skipped). */
   clipFactor: number;
   /** The last step's norm was NaN or infinite, and its update was skipped. */
   skipped: boolean;
   /** Steps skipped since the stats buffer was created. */
   skippedSteps: number;
+  /** The loss scale the next step's gradients carry (after the last step's update); 1 without one. */
+  lossScale: number;
 }
 
 /** Reads the stats buffer (a GPU round trip: every N steps, not every step). */
@@ -59,9 +69,10 @@ function decodeOptimizerStats(bytes: ArrayBuffer): OptimizerStats {
   const view = new DataView(bytes);
   return {
     norm: view.getFloat32(0, true),
-    clipFactor: view.getFloat32(4, true),
+    clipFactor: view.getFloat32(16, true),
     skipped: view.getUint32(8, true) !== 0,
     skippedSteps: view.getUint32(12, true),
+    lossScale: view.getFloat32(20, true),
   };
 }
 
@@ -120,15 +131,33 @@ export interface GradNormOptions {
    * 1024, fewer for small buffers). The second stage, one workgroup, adds their partial sums.
    */
   partials?: number;
+  /**
+   * The loss-scale buffer (`LOSS_SCALE_BYTES`, see `lossScaleBuffer`) whose scale the gradients carry:
+   * the norm and clip factor are then those of the unscaled gradients, and the factor left for AdamW
+   * also divides by the scale.
+   */
+  lossScale?: Binding;
+  /** Adjusts `lossScale` after every step, as torch.amp.GradScaler; needs `lossScale`. */
+  dynamicLossScale?: DynamicLossScale;
+}
+
+/**
+ * Dynamic loss scaling: a non-finite norm halves the scale, `growthInterval` finite steps in a row double
+ * it (each change restarts the count); the scale stays as it is when doubling would overflow f32.
+ */
+export interface DynamicLossScale {
+  /** Finite steps in a row before the scale doubles (GradScaler's default: 2000). */
+  growthInterval: number;
 }
 
 /**
  * The global L2 norm of the gradients, the clip factor min(1, maxNorm / (norm + 1e-6)) and the non-finite
- * flag, into `stats`; also counts skipped steps there. Two dispatches; allocates the partial-sum scratch
- * buffer (4 bytes per first-stage workgroup).
+ * flag, into `stats`; also counts skipped steps there. With `lossScale`, the norm and clip factor are
+ * those of the gradients divided by its scale, and `dynamicLossScale` adjusts the scale after the step.
+ * Two dispatches; allocates the partial-sum scratch buffer (4 bytes per first-stage workgroup).
  */
 export async function gradNorm(k: Kernels, options: GradNormOptions): Promise<Dispatch[]> {
-  const { grads, length, stats, maxNorm } = options;
+  const { grads, length, stats, maxNorm, lossScale, dynamicLossScale } = options;
   checkMultiple("gradNorm: length", length, 4);
   if (!(maxNorm > 0 && Number.isFinite(maxNorm))) {
     throw new GpuError(`gradNorm: maxNorm = ${maxNorm}, expected a positive finite number`);
@@ -137,16 +166,32 @@ export async function gradNorm(k: Kernels, options: GradNormOptions): Promise<Di
   checkMultiple("gradNorm: partials", partials, 1);
   checkBuffer("gradNorm grads", grads, length * 4);
   checkBuffer("gradNorm stats", stats, OPTIMIZER_STATS_BYTES);
+  if (dynamicLossScale) {
+    if (!lossScale) throw new GpuError("gradNorm: dynamicLossScale needs a lossScale buffer");
+    const interval = dynamicLossScale.growthInterval;
+    if (!(Number.isInteger(interval) && interval >= 1 && interval <= 0xffffffff)) {
+      throw new GpuError(`gradNorm: growthInterval = ${interval}, expected a positive integer (u32)`);
+    }
+  }
+  if (lossScale) {
+    checkBuffer("gradNorm lossScale", lossScale, LOSS_SCALE_BYTES);
+    checkDistinct("gradNorm stats and lossScale", stats, lossScale);
+  }
   const gpu = k.gpu;
   const sums = storageBuffer(gpu, "gradNorm partials", partials * 4);
   const shape = paramBuffer(gpu, "gradNorm shape", [length / 4, partials, { f32: maxNorm }]);
+  const scaling: Constants = dynamicLossScale
+    ? { DYNAMIC_SCALE: 1, GROWTH_INTERVAL: dynamicLossScale.growthInterval }
+    : {};
   const [squares, finish] = await Promise.all([
     k.pipeline(FAMILY, "grad_sum_squares", { WG }),
-    k.pipeline(FAMILY, "grad_norm_finish", { WG }),
+    lossScale
+      ? k.pipeline(FAMILY, "grad_norm_finish_scaled", { WG, ...scaling })
+      : k.pipeline(FAMILY, "grad_norm_finish", { WG }),
   ]);
   return [
     dispatch(gpu, squares, [shape, grads, sums], [partials]),
-    dispatch(gpu, finish, [shape, sums, stats], [1]),
+    dispatch(gpu, finish, lossScale ? [shape, sums, stats, lossScale] : [shape, sums, stats], [1]),
   ];
 }
 
@@ -242,7 +287,7 @@ export interface PlannedAdamw {
   /** AdamW moments, zero-filled, in the parameters' layout. */
   m: GPUBuffer;
   v: GPUBuffer;
-  /** The stats buffer (norm, clip factor, skip flag, skipped steps): read with `readOptimizerStats`. */
+  /** The stats buffer (norm, clip factor, skip flag, skipped steps, loss scale): `readOptimizerStats`. */
   stats: GPUBuffer;
   /** The per-step uniform: rewrite it with `writeParams(gpu, stepParams, adamwStepParams(...))`. */
   stepParams: GPUBuffer;
@@ -255,18 +300,20 @@ export interface PlannedAdamw {
 /**
  * Plans the optimizer of a model whose parameters and gradients are flat buffers in `layout`: the
  * moments (allocated inside error scopes, so that running out of GPU memory names them), the stats and
- * per-step buffers, and the dispatches of a step. `maxNorm` clips the global gradient norm.
+ * per-step buffers, and the dispatches of a step. `maxNorm` clips the global gradient norm; `lossScale`
+ * and `dynamicLossScale` are as in {@linkcode gradNorm}.
  */
 export async function planAdamw(
   k: Kernels,
   options:
     & { params: GPUBuffer; grads: GPUBuffer; layout: ParamLayout; maxNorm: number }
+    & Pick<GradNormOptions, "lossScale" | "dynamicLossScale">
     & Pick<
       GpuAdamwOptions,
       "beta1" | "beta2" | "eps" | "weightDecay"
     >,
 ): Promise<PlannedAdamw> {
-  const { params, grads, layout, maxNorm, ...hyper } = options;
+  const { params, grads, layout, maxNorm, lossScale, dynamicLossScale, ...hyper } = options;
   const gpu = k.gpu;
   const length = layout.totalSize;
   const moments: GPUBuffer[] = [];
@@ -289,7 +336,7 @@ export async function planAdamw(
     stepParams,
     zero: await zeroBuffer(k, { buffer: grads, length }),
     update: [
-      ...await gradNorm(k, { grads, length, stats, maxNorm }),
+      ...await gradNorm(k, { grads, length, stats, maxNorm, lossScale, dynamicLossScale }),
       ...await adamw(k, { params, grads, m, v, length, decay, stats, step: stepParams, ...hyper }),
     ],
   };

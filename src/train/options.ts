@@ -14,6 +14,7 @@ import { presets } from "../model/config.ts";
 import { BERT_MASK_RATE } from "./masking.ts";
 import { MIN_TRAINED_VOCAB } from "../data/trainer.ts";
 import { MAX_SHARD_VOCAB } from "../data/shard.ts";
+import type { StorageType } from "../gpu/buffers.ts";
 
 /** A user error in the command line: the message is one line that names the option. */
 export class OptionError extends Error {
@@ -42,6 +43,8 @@ export interface PretrainOptions {
   microBatch?: number;
   /** Fraction of the budget over which the batch ramps from one micro-batch to the target. */
   ramp: number;
+  /** How activations and the products' weight copy are stored (f32 master weights either way). */
+  precision: StorageType;
   maskRate: number;
   /** Tokens per sequence; undefined = the preset's maximum. */
   seqLen?: number;
@@ -203,6 +206,15 @@ const SPECS: readonly OptionSpec[] = [
     parse: fraction,
   },
   {
+    key: "precision",
+    flag: "--precision",
+    value: "f32|f16",
+    shown: "f32",
+    help: "f16 stores the activations and a copy of the weights for the matrix products as f16 " +
+      "(f32 math, f32 master weights and optimizer, dynamic loss scaling; needs shader-f16).",
+    parse: (text, flag) => text === "f32" || text === "f16" ? text : fail(flag, "f32 or f16", text),
+  },
+  {
     key: "maskRate",
     flag: "--mask-rate",
     value: "<fraction>",
@@ -303,6 +315,7 @@ function defaults(now: Date): PretrainOptions {
     lrStart: 0.25,
     lrPeakAt: 0.75,
     ramp: 0.6,
+    precision: "f32",
     maskRate: BERT_MASK_RATE,
     seed: 0,
     logEvery: 10,

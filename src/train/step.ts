@@ -16,6 +16,8 @@ import { adamwStepParams, planAdamw, type PlannedAdamw, readStepStats } from "./
 
 /** The recipe's clipping threshold of the gradients' global L2 norm. */
 const MAX_GRAD_NORM = 0.5;
+/** Finite steps in a row before a model's loss scale doubles (torch.amp.GradScaler's default). */
+const LOSS_SCALE_GROWTH_INTERVAL = 2000;
 
 /** What the GPU accumulated since the last `readStats`. */
 export interface TrainStats {
@@ -27,6 +29,8 @@ export interface TrainStats {
   gradNorm: number;
   /** Steps skipped since the trainer was made. */
   skippedSteps: number;
+  /** The loss scale the next step's gradients carry (1 without loss scaling). */
+  lossScale: number;
 }
 
 /** A model with its optimizer state, ready to take steps. */
@@ -71,6 +75,8 @@ export async function planTrainer(
       grads: model.grads,
       layout: model.layout,
       maxNorm: MAX_GRAD_NORM,
+      lossScale: model.lossScale,
+      dynamicLossScale: model.lossScale && { growthInterval: LOSS_SCALE_GROWTH_INTERVAL },
     });
   } catch (e) {
     model.destroy(); // so that the caller can try a smaller micro-batch
@@ -113,6 +119,7 @@ export async function planTrainer(
         labels: s.rows,
         gradNorm: s.norm,
         skippedSteps: s.skippedSteps,
+        lossScale: s.lossScale,
       };
     },
   };

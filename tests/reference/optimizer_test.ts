@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { adamwStep, clipFactor, globalNorm } from "../../src/reference/optimizer.ts";
+import { adamwStep, clipFactor, globalNorm, updateLossScale } from "../../src/reference/optimizer.ts";
 
 Deno.test("globalNorm is the L2 norm over all tensors; clipFactor follows clip_grad_norm_", () => {
   assert.equal(globalNorm([new Float64Array([3]), new Float64Array([0, 4])]), 5);
@@ -39,4 +39,22 @@ Deno.test("adamwStep rejects a step below 1 and mismatched lengths", () => {
     () => adamwStep(p, [0], new Float64Array(2), new Float64Array(2), { ...options, step: 1 }),
     /lengths differ/,
   );
+});
+
+Deno.test("updateLossScale halves on a non-finite step and doubles after growthInterval good steps", () => {
+  let state = { scale: 65536, goodSteps: 0 };
+  state = updateLossScale(state, true, 3);
+  assert.deepEqual(state, { scale: 65536, goodSteps: 1 });
+  state = updateLossScale(state, false, 3);
+  assert.deepEqual(state, { scale: 32768, goodSteps: 0 });
+  for (const goodSteps of [1, 2]) {
+    state = updateLossScale(state, true, 3);
+    assert.deepEqual(state, { scale: 32768, goodSteps });
+  }
+  assert.deepEqual(updateLossScale(state, true, 3), { scale: 65536, goodSteps: 0 });
+  // Doubling past f32's largest finite value keeps the scale, and still restarts the count.
+  assert.deepEqual(updateLossScale({ scale: 2 ** 127, goodSteps: 0 }, true, 1), {
+    scale: 2 ** 127,
+    goodSteps: 0,
+  });
 });

@@ -16,11 +16,13 @@ import {
   adamwStepParams,
   decayFlags,
   gradNorm,
+  type GradNormOptions,
   OPTIMIZER_STATS_BYTES,
   readOptimizerStats,
   zeroBuffer,
 } from "../../src/train/optimizer.ts";
-import { adamwStep, clipFactor, globalNorm } from "../../src/reference/optimizer.ts";
+import { lossScaleBuffer, readLossScale } from "../../src/model/layers/cross_entropy.ts";
+import { adamwStep, clipFactor, globalNorm, updateLossScale } from "../../src/reference/optimizer.ts";
 import { assertClose, seededUniform } from "../_helpers.ts";
 
 // Tolerances. Each squared gradient passes through at most ~16 f32 roundings on its way into the norm's
@@ -64,11 +66,15 @@ interface Optimizer {
 
 const HYPER = { beta1: 0.9, beta2: 0.98, eps: 1e-12, weightDecay: 0.01 };
 
-/** The GPU optimizer over `layout` with its step planned once; `run` submits one step. */
+/**
+ * The GPU optimizer over `layout` with its step planned once; `run` submits one step. `scaling` passes a
+ * loss-scale buffer (and dynamic scaling) to gradNorm.
+ */
 async function gpuOptimizer(
   gpu: Gpu,
   params: Float32Array<ArrayBuffer>,
   maxNorm: number,
+  scaling: Pick<GradNormOptions, "lossScale" | "dynamicLossScale"> = {},
 ): Promise<Optimizer> {
   const k = new Kernels(gpu);
   const length = layout.totalSize;
@@ -81,7 +87,7 @@ async function gpuOptimizer(
   };
   const stepParams = paramBuffer(gpu, "adamw step", adamwStepParams({ lr: 0, step: 1 }));
   const plan = [
-    ...await gradNorm(k, { grads: o.grads, length, stats: o.stats, maxNorm }),
+    ...await gradNorm(k, { grads: o.grads, length, stats: o.stats, maxNorm, ...scaling }),
     ...await adamw(k, {
       ...o,
       ...HYPER,
@@ -122,14 +128,26 @@ Deno.test("the gradient norm matches the reference on lengths that are not multi
     assertClose([s.clipFactor], [clipFactor(norm, 1)], { rtol: NORM_RTOL, what: `clip factor of ${length}` });
     assert.equal(s.skipped, false);
     assert.equal(s.skippedSteps, 0);
+    assert.equal(s.lossScale, 1);
   }
 });
 
-for (const [maxNorm, clipping] of [[0.5, "active"], [100, "inactive"]] as const) {
-  Deno.test(`3 AdamW steps match the reference, with and without weight decay, clipping ${clipping}`, async () => {
+// Without a loss scale, and with gradients that carry one: a power of two (as dynamic scaling keeps) and
+// another, which rounds.
+const ADAMW_CASES = [
+  [0.5, "active", undefined],
+  [100, "inactive", undefined],
+  [0.5, "active", 1024],
+  [100, "inactive", 3000],
+] as const;
+
+for (const [maxNorm, clipping, scale] of ADAMW_CASES) {
+  const scaled = scale === undefined ? "" : `, gradients scaled by ${scale}`;
+  Deno.test(`3 AdamW steps match the reference, with and without weight decay, clipping ${clipping}${scaled}`, async () => {
     const gpu = await requestGpu();
     const initial = layoutValues(1);
-    const o = await gpuOptimizer(gpu, initial, maxNorm);
+    const lossScale = scale === undefined ? undefined : lossScaleBuffer(gpu, scale);
+    const o = await gpuOptimizer(gpu, initial, maxNorm, { lossScale });
     const params = Float64Array.from(initial);
     const m = new Float64Array(layout.totalSize);
     const v = new Float64Array(layout.totalSize);
@@ -137,7 +155,8 @@ for (const [maxNorm, clipping] of [[0.5, "active"], [100, "inactive"]] as const)
     for (let step = 1; step <= 3; step++) {
       const grads = layoutValues(10 * step);
       const lr = lrs[step - 1];
-      o.run(grads, lr, step);
+      // The backward leaves the gradients times the loss scale; the reference sees them unscaled.
+      o.run(grads.map((g) => g * (scale ?? 1)), lr, step);
       const norm = globalNorm([grads]);
       const clip = clipFactor(norm, maxNorm);
       assert.equal(clip < 1, clipping === "active");
@@ -153,10 +172,13 @@ for (const [maxNorm, clipping] of [[0.5, "active"], [100, "inactive"]] as const)
       }
       const s = await readOptimizerStats(gpu, o.stats);
       assertClose([s.norm, s.clipFactor], [norm, clip], { rtol: NORM_RTOL, what: `step ${step} norm, clip` });
+      assert.equal(s.lossScale, scale ?? 1);
     }
     assertClose(await readF32(gpu, o.params), params, { atol: PARAM_ATOL, what: "params" });
     assertClose(await readF32(gpu, o.m), m, { ...M_TOL, what: "m" });
     assertClose(await readF32(gpu, o.v), v, { rtol: V_RTOL, what: "v" });
+    // A static scale stays as it was.
+    if (lossScale) assert.deepEqual(await readLossScale(gpu, lossScale), { scale, goodSteps: 0 });
   });
 }
 
@@ -183,6 +205,67 @@ Deno.test("a non-finite gradient norm skips the update, is counted, and the next
   assert.notDeepEqual(await readF32(gpu, o.params), before[0]);
 });
 
+Deno.test("dynamic loss scaling halves the scale on a non-finite step and doubles it after growthInterval", async () => {
+  const gpu = await requestGpu();
+  const growthInterval = 2;
+  const lossScale = lossScaleBuffer(gpu, 65536);
+  const o = await gpuOptimizer(gpu, layoutValues(1), 100, {
+    lossScale,
+    dynamicLossScale: { growthInterval },
+  });
+  const params = Float64Array.from(layoutValues(1));
+  const m = new Float64Array(layout.totalSize);
+  const v = new Float64Array(layout.totalSize);
+  let state = { scale: 65536, goodSteps: 0 };
+  let skipped = 0;
+  // Good, inf (halves), good, good (doubles back), NaN (halves), good, good, good (doubles, then counts 1).
+  const bad = [undefined, Infinity, undefined, undefined, NaN, undefined, undefined, undefined];
+  for (let step = 1; step <= bad.length; step++) {
+    const grads = layoutValues(10 * step);
+    const scaledGrads = grads.map((g) => g * state.scale);
+    const finite = bad[step - 1] === undefined;
+    if (!finite) scaledGrads[130] = bad[step - 1]!;
+    const before = await readF32(gpu, o.params);
+    o.run(scaledGrads, 0.01, step);
+    if (finite) {
+      // maxNorm 100 leaves these gradients unclipped.
+      for (const t of layout.tensors) {
+        const range = [t.offset, t.offset + t.size] as const;
+        const options = { ...HYPER, lr: 0.01, step, weightDecay: t.decay ? HYPER.weightDecay : 0 };
+        adamwStep(
+          params.subarray(...range),
+          grads.subarray(...range),
+          m.subarray(...range),
+          v.subarray(...range),
+          options,
+        );
+      }
+    } else skipped++;
+    state = updateLossScale(state, finite, growthInterval);
+    const s = await readOptimizerStats(gpu, o.stats);
+    assert.equal(s.skipped, !finite, `step ${step} skipped`);
+    assert.equal(s.skippedSteps, skipped);
+    assert.equal(s.lossScale, state.scale, `step ${step} loss scale`);
+    assert.deepEqual(await readLossScale(gpu, lossScale), state, `step ${step} loss-scale buffer`);
+    if (finite) assertClose([s.norm], [globalNorm([grads])], { rtol: NORM_RTOL, what: `step ${step} norm` });
+    else assert.deepEqual(await readF32(gpu, o.params), before, `step ${step} params`);
+  }
+  assert.deepEqual(state, { scale: 65536, goodSteps: 1 });
+  assertClose(await readF32(gpu, o.params), params, { atol: PARAM_ATOL, what: "params" });
+});
+
+Deno.test("dynamic loss scaling does not grow the scale past f32's range", async () => {
+  const gpu = await requestGpu();
+  const lossScale = lossScaleBuffer(gpu, 2 ** 127);
+  const o = await gpuOptimizer(gpu, layoutValues(1), 1, {
+    lossScale,
+    dynamicLossScale: { growthInterval: 1 },
+  });
+  o.run(new Float32Array(layout.totalSize), 0.01, 1);
+  assert.deepEqual(await readLossScale(gpu, lossScale), { scale: 2 ** 127, goodSteps: 0 });
+  assert.equal((await readOptimizerStats(gpu, o.stats)).skipped, false);
+});
+
 Deno.test("zeroBuffer zeroes exactly `length` elements", async () => {
   const gpu = await requestGpu();
   const k = new Kernels(gpu);
@@ -200,6 +283,28 @@ Deno.test("optimizer wrappers name a bad option", async () => {
   await assert.rejects(
     () => gradNorm(k, { grads: b, length: 64, stats: b, maxNorm: 0 }),
     /gradNorm: maxNorm = 0, expected a positive finite number/,
+  );
+  const norm = {
+    grads: b,
+    length: 64,
+    stats: storageBuffer(gpu, "stats", OPTIMIZER_STATS_BYTES),
+    maxNorm: 1,
+  };
+  await assert.rejects(
+    () => gradNorm(k, { ...norm, dynamicLossScale: { growthInterval: 2000 } }),
+    /gradNorm: dynamicLossScale needs a lossScale buffer/,
+  );
+  await assert.rejects(
+    () => gradNorm(k, { ...norm, lossScale: b, dynamicLossScale: { growthInterval: 0 } }),
+    /gradNorm: growthInterval = 0, expected a positive integer/,
+  );
+  await assert.rejects(
+    () => gradNorm(k, { ...norm, lossScale: storageBuffer(gpu, "small", 8) }),
+    /gradNorm lossScale: buffer small has 8 bytes, needs 16/,
+  );
+  await assert.rejects(
+    () => gradNorm(k, { ...norm, lossScale: norm.stats }),
+    /gradNorm stats and lossScale: expected two different buffers, got stats twice/,
   );
   await assert.rejects(() => zeroBuffer(k, { buffer: b, length: 6 }), /zeroBuffer: length = 6/);
   await assert.rejects(() => zeroBuffer(k, { buffer: b, length: 128 }), /zeroBuffer buffer: buffer b/);

@@ -3,11 +3,12 @@
  * unit (h = [value | gate] -> value * gelu(gate)), forward and backward.
  *
  * The kernels read and write 4 floats at a time, so element counts must be multiples of 4 (the GLU's
- * `inner` a multiple of 8); the model's widths are.
+ * `inner` a multiple of 8); the model's widths are. Every tensor may be an f32 or an f16 buffer (see
+ * `storageBuffer`), each independently of the others; the math is f32 either way.
  */
-import { paramBuffer } from "../../gpu/buffers.ts";
-import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { dispatch } from "../../gpu/kernels.ts";
+import { elementBytes, paramBuffer } from "../../gpu/buffers.ts";
+import type { Binding, Dispatch, Kernels, StorageTypes } from "../../gpu/kernels.ts";
+import { dispatch, storageTypes } from "../../gpu/kernels.ts";
 import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
 
 const FAMILY = "activation";
@@ -27,9 +28,10 @@ export interface GeluForwardOptions {
 export async function geluForward(k: Kernels, options: GeluForwardOptions): Promise<Dispatch[]> {
   const { x, y, length } = options;
   checkMultiple("geluForward: length", length, 4);
-  checkBuffer("geluForward x", x, length * 4);
-  checkBuffer("geluForward y", y, length * 4);
-  return [await elementwise(k, "gelu_forward", length / 4, [x, y])];
+  const types = storageTypes({ FWD_X_T: x, FWD_Y_T: y });
+  checkBuffer("geluForward x", x, length * elementBytes(types.FWD_X_T));
+  checkBuffer("geluForward y", y, length * elementBytes(types.FWD_Y_T));
+  return [await elementwise(k, "gelu_forward", types, length / 4, [x, y])];
 }
 
 /** Buffers and size of {@linkcode geluBackward}. */
@@ -48,10 +50,11 @@ export interface GeluBackwardOptions {
 export async function geluBackward(k: Kernels, options: GeluBackwardOptions): Promise<Dispatch[]> {
   const { dy, x, dx, length } = options;
   checkMultiple("geluBackward: length", length, 4);
-  checkBuffer("geluBackward dy", dy, length * 4);
-  checkBuffer("geluBackward x", x, length * 4);
-  checkBuffer("geluBackward dx", dx, length * 4);
-  return [await elementwise(k, "gelu_backward", length / 4, [dy, x, dx])];
+  const types = storageTypes({ BWD_DY_T: dy, BWD_X_T: x, BWD_DX_T: dx });
+  checkBuffer("geluBackward dy", dy, length * elementBytes(types.BWD_DY_T));
+  checkBuffer("geluBackward x", x, length * elementBytes(types.BWD_X_T));
+  checkBuffer("geluBackward dx", dx, length * elementBytes(types.BWD_DX_T));
+  return [await elementwise(k, "gelu_backward", types, length / 4, [dy, x, dx])];
 }
 
 /** Buffers and shape of {@linkcode gluForward}. */
@@ -70,9 +73,10 @@ export async function gluForward(k: Kernels, options: GluForwardOptions): Promis
   const { h, out, rows, inner } = options;
   checkMultiple("gluForward: rows", rows, 1);
   checkMultiple("gluForward: inner", inner, 8);
-  checkBuffer("gluForward h", h, rows * inner * 4);
-  checkBuffer("gluForward out", out, rows * inner / 2 * 4);
-  return [await elementwise(k, "glu_forward", rows * inner / 8, [h, out], inner / 8)];
+  const types = storageTypes({ GLU_H_T: h, GLU_OUT_T: out });
+  checkBuffer("gluForward h", h, rows * inner * elementBytes(types.GLU_H_T));
+  checkBuffer("gluForward out", out, rows * inner / 2 * elementBytes(types.GLU_OUT_T));
+  return [await elementwise(k, "glu_forward", types, rows * inner / 8, [h, out], inner / 8)];
 }
 
 /** Buffers and shape of {@linkcode gluBackward}. */
@@ -93,21 +97,26 @@ export async function gluBackward(k: Kernels, options: GluBackwardOptions): Prom
   const { dout, h, dh, rows, inner } = options;
   checkMultiple("gluBackward: rows", rows, 1);
   checkMultiple("gluBackward: inner", inner, 8);
-  checkBuffer("gluBackward dout", dout, rows * inner / 2 * 4);
-  checkBuffer("gluBackward h", h, rows * inner * 4);
-  checkBuffer("gluBackward dh", dh, rows * inner * 4);
-  return [await elementwise(k, "glu_backward", rows * inner / 8, [dout, h, dh], inner / 8)];
+  const types = storageTypes({ GLU_DOUT_T: dout, GLU_BWD_H_T: h, GLU_DH_T: dh });
+  checkBuffer("gluBackward dout", dout, rows * inner / 2 * elementBytes(types.GLU_DOUT_T));
+  checkBuffer("gluBackward h", h, rows * inner * elementBytes(types.GLU_BWD_H_T));
+  checkBuffer("gluBackward dh", dh, rows * inner * elementBytes(types.GLU_DH_T));
+  return [await elementwise(k, "glu_backward", types, rows * inner / 8, [dout, h, dh], inner / 8)];
 }
 
-/** One dispatch of `entry` with an invocation per vec4 of `count`; `half4` is the GLU's vec4s per half row. */
+/**
+ * One dispatch of `entry`, its buffers stored as `types`, with an invocation per vec4 of `count`; `half4` is
+ * the GLU's vec4s per half row.
+ */
 async function elementwise(
   k: Kernels,
   entry: string,
+  types: StorageTypes,
   count: number,
   buffers: Binding[],
   half4 = 0,
 ): Promise<Dispatch> {
-  const pipeline = await k.pipeline(FAMILY, entry, { WG });
+  const pipeline = await k.pipeline(FAMILY, entry, { WG }, types);
   const shape = paramBuffer(k.gpu, `${entry} shape`, [count, half4]);
   return dispatch(k.gpu, pipeline, [shape, ...buffers], flatGrid(k.gpu, Math.ceil(count / WG)));
 }

@@ -3,19 +3,22 @@
  * products (two forward, four backward) run as batched matmuls (one product per (sequence, head), through the
  * tiled matmul kernel), with the softmax and its backward in kernels/attention.wgsl between them.
  *
- * The forward saves the full probabilities [batch, heads, seq, seq] (f32) rather than only the softmax
- * row statistics: at the crammed shape that is 100 MB per layer (1.6 GB for 16 layers, well inside an
- * H200), and it spares the backward the recomputation of QK^T. The backward also needs a `scratch` of the
- * same size for the probabilities' gradient, which all layers can share.
+ * The forward saves the full probabilities [batch, heads, seq, seq] rather than only the softmax row
+ * statistics: at the crammed shape that is 100 MB per layer in f32 (1.6 GB for 16 layers, well inside an
+ * H200; half that in f16), and it spares the backward the recomputation of QK^T. The backward also needs
+ * a `scratch` of the same size for the probabilities' gradient, which all layers can share.
  *
  * Finetuning drops attention probabilities (`dropout`): the forward saves the probabilities before
  * dropout and multiplies the dropped ones (in `scratch`) by V; the backward rebuilds them from the same
  * seed, so nothing more is stored per layer.
+ *
+ * Every float buffer may be stored as f32 or f16, each as it was created (see `storageBuffer`): the
+ * kernels compute in f32 and round to f16 when they store.
  */
-import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import { elementBytes, paramBuffer, storageBuffer, storageTypeOf } from "../../gpu/buffers.ts";
 import { GpuError } from "../../gpu/device.ts";
 import type { Gpu } from "../../gpu/device.ts";
-import { dispatch } from "../../gpu/kernels.ts";
+import { dispatch, storageTypes } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
 import { checkDropoutSite, dropoutThreshold } from "./dropout.ts";
 import { matmul, type MatmulOptions } from "./matmul.ts";
@@ -48,32 +51,32 @@ export interface ProbsDropout {
 }
 
 export interface AttentionForwardArgs extends AttentionShape {
-  /** [N, 3H] f32: all q heads, then all k heads, then all v heads. */
+  /** [N, 3H]: all q heads, then all k heads, then all v heads. */
   qkv: GPUBuffer;
-  /** [N, H] f32, written. */
+  /** [N, H], written. */
   out: GPUBuffer;
-  /** [batch, heads, seq, seq] f32, written: kept for the backward, which consumes it. */
+  /** [batch, heads, seq, seq], written: kept for the backward, which consumes it. */
   probs: GPUBuffer;
   /** [N] u32, 1 for a key to attend and 0 for padding (finetuning); absent: every key is attended. */
   keyMask?: GPUBuffer;
-  /** [batch, heads, seq, seq] f32 for the dropped probabilities: needed with `dropout`, shareable. */
+  /** [batch, heads, seq, seq] for the dropped probabilities: needed with `dropout`, shareable. */
   scratch?: GPUBuffer;
 }
 
 export interface AttentionBackwardArgs extends AttentionShape {
-  /** [N, H] f32: gradient of the forward's `out`. */
+  /** [N, H]: gradient of the forward's `out`. */
   dout: GPUBuffer;
-  /** [N, 3H] f32: the forward's input. */
+  /** [N, 3H]: the forward's input. */
   qkv: GPUBuffer;
   /**
-   * [batch, heads, seq, seq] f32: the forward's probabilities (masked keys have probability 0, so the
+   * [batch, heads, seq, seq]: the forward's probabilities (masked keys have probability 0, so the
    * backward needs no mask). Overwritten with the score gradients: the forward must run again before
    * another backward.
    */
   probs: GPUBuffer;
-  /** [batch, heads, seq, seq] f32 of scratch, shareable (its contents are not kept). */
+  /** [batch, heads, seq, seq] of scratch, shareable (its contents are not kept). */
   scratch: GPUBuffer;
-  /** [N, 3H] f32, written (not accumulated). */
+  /** [N, 3H], written (not accumulated). */
   dqkv: GPUBuffer;
 }
 
@@ -87,16 +90,21 @@ const DEFAULT_SOFTMAX_LANES = 32;
 export async function attentionForward(k: Kernels, args: AttentionForwardArgs): Promise<Dispatch[]> {
   const gpu = k.gpu;
   const plan = planAttention(gpu, args);
-  checkBuffer("attention qkv", args.qkv, plan.tokens * 3 * plan.hidden * 4);
-  checkBuffer("attention out", args.out, plan.tokens * plan.hidden * 4);
-  checkBuffer("attention probs", args.probs, plan.probsBytes);
+  checkFloats("attention qkv", args.qkv, plan.tokens * 3 * plan.hidden);
+  checkFloats("attention out", args.out, plan.tokens * plan.hidden);
+  checkFloats("attention probs", args.probs, plan.probsCount);
   if (args.keyMask) checkBuffer("attention keyMask", args.keyMask, plan.tokens * 4);
   if (args.dropout && !args.scratch) throw new GpuError("attention dropout needs a scratch buffer");
-  if (args.scratch) checkBuffer("attention scratch", args.scratch, plan.probsBytes);
+  if (args.scratch) checkFloats("attention scratch", args.scratch, plan.probsCount);
   // WebGPU binds every declared binding: without a mask or dropout the kernel gets words it never reads.
   const keyMask = args.keyMask ?? storageBuffer(gpu, "attention.noKeyMask", 4);
   const dropped = args.dropout ? args.scratch! : storageBuffer(gpu, "attention.noDropped", 4);
-  const softmax = await k.pipeline(FAMILY, "softmax_forward", plan.constants);
+  const softmax = await k.pipeline(
+    FAMILY,
+    "softmax_forward",
+    plan.constants,
+    storageTypes({ P_T: args.probs, D_T: dropped }),
+  );
   const products = plan.products;
   return [
     // scores = q k^T
@@ -134,14 +142,19 @@ export async function attentionBackward(k: Kernels, args: AttentionBackwardArgs)
   const gpu = k.gpu;
   const plan = planAttention(gpu, args);
   const { hidden, products } = plan;
-  checkBuffer("attention backward dout", args.dout, plan.tokens * hidden * 4);
-  checkBuffer("attention backward qkv", args.qkv, plan.tokens * 3 * hidden * 4);
-  checkBuffer("attention backward probs", args.probs, plan.probsBytes);
-  checkBuffer("attention backward scratch", args.scratch, plan.probsBytes);
-  checkBuffer("attention backward dqkv", args.dqkv, plan.tokens * 3 * hidden * 4);
+  checkFloats("attention backward dout", args.dout, plan.tokens * hidden);
+  checkFloats("attention backward qkv", args.qkv, plan.tokens * 3 * hidden);
+  checkFloats("attention backward probs", args.probs, plan.probsCount);
+  checkFloats("attention backward scratch", args.scratch, plan.probsCount);
+  checkFloats("attention backward dqkv", args.dqkv, plan.tokens * 3 * hidden);
   const [softmax, rebuild] = await Promise.all([
-    k.pipeline(FAMILY, "softmax_backward", plan.constants),
-    k.pipeline(FAMILY, "dropped_probs", plan.constants),
+    k.pipeline(
+      FAMILY,
+      "softmax_backward",
+      plan.constants,
+      storageTypes({ P_T: args.probs, G_T: args.scratch }),
+    ),
+    k.pipeline(FAMILY, "dropped_probs", plan.constants, storageTypes({ P_T: args.probs, R_T: args.scratch })),
   ]);
   const intoDqkv = (section: number) => ({
     c: args.dqkv,
@@ -218,7 +231,8 @@ interface AttentionProducts {
 interface AttentionPlan {
   tokens: number;
   hidden: number;
-  probsBytes: number;
+  /** Elements of probs and scratch. */
+  probsCount: number;
   products: AttentionProducts;
   constants: Record<string, number>;
   /** Row kernels' grid, and the element-wise kernel's. */
@@ -228,6 +242,11 @@ interface AttentionPlan {
   params: (hasMask: number) => GPUBuffer;
   /** The seeds binding, or a placeholder word (WebGPU binds every declared binding). */
   seeds: GPUBuffer;
+}
+
+/** Throws unless `buffer` holds `count` floats of its storage type, naming the argument `what`. */
+function checkFloats(what: string, buffer: GPUBuffer, count: number): void {
+  checkBuffer(what, buffer, count * elementBytes(storageTypeOf(buffer)));
 }
 
 function planAttention(gpu: Gpu, shape: AttentionShape): AttentionPlan {
@@ -252,7 +271,7 @@ function planAttention(gpu: Gpu, shape: AttentionShape): AttentionPlan {
   return {
     tokens,
     hidden,
-    probsBytes: rows * seq * 4,
+    probsCount: rows * seq,
     products: {
       rowsByRows: {
         m: seq,

@@ -8,11 +8,15 @@
  *
  * Step order: {@linkcode gatherRows}, decoder matmul (logits = gathered word^T), {@linkcode crossEntropy}
  * (logits become their gradient), decoder backward matmuls, {@linkcode scatterRows}.
+ *
+ * The gather's and the scatter's float tensors may each be an f32 or an f16 buffer (see `storageBuffer`);
+ * the logits are f32. With f16 storage the loss gradient is also multiplied by a loss scale
+ * ({@linkcode lossScaleBuffer}), so that small gradients survive f16; the optimizer divides it out.
  */
-import { paramBuffer, readBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import { elementBytes, paramBuffer, readBuffer, storageBuffer, writeBuffer } from "../../gpu/buffers.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { GpuError } from "../../gpu/device.ts";
-import { dispatch } from "../../gpu/kernels.ts";
+import { dispatch, storageTypes } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
 import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
 
@@ -27,22 +31,22 @@ export interface MaskedRowsShape {
 }
 
 export interface GatherRowsArgs extends MaskedRowsShape {
-  /** [tokens, hidden] f32. */
+  /** [tokens, hidden] f32 or f16. */
   states: GPUBuffer;
   /** [rows] u32: the first M are the masked tokens' indices. */
   positions: GPUBuffer;
   /** [1] u32: M. */
   count: GPUBuffer;
-  /** [rows, hidden] f32, written: row m < M = states[positions[m]], rows past M zero. */
+  /** [rows, hidden] f32 or f16, written: row m < M = states[positions[m]], rows past M zero. */
   gathered: GPUBuffer;
 }
 
 export interface ScatterRowsArgs extends MaskedRowsShape {
-  /** [rows, hidden] f32: gradient of the gathered rows. */
+  /** [rows, hidden] f32 or f16: gradient of the gathered rows. */
   dgathered: GPUBuffer;
   positions: GPUBuffer;
   count: GPUBuffer;
-  /** [tokens, hidden] f32, written: dgathered[m] at row positions[m], zero elsewhere. */
+  /** [tokens, hidden] f32 or f16, written: dgathered[m] at row positions[m], zero elsewhere. */
   dstates: GPUBuffer;
 }
 
@@ -59,12 +63,60 @@ export interface CrossEntropyArgs {
   count: GPUBuffer;
   /** [1] f32: the gradient's factor, 1/M for a mean over this micro-batch (times any accumulation factor). */
   gradScale: GPUBuffer;
+  /**
+   * The loss-scale buffer ({@linkcode lossScaleBuffer}): when given, its scale multiplies the gradient too
+   * (not the loss totals). Without it the gradient is unscaled.
+   */
+  lossScale?: GPUBuffer;
   /** {@linkcode LOSS_TOTALS_BYTES}: the running loss sum (f32) and masked-token count (u32), added to. */
   totals: GPUBuffer;
 }
 
 /** Size of the loss totals buffer: f32 sum of per-token losses, then u32 number of tokens. */
 export const LOSS_TOTALS_BYTES = 8;
+
+/**
+ * Size of the loss-scale buffer: the f32 scale, then the u32 count of finite steps since it last changed
+ * (which the optimizer's dynamic loss scaling keeps), padded to 16 bytes.
+ */
+export const LOSS_SCALE_BYTES = 16;
+
+/** The contents of a loss-scale buffer. */
+export interface LossScaleState {
+  scale: number;
+  /** Finite steps in a row since the scale last changed. */
+  goodSteps: number;
+}
+
+/** Creates a loss-scale buffer holding `scale` (and `goodSteps`, default 0), for {@linkcode crossEntropy}. */
+export function lossScaleBuffer(gpu: Gpu, scale: number, goodSteps = 0): GPUBuffer {
+  const buffer = storageBuffer(gpu, "loss scale", LOSS_SCALE_BYTES);
+  writeLossScale(gpu, buffer, scale, goodSteps);
+  return buffer;
+}
+
+/** Queues the write of `scale` and `goodSteps` (default 0) into a loss-scale buffer (at start or on resume). */
+export function writeLossScale(gpu: Gpu, buffer: GPUBuffer, scale: number, goodSteps = 0): void {
+  const f32 = Math.fround(scale);
+  if (!(f32 > 0 && f32 < Infinity)) {
+    throw new GpuError(`writeLossScale: scale = ${scale}, expected a positive number within f32's range`);
+  }
+  if (!(Number.isInteger(goodSteps) && goodSteps >= 0 && goodSteps <= 0xffffffff)) {
+    throw new GpuError(`writeLossScale: goodSteps = ${goodSteps}, expected a u32`);
+  }
+  checkBuffer("writeLossScale buffer", buffer, LOSS_SCALE_BYTES);
+  const bytes = new ArrayBuffer(LOSS_SCALE_BYTES);
+  const view = new DataView(bytes);
+  view.setFloat32(0, scale, true);
+  view.setUint32(4, goodSteps, true);
+  writeBuffer(gpu, buffer, new Uint8Array(bytes));
+}
+
+/** Reads a loss-scale buffer (a GPU round trip: for checkpoints and tests, not every step). */
+export async function readLossScale(gpu: Gpu, buffer: GPUBuffer): Promise<LossScaleState> {
+  const view = new DataView(await readBuffer(gpu, buffer, LOSS_SCALE_BYTES));
+  return { scale: view.getFloat32(0, true), goodSteps: view.getUint32(4, true) };
+}
 
 const FAMILY = "cross_entropy";
 const WG = 256;
@@ -74,12 +126,13 @@ export async function gatherRows(k: Kernels, args: GatherRowsArgs): Promise<Disp
   const gpu = k.gpu;
   const { tokens, rows, hidden } = args;
   checkRowsShape(args);
-  checkBuffer("gatherRows states", args.states, tokens * hidden * 4);
+  const types = storageTypes({ STATES_T: args.states, GATHERED_T: args.gathered });
+  checkBuffer("gatherRows states", args.states, tokens * hidden * elementBytes(types.STATES_T));
   checkBuffer("gatherRows positions", args.positions, rows * 4);
   checkBuffer("gatherRows count", args.count, 4);
-  checkBuffer("gatherRows gathered", args.gathered, rows * hidden * 4);
+  checkBuffer("gatherRows gathered", args.gathered, rows * hidden * elementBytes(types.GATHERED_T));
   const params = paramBuffer(gpu, "gatherRows params", [rows, hidden / 4, 0, tokens]);
-  const pipeline = await k.pipeline(FAMILY, "gather_rows", { WG });
+  const pipeline = await k.pipeline(FAMILY, "gather_rows", { WG }, types);
   const grid = flatGrid(gpu, Math.ceil((rows * hidden) / 4 / WG));
   return [dispatch(gpu, pipeline, [params, args.count, args.positions, args.states, args.gathered], grid)];
 }
@@ -89,14 +142,15 @@ export async function scatterRows(k: Kernels, args: ScatterRowsArgs): Promise<Di
   const gpu = k.gpu;
   const { tokens, rows, hidden } = args;
   checkRowsShape(args);
-  checkBuffer("scatterRows dgathered", args.dgathered, rows * hidden * 4);
+  const types = storageTypes({ DGATHERED_T: args.dgathered, DSTATES_T: args.dstates });
+  checkBuffer("scatterRows dgathered", args.dgathered, rows * hidden * elementBytes(types.DGATHERED_T));
   checkBuffer("scatterRows positions", args.positions, rows * 4);
   checkBuffer("scatterRows count", args.count, 4);
-  checkBuffer("scatterRows dstates", args.dstates, tokens * hidden * 4);
+  checkBuffer("scatterRows dstates", args.dstates, tokens * hidden * elementBytes(types.DSTATES_T));
   const params = paramBuffer(gpu, "scatterRows params", [rows, hidden / 4, 0, tokens]);
   const [zero, scatter] = await Promise.all([
-    k.pipeline(FAMILY, "zero_rows", { WG }),
-    k.pipeline(FAMILY, "scatter_rows", { WG }),
+    k.pipeline(FAMILY, "zero_rows", { WG }, types),
+    k.pipeline(FAMILY, "scatter_rows", { WG }, types),
   ]);
   return [
     dispatch(gpu, zero, [params, args.dstates], flatGrid(gpu, Math.ceil((tokens * hidden) / 4 / WG))),
@@ -112,7 +166,8 @@ export async function scatterRows(k: Kernels, args: ScatterRowsArgs): Promise<Di
 /**
  * Records the fused softmax cross-entropy forward and backward over the first M logits rows, then adds
  * the rows' losses (in a fixed order) and M to `totals`. The per-row losses go through a small scratch
- * buffer made here.
+ * buffer made here. With `lossScale`, the gradient is also multiplied by the scale the buffer holds
+ * when the dispatch runs.
  */
 export async function crossEntropy(k: Kernels, args: CrossEntropyArgs): Promise<Dispatch[]> {
   const gpu = k.gpu;
@@ -128,14 +183,17 @@ export async function crossEntropy(k: Kernels, args: CrossEntropyArgs): Promise<
   checkBuffer("crossEntropy count", args.count, 4);
   checkBuffer("crossEntropy gradScale", args.gradScale, 4);
   checkBuffer("crossEntropy totals", args.totals, LOSS_TOTALS_BYTES);
+  if (args.lossScale) checkBuffer("crossEntropy lossScale", args.lossScale, LOSS_SCALE_BYTES);
   const rowLoss = storageBuffer(gpu, "crossEntropy row losses", rows * 4);
   const params = paramBuffer(gpu, "crossEntropy params", [rows, 0, vocab / 4, 0]);
   const [rowPass, total] = await Promise.all([
-    k.pipeline(FAMILY, "cross_entropy", { WG }),
+    k.pipeline(FAMILY, args.lossScale ? "cross_entropy_scaled" : "cross_entropy", { WG }),
     k.pipeline(FAMILY, "loss_total", { WG }),
   ]);
+  const rowBindings = [params, args.count, args.gradScale, args.labels, args.logits, rowLoss];
+  if (args.lossScale) rowBindings.push(args.lossScale);
   return [
-    dispatch(gpu, rowPass, [params, args.count, args.gradScale, args.labels, args.logits, rowLoss], [rows]),
+    dispatch(gpu, rowPass, rowBindings, [rows]),
     dispatch(gpu, total, [params, args.count, rowLoss, args.totals], [1]),
   ];
 }

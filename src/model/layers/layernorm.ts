@@ -7,12 +7,15 @@
  * of 768 in blocks of 32), then a fixed-order sum per column. Weight and bias may be sub-ranges of the
  * flat parameter and gradient buffers. The kernels read rows as vec4s: `cols` must be a multiple of 4.
  *
+ * The forward's `y` and the backward's `dy` may be f16 buffers (see `storageBuffer`); every other buffer
+ * is f32. The kernels compute in f32 either way.
+ *
  * @module
  */
 import { GpuError } from "../../gpu/device.ts";
-import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import { elementBytes, paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { dispatch } from "../../gpu/kernels.ts";
+import { dispatch, storageTypes } from "../../gpu/kernels.ts";
 import { checkBuffer, checkDistinct, checkMultiple, flatGrid } from "./plan.ts";
 
 const FAMILY = "layernorm";
@@ -33,7 +36,7 @@ export interface LayerNormForwardOptions {
   weight: Binding;
   /** Shift [cols]. */
   bias: Binding;
-  /** Output [rows, cols]. */
+  /** Output [rows, cols]; f32 or f16. */
   y: Binding;
   /** Saved for the backward: mean [rows]. */
   mean: Binding;
@@ -53,17 +56,18 @@ export async function layerNormForward(k: Kernels, options: LayerNormForwardOpti
   checkBuffer("layerNormForward x", x, rows * cols * 4);
   checkBuffer("layerNormForward weight", weight, cols * 4);
   checkBuffer("layerNormForward bias", bias, cols * 4);
-  checkBuffer("layerNormForward y", y, rows * cols * 4);
+  const types = storageTypes({ FWD_Y_T: y });
+  checkBuffer("layerNormForward y", y, rows * cols * elementBytes(types.FWD_Y_T));
   checkBuffer("layerNormForward mean", mean, rows * 4);
   checkBuffer("layerNormForward rstd", rstd, rows * 4);
-  const pipeline = await k.pipeline(FAMILY, "layernorm_forward", { WG });
+  const pipeline = await k.pipeline(FAMILY, "layernorm_forward", { WG }, types);
   const shape = paramBuffer(k.gpu, "layernorm_forward shape", [rows, cols / 4, { f32: eps }, 0]);
   return [dispatch(k.gpu, pipeline, [shape, x, weight, bias, y, mean, rstd], flatGrid(k.gpu, rows))];
 }
 
 /** Buffers and shape of {@linkcode layerNormBackward}. */
 export interface LayerNormBackwardOptions {
-  /** Gradient of the output [rows, cols]. */
+  /** Gradient of the output [rows, cols]; f32 or f16. */
   dy: Binding;
   /** The forward input [rows, cols]. */
   x: Binding;
@@ -120,7 +124,8 @@ export async function layerNormBackward(k: Kernels, options: LayerNormBackwardOp
   if (perThread > MAX_K) {
     throw new GpuError(`${name}: cols = ${cols}, at most ${4 * BACKWARD_WG * MAX_K} fit in registers`);
   }
-  checkBuffer(`${name} dy`, dy, rows * cols * 4);
+  const types = storageTypes({ BWD_DY_T: dy });
+  checkBuffer(`${name} dy`, dy, rows * cols * elementBytes(types.BWD_DY_T));
   checkBuffer(`${name} x`, x, rows * cols * 4);
   checkBuffer(`${name} weight`, weight, cols * 4);
   checkBuffer(`${name} mean`, mean, rows * 4);
@@ -138,7 +143,7 @@ export async function layerNormBackward(k: Kernels, options: LayerNormBackwardOp
     K: perThread,
     SLOT_COLS4: slots * cols4,
     RESIDUAL: residual ? 1 : 0,
-  });
+  }, types);
   const residualBinding = residual ?? storageBuffer(gpu, `${name} residual placeholder`, 16);
   const sumPipeline = await k.pipeline(FAMILY, "layernorm_param_grads");
   return [

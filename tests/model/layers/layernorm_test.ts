@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { requestGpu } from "../../../src/gpu/device.ts";
-import { readF32, storageBuffer, uploadBuffer } from "../../../src/gpu/buffers.ts";
+import { readF32, readFloats, storageBuffer, uploadBuffer } from "../../../src/gpu/buffers.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import { layerNormBackward, layerNormForward } from "../../../src/model/layers/layernorm.ts";
 import * as ref from "../../../src/reference/ops.ts";
@@ -12,6 +12,10 @@ import { assertClose, seededUniform } from "../../_helpers.ts";
 // starting values of O(1): the same bounds hold. llvmpipe measures a quarter of these or less.
 const ATOL = 5e-6;
 const RTOL = 1e-6;
+// An output stored as f16: WGSL rounds to either neighbouring f16, so within one f16 ulp, 2^-10 relative
+// (round-to-nearest would halve that to 2^-11), and it may flush f16 subnormals (below 2^-14) to zero.
+const F16_RTOL = 2 ** -10;
+const F16_ATOL = 2 ** -14;
 
 /** Rows with a mean far from 0 (3 +- 1), so the variance must not be computed as E[x^2] - E[x]^2. */
 function rowsAround3(rows: number, cols: number, seed: number): Float32Array<ArrayBuffer> {
@@ -46,6 +50,44 @@ Deno.test("layernorm forward matches the float64 reference, with a constant row 
     const expected = ref.layerNormForward(xHost, weightHost, biasHost, { rows, cols, eps });
     const what = `${rows}x${cols}`;
     assertClose(await readF32(gpu, y), expected.y, { atol: ATOL, rtol: RTOL, what: `${what} y` });
+    assertClose(await readF32(gpu, mean), expected.mean, { rtol: RTOL, what: `${what} mean` });
+    assertClose(await readF32(gpu, rstd), expected.rstd, { rtol: 4 * RTOL, what: `${what} rstd` });
+  }
+});
+
+Deno.test("layernorm forward stores y as f16, within an f16 rounding of the float64 reference", async () => {
+  const gpu = await requestGpu();
+  const k = new Kernels(gpu);
+  for (const [rows, cols] of [[5, 52], [301, 768]]) {
+    const xHost = rowsAround3(rows, cols, 1);
+    xHost.fill(5, 0, cols); // row 0 constant: y = bias
+    const weightHost = seededUniform(cols, 2, 0.5, 1.5);
+    const biasHost = seededUniform(cols, 3, -0.5, 0.5);
+    const y = storageBuffer(gpu, "y", rows * cols * 2, "f16");
+    const mean = storageBuffer(gpu, "mean", rows * 4);
+    const rstd = storageBuffer(gpu, "rstd", rows * 4);
+    submitDispatches(
+      gpu,
+      await layerNormForward(k, {
+        x: uploadBuffer(gpu, "x", xHost),
+        weight: uploadBuffer(gpu, "weight", weightHost),
+        bias: uploadBuffer(gpu, "bias", biasHost),
+        y,
+        mean,
+        rstd,
+        rows,
+        cols,
+        eps: 1e-12,
+      }),
+    );
+    const expected = ref.layerNormForward(xHost, weightHost, biasHost, { rows, cols, eps: 1e-12 });
+    const what = `${rows}x${cols}`;
+    // The f32 result's error, then the f16 rounding of the store.
+    assertClose(await readFloats(gpu, y), expected.y, {
+      atol: ATOL + F16_ATOL,
+      rtol: RTOL + F16_RTOL,
+      what: `${what} y`,
+    });
     assertClose(await readF32(gpu, mean), expected.mean, { rtol: RTOL, what: `${what} mean` });
     assertClose(await readF32(gpu, rstd), expected.rstd, { rtol: 4 * RTOL, what: `${what} rstd` });
   }
@@ -168,6 +210,42 @@ Deno.test("layernorm backward at 768 columns (several rows per workgroup) and 40
   }
 });
 
+Deno.test("layernorm backward reads dy as f16, matching the reference on the f16-rounded dy", async () => {
+  const gpu = await requestGpu();
+  const k = new Kernels(gpu);
+  for (const [rows, cols] of [[37, 300], [301, 768]]) {
+    const c = backwardCase(rows, cols);
+    const dyHost = Float16Array.from(c.dy);
+    const residual = seededUniform(rows * cols, 12);
+    const dx = storageBuffer(gpu, "dx", rows * cols * 4);
+    const dweight = uploadBuffer(gpu, "dweight", c.initialGrads.slice(0, cols));
+    const dbias = uploadBuffer(gpu, "dbias", c.initialGrads.slice(cols));
+    const step = await layerNormBackward(k, {
+      dy: uploadBuffer(gpu, "dy", dyHost),
+      x: uploadBuffer(gpu, "x", c.x),
+      weight: uploadBuffer(gpu, "weight", c.weight),
+      mean: uploadBuffer(gpu, "mean", c.mean),
+      rstd: uploadBuffer(gpu, "rstd", c.rstd),
+      dx,
+      residual: uploadBuffer(gpu, "residual", residual),
+      dweight,
+      dbias,
+      rows,
+      cols,
+    });
+    submitDispatches(gpu, step);
+    const expected = ref.layerNormBackward(dyHost, c.x, c.weight, c.mean, c.rstd, { rows, cols });
+    // The reference reads the same f16-rounded dy and every output is f32: the f32 tolerances hold.
+    const tol = { atol: ATOL, rtol: RTOL };
+    const what = `${rows}x${cols}`;
+    const withResidual = expected.dx.map((v, i) => v + residual[i]);
+    assertClose(await readF32(gpu, dx), withResidual, { ...tol, what: `${what} dx` });
+    const plus = (d: Float64Array, start: number) => d.map((v, i) => c.initialGrads[start + i] + v);
+    assertClose(await readF32(gpu, dweight), plus(expected.dweight, 0), { ...tol, what: `${what} dweight` });
+    assertClose(await readF32(gpu, dbias), plus(expected.dbias, cols), { ...tol, what: `${what} dbias` });
+  }
+});
+
 Deno.test("layernorm backward is deterministic: two runs agree bit for bit", async () => {
   const gpu = await requestGpu();
   const k = new Kernels(gpu);
@@ -206,6 +284,12 @@ Deno.test("layernorm wrappers name a bad shape or a short buffer", async () => {
     () => layerNormForward(k, { ...forward, rows: 4 }),
     /layerNormForward x: buffer b has 256 bytes, needs 512/,
   );
+  // An f16 buffer needs 2 bytes an element: 60 of them are short of 2 x 32 (forward) or 1 x 64 (backward).
+  const half = storageBuffer(gpu, "half", 60 * 2, "f16");
+  await assert.rejects(
+    () => layerNormForward(k, { ...forward, y: half }),
+    /layerNormForward y: buffer half has 120 bytes, needs 128/,
+  );
   const backward = {
     dy: b,
     x: b,
@@ -230,6 +314,10 @@ Deno.test("layernorm wrappers name a bad shape or a short buffer", async () => {
   await assert.rejects(
     () => layerNormBackward(k, { ...backward, dbias: { buffer: b, offset: 0, size: 60 * 4 } }),
     /layerNormBackward dbias: buffer b has 240 bytes, needs 256/,
+  );
+  await assert.rejects(
+    () => layerNormBackward(k, { ...backward, dy: half }),
+    /layerNormBackward dy: buffer half has 120 bytes, needs 128/,
   );
   await assert.rejects(
     () => layerNormBackward(k, { ...backward, residual: { buffer: b, offset: 0, size: 64 * 4 } }),
