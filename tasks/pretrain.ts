@@ -110,8 +110,8 @@ async function main(args: string[]): Promise<void> {
       parsed.given.has("out") ? parsed.options.out : loaded.runDir,
     )
     : parsed.options;
-  const defaults = adapterDefaults(gpu);
-  const preset = options.preset ?? defaults.preset;
+  const defaults = adapterDefaults(gpu, options.preset);
+  const preset = defaults.preset;
   const batch = options.batch ?? defaults.batch;
   let microBatch = options.microBatch ?? Math.min(batch, gpu.isCpu ? CPU_MICRO_BATCH : GPU_MICRO_BATCH);
   checkBatch(batch, microBatch);

@@ -3,7 +3,7 @@
  * every option has a default and is documented. Invalid values are one-line `OptionError`s that
  * name the option and what was expected.
  *
- * Three defaults depend on the adapter and are left undefined here ("auto"): the preset, the
+ * Three defaults depend on the adapter and are left undefined here ("auto"): the preset, the preset's
  * target batch (see `adapterDefaults`) and the micro-batch (128 on a GPU, 8 on a CPU adapter, halved
  * by the pretraining task until the model fits).
  */
@@ -37,7 +37,7 @@ export interface PretrainOptions {
   lrStart: number;
   /** Fraction of the budget at which the learning rate peaks. */
   lrPeakAt: number;
-  /** Target sequences per optimizer step; undefined = by adapter. */
+  /** Target sequences per optimizer step; undefined = by preset (see `adapterDefaults`). */
   batch?: number;
   /** Sequences per micro-batch; undefined = 128 on a GPU, 8 on a CPU adapter, halved until it fits. */
   microBatch?: number;
@@ -61,9 +61,21 @@ export interface PretrainOptions {
   maxNonfinite: number;
 }
 
-/** The defaults that depend on the adapter: a small model and batch on a CPU adapter. */
-export function adapterDefaults(adapter: { isCpu: boolean }): { preset: string; batch: number } {
-  return adapter.isCpu ? { preset: "small", batch: 32 } : { preset: "crammed", batch: 4096 };
+/**
+ * Target sequences per optimizer step by preset: the recipe's 4096 for the day-long crammed model, 512 for
+ * compact (its 10-minute H200 run), 32 for the CPU-sized ones.
+ */
+const PRESET_BATCH: Readonly<Record<string, number>> = { crammed: 4096, compact: 512, small: 32, tiny: 32 };
+
+/**
+ * The defaults that depend on the adapter and the preset: a model for minutes of training (`small` on a CPU
+ * adapter, `compact` on a GPU; the recipe's `crammed` is for budgets of hours), and the preset's batch.
+ */
+export function adapterDefaults(
+  adapter: { isCpu: boolean },
+  preset = adapter.isCpu ? "small" : "compact",
+): { preset: string; batch: number } {
+  return { preset, batch: PRESET_BATCH[preset] ?? 32 };
 }
 
 type Key = keyof PretrainOptions;
@@ -111,7 +123,7 @@ const SPECS: readonly OptionSpec[] = [
     key: "preset",
     flag: "--preset",
     value: "<name>",
-    shown: "small on a CPU adapter, crammed on a GPU",
+    shown: "small on a CPU adapter, compact on a GPU",
     help: `The model: ${Object.keys(presets).join(", ")}.`,
     parse: (text, flag) =>
       Object.hasOwn(presets, text) ? text : fail(flag, `one of ${Object.keys(presets).join(", ")}`, text),
@@ -184,7 +196,7 @@ const SPECS: readonly OptionSpec[] = [
     key: "batch",
     flag: "--batch",
     value: "<n>",
-    shown: "32 on a CPU adapter, 4096 on a GPU",
+    shown: "the preset's: crammed 4096, compact 512, small 32",
     help: "Target sequences per optimizer step, reached by accumulating micro-batches.",
     parse: positiveInteger,
   },

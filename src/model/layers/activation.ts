@@ -6,10 +6,10 @@
  * `inner` a multiple of 8); the model's widths are. Every tensor may be an f32 or an f16 buffer (see
  * `storageBuffer`), each independently of the others; the math is f32 either way.
  */
-import { elementBytes, paramBuffer } from "../../gpu/buffers.ts";
+import { paramBuffer } from "../../gpu/buffers.ts";
 import type { Binding, Dispatch, Kernels, StorageTypes } from "../../gpu/kernels.ts";
 import { dispatch, storageTypes } from "../../gpu/kernels.ts";
-import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
+import { checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 
 const FAMILY = "activation";
 const WG = 256;
@@ -29,8 +29,8 @@ export async function geluForward(k: Kernels, options: GeluForwardOptions): Prom
   const { x, y, length } = options;
   checkMultiple("geluForward: length", length, 4);
   const types = storageTypes({ FWD_X_T: x, FWD_Y_T: y });
-  checkBuffer("geluForward x", x, length * elementBytes(types.FWD_X_T));
-  checkBuffer("geluForward y", y, length * elementBytes(types.FWD_Y_T));
+  checkFloats("geluForward x", x, length);
+  checkFloats("geluForward y", y, length);
   return [await elementwise(k, "gelu_forward", types, length / 4, [x, y])];
 }
 
@@ -51,9 +51,9 @@ export async function geluBackward(k: Kernels, options: GeluBackwardOptions): Pr
   const { dy, x, dx, length } = options;
   checkMultiple("geluBackward: length", length, 4);
   const types = storageTypes({ BWD_DY_T: dy, BWD_X_T: x, BWD_DX_T: dx });
-  checkBuffer("geluBackward dy", dy, length * elementBytes(types.BWD_DY_T));
-  checkBuffer("geluBackward x", x, length * elementBytes(types.BWD_X_T));
-  checkBuffer("geluBackward dx", dx, length * elementBytes(types.BWD_DX_T));
+  checkFloats("geluBackward dy", dy, length);
+  checkFloats("geluBackward x", x, length);
+  checkFloats("geluBackward dx", dx, length);
   return [await elementwise(k, "gelu_backward", types, length / 4, [dy, x, dx])];
 }
 
@@ -74,8 +74,8 @@ export async function gluForward(k: Kernels, options: GluForwardOptions): Promis
   checkMultiple("gluForward: rows", rows, 1);
   checkMultiple("gluForward: inner", inner, 8);
   const types = storageTypes({ GLU_H_T: h, GLU_OUT_T: out });
-  checkBuffer("gluForward h", h, rows * inner * elementBytes(types.GLU_H_T));
-  checkBuffer("gluForward out", out, rows * inner / 2 * elementBytes(types.GLU_OUT_T));
+  checkFloats("gluForward h", h, rows * inner);
+  checkFloats("gluForward out", out, rows * inner / 2);
   return [await elementwise(k, "glu_forward", types, rows * inner / 8, [h, out], inner / 8)];
 }
 
@@ -98,9 +98,9 @@ export async function gluBackward(k: Kernels, options: GluBackwardOptions): Prom
   checkMultiple("gluBackward: rows", rows, 1);
   checkMultiple("gluBackward: inner", inner, 8);
   const types = storageTypes({ GLU_DOUT_T: dout, GLU_BWD_H_T: h, GLU_DH_T: dh });
-  checkBuffer("gluBackward dout", dout, rows * inner / 2 * elementBytes(types.GLU_DOUT_T));
-  checkBuffer("gluBackward h", h, rows * inner * elementBytes(types.GLU_BWD_H_T));
-  checkBuffer("gluBackward dh", dh, rows * inner * elementBytes(types.GLU_DH_T));
+  checkFloats("gluBackward dout", dout, rows * inner / 2);
+  checkFloats("gluBackward h", h, rows * inner);
+  checkFloats("gluBackward dh", dh, rows * inner);
   return [await elementwise(k, "glu_backward", types, rows * inner / 8, [dout, h, dh], inner / 8)];
 }
 

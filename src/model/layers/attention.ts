@@ -15,14 +15,14 @@
  * Every float buffer may be stored as f32 or f16, each as it was created (see `storageBuffer`): the
  * kernels compute in f32 and round to f16 when they store.
  */
-import { elementBytes, paramBuffer, storageBuffer, storageTypeOf } from "../../gpu/buffers.ts";
+import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
 import { GpuError } from "../../gpu/device.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { dispatch, storageTypes } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
 import { checkDropoutSite, dropoutThreshold } from "./dropout.ts";
 import { matmul, type MatmulOptions } from "./matmul.ts";
-import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
+import { checkBuffer, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 
 /** Shapes of one attention layer. */
 export interface AttentionShape {
@@ -245,10 +245,6 @@ interface AttentionPlan {
 }
 
 /** Throws unless `buffer` holds `count` floats of its storage type, naming the argument `what`. */
-function checkFloats(what: string, buffer: GPUBuffer, count: number): void {
-  checkBuffer(what, buffer, count * elementBytes(storageTypeOf(buffer)));
-}
-
 function planAttention(gpu: Gpu, shape: AttentionShape): AttentionPlan {
   const { batch, seq, heads, headDim, dropout, lanes = DEFAULT_SOFTMAX_LANES } = shape;
   checkMultiple("attention batch", batch, 1);

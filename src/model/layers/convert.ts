@@ -2,11 +2,11 @@
  * Storage-type conversion on the GPU (kernels/convert.wgsl): the f16 copy of the f32 master weights,
  * refreshed before each micro-batch, that the matrix products read.
  */
-import { elementBytes, paramBuffer, storageTypeOf } from "../../gpu/buffers.ts";
+import { paramBuffer, storageTypeOf } from "../../gpu/buffers.ts";
 import { GpuError } from "../../gpu/device.ts";
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
 import { dispatch, storageTypes } from "../../gpu/kernels.ts";
-import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
+import { checkBuffer, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 
 const FAMILY = "convert";
 const WG = 256;
@@ -28,18 +28,15 @@ export interface CastToF16Options {
 export async function castToF16(k: Kernels, options: CastToF16Options): Promise<Dispatch[]> {
   const { x, y, length } = options;
   checkMultiple("castToF16: length", length, 4);
-  for (const [name, binding, type] of [["x", x, "f32"], ["y", y, "f16"]] as const) {
-    const buffer = binding instanceof GPUBuffer ? binding : binding.buffer;
-    if (storageTypeOf(buffer) !== type) {
-      throw new GpuError(
-        `castToF16 ${name}: buffer ${buffer.label || "(unlabelled)"} stores ${storageTypeOf(buffer)}, ` +
-          `expected ${type}`,
-      );
-    }
+  checkBuffer("castToF16 x", x, length * 4);
+  const out = y instanceof GPUBuffer ? y : y.buffer;
+  if (storageTypeOf(out) !== "f16") {
+    throw new GpuError(
+      `castToF16 y: buffer ${out.label || "(unlabelled)"} stores ${storageTypeOf(out)}, expected f16`,
+    );
   }
+  checkFloats("castToF16 y", y, length);
   const types = storageTypes({ X_T: x, Y_T: y });
-  checkBuffer("castToF16 x", x, length * elementBytes(types.X_T));
-  checkBuffer("castToF16 y", y, length * elementBytes(types.Y_T));
   const pipeline = await k.pipeline(FAMILY, "convert", { WG }, types);
   const shape = paramBuffer(k.gpu, "castToF16 shape", [length / 4]);
   return [dispatch(k.gpu, pipeline, [shape, x, y], flatGrid(k.gpu, Math.ceil(length / 4 / WG)))];

@@ -13,12 +13,12 @@
  * the logits are f32. With f16 storage the loss gradient is also multiplied by a loss scale
  * ({@linkcode lossScaleBuffer}), so that small gradients survive f16; the optimizer divides it out.
  */
-import { elementBytes, paramBuffer, readBuffer, storageBuffer, writeBuffer } from "../../gpu/buffers.ts";
+import { paramBuffer, readBuffer, storageBuffer, writeBuffer } from "../../gpu/buffers.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { GpuError } from "../../gpu/device.ts";
 import { dispatch, storageTypes } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
+import { checkBuffer, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 
 /** Shapes shared by the gather and the scatter. */
 export interface MaskedRowsShape {
@@ -127,10 +127,10 @@ export async function gatherRows(k: Kernels, args: GatherRowsArgs): Promise<Disp
   const { tokens, rows, hidden } = args;
   checkRowsShape(args);
   const types = storageTypes({ STATES_T: args.states, GATHERED_T: args.gathered });
-  checkBuffer("gatherRows states", args.states, tokens * hidden * elementBytes(types.STATES_T));
+  checkFloats("gatherRows states", args.states, tokens * hidden);
   checkBuffer("gatherRows positions", args.positions, rows * 4);
   checkBuffer("gatherRows count", args.count, 4);
-  checkBuffer("gatherRows gathered", args.gathered, rows * hidden * elementBytes(types.GATHERED_T));
+  checkFloats("gatherRows gathered", args.gathered, rows * hidden);
   const params = paramBuffer(gpu, "gatherRows params", [rows, hidden / 4, 0, tokens]);
   const pipeline = await k.pipeline(FAMILY, "gather_rows", { WG }, types);
   const grid = flatGrid(gpu, Math.ceil((rows * hidden) / 4 / WG));
@@ -143,10 +143,10 @@ export async function scatterRows(k: Kernels, args: ScatterRowsArgs): Promise<Di
   const { tokens, rows, hidden } = args;
   checkRowsShape(args);
   const types = storageTypes({ DGATHERED_T: args.dgathered, DSTATES_T: args.dstates });
-  checkBuffer("scatterRows dgathered", args.dgathered, rows * hidden * elementBytes(types.DGATHERED_T));
+  checkFloats("scatterRows dgathered", args.dgathered, rows * hidden);
   checkBuffer("scatterRows positions", args.positions, rows * 4);
   checkBuffer("scatterRows count", args.count, 4);
-  checkBuffer("scatterRows dstates", args.dstates, tokens * hidden * elementBytes(types.DSTATES_T));
+  checkFloats("scatterRows dstates", args.dstates, tokens * hidden);
   const params = paramBuffer(gpu, "scatterRows params", [rows, hidden / 4, 0, tokens]);
   const [zero, scatter] = await Promise.all([
     k.pipeline(FAMILY, "zero_rows", { WG }, types),

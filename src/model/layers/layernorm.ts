@@ -13,10 +13,10 @@
  * @module
  */
 import { GpuError } from "../../gpu/device.ts";
-import { elementBytes, paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
 import { dispatch, storageTypes } from "../../gpu/kernels.ts";
-import { checkBuffer, checkDistinct, checkMultiple, flatGrid } from "./plan.ts";
+import { checkBuffer, checkDistinct, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 
 const FAMILY = "layernorm";
 /** Invocations per row of the forward: 768 columns are 192 vec4s, 3 per invocation. */
@@ -57,7 +57,7 @@ export async function layerNormForward(k: Kernels, options: LayerNormForwardOpti
   checkBuffer("layerNormForward weight", weight, cols * 4);
   checkBuffer("layerNormForward bias", bias, cols * 4);
   const types = storageTypes({ FWD_Y_T: y });
-  checkBuffer("layerNormForward y", y, rows * cols * elementBytes(types.FWD_Y_T));
+  checkFloats("layerNormForward y", y, rows * cols);
   checkBuffer("layerNormForward mean", mean, rows * 4);
   checkBuffer("layerNormForward rstd", rstd, rows * 4);
   const pipeline = await k.pipeline(FAMILY, "layernorm_forward", { WG }, types);
@@ -125,7 +125,7 @@ export async function layerNormBackward(k: Kernels, options: LayerNormBackwardOp
     throw new GpuError(`${name}: cols = ${cols}, at most ${4 * BACKWARD_WG * MAX_K} fit in registers`);
   }
   const types = storageTypes({ BWD_DY_T: dy });
-  checkBuffer(`${name} dy`, dy, rows * cols * elementBytes(types.BWD_DY_T));
+  checkFloats(`${name} dy`, dy, rows * cols);
   checkBuffer(`${name} x`, x, rows * cols * 4);
   checkBuffer(`${name} weight`, weight, cols * 4);
   checkBuffer(`${name} mean`, mean, rows * 4);

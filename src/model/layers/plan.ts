@@ -2,6 +2,7 @@
 import type { Gpu } from "../../gpu/device.ts";
 import { GpuError } from "../../gpu/device.ts";
 import type { Binding } from "../../gpu/kernels.ts";
+import { elementBytes, storageTypeOf } from "../../gpu/buffers.ts";
 
 /**
  * Workgroup counts [x, y] whose product covers `workgroups`, each within the adapter's per-dimension
@@ -16,14 +17,35 @@ export function flatGrid(gpu: Gpu, workgroups: number): [number, number] {
 }
 
 /**
- * Throws unless `buffer` (a whole buffer or a sub-range binding) holds at least `bytes`, naming the
- * kernel argument `what`.
+ * Throws unless `buffer` (a whole buffer or a sub-range binding) holds at least `bytes` of 4-byte
+ * values (f32 or u32), naming the kernel argument `what`. An f16 buffer is refused: a kernel would read
+ * its bits as f32. Arguments that may be f16 use {@linkcode checkFloats}.
  */
 export function checkBuffer(what: string, buffer: Binding, bytes: number): void {
-  if (buffer.size < bytes) {
-    const label = (buffer instanceof GPUBuffer ? buffer : buffer.buffer).label || "(unlabelled)";
-    throw new GpuError(`${what}: buffer ${label} has ${buffer.size} bytes, needs ${bytes}`);
+  const type = storageTypeOf(bufferOf(buffer));
+  if (type !== "f32") {
+    throw new GpuError(`${what}: buffer ${labelOf(buffer)} stores ${type}, expected f32`);
   }
+  checkSize(what, buffer, bytes);
+}
+
+/** Throws unless `buffer` holds at least `count` floats of its storage type (f32 or f16). */
+export function checkFloats(what: string, buffer: Binding, count: number): void {
+  checkSize(what, buffer, count * elementBytes(storageTypeOf(bufferOf(buffer))));
+}
+
+function checkSize(what: string, buffer: Binding, bytes: number): void {
+  if (buffer.size < bytes) {
+    throw new GpuError(`${what}: buffer ${labelOf(buffer)} has ${buffer.size} bytes, needs ${bytes}`);
+  }
+}
+
+function bufferOf(binding: Binding): GPUBuffer {
+  return binding instanceof GPUBuffer ? binding : binding.buffer;
+}
+
+function labelOf(binding: Binding): string {
+  return bufferOf(binding).label || "(unlabelled)";
 }
 
 /**
@@ -31,11 +53,8 @@ export function checkBuffer(what: string, buffer: Binding, bytes: number): void 
  * buffer through one binding and reads it through another.
  */
 export function checkDistinct(what: string, a: Binding, b: Binding): void {
-  const bufferOf = (binding: Binding) => binding instanceof GPUBuffer ? binding : binding.buffer;
   if (bufferOf(a) === bufferOf(b)) {
-    throw new GpuError(
-      `${what}: expected two different buffers, got ${bufferOf(a).label || "(unlabelled)"} twice`,
-    );
+    throw new GpuError(`${what}: expected two different buffers, got ${labelOf(a)} twice`);
   }
 }
 

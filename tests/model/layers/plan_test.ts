@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { storageBuffer } from "../../../src/gpu/buffers.ts";
 import { GpuError, requestGpu } from "../../../src/gpu/device.ts";
-import { checkBuffer, checkMultiple, flatGrid } from "../../../src/model/layers/plan.ts";
+import { checkBuffer, checkFloats, checkMultiple, flatGrid } from "../../../src/model/layers/plan.ts";
 
 const gpu = await requestGpu();
 
@@ -29,6 +29,18 @@ Deno.test("checkBuffer names the argument and the buffer's size", () => {
     () => checkBuffer("matmul A", { buffer, offset: 0, size: 32 }, 48),
     /matmul A: buffer weights has 32 bytes, needs 48/,
   );
+});
+
+Deno.test("checkBuffer refuses an f16 buffer; checkFloats counts each buffer's own element size", () => {
+  const half = storageBuffer(gpu, "activations", 64, "f16");
+  assert.throws(
+    () => checkBuffer("layerNormForward x", half, 32),
+    /^GpuError: layerNormForward x: buffer activations stores f16, expected f32$/,
+  );
+  checkFloats("attention probs", half, 32);
+  assert.throws(() => checkFloats("attention probs", half, 33), /buffer activations has 64 bytes, needs 66/);
+  checkFloats("attention probs", storageBuffer(gpu, "probs", 64), 16);
+  assert.throws(() => checkFloats("attention probs", storageBuffer(gpu, "probs", 64), 17), /needs 68/);
 });
 
 Deno.test("checkMultiple accepts positive multiples only", () => {
