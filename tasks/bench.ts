@@ -49,7 +49,7 @@ const USAGE = `usage: deno task bench [options]
   --kernels        time every non-matmul kernel of the step at the model's shapes, against the bandwidth
   --bandwidth B    with --kernels: bytes per second that vs_bandwidth compares with (default 4.3e12)
   --softmax-lanes N  with --kernels: invocations per row of scores in the softmax passes, for tuning
-                   (a power of two up to 256; default 32)
+                   (a power of two up to 256; default 8 in the forward, 32 in the backward)
   --profile        GPU time of every dispatch of the training step by kernel, and GPU busy over wall time
   --dispatches     with --profile: also one line per dispatch, in step order
 

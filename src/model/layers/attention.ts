@@ -35,7 +35,7 @@ export interface AttentionShape {
   dropout?: ProbsDropout;
   /**
    * Invocations that share a row of scores in the softmax passes, for tuning: a power of two up to 256
-   * (default {@linkcode DEFAULT_SOFTMAX_LANES}). Fewer lanes mean fewer reduction steps, each with barriers.
+   * (default {@linkcode SOFTMAX_LANES}). Fewer lanes mean fewer reduction steps, each with barriers.
    */
   lanes?: number;
 }
@@ -83,13 +83,17 @@ export interface AttentionBackwardArgs extends AttentionShape {
 const FAMILY = "attention";
 /** Invocations per workgroup (see kernels/attention.wgsl). */
 const WG = 256;
-/** Invocations per row of scores by default. */
-const DEFAULT_SOFTMAX_LANES = 32;
+/**
+ * Invocations per row of scores by default, the fastest of 1-32 on the H200 at the crammed shape
+ * (`bench.ts --kernels --softmax-lanes N`): the forward 97.6 µs at 8 lanes (16: 108.9, 32: 133.5), the
+ * backward 114.3 µs at 32 (16: 117.8, 8: 149.0).
+ */
+const SOFTMAX_LANES = { forward: 8, backward: 32 };
 
 /** Records the attention forward: probs and out from qkv. */
 export async function attentionForward(k: Kernels, args: AttentionForwardArgs): Promise<Dispatch[]> {
   const gpu = k.gpu;
-  const plan = planAttention(gpu, args);
+  const plan = planAttention(gpu, args, "forward");
   checkFloats("attention qkv", args.qkv, plan.tokens * 3 * plan.hidden);
   checkFloats("attention out", args.out, plan.tokens * plan.hidden);
   checkFloats("attention probs", args.probs, plan.probsCount);
@@ -140,7 +144,7 @@ export async function attentionForward(k: Kernels, args: AttentionForwardArgs): 
 /** Records the attention backward: dqkv from dout, overwriting probs (see {@linkcode AttentionBackwardArgs}). */
 export async function attentionBackward(k: Kernels, args: AttentionBackwardArgs): Promise<Dispatch[]> {
   const gpu = k.gpu;
-  const plan = planAttention(gpu, args);
+  const plan = planAttention(gpu, args, "backward");
   const { hidden, products } = plan;
   checkFloats("attention backward dout", args.dout, plan.tokens * hidden);
   checkFloats("attention backward qkv", args.qkv, plan.tokens * 3 * hidden);
@@ -244,9 +248,8 @@ interface AttentionPlan {
   seeds: GPUBuffer;
 }
 
-/** Throws unless `buffer` holds `count` floats of its storage type, naming the argument `what`. */
-function planAttention(gpu: Gpu, shape: AttentionShape): AttentionPlan {
-  const { batch, seq, heads, headDim, dropout, lanes = DEFAULT_SOFTMAX_LANES } = shape;
+function planAttention(gpu: Gpu, shape: AttentionShape, pass: keyof typeof SOFTMAX_LANES): AttentionPlan {
+  const { batch, seq, heads, headDim, dropout, lanes = SOFTMAX_LANES[pass] } = shape;
   checkMultiple("attention batch", batch, 1);
   checkMultiple("attention seq", seq, 1);
   checkMultiple("attention heads", heads, 1);

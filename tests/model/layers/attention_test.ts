@@ -100,15 +100,16 @@ function buffers(
 const cases: [Types, Omit<AttentionShape, "dropout">[]][] = [
   [{}, [
     { batch: 2, seq: 5, heads: 3, headDim: 8 },
-    // Rows longer than the 32 lanes of a row, ragged products; headDim / 4 odd.
+    // Rows longer than the default lanes of a row (8 forward, 32 backward), ragged products; headDim / 4 odd.
     { batch: 1, seq: 37, heads: 2, headDim: 12 },
     // Products off the vec4 path (the general matmul kernel).
     { batch: 2, seq: 7, heads: 2, headDim: 6 },
     // The crammed model's head.
     { batch: 2, seq: 128, heads: 2, headDim: 64 },
-    // Other lanes per row (a tuning option): one invocation per row, and 4 lanes over ragged rows.
+    // Other lanes per row (a tuning option): one invocation per row, and 4 and 32 lanes over ragged rows.
     { batch: 2, seq: 128, heads: 2, headDim: 64, lanes: 1 },
     { batch: 1, seq: 37, heads: 2, headDim: 12, lanes: 4 },
+    { batch: 1, seq: 37, heads: 2, headDim: 12, lanes: 32 },
   ]],
   // The crammed head, ragged rows and products, and products off the vec4 path, all stored as f16.
   [ALL_F16, [
