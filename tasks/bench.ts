@@ -1,7 +1,7 @@
 /**
  * Benchmarks. Prints one JSON line per measurement to stdout (the adapter's name to stderr):
  *
- *   deno task bench [--small] [--tile 64x128x8/u2] [--splits N] [--layout NN,NT,TN] [--only qkv,cube]
+ *   deno task bench [--small] [--tile 64x128x8/u2] [--splits N] [--layout NN,NT,TN] [--only qkv,cube] [--operands f16]
  *                   [--shape MxNxK] [--warmup 0.5] [--time 0.3]
  *   deno task bench --step [--preset crammed] [--micro-batch 128,256] [--accumulate 1] [--steps 10] [--precision f16]
  *   deno task bench --kernels [--small] [--preset crammed] [--micro-batch 128] [--only adamw,...]
@@ -40,6 +40,7 @@ const USAGE = `usage: deno task bench [options]
   --shape MxNxK    one product of this shape instead of the model's
   --warmup S       seconds of warm-up per product (default 0.5)
   --time S         seconds of the timed run per product (default 0.3)
+  --operands T     f32 (default) or f16: how the products' A and B are stored (C stays f32)
   --step           time the full training step instead (forward, backward, clipping, AdamW)
   --preset NAME    with --step: the model (default crammed)
   --micro-batch L  with --step: comma-separated micro-batch sizes (default 128)
@@ -62,6 +63,12 @@ function positive(option: string, value: string): number {
   return v;
 }
 
+/** A storage type given as option `name`: f32 or f16. */
+function storageTypeOption(name: string, value: string): StorageType {
+  if (value !== "f32" && value !== "f16") throw new GpuError(`--${name}: "${value}" is not f32 or f16`);
+  return value;
+}
+
 /** The command line's values; an unknown option or a missing value is a one-line error. */
 function parseCommandLine(args: string[]) {
   try {
@@ -70,6 +77,7 @@ function parseCommandLine(args: string[]) {
       options: {
         small: { type: "boolean", default: false },
         tile: { type: "string" },
+        operands: { type: "string", default: "f32" },
         splits: { type: "string" },
         layout: { type: "string", default: "NN,NT,TN" },
         only: { type: "string" },
@@ -111,10 +119,7 @@ async function main(args: string[]): Promise<void> {
   const microBatches = (values["micro-batch"] ?? (small ? "2" : "128"))
     .split(",").map((size) => positive("micro-batch", size));
   const config = presets[presetName];
-  const precisions = values.precision.split(",").map((p) => {
-    if (p !== "f32" && p !== "f16") throw new GpuError(`--precision: "${p}" is not f32 or f16`);
-    return p as StorageType;
-  });
+  const precisions = values.precision.split(",").map((p) => storageTypeOption("precision", p));
   if ((values.step || values.kernels || values.profile) && !config) {
     throw new GpuError(`--preset ${presetName}: expected one of ${Object.keys(presets).join(", ")}`);
   }
@@ -210,6 +215,7 @@ async function main(args: string[]): Promise<void> {
   }
   const options = {
     tile: values.tile === undefined ? undefined : parseMatmulTile(values.tile),
+    operands: storageTypeOption("operands", values.operands),
     splits: values.splits === undefined ? undefined : positive("splits", values.splits),
     warmupSeconds: positive("warmup", values.warmup),
     timedSeconds: positive("time", values.time),

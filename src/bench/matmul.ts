@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { readF32, storageBuffer, uploadBuffer } from "../gpu/buffers.ts";
+import { readF32, storageBuffer, type StorageType, uploadBuffer } from "../gpu/buffers.ts";
 import { type Kernels, submitDispatches } from "../gpu/kernels.ts";
 import {
   formatMatmulTile,
@@ -33,6 +33,11 @@ export interface MatmulBenchOptions extends TimingOptions {
   tile?: MatmulTile;
   /** Split-K ways instead of the wrapper's choice. */
   splits?: number;
+  /**
+   * How A and B are stored (default f32; C stays f32): f16 measures what `--precision f16` costs the
+   * products, its operands' loads widened to f32 in the kernel.
+   */
+  operands?: StorageType;
 }
 
 /** One JSON line of `deno task bench`. */
@@ -46,6 +51,7 @@ export interface MatmulResult {
   tile: string | null;
   /** Split-K ways (1: not split). */
   splits: number;
+  operands: StorageType;
   tflops: number;
   /** Largest absolute error over 64 sampled entries of C divided by their RMS, against float64. */
   rel_err: number;
@@ -132,10 +138,13 @@ async function benchMatmulShape(
   const transA = layout === "TN";
   const transB = layout === "NT";
   const gpu = k.gpu;
-  const a = uniform(m * depth, 1);
-  const b = uniform(depth * n, 2);
-  const bufA = uploadBuffer(gpu, "bench a", a);
-  const bufB = uploadBuffer(gpu, "bench b", b);
+  const operands = options.operands ?? "f32";
+  // f16 operands: the float64 check multiplies the rounded values the kernel reads.
+  const stored = (v: Float32Array<ArrayBuffer>) => operands === "f16" ? Float16Array.from(v) : v;
+  const a = Float32Array.from(stored(uniform(m * depth, 1)));
+  const b = Float32Array.from(stored(uniform(depth * n, 2)));
+  const bufA = uploadBuffer(gpu, "bench a", stored(a));
+  const bufB = uploadBuffer(gpu, "bench b", stored(b));
   const bufC = storageBuffer(gpu, "bench c", m * n * 4);
   const product = {
     ...{ a: bufA, b: bufB, c: bufC, m, k: depth, n, transA, transB },
@@ -160,6 +169,7 @@ async function benchMatmulShape(
       k: depth,
       tile: tile ? formatMatmulTile(tile) : null,
       splits: dispatches[0].workgroups[2] ?? 1,
+      operands,
       tflops: +tflops.toPrecision(4),
       rel_err: +sampledError(a, b, c, shape).toPrecision(3),
     };

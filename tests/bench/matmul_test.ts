@@ -58,3 +58,14 @@ Deno.test("benchMatmul times each shape and checks it against float64", async ()
     assert.ok(r.rel_err < 1e-5, `${r.name}: rel_err ${r.rel_err}`);
   }
 });
+
+Deno.test("benchMatmul with f16 operands checks against float64 on the rounded operands", async () => {
+  const kernels = new Kernels(await requestGpu());
+  const shapes = [{ name: "plain", layout: "NN", m: 64, n: 128, k: 32 }] as const;
+  const options = { warmupSeconds: 0.02, timedSeconds: 0.02, operands: "f16" } as const;
+  for await (const r of benchMatmul(kernels, shapes, options)) {
+    assert.equal(r.operands, "f16");
+    // The products of the rounded operands are exact in f32: the error is the f32 sum's, as above.
+    assert.ok(r.rel_err < 1e-5, `rel_err ${r.rel_err}`);
+  }
+});
