@@ -43,6 +43,7 @@ import {
 import { planTrainer, type Trainer } from "../src/train/step.ts";
 import { exists, writeFileAtomic } from "../src/fs.ts";
 import { describe } from "../src/data/errors.ts";
+import { readLossScale, writeLossScale } from "../src/model/layers/cross_entropy.ts";
 
 /**
  * Micro-batch when none is given: on the H200, 64, 128 and 256 ran within 4% of each other (session 1's
@@ -165,6 +166,10 @@ async function main(args: string[]): Promise<void> {
   if (loaded) {
     writeWeights(trainer, loaded.weights);
     trainer.setSteps(loaded.state.updates);
+    const { lossScale } = loaded.state;
+    if (lossScale && trainer.model.lossScale) {
+      writeLossScale(gpu, trainer.model.lossScale, lossScale.scale, lossScale.goodSteps);
+    }
   } else {
     writeBuffer(
       gpu,
@@ -243,6 +248,7 @@ async function main(args: string[]): Promise<void> {
           usedSeconds: budget.usedSeconds,
           config,
           options: resolved,
+          ...(trainer.model.lossScale && { lossScale: await readLossScale(gpu, trainer.model.lossScale) }),
         },
         await weights(),
         options.keepCheckpoints,

@@ -27,6 +27,7 @@ import { decodeSafetensors, encodeSafetensors, type Tensor } from "../model/safe
 import { writeFileAtomic } from "../fs.ts";
 import type { DataPosition } from "./batches.ts";
 import { optionsFromJson, type PretrainOptions } from "./options.ts";
+import type { LossScaleState } from "../model/layers/cross_entropy.ts";
 
 /** A checkpoint, metrics or summary file that cannot be used: the message names the file. */
 export class RunFileError extends Error {
@@ -51,6 +52,8 @@ export interface TrainState {
   config: ModelConfig;
   /** The run's options, with the adapter-dependent defaults resolved. */
   options: PretrainOptions;
+  /** With `--precision f16`: the dynamic loss scale, so that a resumed run goes on with it. */
+  lossScale?: LossScaleState;
 }
 
 /** The tensors of a checkpoint: flat vectors in the layout of src/model/params.ts. */
@@ -169,6 +172,14 @@ export function decodeState(
       fail(`files.${name} must be {"bytes": n, "sha256": "<64 hex digits>"}`);
     }
   }
+  const lossScale = json.lossScale as Record<string, unknown> | undefined;
+  if (
+    lossScale !== undefined &&
+    (typeof lossScale !== "object" || lossScale === null || !isAmount(lossScale.scale) ||
+      !(lossScale.scale as number > 0) || !isCount(lossScale.goodSteps))
+  ) {
+    fail(`lossScale must be {"scale": x > 0, "goodSteps": n}, got ${JSON.stringify(json.lossScale)}`);
+  }
   let config: ModelConfig;
   try {
     config = validateConfig(json.config as ModelConfig, "config");
@@ -185,6 +196,9 @@ export function decodeState(
     tokensSeen: json.tokensSeen as number,
     config: config!,
     options: optionsFromJson(json.options, `${file}: options`),
+    ...(lossScale && {
+      lossScale: { scale: lossScale.scale as number, goodSteps: lossScale.goodSteps as number },
+    }),
     files: files as Record<string, { bytes: number; sha256: string }>,
   };
 }

@@ -58,6 +58,9 @@ Deno.test("a checkpoint round-trips through its encoded files", async () => {
   const decoded = await decode(files);
   assert.deepEqual(decoded.state, state);
   assert.deepEqual(decoded.weights, weights);
+  // An f16 run's checkpoint carries its loss scale.
+  const f16 = { ...state, lossScale: { scale: 32768, goodSteps: 17 } };
+  assert.deepEqual((await decode(await encodeCheckpointFiles(f16, weights))).state, f16);
 });
 
 Deno.test("a truncated or corrupt checkpoint file is a one-line error naming it", async () => {
@@ -200,4 +203,16 @@ Deno.test("decodeState names the file in every error", () => {
     () => decodeState(Uint8Array.from([0xff, 0xfe]), "s.json"),
     /^RunFileError: s.json: not valid JSON/,
   );
+});
+
+Deno.test("decodeState refuses a loss scale that is not a positive scale and a count", async () => {
+  const files = await encodeCheckpointFiles(fixtureState(4), fixtureWeights(4));
+  const json = JSON.parse(new TextDecoder().decode(files.get("state.json")));
+  for (const lossScale of [{ scale: 0, goodSteps: 1 }, { scale: 2 }, { scale: 2, goodSteps: -1 }, "big"]) {
+    const bytes = new TextEncoder().encode(JSON.stringify({ ...json, lossScale }));
+    assert.throws(
+      () => decodeState(bytes, "s.json"),
+      /^RunFileError: s.json: lossScale must be \{"scale": x > 0, "goodSteps": n\}, got /,
+    );
+  }
 });
