@@ -77,13 +77,16 @@ export { sampleCorpus } from "./src/data/sample.ts";
 export { checked, GpuError, requestGpu } from "./src/gpu/device.ts";
 export type { Gpu, RequestGpuOptions } from "./src/gpu/device.ts";
 export {
+  elementBytes,
   packParams,
   paramBuffer,
   readBuffer,
   readBuffers,
   readF32,
+  readFloats,
   readU32,
   storageBuffer,
+  storageTypeOf,
   uploadBuffer,
   writeBuffer,
   writeParams,
@@ -95,10 +98,11 @@ export {
   Kernels,
   KERNELS_DIR,
   kernelSource,
+  storageTypes,
   submitDispatches,
 } from "./src/gpu/kernels.ts";
-export type { Binding, Constants, Dispatch } from "./src/gpu/kernels.ts";
-export type { HostArray, Param } from "./src/gpu/buffers.ts";
+export type { Binding, Constants, Dispatch, StorageTypes } from "./src/gpu/kernels.ts";
+export type { HostArray, Param, StorageType } from "./src/gpu/buffers.ts";
 
 // model: config, parameters, reference, forward/backward
 export {

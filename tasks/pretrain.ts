@@ -116,7 +116,7 @@ async function main(args: string[]): Promise<void> {
   const batch = options.batch ?? defaults.batch;
   let microBatch = options.microBatch ?? Math.min(batch, gpu.isCpu ? CPU_MICRO_BATCH : GPU_MICRO_BATCH);
   checkBatch(batch, microBatch);
-  progress.message(`adapter: ${gpu.name}; preset ${preset}, batch ${batch}`);
+  progress.message(`adapter: ${gpu.name}; preset ${preset}, batch ${batch}, ${options.precision} storage`);
 
   await Deno.mkdir(options.out, { recursive: true });
   const dataDir = await prepareData(options, presets[preset] ?? presets.crammed, progress);
@@ -266,6 +266,7 @@ async function main(args: string[]): Promise<void> {
   const summary = {
     preset,
     config,
+    precision: options.precision,
     stopped: result.stopped,
     steps: result.state.step,
     skipped: result.state.skipped,

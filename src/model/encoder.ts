@@ -134,6 +134,11 @@ export function allocateEncoder(
   if (storage === "f16" && options.dropout) {
     throw new GpuError("model: f16 storage is for pretraining, which has no dropout");
   }
+  if (storage === "f16" && !rec.k.gpu.hasF16) {
+    throw new GpuError(
+      `model: f16 storage needs the adapter's shader-f16 feature, which ${rec.k.gpu.name} lacks`,
+    );
+  }
   const N = batch * seq;
   const { hidden: H, intermediate: I, heads, layers: L } = config;
   const actWidth = downInputWidth(config); // FFN activation width: I, or I/2 for gelu-glu

@@ -28,6 +28,7 @@ import { writeFileAtomic } from "../fs.ts";
 import type { DataPosition } from "./batches.ts";
 import { optionsFromJson, type PretrainOptions } from "./options.ts";
 import type { LossScaleState } from "../model/layers/cross_entropy.ts";
+import type { StorageType } from "../gpu/buffers.ts";
 
 /** A checkpoint, metrics or summary file that cannot be used: the message names the file. */
 export class RunFileError extends Error {
@@ -466,6 +467,8 @@ export class MetricsLog {
 export interface RunSummary {
   preset: string;
   config: ModelConfig;
+  /** How activations and the products' weight copy were stored (`--precision`). */
+  precision: StorageType;
   /** Why the run ended. */
   stopped: "budget" | "interrupted" | "non-finite";
   steps: number;

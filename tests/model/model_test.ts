@@ -102,6 +102,15 @@ Deno.test("with f16 storage the loss and every gradient (times the loss scale) m
   await checkAgainstReference({ ...tiny, ffn: "gelu-glu", positions: "learned" }, "f16");
 });
 
+Deno.test("f16 storage on an adapter without shader-f16 is a one-line error", async () => {
+  const gpu = await requestGpu();
+  const k = new Kernels({ ...gpu, name: "an old adapter", hasF16: false });
+  await assert.rejects(
+    () => planModel(k, tiny, { batch: 1, maxLabels: 4, storage: "f16" }),
+    /^GpuError: model: f16 storage needs the adapter's shader-f16 feature, which an old adapter lacks$/,
+  );
+});
+
 Deno.test("a second micro-batch adds its gradients, and a wrong batch is refused", async () => {
   const k = new Kernels(await requestGpu());
   const [batch, seq] = [2, tiny.maxSeqLen];
