@@ -76,13 +76,11 @@ export interface EncoderBuffers {
   /** The backward's input: the gradient of the final states [tokens, hidden], overwritten by it. */
   dstates: GPUBuffer;
   embedded: GPUBuffer;
-  embMean: GPUBuffer;
-  embRstd: GPUBuffer;
+  embNorm: Moments;
   /** Layer inputs: xs[l] enters layer l, xs[layers] enters the final LayerNorm. */
   xs: GPUBuffer[];
   saved: LayerBuffers[];
-  finalMean: GPUBuffer;
-  finalRstd: GPUBuffer;
+  finalNorm: Moments;
   activated: GPUBuffer;
   dx: [GPUBuffer, GPUBuffer];
   dnormed: GPUBuffer;
@@ -98,16 +96,20 @@ export interface EncoderBuffers {
   sinusoid?: GPUBuffer;
 }
 
+/** The per-token statistics a LayerNorm's forward keeps for its backward. */
+export interface Moments {
+  mean: GPUBuffer;
+  rstd: GPUBuffer;
+}
+
 /** What one layer's forward keeps for its backward. */
 export interface LayerBuffers {
-  mean1: GPUBuffer;
-  rstd1: GPUBuffer;
+  norm1: Moments;
   qkv: GPUBuffer;
   probs: GPUBuffer;
   attn: GPUBuffer;
   mid: GPUBuffer;
-  mean2: GPUBuffer;
-  rstd2: GPUBuffer;
+  norm2: Moments;
   h: GPUBuffer;
 }
 
@@ -144,6 +146,7 @@ export function allocateEncoder(
   const actWidth = downInputWidth(config); // FFN activation width: I, or I/2 for gelu-glu
   const f32 = (label: string, count: number) => rec.f32(label, count);
   const act = (label: string, count: number) => rec.floats(label, count, storage);
+  const moments = (label: string) => ({ mean: f32(`${label} mean`, N), rstd: f32(`${label} rstd`, N) });
   return {
     config,
     ...weights,
@@ -159,22 +162,18 @@ export function allocateEncoder(
     seeds: options.dropout ? f32("dropout seeds", dropoutSiteCount(config)) : undefined,
     // Activations kept for the backward.
     embedded: f32("embedded", N * H),
-    embMean: f32("embedding norm mean", N),
-    embRstd: f32("embedding norm rstd", N),
+    embNorm: moments("embedding norm"),
     xs: Array.from({ length: L + 1 }, (_, l) => f32(`x${l}`, N * H)),
     saved: Array.from({ length: L }, (_, l) => ({
-      mean1: f32(`layer ${l} attn norm mean`, N),
-      rstd1: f32(`layer ${l} attn norm rstd`, N),
+      norm1: moments(`layer ${l} attn norm`),
       qkv: act(`layer ${l} qkv`, N * 3 * H),
       probs: act(`layer ${l} probs`, batch * heads * seq * seq),
       attn: act(`layer ${l} attention`, N * H),
       mid: f32(`layer ${l} mid residual`, N * H),
-      mean2: f32(`layer ${l} ffn norm mean`, N),
-      rstd2: f32(`layer ${l} ffn norm rstd`, N),
+      norm2: moments(`layer ${l} ffn norm`),
       h: act(`layer ${l} ffn up`, N * I),
     })),
-    finalMean: f32("final norm mean", N),
-    finalRstd: f32("final norm rstd", N),
+    finalNorm: moments("final norm"),
     // Scratch, shared across layers.
     states: act("normed (scratch)", N * H),
     activated: act("activated (scratch)", N * actWidth),
@@ -225,9 +224,11 @@ export function writeEncoderInputs(
 export function recordEncoderForward(rec: Recording, enc: EncoderBuffers, pass: EncoderPass): void {
   const { k } = rec;
   const { config, params, xs, saved, states: normed, activated } = enc;
-  const { N, seq, H, I, act, eps } = passShape(enc, pass);
+  const { N, seq, H, I, act } = passShape(enc, pass);
   const p = (name: string) => tensorBinding(params, enc.layout, name);
   const W = (name: string) => ({ b: enc.productParams, bOffset: paramTensor(enc.layout, name).offset });
+  const norm = (prefix: string, x: GPUBuffer, y: GPUBuffer, moments: Moments) =>
+    recordNorm(rec, enc, N, prefix, { x, y, moments });
   const dropout = dropoutOf(enc, pass);
 
   if (enc.productParams !== params) {
@@ -247,19 +248,11 @@ export function recordEncoderForward(rec: Recording, enc: EncoderBuffers, pass: 
         : { kind: "learned", table: p("embeddings.position.weight") },
     })
   );
-  const embNorm = {
-    weight: p("embeddings.norm.weight"),
-    bias: p("embeddings.norm.bias"),
-    rows: N,
-    cols: H,
-    eps,
-  };
-  const embMoments = { mean: enc.embMean, rstd: enc.embRstd };
   if (dropout) {
-    rec.run(() => layerNormForward(k, { ...embNorm, ...embMoments, x: enc.embedded, y: normed }));
+    norm("embeddings.norm", enc.embedded, normed, enc.embNorm);
     rec.run(() => dropoutForward(k, { ...dropout.site(EMBEDDING_SITE, N * H), x: normed, y: xs[0] }));
   } else {
-    rec.run(() => layerNormForward(k, { ...embNorm, ...embMoments, x: enc.embedded, y: xs[0] }));
+    norm("embeddings.norm", enc.embedded, xs[0], enc.embNorm);
   }
   const attnShape = {
     batch: enc.batch,
@@ -289,8 +282,7 @@ export function recordEncoderForward(rec: Recording, enc: EncoderBuffers, pass: 
     const s = saved[l];
     const n = (name: string) => `layers.${l}.${name}`;
     const sites = layerSites(l);
-    const norm1 = { weight: p(n("attn_norm.weight")), bias: p(n("attn_norm.bias")), rows: N, cols: H, eps };
-    rec.run(() => layerNormForward(k, { ...norm1, x: xs[l], y: normed, mean: s.mean1, rstd: s.rstd1 }));
+    norm(n("attn_norm"), xs[l], normed, s.norm1);
     rec.product({ a: normed, ...W(n("attn.qkv.weight")), c: s.qkv, m: N, k: H, n: 3 * H, transB: true });
     rec.run(() =>
       attentionForward(k, {
@@ -302,25 +294,12 @@ export function recordEncoderForward(rec: Recording, enc: EncoderBuffers, pass: 
       })
     );
     blockOutput(s.attn, n("attn.out.weight"), H, xs[l], s.mid, sites.attention);
-    const norm2 = { weight: p(n("ffn_norm.weight")), bias: p(n("ffn_norm.bias")), rows: N, cols: H, eps };
-    rec.run(() => layerNormForward(k, { ...norm2, x: s.mid, y: normed, mean: s.mean2, rstd: s.rstd2 }));
+    norm(n("ffn_norm"), s.mid, normed, s.norm2);
     rec.product({ a: normed, ...W(n("ffn.up.weight")), c: s.h, m: N, k: H, n: I, transB: true });
     rec.run(() => ffnForward(rec, enc, s.h, N));
     blockOutput(activated, n("ffn.down.weight"), act, s.mid, xs[l + 1], sites.ffn);
   }
-  rec.run(() =>
-    layerNormForward(k, {
-      x: xs[config.layers],
-      weight: p("final_norm.weight"),
-      bias: p("final_norm.bias"),
-      y: normed,
-      mean: enc.finalMean,
-      rstd: enc.finalRstd,
-      rows: N,
-      cols: H,
-      eps,
-    })
-  );
+  norm("final_norm", xs[config.layers], normed, enc.finalNorm);
 }
 
 /**
@@ -329,16 +308,14 @@ export function recordEncoderForward(rec: Recording, enc: EncoderBuffers, pass: 
  */
 export function recordEncoderBackward(rec: Recording, enc: EncoderBuffers, pass: EncoderPass): void {
   const { k } = rec;
-  const { config, params, grads, xs, saved, states: normed, activated, dx } = enc;
-  const { N, seq, H, I, act, eps } = passShape(enc, pass);
-  const p = (name: string) => tensorBinding(params, enc.layout, name);
+  const { config, grads, xs, saved, states: normed, activated, dx } = enc;
+  const { N, seq, H, I, act } = passShape(enc, pass);
   const g = (name: string) => tensorBinding(grads, enc.layout, name);
-  const W = (name: string) => ({ b: enc.productParams, bOffset: paramTensor(enc.layout, name).offset });
-  const dW = (name: string) => ({
-    c: grads,
-    cOffset: paramTensor(enc.layout, name).offset,
-    accumulate: true,
-  });
+  const norm = (prefix: string, x: GPUBuffer, y: GPUBuffer, moments: Moments) =>
+    recordNorm(rec, enc, N, prefix, { x, y, moments });
+  const normBackward = (prefix: string, args: NormBackward) => recordNormBackward(rec, enc, N, prefix, args);
+  const linearBackward = (weight: string, args: LinearBackward) =>
+    recordLinearBackward(rec, enc, N, weight, args);
   const dropout = dropoutOf(enc, pass);
   // The gradient reaching a dropped tensor from that of its dropped output (itself without dropout).
   const undrop = (dy: GPUBuffer, site: number): GPUBuffer => {
@@ -347,20 +324,7 @@ export function recordEncoderBackward(rec: Recording, enc: EncoderBuffers, pass:
     return dropout.projected;
   };
 
-  rec.run(() =>
-    layerNormBackward(k, {
-      dy: enc.dstates,
-      x: xs[config.layers],
-      weight: p("final_norm.weight"),
-      mean: enc.finalMean,
-      rstd: enc.finalRstd,
-      dx: dx[0],
-      dweight: g("final_norm.weight"),
-      dbias: g("final_norm.bias"),
-      rows: N,
-      cols: H,
-    })
-  );
+  normBackward("final_norm", { x: xs[config.layers], moments: enc.finalNorm, dy: enc.dstates, dx: dx[0] });
   // dx[0] holds d x_{l+1} entering layer l; the layer leaves d x_l in dx[0] again via dx[1].
   const [dOut, dMid] = dx;
   const attnShape = {
@@ -375,40 +339,27 @@ export function recordEncoderBackward(rec: Recording, enc: EncoderBuffers, pass:
     const n = (name: string) => `layers.${l}.${name}`;
     const sites = layerSites(l);
     // FFN block: x_{l+1} = mid + drop(act(up(ln2(mid))) down^T)
-    const norm2 = { weight: p(n("ffn_norm.weight")), bias: p(n("ffn_norm.bias")), rows: N, cols: H, eps };
-    rec.run(() => layerNormForward(k, { ...norm2, x: s.mid, y: normed, mean: s.mean2, rstd: s.rstd2 }));
+    norm(n("ffn_norm"), s.mid, normed, s.norm2);
     rec.run(() => ffnForward(rec, enc, s.h, N));
     const dDown = undrop(dOut, sites.ffn);
-    rec.product({ a: dDown, b: activated, ...dW(n("ffn.down.weight")), m: H, k: N, n: act, transA: true });
-    rec.product({ a: dDown, ...W(n("ffn.down.weight")), c: enc.dactivated, m: N, k: H, n: act });
+    linearBackward(n("ffn.down.weight"), {
+      dy: dDown,
+      x: activated,
+      dx: enc.dactivated,
+      inner: act,
+      outer: H,
+    });
     rec.run(() =>
       config.ffn === "gelu-glu"
         ? gluBackward(k, { dout: enc.dactivated, h: s.h, dh: enc.dh, rows: N, inner: I })
         : geluBackward(k, { dy: enc.dactivated, x: s.h, dx: enc.dh, length: N * I })
     );
-    rec.product({ a: enc.dh, b: normed, ...dW(n("ffn.up.weight")), m: I, k: N, n: H, transA: true });
-    rec.product({ a: enc.dh, ...W(n("ffn.up.weight")), c: enc.dnormed, m: N, k: I, n: H });
-    rec.run(() =>
-      layerNormBackward(k, {
-        dy: enc.dnormed,
-        x: s.mid,
-        weight: p(n("ffn_norm.weight")),
-        mean: s.mean2,
-        rstd: s.rstd2,
-        dx: dMid,
-        residual: dOut,
-        dweight: g(n("ffn_norm.weight")),
-        dbias: g(n("ffn_norm.bias")),
-        rows: N,
-        cols: H,
-      })
-    );
+    linearBackward(n("ffn.up.weight"), { dy: enc.dh, x: normed, dx: enc.dnormed, inner: H, outer: I });
+    normBackward(n("ffn_norm"), { x: s.mid, moments: s.norm2, dy: enc.dnormed, dx: dMid, residual: dOut });
     // Attention block: mid = x_l + drop(attention(qkv(ln1(x_l))) out^T)
-    const norm1 = { weight: p(n("attn_norm.weight")), bias: p(n("attn_norm.bias")), rows: N, cols: H, eps };
-    rec.run(() => layerNormForward(k, { ...norm1, x: xs[l], y: normed, mean: s.mean1, rstd: s.rstd1 }));
+    norm(n("attn_norm"), xs[l], normed, s.norm1);
     const dProjected = undrop(dMid, sites.attention);
-    rec.product({ a: dProjected, b: s.attn, ...dW(n("attn.out.weight")), m: H, k: N, n: H, transA: true });
-    rec.product({ a: dProjected, ...W(n("attn.out.weight")), c: enc.dattn, m: N, k: H, n: H });
+    linearBackward(n("attn.out.weight"), { dy: dProjected, x: s.attn, dx: enc.dattn, inner: H, outer: H });
     rec.run(() =>
       attentionBackward(k, {
         ...attnShape,
@@ -419,39 +370,17 @@ export function recordEncoderBackward(rec: Recording, enc: EncoderBuffers, pass:
         dropout: dropout?.probs(sites.probs),
       })
     );
-    rec.product({ a: enc.dqkv, b: normed, ...dW(n("attn.qkv.weight")), m: 3 * H, k: N, n: H, transA: true });
-    rec.product({ a: enc.dqkv, ...W(n("attn.qkv.weight")), c: enc.dnormed, m: N, k: 3 * H, n: H });
-    rec.run(() =>
-      layerNormBackward(k, {
-        dy: enc.dnormed,
-        x: xs[l],
-        weight: p(n("attn_norm.weight")),
-        mean: s.mean1,
-        rstd: s.rstd1,
-        dx: dOut,
-        residual: dMid,
-        dweight: g(n("attn_norm.weight")),
-        dbias: g(n("attn_norm.bias")),
-        rows: N,
-        cols: H,
-      })
-    );
+    linearBackward(n("attn.qkv.weight"), {
+      dy: enc.dqkv,
+      x: normed,
+      dx: enc.dnormed,
+      inner: H,
+      outer: 3 * H,
+    });
+    normBackward(n("attn_norm"), { x: xs[l], moments: s.norm1, dy: enc.dnormed, dx: dOut, residual: dMid });
   }
   const dEmbNorm = undrop(dx[0], EMBEDDING_SITE);
-  rec.run(() =>
-    layerNormBackward(k, {
-      dy: dEmbNorm,
-      x: enc.embedded,
-      weight: p("embeddings.norm.weight"),
-      mean: enc.embMean,
-      rstd: enc.embRstd,
-      dx: enc.dembedded,
-      dweight: g("embeddings.norm.weight"),
-      dbias: g("embeddings.norm.bias"),
-      rows: N,
-      cols: H,
-    })
-  );
+  normBackward("embeddings.norm", { x: enc.embedded, moments: enc.embNorm, dy: dEmbNorm, dx: enc.dembedded });
   rec.run(() =>
     embeddingBackward(k, {
       tokens: N,
@@ -466,6 +395,89 @@ export function recordEncoderBackward(rec: Recording, enc: EncoderBuffers, pass:
         : { kind: "learned", grad: g("embeddings.position.weight") },
     })
   );
+}
+
+/** Records LayerNorm `prefix` (e.g. "final_norm") over `rows` tokens: y = norm(x), keeping its moments. */
+function recordNorm(
+  rec: Recording,
+  enc: EncoderBuffers,
+  rows: number,
+  prefix: string,
+  { x, y, moments }: { x: GPUBuffer; y: GPUBuffer; moments: Moments },
+): void {
+  const p = (name: string) => tensorBinding(enc.params, enc.layout, `${prefix}.${name}`);
+  const { hidden: cols, normEps: eps } = enc.config;
+  rec.run(() =>
+    layerNormForward(rec.k, { x, y, ...moments, weight: p("weight"), bias: p("bias"), rows, cols, eps })
+  );
+}
+
+/** What {@linkcode recordNormBackward} reads and writes. */
+interface NormBackward {
+  /** The forward's input and the moments it kept. */
+  x: GPUBuffer;
+  moments: Moments;
+  /** The gradient of the output, and the gradient of x (plus `residual`, when given) written from it. */
+  dy: GPUBuffer;
+  dx: GPUBuffer;
+  residual?: GPUBuffer;
+}
+
+/** Records LayerNorm `prefix`'s backward over `rows` tokens, adding its weight and bias gradients. */
+function recordNormBackward(
+  rec: Recording,
+  enc: EncoderBuffers,
+  rows: number,
+  prefix: string,
+  { x, moments, dy, dx, residual }: NormBackward,
+): void {
+  const { params, grads, layout, config } = enc;
+  rec.run(() =>
+    layerNormBackward(rec.k, {
+      dy,
+      x,
+      weight: tensorBinding(params, layout, `${prefix}.weight`),
+      ...moments,
+      dx,
+      residual,
+      dweight: tensorBinding(grads, layout, `${prefix}.weight`),
+      dbias: tensorBinding(grads, layout, `${prefix}.bias`),
+      rows,
+      cols: config.hidden,
+    })
+  );
+}
+
+/** What {@linkcode recordLinearBackward} reads and writes for a projection y = x W^T, W [outer, inner]. */
+interface LinearBackward {
+  dy: GPUBuffer;
+  x: GPUBuffer;
+  dx: GPUBuffer;
+  inner: number;
+  outer: number;
+}
+
+/** Records the backward of projection `weight` over `rows` tokens: dW += dy^T x, then dx = dy W. */
+function recordLinearBackward(
+  rec: Recording,
+  enc: EncoderBuffers,
+  rows: number,
+  weight: string,
+  { dy, x, dx, inner, outer }: LinearBackward,
+): void {
+  const offset = paramTensor(enc.layout, weight).offset;
+  rec.product({
+    a: dy,
+    b: x,
+    c: enc.grads,
+    cOffset: offset,
+    accumulate: true,
+    m: outer,
+    k: rows,
+    n: inner,
+    transA: true,
+  });
+  rec.product({ a: dy, b: enc.productParams, bOffset: offset, c: dx, m: rows, k: outer, n: inner });
 }
 
 /** A tensor of the flat layout as a binding (offsets are 256-byte aligned, see params.ts). */
@@ -485,7 +497,6 @@ function passShape(enc: EncoderBuffers, pass: EncoderPass) {
     H: config.hidden,
     I: config.intermediate,
     act: downInputWidth(config),
-    eps: config.normEps,
   };
 }
 
