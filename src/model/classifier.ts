@@ -27,6 +27,7 @@ import {
   type EncoderBuffers,
   recordEncoderBackward,
   recordEncoderForward,
+  recordLinearBackward,
   tensorBinding,
   writeEncoderInputs,
 } from "./encoder.ts";
@@ -370,49 +371,34 @@ function recordHeadBackward(
 ): void {
   const { k } = rec;
   const { enc, labels } = h;
-  const { batch, layout, params, grads } = enc;
+  const { batch, layout, grads } = enc;
   const H = enc.config.hidden;
-  const offset = (name: string) => paramTensor(layout, name).offset;
   const dbias = (name: string) => tensorBinding(grads, layout, name);
   const outInput = p > 0 ? h.dropped! : h.activated;
-  const accumulate = (name: string) => ({ c: grads, cOffset: offset(name), accumulate: true });
-  rec.product({
-    a: h.dlogits,
-    b: outInput,
-    ...accumulate("head.out.weight"),
-    m: labels,
-    k: batch,
-    n: HEAD_INNER,
-    transA: true,
+  // d activated, through the dropout if there is one; then through tanh, in place.
+  const dOutInput = p > 0 ? h.ddropped! : h.dactivated;
+  recordLinearBackward(rec, enc, batch, "head.out.weight", {
+    dy: h.dlogits,
+    x: outInput,
+    dx: dOutInput,
+    inner: HEAD_INNER,
+    outer: labels,
   });
   rec.run(() =>
     biasGradient(k, { gradient: h.dlogits, dbias: dbias("head.out.bias"), rows: batch, cols: labels })
   );
-  // d activated, through the dropout if there is one; then through tanh, in place.
-  const dOutInput = p > 0 ? h.ddropped! : h.dactivated;
-  rec.product({
-    a: h.dlogits,
-    b: params,
-    bOffset: offset("head.out.weight"),
-    c: dOutInput,
-    m: batch,
-    k: labels,
-    n: HEAD_INNER,
-  });
   if (p > 0) {
     rec.run(() => dropoutBackward(k, { ...headDropout(h, p), dy: dOutInput, dx: h.dactivated }));
   }
   rec.run(() =>
     tanhBackward(k, { gradient: h.dactivated, activated: h.activated, rows: batch, cols: HEAD_INNER })
   );
-  rec.product({
-    a: h.dactivated,
-    b: h.cls,
-    ...accumulate("head.dense.weight"),
-    m: HEAD_INNER,
-    k: batch,
-    n: H,
-    transA: true,
+  recordLinearBackward(rec, enc, batch, "head.dense.weight", {
+    dy: h.dactivated,
+    x: h.cls,
+    dx: h.dcls,
+    inner: H,
+    outer: HEAD_INNER,
   });
   rec.run(() =>
     biasGradient(k, {
@@ -422,15 +408,6 @@ function recordHeadBackward(
       cols: HEAD_INNER,
     })
   );
-  rec.product({
-    a: h.dactivated,
-    b: params,
-    bOffset: offset("head.dense.weight"),
-    c: h.dcls,
-    m: batch,
-    k: HEAD_INNER,
-    n: H,
-  });
   rec.run(() =>
     scatterRows(k, {
       tokens: batch * seq,

@@ -449,7 +449,7 @@ function recordNormBackward(
 }
 
 /** What {@linkcode recordLinearBackward} reads and writes for a projection y = x W^T, W [outer, inner]. */
-interface LinearBackward {
+export interface LinearBackward {
   dy: GPUBuffer;
   x: GPUBuffer;
   dx: GPUBuffer;
@@ -457,8 +457,11 @@ interface LinearBackward {
   outer: number;
 }
 
-/** Records the backward of projection `weight` over `rows` tokens: dW += dy^T x, then dx = dy W. */
-function recordLinearBackward(
+/**
+ * Records the backward of projection `weight` (a tensor of the encoder's layout) over `rows` tokens:
+ * dW += dy^T x, then dx = dy W. The classifier's head uses it too.
+ */
+export function recordLinearBackward(
   rec: Recording,
   enc: EncoderBuffers,
   rows: number,
