@@ -134,6 +134,15 @@ fn softmax_forward(
   }
 }
 
+// The gradient of the undropped probability at flat index i: the dropped one's, times the same mask.
+fn probsGrad(seed: u32, i: u32) -> f32 {
+  let g = f32(grads[i]);
+  if (PROBS_DROPOUT) {
+    return g * dropFactor(seed, i);
+  }
+  return g;
+}
+
 // Score gradients from the probabilities and their gradient, in place of the probabilities.
 @compute @workgroup_size(WG)
 fn softmax_backward(
@@ -147,19 +156,11 @@ fn softmax_backward(
   let seed = seeds[params.seedIndex];
   var dot = 0.0;
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
-    var g = f32(grads[base + c]);
-    if (PROBS_DROPOUT) {
-      g *= dropFactor(seed, base + c);
-    }
-    dot += f32(probs[base + c]) * g;
+    dot += f32(probs[base + c]) * probsGrad(seed, base + c);
   }
   let rowDot = rowReduce(lid, vec2<f32>(0.0, dot), false).y;
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
-    var g = f32(grads[base + c]);
-    if (PROBS_DROPOUT) {
-      g *= dropFactor(seed, base + c);
-    }
-    probs[base + c] = P_T(params.scale * f32(probs[base + c]) * (g - rowDot));
+    probs[base + c] = P_T(params.scale * f32(probs[base + c]) * (probsGrad(seed, base + c) - rowDot));
   }
 }
 

@@ -1,5 +1,6 @@
-// Copies between storage types: y = x, 4 elements per invocation, converted to f32 on load and rounded
-// to y's type on store. Refreshes the f16 copy of the f32 master weights that the matrix products read.
+// Rounds f32 to f16: y = x, 4 elements per invocation. Refreshes the f16 copy of the f32 master weights
+// that the matrix products read. Y_T is f16 whenever this runs; it is an alias only because the loader
+// enables f16 for a module that asks for it (src/gpu/kernels.ts).
 // WGSL leaves the rounding of ties, and of values just past f16's largest finite one, to the
 // implementation; GPUs' IEEE conversions round to nearest even and overflow to infinity, as
 // tests/model/layers/convert_test.ts checks against Float16Array.
@@ -14,21 +15,20 @@ struct Shape {
   length4: u32,
 }
 
-alias X_T = f32;
 alias Y_T = f32;
 
 @group(0) @binding(0) var<uniform> shape: Shape;
-@group(0) @binding(1) var<storage, read> x: array<vec4<X_T>>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<Y_T>>;
 
 @compute @workgroup_size(WG)
-fn convert(
+fn to_f16(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
   let i = (wid.y * nwg.x + wid.x) * WG + lid;
   if (i < shape.length4) {
-    y[i] = vec4<Y_T>(vec4<f32>(x[i]));
+    y[i] = vec4<Y_T>(x[i]);
   }
 }

@@ -2,7 +2,7 @@
 import type { Gpu } from "../../gpu/device.ts";
 import { GpuError } from "../../gpu/device.ts";
 import type { Binding } from "../../gpu/kernels.ts";
-import { elementBytes, storageTypeOf } from "../../gpu/buffers.ts";
+import { elementBytes, type StorageType, storageTypeOf } from "../../gpu/buffers.ts";
 
 /**
  * Workgroup counts [x, y] whose product covers `workgroups`, each within the adapter's per-dimension
@@ -22,16 +22,24 @@ export function flatGrid(gpu: Gpu, workgroups: number): [number, number] {
  * its bits as f32. Arguments that may be f16 use {@linkcode checkFloats}.
  */
 export function checkBuffer(what: string, buffer: Binding, bytes: number): void {
-  const type = storageTypeOf(bufferOf(buffer));
-  if (type !== "f32") {
-    throw new GpuError(`${what}: buffer ${labelOf(buffer)} stores ${type}, expected f32`);
-  }
+  checkType(what, buffer, "f32");
   checkSize(what, buffer, bytes);
 }
 
-/** Throws unless `buffer` holds at least `count` floats of its storage type (f32 or f16). */
-export function checkFloats(what: string, buffer: Binding, count: number): void {
+/**
+ * Throws unless `buffer` holds at least `count` floats of its storage type (f32 or f16), and, when
+ * `type` is given, unless that is its storage type.
+ */
+export function checkFloats(what: string, buffer: Binding, count: number, type?: StorageType): void {
+  if (type) checkType(what, buffer, type);
   checkSize(what, buffer, count * elementBytes(storageTypeOf(bufferOf(buffer))));
+}
+
+function checkType(what: string, buffer: Binding, expected: StorageType): void {
+  const type = storageTypeOf(bufferOf(buffer));
+  if (type !== expected) {
+    throw new GpuError(`${what}: buffer ${labelOf(buffer)} stores ${type}, expected ${expected}`);
+  }
 }
 
 function checkSize(what: string, buffer: Binding, bytes: number): void {

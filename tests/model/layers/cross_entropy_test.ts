@@ -170,16 +170,18 @@ function checkAgainstReference(
   return expected.loss;
 }
 
+// M = 5 of 7 rows; vocab 100 gives 25 vec4s per row, fewer than the 256 threads of a row's workgroup.
+const CAPACITY_CASE = {
+  rows: 7,
+  m: 5,
+  vocab: 100,
+  logits: seededUniform(7 * 100, 5, -6, 6),
+  labels: Uint32Array.from([3, 99, 0, 42, 42, 8, 8]),
+  gradScale: 1 / 5,
+};
+
 Deno.test("crossEntropy matches the reference for M rows of a larger capacity", async () => {
-  // M = 5 of 7 rows; vocab 100 gives 25 vec4s per row, fewer than the 256 threads of a row's workgroup.
-  const c = {
-    rows: 7,
-    m: 5,
-    vocab: 100,
-    logits: seededUniform(7 * 100, 5, -6, 6),
-    labels: Uint32Array.from([3, 99, 0, 42, 42, 8, 8]),
-    gradScale: 1 / 5,
-  };
+  const c = CAPACITY_CASE;
   const { dlogits, totals } = await runCrossEntropy(c, { repeats: 2 });
   // f32: exp and the row sum of 100 terms carry ~1e-6 relative error.
   const loss = checkAgainstReference(c, dlogits, 1e-5);
@@ -209,14 +211,7 @@ Deno.test("crossEntropy is stable for huge logits and wide rows", async () => {
 });
 
 Deno.test("a loss scale multiplies the gradient, read when the dispatch runs, and leaves the loss alone", async () => {
-  const c = {
-    rows: 7,
-    m: 5,
-    vocab: 100,
-    logits: seededUniform(7 * 100, 5, -6, 6),
-    labels: Uint32Array.from([3, 99, 0, 42, 42, 8, 8]),
-    gradScale: 1 / 5,
-  };
+  const c = CAPACITY_CASE;
   const plain = await runCrossEntropy(c);
   // A power of two scales every rounding exactly: 1024 x the unscaled gradient, bit for bit.
   const lossScale = lossScaleBuffer(gpu, 1024);

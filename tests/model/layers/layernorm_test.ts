@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { requestGpu } from "../../../src/gpu/device.ts";
-import { readF32, readFloats, storageBuffer, uploadBuffer } from "../../../src/gpu/buffers.ts";
+import {
+  elementBytes,
+  readF32,
+  readFloats,
+  storageBuffer,
+  type StorageType,
+  uploadBuffer,
+} from "../../../src/gpu/buffers.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import { layerNormBackward, layerNormForward } from "../../../src/model/layers/layernorm.ts";
 import * as ref from "../../../src/reference/ops.ts";
@@ -22,75 +29,48 @@ function rowsAround3(rows: number, cols: number, seed: number): Float32Array<Arr
   return seededUniform(rows * cols, seed, 2, 4);
 }
 
-Deno.test("layernorm forward matches the float64 reference, with a constant row and rows of 13 and 75 vec4s (not multiples of the workgroup)", async () => {
+/** Runs the forward on rows around 3 (row 0 constant: variance 0, y = bias) with y stored as `yType`. */
+async function checkForward(rows: number, cols: number, eps: number, yType: StorageType): Promise<void> {
   const gpu = await requestGpu();
   const k = new Kernels(gpu);
-  for (const [rows, cols, eps] of [[5, 52, 1e-12], [3, 300, 1e-5]]) {
-    const xHost = rowsAround3(rows, cols, 1);
-    xHost.fill(5, 0, cols); // row 0 constant: variance 0, y = bias (rstd = 1 / sqrt(eps))
-    const weightHost = seededUniform(cols, 2, 0.5, 1.5);
-    const biasHost = seededUniform(cols, 3, -0.5, 0.5);
-    const y = storageBuffer(gpu, "y", rows * cols * 4);
-    const mean = storageBuffer(gpu, "mean", rows * 4);
-    const rstd = storageBuffer(gpu, "rstd", rows * 4);
-    submitDispatches(
-      gpu,
-      await layerNormForward(k, {
-        x: uploadBuffer(gpu, "x", xHost),
-        weight: uploadBuffer(gpu, "weight", weightHost),
-        bias: uploadBuffer(gpu, "bias", biasHost),
-        y,
-        mean,
-        rstd,
-        rows,
-        cols,
-        eps,
-      }),
-    );
-    const expected = ref.layerNormForward(xHost, weightHost, biasHost, { rows, cols, eps });
-    const what = `${rows}x${cols}`;
-    assertClose(await readF32(gpu, y), expected.y, { atol: ATOL, rtol: RTOL, what: `${what} y` });
-    assertClose(await readF32(gpu, mean), expected.mean, { rtol: RTOL, what: `${what} mean` });
-    assertClose(await readF32(gpu, rstd), expected.rstd, { rtol: 4 * RTOL, what: `${what} rstd` });
-  }
+  const xHost = rowsAround3(rows, cols, 1);
+  xHost.fill(5, 0, cols); // rstd = 1 / sqrt(eps)
+  const weightHost = seededUniform(cols, 2, 0.5, 1.5);
+  const biasHost = seededUniform(cols, 3, -0.5, 0.5);
+  const y = storageBuffer(gpu, "y", rows * cols * elementBytes(yType), yType);
+  const mean = storageBuffer(gpu, "mean", rows * 4);
+  const rstd = storageBuffer(gpu, "rstd", rows * 4);
+  submitDispatches(
+    gpu,
+    await layerNormForward(k, {
+      x: uploadBuffer(gpu, "x", xHost),
+      weight: uploadBuffer(gpu, "weight", weightHost),
+      bias: uploadBuffer(gpu, "bias", biasHost),
+      y,
+      mean,
+      rstd,
+      rows,
+      cols,
+      eps,
+    }),
+  );
+  const expected = ref.layerNormForward(xHost, weightHost, biasHost, { rows, cols, eps });
+  const what = `${rows}x${cols}`;
+  // An f16 y adds the rounding of the store to the f32 result's error.
+  const [atol, rtol] = yType === "f16" ? [ATOL + F16_ATOL, RTOL + F16_RTOL] : [ATOL, RTOL];
+  assertClose(await readFloats(gpu, y), expected.y, { atol, rtol, what: `${what} y` });
+  assertClose(await readF32(gpu, mean), expected.mean, { rtol: RTOL, what: `${what} mean` });
+  assertClose(await readF32(gpu, rstd), expected.rstd, { rtol: 4 * RTOL, what: `${what} rstd` });
+}
+
+Deno.test("layernorm forward matches the float64 reference, with a constant row and rows of 13 and 75 vec4s (not multiples of the workgroup)", async () => {
+  await checkForward(5, 52, 1e-12, "f32");
+  await checkForward(3, 300, 1e-5, "f32");
 });
 
 Deno.test("layernorm forward stores y as f16, within an f16 rounding of the float64 reference", async () => {
-  const gpu = await requestGpu();
-  const k = new Kernels(gpu);
-  for (const [rows, cols] of [[5, 52], [301, 768]]) {
-    const xHost = rowsAround3(rows, cols, 1);
-    xHost.fill(5, 0, cols); // row 0 constant: y = bias
-    const weightHost = seededUniform(cols, 2, 0.5, 1.5);
-    const biasHost = seededUniform(cols, 3, -0.5, 0.5);
-    const y = storageBuffer(gpu, "y", rows * cols * 2, "f16");
-    const mean = storageBuffer(gpu, "mean", rows * 4);
-    const rstd = storageBuffer(gpu, "rstd", rows * 4);
-    submitDispatches(
-      gpu,
-      await layerNormForward(k, {
-        x: uploadBuffer(gpu, "x", xHost),
-        weight: uploadBuffer(gpu, "weight", weightHost),
-        bias: uploadBuffer(gpu, "bias", biasHost),
-        y,
-        mean,
-        rstd,
-        rows,
-        cols,
-        eps: 1e-12,
-      }),
-    );
-    const expected = ref.layerNormForward(xHost, weightHost, biasHost, { rows, cols, eps: 1e-12 });
-    const what = `${rows}x${cols}`;
-    // The f32 result's error, then the f16 rounding of the store.
-    assertClose(await readFloats(gpu, y), expected.y, {
-      atol: ATOL + F16_ATOL,
-      rtol: RTOL + F16_RTOL,
-      what: `${what} y`,
-    });
-    assertClose(await readF32(gpu, mean), expected.mean, { rtol: RTOL, what: `${what} mean` });
-    assertClose(await readF32(gpu, rstd), expected.rstd, { rtol: 4 * RTOL, what: `${what} rstd` });
-  }
+  await checkForward(5, 52, 1e-12, "f16");
+  await checkForward(301, 768, 1e-12, "f16");
 });
 
 /** Inputs of a backward: weight and bias live in one flat parameter buffer, as the model keeps them. */
