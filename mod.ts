@@ -74,8 +74,15 @@ export type { DatasetOptions, DatasetSummary } from "./src/data/dataset.ts";
 export { sampleCorpus } from "./src/data/sample.ts";
 
 // gpu: device, buffers, kernel dispatch
-export { checked, GpuError, requestGpu } from "./src/gpu/device.ts";
-export type { Gpu, RequestGpuOptions } from "./src/gpu/device.ts";
+export { checked, GPU_BACKENDS, GpuError, parseGpuBackend, requestGpu } from "./src/gpu/device.ts";
+export type {
+  Gpu,
+  GpuBackend,
+  GpuBackendChoice,
+  RequestGpuOptions,
+  SubgroupMatrixShape,
+} from "./src/gpu/device.ts";
+export { DAWN_PACKAGE, loadDawn } from "./src/gpu/dawn.ts";
 export {
   elementBytes,
   packParams,
@@ -179,13 +186,23 @@ export type { BiasArgs, BiasGradientArgs, HeadLossArgs, TanhBackwardArgs } from 
 export { writeFileAtomic } from "./src/fs.ts";
 export {
   DEFAULT_MATMUL_TILE,
+  DEFAULT_MATRIX_TILE,
   formatMatmulTile,
+  formatMatrixTile,
   matmul,
+  matmulKernel,
   matmulScratchBytes,
-  matmulTile,
   parseMatmulTile,
+  parseMatrixTile,
 } from "./src/model/layers/matmul.ts";
-export type { MatmulBatch, MatmulOptions, MatmulTile } from "./src/model/layers/matmul.ts";
+export type {
+  MatmulBatch,
+  MatmulEntry,
+  MatmulKernel,
+  MatmulOptions,
+  MatmulTile,
+  MatrixTile,
+} from "./src/model/layers/matmul.ts";
 export { attentionBackward, attentionForward } from "./src/model/layers/attention.ts";
 export type {
   AttentionBackwardArgs,
@@ -262,7 +279,7 @@ export type {
 export { DROPOUT_STREAM, ORDER_STREAM, planFinetuner } from "./src/train/finetuner.ts";
 export type { Finetuner, FinetunerOptions, FinetuneStats } from "./src/train/finetuner.ts";
 export { planTrainer } from "./src/train/step.ts";
-export type { Trainer, TrainStats } from "./src/train/step.ts";
+export type { Trainer, TrainerOptions, TrainStats } from "./src/train/step.ts";
 export { readWeights, trainLoop, writeWeights } from "./src/train/loop.ts";
 export type { LoopEvents, LoopOptions, LoopResult, LoopState } from "./src/train/loop.ts";
 export {

@@ -54,11 +54,6 @@ fn gelu_grad(x: vec4<f32>, cdf: vec4<f32>) -> vec4<f32> {
 
 @group(0) @binding(0) var<uniform> shape: Shape;
 
-// The vec4 index of this invocation.
-fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 // gelu_forward: y = gelu(x).
 alias FWD_X_T = f32;
 alias FWD_Y_T = f32;
@@ -72,7 +67,7 @@ fn gelu_forward(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = flat_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid, WG);
   if (i < shape.count) {
     fwd_y[i] = vec4<FWD_Y_T>(gelu(vec4<f32>(fwd_x[i])));
   }
@@ -93,7 +88,7 @@ fn gelu_backward(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = flat_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid, WG);
   if (i < shape.count) {
     let x = vec4<f32>(bwd_x[i]);
     bwd_dx[i] = vec4<BWD_DX_T>(vec4<f32>(bwd_dy[i]) * gelu_grad(x, normal_cdf(x)));
@@ -119,7 +114,7 @@ fn glu_forward(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let o = flat_index(wid, nwg, lid);
+  let o = flat_index(wid, nwg, lid, WG);
   if (o < shape.count) {
     let v = glu_value_index(o);
     glu_out[o] = vec4<GLU_OUT_T>(vec4<f32>(glu_h[v]) * gelu(vec4<f32>(glu_h[v + shape.half4])));
@@ -141,7 +136,7 @@ fn glu_backward(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let o = flat_index(wid, nwg, lid);
+  let o = flat_index(wid, nwg, lid, WG);
   if (o < shape.count) {
     let v = glu_value_index(o);
     let value = vec4<f32>(glu_bwd_h[v]);

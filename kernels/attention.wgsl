@@ -58,14 +58,6 @@ alias R_T = f32;
 
 var<workgroup> partial: array<vec2<f32>, WG>;
 
-// The hash of dropout.wgsl (PCG-RXS-M-XS; WGSL has no includes): the tests hold both to the reference's
-// dropoutKeep, bit for bit.
-fn pcg(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
-
 // keep / (1 - p) of flat probs index `index` for the mask of seed `seed`.
 fn dropFactor(seed: u32, index: u32) -> f32 {
   return select(0.0, params.dropScale, (pcg(pcg(seed) ^ index) >> 8u) >= params.dropThreshold);

@@ -27,7 +27,7 @@ fn to_f16(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  let i = flat_index(wid, nwg, lid, WG);
   if (i < shape.length4) {
     y[i] = vec4<Y_T>(x[i]);
   }

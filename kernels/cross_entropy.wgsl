@@ -68,10 +68,6 @@ var<workgroup> maxes: array<f32, WG>;
 var<workgroup> sums: array<f32, WG>;
 var<workgroup> labelLogit: f32;
 
-fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 // One thread per vec4 of gathered: gathered[m] = states[positions[m]] for m < M, zero past M.
 @compute @workgroup_size(WG)
 fn gather_rows(
@@ -79,7 +75,7 @@ fn gather_rows(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = flatIndex(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid, WG);
   if (i >= params.rows * params.hidden4) {
     return;
   }
@@ -98,7 +94,7 @@ fn zero_rows(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = flatIndex(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid, WG);
   if (i < params.tokens * params.hidden4) {
     cleared[i] = vec4<DSTATES_T>(0.0);
   }
@@ -112,7 +108,7 @@ fn scatter_rows(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = flatIndex(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid, WG);
   let m = i / params.hidden4;
   if (i < params.rows * params.hidden4 && m < count[0]) {
     dstates[positions[m] * params.hidden4 + i % params.hidden4] = vec4<DSTATES_T>(vec4<f32>(dgathered[i]));

@@ -27,13 +27,6 @@ override WG: u32 = 256u;
 // dropout_add only.
 @group(0) @binding(4) var<storage, read> residual: array<vec4<f32>>;
 
-// PCG-RXS-M-XS, in wrapping u32 arithmetic like the reference's Math.imul version.
-fn pcg(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
-
 fn keep(key: u32, index: u32) -> f32 {
   return select(0.0, params.scale, (pcg(key ^ index) >> 8u) >= params.threshold);
 }
@@ -45,10 +38,6 @@ fn factors(i: u32) -> vec4<f32> {
   return vec4<f32>(keep(key, first), keep(key, first + 1u), keep(key, first + 2u), keep(key, first + 3u));
 }
 
-fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 // One thread per vec4: output = input * keep / (1 - p).
 @compute @workgroup_size(WG)
 fn dropout(
@@ -56,7 +45,7 @@ fn dropout(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = flatIndex(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid, WG);
   if (i < params.count4) {
     output[i] = input[i] * factors(i);
   }
@@ -69,7 +58,7 @@ fn dropout_add(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = flatIndex(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid, WG);
   if (i < params.count4) {
     output[i] = residual[i] + input[i] * factors(i);
   }

@@ -79,10 +79,6 @@ var<workgroup> segCount: u32;
 var<workgroup> laneSums: array<vec4<f32>, COLS4 * LANES>;
 var<workgroup> scaleSums: array<f32, COLS4 * LANES>;
 
-fn flatIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 fn embed(i: u32, scale: f32) {
   if (i >= params.tokens * params.hidden4) {
     return;
@@ -99,7 +95,7 @@ fn embedding_forward_learned(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  embed(flatIndex(wid, nwg, lid), 1.0);
+  embed(flat_index(wid, nwg, lid, WG), 1.0);
 }
 
 // One thread per vec4 of x; position is the sinusoid table, scaled by positionScale[0].
@@ -109,7 +105,7 @@ fn embedding_forward_scaled(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  embed(flatIndex(wid, nwg, lid), positionScale[0]);
+  embed(flat_index(wid, nwg, lid, WG), positionScale[0]);
 }
 
 // segmentStart[u]: where slot u's positions begin in the sorted order (slots past the distinct ids, and
@@ -387,7 +383,7 @@ fn embedding_backward_learned(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = flatIndex(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid, WG);
   let stride = params.seq * params.hidden4;
   if (i >= stride) {
     return;

@@ -372,13 +372,16 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
   let n0 = wid.x * BN;
   let slice = wid.z % p.splits;
   let k_begin = slice * p.k_chunk;
-  k_end = min(p.k, k_begin + p.k_chunk);
+  // A local, not the private k_end, bounds the loop: Tint's uniformity analysis treats private variables
+  // as varying per invocation, and the loop holds barriers.
+  let k_stop = min(p.k, k_begin + p.k_chunk);
+  k_end = k_stop;
   let offsets = batch_offsets(wid.z / p.splits);
   a_start = offsets.x / 4u;
   b_start = offsets.y / 4u;
   c_start = (offsets.z + slice * p.split_stride) / 4u;
   // K is walked in pairs of tiles (buffer 0 then buffer 1) so that buffer indices are constants.
-  let pairs = (k_end - k_begin + 2u * BK - 1u) / (2u * BK);
+  let pairs = (k_stop - k_begin + 2u * BK - 1u) / (2u * BK);
   fetch_next(tid, m0, n0, k_begin);
   stash_next(tid, 0u);
   workgroupBarrier();

@@ -43,10 +43,6 @@ struct LossScale {
 override DYNAMIC_SCALE: bool = false;
 override GROWTH_INTERVAL: u32 = 2000;
 
-fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 var<workgroup> partial: array<f32, WG>;
 
 // The sum of `v` over the workgroup by a fixed tree, valid in invocation 0.
@@ -214,7 +210,7 @@ fn adamw(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = flat_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid, WG);
   if (i >= adamw_config.length4 || adamw_stats.nonfinite != 0u) {
     return;
   }
@@ -246,7 +242,7 @@ fn zero_buffer(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = flat_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid, WG);
   if (i < fill_shape.length4) {
     fill_buffer[i] = vec4<f32>(0.0);
   }

@@ -1,7 +1,8 @@
 /**
  * Benchmarks. Prints one JSON line per measurement to stdout (the adapter's name to stderr):
  *
- *   deno task bench [--small] [--tile 64x128x8/u2] [--splits N] [--layout NN,NT,TN] [--only qkv,cube] [--operands f16]
+ *   deno task bench [--gpu auto] [--small] [--tile 64x128x8/u2] [--matrix-tile sg2x2/f4x4/k2] [--splits N]
+ *                   [--layout NN,NT,TN] [--only qkv,cube] [--operands f16]
  *                   [--shape MxNxK] [--warmup 0.5] [--time 0.3]
  *   deno task bench --step [--preset crammed] [--micro-batch 128,256] [--accumulate 1] [--steps 10] [--precision f16]
  *   deno task bench --kernels [--small] [--preset crammed] [--micro-batch 128] [--only adamw,...]
@@ -12,7 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import { parseArgsMessage } from "../src/args.ts";
-import { GpuError, requestGpu } from "../src/gpu/device.ts";
+import { GpuError, parseGpuBackend, requestGpu } from "../src/gpu/device.ts";
 import { Kernels } from "../src/gpu/kernels.ts";
 import type { StorageType } from "../src/gpu/buffers.ts";
 import {
@@ -23,30 +24,38 @@ import {
   modelShapes,
   SMALL_DIMS,
 } from "../src/bench/matmul.ts";
-import { parseMatmulTile } from "../src/model/layers/matmul.ts";
+import { parseMatmulTile, parseMatrixTile } from "../src/model/layers/matmul.ts";
 import { presets } from "../src/model/config.ts";
 import { benchStep } from "../src/bench/step.ts";
 import { benchKernels, H200_BANDWIDTH } from "../src/bench/kernels.ts";
 import { profileStep } from "../src/bench/profile.ts";
 
 const USAGE = `usage: deno task bench [options]
+  --gpu B          builtin (Deno's WebGPU), dawn (npm webgpu: subgroup matrices, the tensor cores) or auto
+                   (default: dawn on a GPU where it loads and has f16 subgroup matrices, else builtin)
   --small          the model's products scaled down (tokens / 64, features / 8), for the CPU adapter;
                    with --kernels or --profile: --preset small --micro-batch 2
   --tile SPEC      tiled-kernel split BMxBNxBK[/t16][/uN] instead of the wrapper's choice (128x128x8/u8, or
-                   64x128 or 64x64 where a small product runs faster with it by the wrapper's wave model)
+                   64x128 or 64x64 where a small product runs faster with it by the wrapper's wave model);
+                   also keeps f16 operands off the matrix units
+  --matrix-tile S  subgroup-matrix kernel split sgRxC/fRxC/kN (subgroups, fragments per subgroup, matrix steps
+                   per K tile) instead of sg2x2/f4x4/k2; for f16 operands on a device with subgroup matrices
   --splits N       split K N ways instead of the wrapper's choice
   --layout LIST    comma-separated layouts among NN,NT,TN (default all)
   --only LIST      comma-separated product names among qkv,attn_out,ffn_up,ffn_down,mlm_decoder,cube
   --shape MxNxK    one product of this shape instead of the model's
   --warmup S       seconds of warm-up per product (default 0.5)
   --time S         seconds of the timed run per product (default 0.3)
-  --operands T     f32 (default) or f16: how the products' A and B are stored (C stays f32)
+  --operands T     f32 (default) or f16: how the products' A and B are stored (C stays f32); f16 runs on
+                   the matrix units where the device has them
   --step           time the full training step instead (forward, backward, clipping, AdamW)
   --preset NAME    with --step: the model (default crammed)
   --micro-batch L  with --step: comma-separated micro-batch sizes (default 128)
   --accumulate N   with --step: micro-batches per optimizer step (default 1)
   --steps N        with --step or --profile: timed steps (default 10)
   --precision P    with --step or --profile: f32 (default), f16 or f32,f16 (pretrain's --precision)
+  --paced B        with --step: true or false, whether the host sleeps before waiting for the GPU (default:
+                   true on Dawn, whose pending waits slow the step; false on the built-in backend)
   --kernels        time every non-matmul kernel of the step at the model's shapes, against the bandwidth
   --bandwidth B    with --kernels: bytes per second that vs_bandwidth compares with (default 4.3e12)
   --softmax-lanes N  with --kernels: invocations per row of scores in the softmax passes, for tuning
@@ -69,14 +78,22 @@ function storageTypeOption(name: string, value: string): StorageType {
   return value;
 }
 
+/** A boolean given as option `name`: true or false. */
+function booleanOption(name: string, value: string): boolean {
+  if (value !== "true" && value !== "false") throw new GpuError(`--${name}: "${value}" is not true or false`);
+  return value === "true";
+}
+
 /** The command line's values; an unknown option or a missing value is a one-line error. */
 function parseCommandLine(args: string[]) {
   try {
     return parseArgs({
       args,
       options: {
+        gpu: { type: "string", default: "auto" },
         small: { type: "boolean", default: false },
         tile: { type: "string" },
+        "matrix-tile": { type: "string" },
         operands: { type: "string", default: "f32" },
         splits: { type: "string" },
         layout: { type: "string", default: "NN,NT,TN" },
@@ -90,6 +107,7 @@ function parseCommandLine(args: string[]) {
         accumulate: { type: "string", default: "1" },
         steps: { type: "string", default: "10" },
         precision: { type: "string", default: "f32" },
+        paced: { type: "string" },
         kernels: { type: "boolean", default: false },
         bandwidth: { type: "string" },
         "softmax-lanes": { type: "string" },
@@ -109,6 +127,7 @@ async function main(args: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
+  const backend = parseGpuBackend(values.gpu);
   const modes = ["step", "kernels", "profile"] as const;
   if (modes.filter((m) => values[m]).length > 1) {
     throw new GpuError(`--step, --kernels and --profile: expected at most one of them`);
@@ -133,8 +152,8 @@ async function main(args: string[]): Promise<void> {
       warmupSeconds: positive("warmup", values.warmup),
       timedSeconds: positive("time", values.time),
     };
-    const gpu = await requestGpu();
-    console.error(`# ${gpu.name}, ${presetName}`);
+    const gpu = await requestGpu({ backend });
+    console.error(`# ${gpu.name} (${gpu.backend}), ${presetName}`);
     const k = new Kernels(gpu);
     for (const microBatch of microBatches) {
       for await (const result of benchKernels(k, config, microBatch, options)) {
@@ -144,8 +163,8 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   if (values.profile) {
-    const gpu = await requestGpu();
-    console.error(`# ${gpu.name}, ${presetName}`);
+    const gpu = await requestGpu({ backend });
+    console.error(`# ${gpu.name} (${gpu.backend}), ${presetName}`);
     if (!gpu.hasTimestamps) {
       console.error(
         "# the adapter has no timestamp-query: only wall-time figures, no per-dispatch GPU times",
@@ -167,8 +186,8 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   if (values.step) {
-    const gpu = await requestGpu();
-    console.error(`# ${gpu.name}`);
+    const gpu = await requestGpu({ backend });
+    console.error(`# ${gpu.name} (${gpu.backend})`);
     const k = new Kernels(gpu);
     for (const precision of precisions) {
       let best: { micro_batch: number; tokens_per_s: number } | undefined;
@@ -178,8 +197,9 @@ async function main(args: string[]): Promise<void> {
           accumulate: positive("accumulate", values.accumulate),
           timedSteps: positive("steps", values.steps),
           precision,
+          paced: values.paced === undefined ? undefined : booleanOption("paced", values.paced),
         });
-        console.log(JSON.stringify({ preset: values.preset, ...result }));
+        console.log(JSON.stringify({ preset: values.preset, backend: gpu.backend, ...result }));
         if (!best || result.tokens_per_s > best.tokens_per_s) best = result;
       }
       if (best && microBatches.length > 1) {
@@ -215,15 +235,16 @@ async function main(args: string[]): Promise<void> {
   }
   const options = {
     tile: values.tile === undefined ? undefined : parseMatmulTile(values.tile),
+    matrixTile: values["matrix-tile"] === undefined ? undefined : parseMatrixTile(values["matrix-tile"]),
     operands: storageTypeOption("operands", values.operands),
     splits: values.splits === undefined ? undefined : positive("splits", values.splits),
     warmupSeconds: positive("warmup", values.warmup),
     timedSeconds: positive("time", values.time),
   };
-  const gpu = await requestGpu();
-  console.error(`# ${gpu.name}`);
+  const gpu = await requestGpu({ backend });
+  console.error(`# ${gpu.name} (${gpu.backend})`);
   for await (const result of benchMatmul(new Kernels(gpu), shapes, options)) {
-    console.log(JSON.stringify(result));
+    console.log(JSON.stringify({ backend: gpu.backend, ...result }));
   }
 }
 

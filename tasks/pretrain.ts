@@ -25,6 +25,7 @@ import {
   adapterDefaults,
   checkBatch,
   checkDatasetOptions,
+  devicePrecision,
   helpText,
   OptionError,
   parseOptions,
@@ -100,23 +101,27 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   const progress = new Progress();
-  const gpu = await requestGpu();
   const loaded = parsed.options.resume
     ? await readCheckpoint(parsed.options.resume, { branch: parsed.given.has("out") })
     : undefined;
-  const options = loaded
+  const given = loaded
     ? resumeOptions(
       loaded.state.options,
       parsed,
       parsed.given.has("out") ? parsed.options.out : loaded.runDir,
     )
     : parsed.options;
+  const gpu = await requestGpu({ backend: given.gpu });
+  const options = { ...given, precision: given.precision ?? devicePrecision(gpu) };
   const defaults = adapterDefaults(gpu, options.preset);
   const preset = defaults.preset;
   const batch = options.batch ?? defaults.batch;
   let microBatch = options.microBatch ?? Math.min(batch, gpu.isCpu ? CPU_MICRO_BATCH : GPU_MICRO_BATCH);
   checkBatch(batch, microBatch);
-  progress.message(`adapter: ${gpu.name}; preset ${preset}, batch ${batch}, ${options.precision} storage`);
+  progress.message(
+    `adapter: ${gpu.name} (${gpu.backend}${gpu.subgroupMatrix ? ", tensor cores" : ""}); preset ${preset}, ` +
+      `batch ${batch}, ${options.precision} storage`,
+  );
 
   await Deno.mkdir(options.out, { recursive: true });
   const dataDir = await prepareData(options, presets[preset] ?? presets.crammed, progress);

@@ -7,11 +7,11 @@
 import { readF32, storageBuffer, type StorageType, uploadBuffer } from "../gpu/buffers.ts";
 import { type Kernels, submitDispatches } from "../gpu/kernels.ts";
 import {
-  formatMatmulTile,
   matmul,
+  matmulKernel,
   matmulScratchBytes,
   type MatmulTile,
-  matmulTile,
+  type MatrixTile,
 } from "../model/layers/matmul.ts";
 import { timeDispatches, type TimingOptions } from "./timing.ts";
 import { BERT_MASK_RATE, maxLabels } from "../train/masking.ts";
@@ -29,8 +29,10 @@ export interface MatmulShape {
 }
 
 export interface MatmulBenchOptions extends TimingOptions {
-  /** Tiled-kernel split to use instead of the wrapper's default. */
+  /** Tiled-kernel split to use instead of the wrapper's default (also keeps f16 operands off the matrix units). */
   tile?: MatmulTile;
+  /** Subgroup-matrix kernel split to use instead of the wrapper's default. */
+  matrixTile?: MatrixTile;
   /** Split-K ways instead of the wrapper's choice. */
   splits?: number;
   /**
@@ -148,9 +150,9 @@ async function benchMatmulShape(
   const bufC = storageBuffer(gpu, "bench c", m * n * 4);
   const product = {
     ...{ a: bufA, b: bufB, c: bufC, m, k: depth, n, transA, transB },
-    ...{ tile: options.tile, splits: options.splits },
+    ...{ tile: options.tile, matrixTile: options.matrixTile, splits: options.splits },
   };
-  const tile = matmulTile(k, product);
+  const { tile } = matmulKernel(k, product);
   const scratch = storageBuffer(gpu, "bench scratch", matmulScratchBytes(k, product));
   try {
     const dispatches = await matmul(k, { ...product, scratch });
@@ -159,7 +161,7 @@ async function benchMatmulShape(
 
     submitDispatches(gpu, dispatches);
     const c = await readF32(gpu, bufC, m * n);
-    const kernel = dispatches[0].pipeline.label.replace(/^matmul\./, "");
+    const kernel = dispatches[0].pipeline.label.replace(/^[a-z_]+\./, "");
     return {
       kernel,
       layout,
@@ -167,7 +169,7 @@ async function benchMatmulShape(
       m,
       n,
       k: depth,
-      tile: tile ? formatMatmulTile(tile) : null,
+      tile,
       splits: dispatches[0].workgroups[2] ?? 1,
       operands,
       tflops: +tflops.toPrecision(4),

@@ -21,6 +21,8 @@ export interface StepBenchOptions {
   seed?: number;
   /** Storage of activations and the products' weight copy (default f32), as pretrain's --precision. */
   precision?: StorageType;
+  /** How the host waits for the GPU (see TrainerOptions in src/train/step.ts); default by backend. */
+  paced?: boolean;
 }
 
 export interface StepBenchResult {
@@ -30,6 +32,11 @@ export interface StepBenchResult {
   accumulate: number;
   tokens_per_s: number;
   ms_per_step: number;
+  /**
+   * One more step queued on an idle GPU, until its stats are read: its GPU time plus one round trip. Far
+   * below `ms_per_step`, it says the host's waits, not the GPU, limit the back-to-back steps.
+   */
+  ms_alone: number;
   /** Bytes of every buffer the step allocated (parameters, gradients, moments, activations, scratch). */
   gpu_mem_gib: number;
   loss: number;
@@ -52,7 +59,7 @@ export interface StepBench {
 export async function planStepBench(
   k: Kernels,
   config: ModelConfig,
-  options: Pick<StepBenchOptions, "microBatch" | "accumulate" | "seed" | "precision">,
+  options: Pick<StepBenchOptions, "microBatch" | "accumulate" | "seed" | "precision" | "paced">,
 ): Promise<StepBench> {
   const { microBatch, accumulate = 1, seed = 0, precision = "f32" } = options;
   const seq = config.maxSeqLen;
@@ -61,7 +68,7 @@ export async function planStepBench(
     seq,
     maxLabels: maxLabels(microBatch, seq, BERT_MASK_RATE),
     storage: precision,
-  });
+  }, { paced: options.paced });
   writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed }) as Float32Array<ArrayBuffer>);
   const batches = Array.from({ length: accumulate * 2 }, (_, i) => zipfBatch(config, microBatch, seed + i));
   return {
@@ -97,6 +104,7 @@ export async function benchStep(
   const bench = await planStepBench(k, config, options);
   await runSteps(bench, warmupSteps);
   const { seconds, stats } = await runSteps(bench, timedSteps);
+  const alone = await runSteps(bench, 1);
   const { trainer } = bench;
   const memory = trainer.model.bytes + 2 * trainer.m.size;
   return {
@@ -106,6 +114,7 @@ export async function benchStep(
     accumulate: bench.accumulate,
     tokens_per_s: Math.round((timedSteps * bench.tokensPerStep) / seconds),
     ms_per_step: Math.round((seconds / timedSteps) * 1e5) / 100,
+    ms_alone: Math.round(alone.seconds * 1e5) / 100,
     gpu_mem_gib: Math.round((memory / 2 ** 30) * 100) / 100,
     loss: stats.loss,
     grad_norm: stats.gradNorm,

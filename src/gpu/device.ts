@@ -1,12 +1,30 @@
 /**
- * The one place that acquires the WebGPU adapter and device. It asks for the adapter's own buffer
- * limits (the defaults cap storage bindings at 128 MiB, far below what the crammed model needs) and
- * for the optional features the engine can use.
+ * The one place that acquires the WebGPU adapter and device, from Deno's built-in WebGPU or from Dawn
+ * (dawn.ts). It asks for the adapter's own buffer limits (the defaults cap storage bindings at 128 MiB,
+ * far below what the crammed model needs) and for the optional features the engine can use.
+ *
+ * @module
  */
+import { DAWN_PACKAGE, loadDawn } from "./dawn.ts";
+
+/** Which WebGPU implementation a device comes from: Deno's built-in one (wgpu) or Dawn (npm `webgpu`). */
+export type GpuBackend = "builtin" | "dawn";
+
+/** A backend to use, or `auto`: see {@linkcode requestGpu}. */
+export type GpuBackendChoice = GpuBackend | "auto";
+
+/** Shape of the f16 x f16 -> f32 subgroup matrix product a device runs: [M, K] x [K, N]. */
+export interface SubgroupMatrixShape {
+  m: number;
+  n: number;
+  k: number;
+}
 
 /** A device together with what the engine needs to know about the adapter behind it. */
 export interface Gpu {
   device: GPUDevice;
+  /** The implementation the device comes from. */
+  backend: GpuBackend;
   /** Human-readable adapter name, e.g. "NVIDIA H200" or "llvmpipe". */
   name: string;
   /** True for a software adapter (Mesa llvmpipe/lavapipe): callers pick tiny shapes on it. */
@@ -15,6 +33,13 @@ export interface Gpu {
   hasTimestamps: boolean;
   /** `shader-f16` was granted: kernels may store f16 (see StorageType in buffers.ts). */
   hasF16: boolean;
+  /**
+   * The f16 subgroup matrix product the device runs on its matrix units (tensor cores), or null. Dawn
+   * only; the largest of the adapter's f16 -> f32 configurations (16x16x16 on an H200).
+   */
+  subgroupMatrix: SubgroupMatrixShape | null;
+  /** Invocations per subgroup (the adapter's largest), or 0 when unknown. */
+  subgroupSize: number;
   limits: GPUSupportedLimits;
 }
 
@@ -26,23 +51,126 @@ export class GpuError extends Error {
 export interface RequestGpuOptions {
   /** Ask for `timestamp-query` if the adapter has it (default true). */
   timestamps?: boolean;
+  /**
+   * `builtin` (Deno's WebGPU), `dawn`, or `auto`: Dawn when the built-in adapter is a GPU and Dawn loads
+   * and offers f16 subgroup matrices, else the built-in one. Default: the environment variable `CRAM_GPU`
+   * where it may be read, else `builtin`.
+   */
+  backend?: GpuBackendChoice;
 }
 
 const NO_ADAPTER = "no WebGPU adapter found: on Linux install a Vulkan driver " +
   "(apt-get install -y mesa-vulkan-drivers for the CPU adapter, or the GPU vendor's driver); " +
   "DENO_WEBGPU_BACKEND=vulkan or gl selects the backend";
 
-/** Acquires the adapter and a device with the adapter's full buffer and workgroup limits. */
+/** The backend names {@linkcode parseGpuBackend} accepts. */
+export const GPU_BACKENDS: readonly GpuBackendChoice[] = ["builtin", "dawn", "auto"];
+
+/** `value` as a backend choice, or a GpuError naming `what` (an option or variable) and the choices. */
+export function parseGpuBackend(value: string, what = "--gpu"): GpuBackendChoice {
+  const choice = GPU_BACKENDS.find((b) => b === value);
+  if (!choice) throw new GpuError(`${what} ${value}: expected one of ${GPU_BACKENDS.join(", ")}`);
+  return choice;
+}
+
+function defaultBackend(): GpuBackendChoice {
+  const status = Deno.permissions.querySync({ name: "env", variable: "CRAM_GPU" });
+  const value = status.state === "granted" ? Deno.env.get("CRAM_GPU") : undefined;
+  return value ? parseGpuBackend(value, "CRAM_GPU") : "builtin";
+}
+
+/**
+ * Acquires an adapter and a device with the adapter's full buffer and workgroup limits, from the backend
+ * that `options.backend` picks. With `auto`, a CPU adapter keeps the built-in backend without loading
+ * Dawn (which refuses Mesa's older CPU adapters); a failure to load Dawn falls back to the built-in one.
+ */
 export async function requestGpu(options: RequestGpuOptions = {}): Promise<Gpu> {
+  const backend = options.backend ?? defaultBackend();
+  if (backend === "builtin") return await builtinGpu(options);
+  if (backend === "dawn") return await dawnGpu(options);
+  const builtin = await builtinAdapter();
+  if (isCpuAdapter(builtin)) return await deviceOf(builtin, "builtin", options);
+  try {
+    const gpu = await dawnGpu(options);
+    if (gpu.subgroupMatrix && gpu.hasF16) return gpu;
+    gpu.device.destroy();
+  } catch {
+    // Dawn did not load (no network for the npm package, no addon for this platform): keep the built-in.
+  }
+  return await deviceOf(builtin, "builtin", options);
+}
+
+async function builtinAdapter(): Promise<GPUAdapter> {
   if (typeof navigator === "undefined" || !navigator.gpu) throw new GpuError(NO_ADAPTER);
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new GpuError(NO_ADAPTER);
-  const wanted: GPUFeatureName[] = [];
+  return adapter;
+}
+
+async function builtinGpu(options: RequestGpuOptions): Promise<Gpu> {
+  return await deviceOf(await builtinAdapter(), "builtin", options);
+}
+
+async function dawnGpu(options: RequestGpuOptions): Promise<Gpu> {
+  let gpu: GPU;
+  try {
+    gpu = await loadDawn();
+  } catch (e) {
+    throw new GpuError(
+      `cannot load Dawn (${DAWN_PACKAGE}, or the index.js that DAWN_WEBGPU names): ` +
+        (e as Error).message.split("\n")[0],
+    );
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) {
+    throw new GpuError(
+      "Dawn found no adapter: it needs a Vulkan GPU driver, or Mesa 25 or newer for the CPU adapter",
+    );
+  }
+  return await deviceOf(adapter, "dawn", options);
+}
+
+function isCpuAdapter(adapter: GPUAdapter): boolean {
+  const info = adapter.info;
+  return info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(adapterName(adapter));
+}
+
+function adapterName(adapter: GPUAdapter): string {
+  const info = adapter.info;
+  return info.description || info.device || info.vendor || "unknown adapter";
+}
+
+/** Dawn's description of a subgroup matrix configuration (adapter.info.subgroupMatrixConfigs). */
+interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+/** The largest f16 x f16 -> f32 configuration an adapter offers, or null. */
+function subgroupMatrixOf(adapter: GPUAdapter): SubgroupMatrixShape | null {
+  if (!adapter.features.has("chromium-experimental-subgroup-matrix" as GPUFeatureName)) return null;
+  const configs = (adapter.info as unknown as { subgroupMatrixConfigs?: Iterable<SubgroupMatrixConfig> })
+    .subgroupMatrixConfigs ?? [];
+  let best: SubgroupMatrixShape | null = null;
+  for (const c of configs) {
+    if (c.componentType !== "f16" || c.resultComponentType !== "f32") continue;
+    if (!best || c.M * c.N * c.K > best.m * best.n * best.k) best = { m: c.M, n: c.N, k: c.K };
+  }
+  return best;
+}
+
+async function deviceOf(adapter: GPUAdapter, backend: GpuBackend, options: RequestGpuOptions): Promise<Gpu> {
+  const wanted: string[] = [];
   if ((options.timestamps ?? true) && adapter.features.has("timestamp-query")) wanted.push("timestamp-query");
   if (adapter.features.has("shader-f16")) wanted.push("shader-f16");
+  const subgroupMatrix = backend === "dawn" ? subgroupMatrixOf(adapter) : null;
+  if (subgroupMatrix) wanted.push("subgroups", "chromium-experimental-subgroup-matrix");
   const a = adapter.limits;
   const device = await adapter.requestDevice({
-    requiredFeatures: wanted,
+    requiredFeatures: wanted as GPUFeatureName[],
     requiredLimits: {
       maxBufferSize: a.maxBufferSize,
       maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
@@ -57,14 +185,16 @@ export async function requestGpu(options: RequestGpuOptions = {}): Promise<Gpu> 
   device.addEventListener("uncapturederror", (e) => {
     console.error(`WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`);
   });
-  const info = adapter.info;
-  const name = info.description || info.device || info.vendor || "unknown adapter";
+  const info = adapter.info as GPUAdapterInfo & { subgroupMaxSize?: number };
   return {
     device,
-    name,
-    isCpu: info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(name),
+    backend,
+    name: adapterName(adapter),
+    isCpu: isCpuAdapter(adapter),
     hasTimestamps: device.features.has("timestamp-query"),
     hasF16: device.features.has("shader-f16"),
+    subgroupMatrix,
+    subgroupSize: info.subgroupMaxSize ?? 0,
     limits: device.limits,
   };
 }

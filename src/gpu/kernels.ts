@@ -37,7 +37,7 @@ export function storageTypes(bindings: Record<string, Binding>): StorageTypes {
   return Object.fromEntries(
     Object.entries(bindings).map((
       [alias, b],
-    ) => [alias, storageTypeOf(b instanceof GPUBuffer ? b : b.buffer)]),
+    ) => [alias, storageTypeOf(bufferOf(b))]),
   );
 }
 
@@ -51,8 +51,92 @@ function typedSource(family: string, source: string, types: StorageTypes): strin
     }
     typed = typed.replace(declaration, `alias ${alias} = ${type};`);
   }
-  // On the first line, so that compiler messages keep the file's line numbers.
-  return Object.values(types).includes("f16") ? `enable f16; ${typed}` : typed;
+  return typed;
+}
+
+/** What a module's WGSL uses that needs an `enable` line or a device feature. */
+export interface ShaderNeeds {
+  f16: boolean;
+  subgroups: boolean;
+  subgroupMatrix: boolean;
+}
+
+/** What `code` uses, comments aside: f16 types or literals, subgroup builtins, subgroup matrices. */
+export function shaderNeeds(code: string): ShaderNeeds {
+  const text = code.replace(/\/\*[^]*?\*\//g, "").replace(/\/\/[^\n]*/g, "");
+  const subgroupMatrix = /\bsubgroup_matrix_|\bsubgroupMatrix\w*\s*[<(]/.test(text);
+  return {
+    f16: subgroupMatrix || /\bf16\b|\b(vec[234]|mat[234]x[234])h\b|[\d.]h\b/.test(text),
+    subgroups: subgroupMatrix || /\bsubgroup[A-Z]\w*\s*\(|@builtin\(\s*subgroup_/.test(text),
+    subgroupMatrix,
+  };
+}
+
+/**
+ * The complete WGSL of a module: the `enable` lines its backend needs, then the shared prelude
+ * (kernels/prelude.wgsl), then `source`, and how many lines come before `source`, to map compiler messages
+ * back to the family's lines. The backends differ here and only here: Dawn's Tint wants `enable f16;`,
+ * `enable subgroups;` and the subgroup-matrix extension declared; Deno's naga takes `enable f16;` but
+ * rejects `enable subgroups;` (its subgroup builtins need no declaration). Devices with subgroup matrices
+ * also get their shape as the constants SUBGROUP_MATRIX_M, _N and _K, and the subgroup size as SUBGROUP_SIZE.
+ */
+export function moduleSource(
+  gpu: Gpu,
+  family: string,
+  source: string,
+  prelude: string,
+): { code: string; headerLines: number; preludeLines: number } {
+  const needs = shaderNeeds(source);
+  if (needs.f16 && !gpu.hasF16) {
+    throw new GpuError(`${family}.wgsl: f16 needs shader-f16, which ${gpu.name} lacks`);
+  }
+  if (needs.subgroupMatrix && !gpu.subgroupMatrix) {
+    throw new GpuError(
+      `${family}.wgsl: subgroup matrices need Dawn (--gpu dawn) on an adapter that has them; ${gpu.name} ` +
+        `(${gpu.backend}) has none`,
+    );
+  }
+  const lines: string[] = [];
+  if (needs.f16) lines.push("enable f16;");
+  if (gpu.backend === "dawn" && needs.subgroups) lines.push("enable subgroups;");
+  if (needs.subgroupMatrix) {
+    lines.push(
+      "enable chromium_experimental_subgroup_matrix;",
+      // Tile offsets depend on subgroup_id, which Tint cannot prove uniform across a subgroup.
+      "diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);",
+    );
+  }
+  const shape = gpu.subgroupMatrix;
+  if (shape) {
+    lines.push(
+      `const SUBGROUP_MATRIX_M: u32 = ${shape.m}u;`,
+      `const SUBGROUP_MATRIX_N: u32 = ${shape.n}u;`,
+      `const SUBGROUP_MATRIX_K: u32 = ${shape.k}u;`,
+      `const SUBGROUP_SIZE: u32 = ${gpu.subgroupSize}u;`,
+    );
+  }
+  const preludeLines = prelude.split("\n").length - (prelude.endsWith("\n") ? 1 : 0);
+  const header = lines.length + preludeLines;
+  return {
+    code: `${lines.join("\n")}${lines.length ? "\n" : ""}${prelude}${
+      prelude.endsWith("\n") ? "" : "\n"
+    }${source}`,
+    headerLines: header,
+    preludeLines,
+  };
+}
+
+/** `file:line:column` of a compiler message at `lineNum` of a module built by {@linkcode moduleSource}. */
+function messagePlace(
+  family: string,
+  lineNum: number,
+  linePos: number,
+  { headerLines, preludeLines }: { headerLines: number; preludeLines: number },
+): string {
+  const enables = headerLines - preludeLines;
+  if (lineNum > headerLines) return `${family}.wgsl:${lineNum - headerLines}:${linePos}`;
+  if (lineNum > enables) return `prelude.wgsl:${lineNum - enables}:${linePos}`;
+  return `${family}.wgsl (the loader's enable lines):${lineNum}:${linePos}`;
 }
 
 /** Compiles and caches compute pipelines for one device. */
@@ -62,6 +146,7 @@ export class Kernels {
   readonly #modules = new Map<string, GPUShaderModule>();
   readonly #pipelines = new Map<string, Promise<GPUComputePipeline>>();
   readonly #dir: URL;
+  #prelude: string | undefined;
 
   /** `dir` is where the `.wgsl` files are read from (default: the shipped `kernels/`). */
   constructor(gpu: Gpu, dir: URL = KERNELS_DIR) {
@@ -102,16 +187,20 @@ export class Kernels {
     const moduleKey = `${family}:${JSON.stringify(types)}`;
     let module = this.#modules.get(moduleKey);
     if (!module) {
-      if (Object.keys(types).length > 0 && !this.gpu.hasF16) {
-        throw new GpuError(
-          `kernel ${family}.${entry}: f16 storage needs shader-f16, which ${this.gpu.name} lacks`,
-        );
-      }
-      const code = typedSource(family, kernelSource(family, this.#dir), types);
-      module = device.createShaderModule({ label: family, code });
+      this.#prelude ??= kernelSource("prelude");
+      const source = moduleSource(
+        this.gpu,
+        family,
+        typedSource(family, kernelSource(family, this.#dir), types),
+        this.#prelude,
+      );
+      module = device.createShaderModule({ label: family, code: source.code });
       const info = await module.getCompilationInfo();
       const error = info.messages.find((m) => m.type === "error");
-      if (error) throw new GpuError(`${family}.wgsl:${error.lineNum}:${error.linePos}: ${error.message}`);
+      if (error) {
+        const place = messagePlace(family, error.lineNum, error.linePos, source);
+        throw new GpuError(`${place}: ${error.message.split("\n")[0]}`);
+      }
       this.#modules.set(moduleKey, module);
     }
     try {
@@ -127,7 +216,24 @@ export class Kernels {
 }
 
 /** A buffer binding, or a sub-range of a buffer (offset must be a multiple of 256 bytes). */
-export type Binding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
+export type Binding = GPUBuffer | BufferRange;
+
+/** A sub-range of a buffer. */
+export interface BufferRange {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
+
+// Told apart by shape, not `instanceof GPUBuffer`: Dawn's buffers are not instances of Deno's class.
+function isRange(binding: Binding): binding is BufferRange {
+  return "buffer" in binding;
+}
+
+/** The buffer a binding refers to. */
+export function bufferOf(binding: Binding): GPUBuffer {
+  return isRange(binding) ? binding.buffer : binding;
+}
 
 /**
  * A bind group for group 0 of `pipeline`: `bindings[i]` goes to `@binding(i)`. Made once at plan
@@ -141,7 +247,7 @@ export function bindGroup(
   return gpu.device.createBindGroup({
     label: pipeline.label,
     layout: pipeline.getBindGroupLayout(0),
-    entries: bindings.map((b, i) => ({ binding: i, resource: b instanceof GPUBuffer ? { buffer: b } : b })),
+    entries: bindings.map((b, i) => ({ binding: i, resource: isRange(b) ? b : { buffer: b } })),
   });
 }
 

@@ -94,6 +94,11 @@ export interface EncoderBuffers {
   /** With dropout: a dropped tensor before its dropout (forward), or the gradient of it (backward). */
   projected?: GPUBuffer;
   sinusoid?: GPUBuffer;
+  /**
+   * With f16 storage on a device with matrix units: the residual stream's gradient rounded to f16 for the
+   * backward of the blocks' output projections, whose products then run on the matrix units too.
+   */
+  dresidual?: GPUBuffer;
 }
 
 /** The per-token statistics a LayerNorm's forward keeps for its backward. */
@@ -190,6 +195,7 @@ export function allocateEncoder(
     sinusoid: config.positions === "scaled-sinusoidal"
       ? uploadBuffer(rec.k.gpu, "sinusoid", Float32Array.from(sinusoidTable(seq, H)))
       : undefined,
+    dresidual: storage === "f16" && rec.k.gpu.subgroupMatrix ? act("d residual (f16)", N * H) : undefined,
   };
 }
 
@@ -323,6 +329,14 @@ export function recordEncoderBackward(rec: Recording, enc: EncoderBuffers, pass:
     rec.run(() => dropoutBackward(k, { ...dropout.site(site, N * H), dy, dx: dropout.projected }));
     return dropout.projected;
   };
+  // The f32 gradient of an output projection as its backward's products read it: rounded to f16 where
+  // that puts them on the matrix units (see `dresidual`).
+  const productGrad = (dy: GPUBuffer): GPUBuffer => {
+    const { dresidual } = enc;
+    if (!dresidual) return dy;
+    rec.run(() => castToF16(k, { x: dy, y: dresidual, length: N * H }));
+    return dresidual;
+  };
 
   normBackward("final_norm", { x: xs[config.layers], moments: enc.finalNorm, dy: enc.dstates, dx: dx[0] });
   // dx[0] holds d x_{l+1} entering layer l; the layer leaves d x_l in dx[0] again via dx[1].
@@ -341,7 +355,7 @@ export function recordEncoderBackward(rec: Recording, enc: EncoderBuffers, pass:
     // FFN block: x_{l+1} = mid + drop(act(up(ln2(mid))) down^T)
     norm(n("ffn_norm"), s.mid, normed, s.norm2);
     rec.run(() => ffnForward(rec, enc, s.h, N));
-    const dDown = undrop(dOut, sites.ffn);
+    const dDown = productGrad(undrop(dOut, sites.ffn));
     linearBackward(n("ffn.down.weight"), {
       dy: dDown,
       x: activated,
@@ -358,7 +372,7 @@ export function recordEncoderBackward(rec: Recording, enc: EncoderBuffers, pass:
     normBackward(n("ffn_norm"), { x: s.mid, moments: s.norm2, dy: enc.dnormed, dx: dMid, residual: dOut });
     // Attention block: mid = x_l + drop(attention(qkv(ln1(x_l))) out^T)
     norm(n("attn_norm"), xs[l], normed, s.norm1);
-    const dProjected = undrop(dMid, sites.attention);
+    const dProjected = productGrad(undrop(dMid, sites.attention));
     linearBackward(n("attn.out.weight"), { dy: dProjected, x: s.attn, dx: enc.dattn, inner: H, outer: H });
     rec.run(() =>
       attentionBackward(k, {

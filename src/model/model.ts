@@ -15,6 +15,7 @@ import {
   writeEncoderInputs,
 } from "./encoder.ts";
 import { Recorder } from "./recorder.ts";
+import { castToF16 } from "./layers/convert.ts";
 import {
   crossEntropy,
   gatherRows,
@@ -107,6 +108,11 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
   const gathered = rec.floats("gathered", R * H, storage);
   const logits = rec.f32("logits", R * V);
   const dgathered = rec.f32("d gathered", R * H);
+  // With f16 storage on a device with matrix units, the backward's products read d logits rounded to f16,
+  // which puts them on the matrix units.
+  const dlogits = storage === "f16" && gpu.subgroupMatrix
+    ? rec.floats("d logits (f16)", R * V, "f16")
+    : logits;
 
   const word = paramTensor(layout, "embeddings.word.weight").offset;
   const pass = { seq, dropout: 0 };
@@ -140,8 +146,9 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
   );
 
   // ---- backward (logits now hold d logits) ----
+  if (dlogits !== logits) steps.run(() => castToF16(k, { x: logits, y: dlogits, length: R * V }));
   steps.product({
-    a: logits,
+    a: dlogits,
     b: gathered,
     c: grads,
     cOffset: word,
@@ -151,7 +158,7 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
     n: H,
     transA: true,
   });
-  steps.product({ a: logits, ...decoder, c: dgathered, m: R, k: V, n: H });
+  steps.product({ a: dlogits, ...decoder, c: dgathered, m: R, k: V, n: H });
   steps.run(() =>
     scatterRows(k, {
       ...rowsShape,

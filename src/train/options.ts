@@ -15,6 +15,7 @@ import { BERT_MASK_RATE } from "./masking.ts";
 import { MIN_TRAINED_VOCAB } from "../data/trainer.ts";
 import { MAX_SHARD_VOCAB } from "../data/shard.ts";
 import type { StorageType } from "../gpu/buffers.ts";
+import { GPU_BACKENDS, type GpuBackendChoice } from "../gpu/device.ts";
 
 /** A user error in the command line: the message is one line that names the option. */
 export class OptionError extends Error {
@@ -43,8 +44,13 @@ export interface PretrainOptions {
   microBatch?: number;
   /** Fraction of the budget over which the batch ramps from one micro-batch to the target. */
   ramp: number;
-  /** How activations and the products' weight copy are stored (f32 master weights either way). */
-  precision: StorageType;
+  /**
+   * How activations and the products' weight copy are stored (f32 master weights either way); undefined =
+   * by device (see {@linkcode devicePrecision}).
+   */
+  precision?: StorageType;
+  /** Which WebGPU implementation trains: Deno's built-in, Dawn, or auto (see requestGpu). */
+  gpu: GpuBackendChoice;
   maskRate: number;
   /** Tokens per sequence; undefined = the preset's maximum. */
   seqLen?: number;
@@ -59,6 +65,11 @@ export interface PretrainOptions {
   keepCheckpoints: number;
   /** Consecutive non-finite steps (each skipped) that stop the run. */
   maxNonfinite: number;
+}
+
+/** The default precision on a device: f16 where the products run on its matrix units, else f32. */
+export function devicePrecision(device: { subgroupMatrix: unknown }): StorageType {
+  return device.subgroupMatrix ? "f16" : "f32";
 }
 
 /**
@@ -221,10 +232,22 @@ const SPECS: readonly OptionSpec[] = [
     key: "precision",
     flag: "--precision",
     value: "f32|f16",
-    shown: "f32",
+    shown: "f16 where the products run on tensor cores, else f32",
     help: "f16 stores the activations and a copy of the weights for the matrix products as f16 " +
-      "(f32 math, f32 master weights and optimizer, dynamic loss scaling; needs shader-f16).",
+      "(f32 master weights and optimizer, dynamic loss scaling; needs shader-f16); on a device with " +
+      "subgroup matrices the products then run on its tensor cores, f16 x f16 summed in f32.",
     parse: (text, flag) => text === "f32" || text === "f16" ? text : fail(flag, "f32 or f16", text),
+  },
+  {
+    key: "gpu",
+    flag: "--gpu",
+    value: GPU_BACKENDS.join("|"),
+    shown: "auto",
+    help: "The WebGPU implementation: builtin (Deno's own), dawn (npm webgpu, which reaches the tensor " +
+      "cores), or auto: dawn on a GPU where it loads and offers f16 subgroup matrices, else builtin.",
+    resumable: true,
+    parse: (text, flag) =>
+      GPU_BACKENDS.find((b) => b === text) ?? fail(flag, `one of ${GPU_BACKENDS.join(", ")}`, text),
   },
   {
     key: "maskRate",
@@ -327,7 +350,7 @@ function defaults(now: Date): PretrainOptions {
     lrStart: 0.25,
     lrPeakAt: 0.75,
     ramp: 0.6,
-    precision: "f32",
+    gpu: "auto",
     maskRate: BERT_MASK_RATE,
     seed: 0,
     logEvery: 10,

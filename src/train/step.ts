@@ -6,6 +6,12 @@
  * steps). The host never waits on the step it has just queued: it waits only for the one before,
  * so the GPU always has the next step queued while the CPU stays at most two steps ahead (which
  * keeps the budget clock honest and lets the event loop handle Ctrl-C).
+ *
+ * On Dawn the host does not keep a completion promise pending while the GPU works: Dawn's Node binding
+ * polls the device in a loop for as long as one is pending, and on an H100 a step awaited that way took
+ * 2 to 3 times as long as back-to-back steps did (see the README's benchmarks). It sleeps instead until
+ * the step it waits for should be done (timed from earlier steps), then waits for that step alone, by
+ * mapping a marker buffer that the step writes last.
  */
 import { writeParams } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
@@ -60,11 +66,18 @@ export interface Trainer {
   setSteps(steps: number): void;
 }
 
+/** How the host paces itself against the GPU (see the module's text). */
+export interface TrainerOptions {
+  /** Sleep until a step should be done, then wait for it by a marker map. Default: on Dawn. */
+  paced?: boolean;
+}
+
 /** Plans the model for `shape` and the optimizer around it. */
 export async function planTrainer(
   k: Kernels,
   config: ModelConfig,
   shape: ModelShape,
+  options: TrainerOptions = {},
 ): Promise<Trainer> {
   const gpu = k.gpu;
   const model = await planModel(k, config, shape);
@@ -84,7 +97,7 @@ export async function planTrainer(
   }
   const { m, v, stats, stepParams, zero, update } = optimizer;
   let steps = 0;
-  const inFlight: Promise<void>[] = [];
+  const wait = (options.paced ?? gpu.backend === "dawn") ? pacedWaiter(gpu, stats) : doneWaiter(gpu);
 
   return {
     gpu,
@@ -101,7 +114,7 @@ export async function planTrainer(
     },
     async step(microBatches, lr) {
       if (microBatches.length === 0) throw new RangeError("a step needs at least one micro-batch");
-      if (inFlight.length >= 2) await inFlight.shift();
+      await wait.beforeSubmit();
       steps++;
       writeParams(gpu, stepParams, adamwStepParams({ lr, step: steps }));
       microBatches.forEach((batch, i) => {
@@ -110,7 +123,7 @@ export async function planTrainer(
         submitDispatches(gpu, ...(i === 0 ? [zero, model.microBatch] : [model.microBatch]));
       });
       submitDispatches(gpu, update);
-      inFlight.push(gpu.device.queue.onSubmittedWorkDone());
+      wait.afterSubmit();
     },
     async readStats() {
       const s = await readStepStats(gpu, model.lossTotals, stats);
@@ -121,6 +134,68 @@ export async function planTrainer(
         skippedSteps: s.skippedSteps,
         lossScale: s.lossScale,
       };
+    },
+  };
+}
+
+/** Keeps the host at most two steps ahead of the GPU: see the module's text. */
+interface StepWaiter {
+  /** Resolves once the step before the previous one has finished. */
+  beforeSubmit(): Promise<void>;
+  /** Called once a step's last submit is queued. */
+  afterSubmit(): void;
+}
+
+/** Waits by onSubmittedWorkDone promises made at each submit. */
+function doneWaiter(gpu: Gpu): StepWaiter {
+  const inFlight: Promise<void>[] = [];
+  return {
+    async beforeSubmit() {
+      if (inFlight.length >= 2) await inFlight.shift();
+    },
+    afterSubmit() {
+      inFlight.push(gpu.device.queue.onSubmittedWorkDone());
+    },
+  };
+}
+
+/**
+ * Waits by sleeping until the step should be done, then mapping the marker that step wrote: two small
+ * buffers, alternating, each written by a copy from `source` at the end of a step.
+ */
+function pacedWaiter(gpu: Gpu, source: GPUBuffer): StepWaiter {
+  const markers = [0, 1].map((i) =>
+    gpu.device.createBuffer({
+      label: `step marker ${i}`,
+      size: 4,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    })
+  );
+  let submitted = 0;
+  let done = 0;
+  let lastDone = performance.now();
+  // The GPU time of a step, from the spacing of completions while two steps are queued.
+  let stepMs = 0;
+  return {
+    async beforeSubmit() {
+      if (submitted - done < 2) return;
+      if (stepMs > 0) {
+        const sleep = lastDone + 0.9 * stepMs - performance.now();
+        if (sleep > 1) await new Promise((resolve) => setTimeout(resolve, sleep));
+      }
+      const marker = markers[done % 2];
+      await marker.mapAsync(GPUMapMode.READ);
+      marker.unmap();
+      const now = performance.now();
+      if (done > 0) stepMs = stepMs > 0 ? 0.8 * stepMs + 0.2 * (now - lastDone) : now - lastDone;
+      lastDone = now;
+      done++;
+    },
+    afterSubmit() {
+      const encoder = gpu.device.createCommandEncoder();
+      encoder.copyBufferToBuffer(source, 0, markers[submitted % 2], 0, 4);
+      gpu.device.queue.submit([encoder.finish()]);
+      submitted++;
     },
   };
 }

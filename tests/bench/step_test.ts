@@ -25,6 +25,6 @@ Deno.test("benchStep reports the step's throughput and memory", async () => {
   const r = await benchStep(k, tiny, { microBatch: 2, warmupSteps: 1, timedSteps: 2 });
   assert.equal(r.bench, "train_step");
   assert.deepEqual([r.micro_batch, r.accumulate, r.skipped_steps], [2, 1, 0]);
-  assert.ok(r.tokens_per_s > 0 && r.ms_per_step > 0 && r.gpu_mem_gib >= 0);
+  assert.ok(r.tokens_per_s > 0 && r.ms_per_step > 0 && r.ms_alone > 0 && r.gpu_mem_gib >= 0);
   assert.ok(Number.isFinite(r.loss) && Number.isFinite(r.grad_norm) && r.grad_norm > 0);
 });

@@ -1,7 +1,23 @@
 import assert from "node:assert/strict";
-import { GpuError, requestGpu } from "../../src/gpu/device.ts";
-import { paramBuffer, readF32, storageBuffer, uploadBuffer, writeParams } from "../../src/gpu/buffers.ts";
-import { dispatch, Kernels, KERNELS_DIR, kernelSource, submitDispatches } from "../../src/gpu/kernels.ts";
+import { type Gpu, GpuError, requestGpu } from "../../src/gpu/device.ts";
+import {
+  paramBuffer,
+  readF32,
+  readU32,
+  storageBuffer,
+  uploadBuffer,
+  writeParams,
+} from "../../src/gpu/buffers.ts";
+import {
+  dispatch,
+  Kernels,
+  KERNELS_DIR,
+  kernelSource,
+  moduleSource,
+  shaderNeeds,
+  submitDispatches,
+} from "../../src/gpu/kernels.ts";
+import { pcg } from "../../src/reference/ops.ts";
 
 const FIXTURES = new URL("../../fixtures/kernels/", import.meta.url);
 
@@ -49,4 +65,69 @@ Deno.test("the shipped kernels directory holds every family as WGSL", () => {
   const families = [...Deno.readDirSync(KERNELS_DIR)].filter((e) => e.name.endsWith(".wgsl"));
   assert.ok(families.length > 0);
   for (const f of families) assert.ok(kernelSource(f.name.replace(/\.wgsl$/, "")).length > 0);
+});
+
+Deno.test("shaderNeeds finds f16, subgroup builtins and subgroup matrices, and ignores comments", () => {
+  assert.deepEqual(shaderNeeds("// f16 storage, subgroupAdd(x)\nvar<private> x: f32;"), {
+    f16: false,
+    subgroups: false,
+    subgroupMatrix: false,
+  });
+  assert.deepEqual(shaderNeeds("alias Y_T = f16;"), { f16: true, subgroups: false, subgroupMatrix: false });
+  assert.deepEqual(shaderNeeds("let h = 1.5h;"), { f16: true, subgroups: false, subgroupMatrix: false });
+  assert.deepEqual(shaderNeeds("let s = subgroupAdd(v);"), {
+    f16: false,
+    subgroups: true,
+    subgroupMatrix: false,
+  });
+  assert.deepEqual(shaderNeeds("fn f(@builtin(subgroup_id) sg: u32) {}"), {
+    f16: false,
+    subgroups: true,
+    subgroupMatrix: false,
+  });
+  assert.deepEqual(shaderNeeds("var c = subgroup_matrix_result<f32, 8, 8>();"), {
+    f16: true,
+    subgroups: true,
+    subgroupMatrix: true,
+  });
+});
+
+Deno.test("moduleSource puts each backend's enable lines and the prelude before the source", () => {
+  const base = { name: "test adapter", hasF16: true, subgroupSize: 32 } as const;
+  const builtin = { ...base, backend: "builtin", subgroupMatrix: null } as unknown as Gpu;
+  const dawn = { ...base, backend: "dawn", subgroupMatrix: { m: 16, n: 16, k: 16 } } as unknown as Gpu;
+  const prelude = "fn shared() {}\n";
+  const source = "alias T = f16;\nfn main() { let s = subgroupAdd(1u); }\n";
+  // naga: f16 declared, subgroups not (it refuses `enable subgroups;`).
+  const naga = moduleSource(builtin, "k", source, prelude);
+  assert.equal(naga.code, `enable f16;\n${prelude}${source}`);
+  assert.deepEqual([naga.headerLines, naga.preludeLines], [2, 1]);
+  // Tint: both declared, and a device with subgroup matrices gets their shape as constants.
+  const tint = moduleSource(dawn, "k", source, prelude);
+  assert.ok(tint.code.startsWith("enable f16;\nenable subgroups;\nconst SUBGROUP_MATRIX_M: u32 = 16u;\n"));
+  assert.ok(tint.code.endsWith(`${prelude}${source}`));
+  assert.equal(tint.code.split("\n").length - source.split("\n").length, tint.headerLines);
+  const matrix = moduleSource(dawn, "k", "var c = subgroup_matrix_result<f32, 16, 16>();", prelude);
+  assert.match(
+    matrix.code,
+    /^enable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;\n/,
+  );
+  // What the device lacks is a one-line error naming the file.
+  assert.throws(
+    () => moduleSource(builtin, "k", "var c = subgroup_matrix_result<f32, 16, 16>();", prelude),
+    (e: Error) => e instanceof GpuError && /^k\.wgsl: subgroup matrices need Dawn/.test(e.message),
+  );
+  assert.throws(
+    () => moduleSource({ ...builtin, hasF16: false }, "k", source, prelude),
+    (e: Error) => e instanceof GpuError && /^k\.wgsl: f16 needs shader-f16/.test(e.message),
+  );
+});
+
+Deno.test("a kernel calls the shared prelude", async () => {
+  const gpu = await requestGpu();
+  const kernels = new Kernels(gpu, FIXTURES);
+  const pipeline = await kernels.pipeline("hash", "hash");
+  const y = storageBuffer(gpu, "y", 4 * 4);
+  submitDispatches(gpu, [dispatch(gpu, pipeline, [y], [1])]);
+  assert.deepEqual(Array.from(await readU32(gpu, y)), [0, 1, 2, 3].map(pcg));
 });

@@ -97,6 +97,30 @@ for (
   });
 }
 
+const testGpu = await requestGpu();
+if (!testGpu.subgroupMatrix) {
+  console.log(
+    `model_test: the tensor-core step test is ignored: ${testGpu.name} (${testGpu.backend}) has no subgroup ` +
+      "matrices; it runs with CRAM_GPU=dawn on a GPU (see the README's Testing section)",
+  );
+}
+
+Deno.test({
+  name: "with f16 storage on a device with subgroup matrices, every product of the step runs on them",
+  ignore: !testGpu.subgroupMatrix,
+  fn: async () => {
+    const k = new Kernels(await requestGpu());
+    // Sizes that are multiples of 8 (the kernel's 16-byte loads): tiny's, and 16 label rows.
+    const model = await planModel(k, tiny, { batch: 3, maxLabels: 16, storage: "f16" });
+    const products = model.microBatch.map((d) => d.pipeline.label).filter((l) => /^matmul/.test(l));
+    const matrix = "matmul_subgroup_matrix.matmul_subgroup_matrix";
+    // Per layer 6 products forward (qkv, scores, probs x v, out, up, down) and 12 backward; 3 in the MLM head.
+    assert.equal(products.filter((l) => l === matrix).length, 18 * tiny.layers + 3);
+    assert.deepEqual(products.filter((l) => l !== matrix && l !== "matmul.matmul_split_sum"), []);
+    model.destroy();
+  },
+});
+
 Deno.test("with f16 storage the loss and every gradient (times the loss scale) match the float64 reference", async () => {
   await checkAgainstReference(tiny, "f16");
   await checkAgainstReference({ ...tiny, ffn: "gelu-glu", positions: "learned" }, "f16");

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   adapterDefaults,
   checkDatasetOptions,
+  devicePrecision,
   helpText,
   OptionError,
   optionsFromJson,
@@ -22,7 +23,7 @@ Deno.test("no arguments: every option has its default", () => {
     lrStart: 0.25,
     lrPeakAt: 0.75,
     ramp: 0.6,
-    precision: "f32",
+    gpu: "auto",
     maskRate: 0.15,
     seed: 0,
     logEvery: 10,
@@ -33,6 +34,9 @@ Deno.test("no arguments: every option has its default", () => {
   assert.equal(given.size, 0);
   assert.deepEqual(adapterDefaults({ isCpu: true }), { preset: "small", batch: 32 });
   assert.deepEqual(adapterDefaults({ isCpu: false }), { preset: "compact", batch: 512 });
+  // Precision follows the device: f16 where the products run on its matrix units.
+  assert.equal(devicePrecision({ subgroupMatrix: { m: 16, n: 16, k: 16 } }), "f16");
+  assert.equal(devicePrecision({ subgroupMatrix: null }), "f32");
   // The batch follows a preset given on the command line: the recipe's 4096 for crammed.
   assert.deepEqual(adapterDefaults({ isCpu: false }, "crammed"), { preset: "crammed", batch: 4096 });
   assert.deepEqual(adapterDefaults({ isCpu: true }, "compact"), { preset: "compact", batch: 512 });
@@ -159,6 +163,7 @@ Deno.test("--help lists every option with its default", () => {
     "--micro-batch",
     "--ramp",
     "--precision",
+    "--gpu",
     "--mask-rate",
     "--seq-len",
     "--vocab-size",

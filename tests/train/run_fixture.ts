@@ -42,7 +42,7 @@ export function fixtureState(step: number): TrainState {
     usedSeconds: step * 1.5,
     tokensSeen: step * 32,
     config: microConfig,
-    options: { ...options, preset: "tiny" },
+    options: { ...options, preset: "tiny", precision: "f32" },
   };
 }
 

@@ -68,8 +68,13 @@ export interface MatmulOptions {
   ldc?: number;
   /** Independent products of this shape in one dispatch (not with `add`, never split K). */
   batch?: MatmulBatch;
-  /** Tiled-kernel work split, for tuning; default {@linkcode DEFAULT_MATMUL_TILE}, or smaller for small products. */
+  /**
+   * Tiled-kernel work split, for tuning; default {@linkcode DEFAULT_MATMUL_TILE}, or smaller for small
+   * products. Given, it also keeps a product off the subgroup-matrix kernel.
+   */
   tile?: MatmulTile;
+  /** Subgroup-matrix kernel work split, for tuning; default {@linkcode DEFAULT_MATRIX_TILE}. */
+  matrixTile?: MatrixTile;
   /** Split-K ways of the tiled kernel, for tuning; by default chosen so that the GPU is filled. */
   splits?: number;
   /** Buffer for split-K partial sums, of at least {@linkcode matmulScratchBytes}; shareable. */
@@ -103,6 +108,39 @@ export const DEFAULT_MATMUL_TILE: Readonly<MatmulTile> = {
   threadCols: 8,
   unroll: 8,
 };
+
+/**
+ * Work split of the subgroup-matrix kernel (kernels/matmul_subgroup_matrix.wgsl), in units of the
+ * device's matrix shape: a workgroup of `subgroups[0] x subgroups[1]` subgroups, each holding
+ * `fragments[0] x fragments[1]` result fragments, over K tiles of `steps` matrix steps.
+ */
+export interface MatrixTile {
+  subgroups: readonly [number, number];
+  fragments: readonly [number, number];
+  steps: number;
+}
+
+/**
+ * The default subgroup-matrix split: 2 x 2 subgroups of 4 x 4 fragments, two matrix steps per K tile (a
+ * 128 x 128 x 32 tile with the H200's 16 x 16 x 16 matrices).
+ */
+export const DEFAULT_MATRIX_TILE: Readonly<MatrixTile> = { subgroups: [2, 2], fragments: [4, 4], steps: 2 };
+
+/** The default tile one matrix step deep, for adapters with less workgroup memory than it needs. */
+const SHALLOW_MATRIX_TILE: Readonly<MatrixTile> = { ...DEFAULT_MATRIX_TILE, steps: 1 };
+
+/** Parses `sgRxC/fRxC/kN` (subgroups, fragments per subgroup, matrix steps per K tile), e.g. `sg2x2/f4x4/k2`. */
+export function parseMatrixTile(spec: string): MatrixTile {
+  const match = /^sg(\d+)x(\d+)\/f(\d+)x(\d+)\/k(\d+)$/.exec(spec);
+  if (!match) throw new GpuError(`matrix tile "${spec}": expected sgRxC/fRxC/kN, e.g. sg2x2/f4x4/k2`);
+  const [sr, sc, fr, fc, steps] = match.slice(1).map(Number);
+  return { subgroups: [sr, sc], fragments: [fr, fc], steps };
+}
+
+/** Formats a subgroup-matrix tile as {@linkcode parseMatrixTile} reads it. */
+export function formatMatrixTile(tile: MatrixTile): string {
+  return `sg${tile.subgroups.join("x")}/f${tile.fragments.join("x")}/k${tile.steps}`;
+}
 
 /** Parses `BMxBNxBK` with optional `/t16` (8x16 thread tile) and `/uN` (unroll), e.g. `128x128x8/t16/u4`. */
 export function parseMatmulTile(spec: string): MatmulTile {
@@ -235,11 +273,13 @@ const FILL_TILES: readonly { tile: Readonly<MatmulTile>; cost: number }[] = [
  */
 const WORKGROUP_SLOTS = 132;
 
-/** How a product runs: which entry point, with what constants and grid, split K how many ways. */
+/** How a product runs: which kernel, with what constants and grid, split K how many ways. */
 interface Plan {
-  entry: "matmul_tiled" | "matmul_general";
-  /** The tiled kernel's tile; null for the general kernel. */
-  tile: Readonly<MatmulTile> | null;
+  /** The WGSL file and its entry point. */
+  family: "matmul" | "matmul_subgroup_matrix";
+  entry: MatmulEntry;
+  /** The tiled kernel's tile, or the subgroup-matrix kernel's; null for the general kernel. */
+  tile: Readonly<MatmulTile> | Readonly<MatrixTile> | null;
   constants: Constants;
   workgroups: [number, number, number];
   splits: number;
@@ -251,6 +291,9 @@ function plan(k: Kernels, options: MatmulOptions): Plan {
   const { aOffset = 0, bOffset = 0, cOffset = 0, addOffset = 0 } = options;
   const mode = accumulate ? 1 : add ? 2 : 0;
   const { lda, ldb, ldc, count, strides } = layout(options);
+  if (usesMatrixUnits(k, options, [m, depth, n, lda, ldb, ldc, ...strides.a, ...strides.b, ...strides.c])) {
+    return matrixPlan(k, options, mode, count, splittable(options));
+  }
   // The tiled kernel reads A's, B's and C's rows as vec4.
   const aligned = [
     aOffset,
@@ -269,6 +312,7 @@ function plan(k: Kernels, options: MatmulOptions): Plan {
   ].every((v) => v % 4 === 0);
   if (!aligned) {
     return {
+      family: "matmul",
       entry: "matmul_general",
       tile: null,
       constants: { TRANS_A: +transA, TRANS_B: +transB, MODE: mode },
@@ -277,20 +321,9 @@ function plan(k: Kernels, options: MatmulOptions): Plan {
       kChunk: depth,
     };
   }
-  // Split partial products are summed as contiguous [m, n] slices.
-  const splittable = count === 1 && ldc === n;
+  const canSplit = splittable(options);
   const tilesOf = (tile: MatmulTile) => Math.ceil(n / tile.cols) * Math.ceil(m / tile.rows) * count;
-  const splitsFor = (tiles: number) => {
-    let splits = options.splits ?? 1;
-    if (options.splits === undefined && splittable) {
-      while (
-        tiles * splits < FILL_WORKGROUPS && depth / (2 * splits) >= MIN_SPLIT_DEPTH && splits < MAX_SPLITS
-      ) {
-        splits *= 2;
-      }
-    }
-    return splits;
-  };
+  const splitsFor = (tiles: number) => splitsToFill(options, tiles, canSplit);
   // The tile with the least modeled time: waves of workgroups times each one's cost over its K slice. All
   // of the crammed model's pretraining products keep the default tile; finetuning's few tokens do not.
   const modeledTime = ({ tile, cost }: (typeof FILL_TILES)[number]) => {
@@ -299,18 +332,11 @@ function plan(k: Kernels, options: MatmulOptions): Plan {
   };
   const tile = options.tile ??
     FILL_TILES.reduce((best, t) => modeledTime(t) < modeledTime(best) ? t : best).tile;
-  let splits = splitsFor(tilesOf(tile));
-  if (!Number.isInteger(splits) || splits < 1) {
-    throw new GpuError(`matmul: splits = ${splits}, expected >= 1`);
-  }
-  if (splits > 1 && !splittable) {
-    throw new GpuError("matmul: a batched or strided C cannot split K");
-  }
-  // Each slice is a whole number of tile pairs; recounting drops slices that would be empty.
-  const kChunk = Math.ceil(depth / splits / (2 * tile.depth)) * 2 * tile.depth;
-  splits = Math.ceil(depth / kChunk);
+  // Each slice is a whole number of tile pairs.
+  const { splits, kChunk } = kSlices(options, splitsFor(tilesOf(tile)), canSplit, 2 * tile.depth);
   const edge = m % tile.rows !== 0 || n % tile.cols !== 0 || depth % kChunk % (2 * tile.depth) !== 0;
   return {
+    family: "matmul",
     entry: "matmul_tiled",
     tile,
     constants: {
@@ -327,9 +353,161 @@ function plan(k: Kernels, options: MatmulOptions): Plan {
   };
 }
 
-/** The tile the tiled kernel runs `options` with, or null where the general kernel runs it. */
-export function matmulTile(k: Kernels, options: MatmulOptions): Readonly<MatmulTile> | null {
-  return plan(k, options).tile;
+/** Split partial products are summed as contiguous [m, n] slices: one product, C's rows unstrided. */
+function splittable(options: MatmulOptions): boolean {
+  return (options.batch?.count ?? 1) === 1 && (options.ldc ?? options.n) === options.n;
+}
+
+/** Split-K ways that bring `tiles` workgroups to about FILL_WORKGROUPS, or `options.splits` when given. */
+function splitsToFill(options: MatmulOptions, tiles: number, canSplit: boolean): number {
+  let splits = options.splits ?? 1;
+  if (options.splits === undefined && canSplit) {
+    while (
+      tiles * splits < FILL_WORKGROUPS && options.k / (2 * splits) >= MIN_SPLIT_DEPTH && splits < MAX_SPLITS
+    ) {
+      splits *= 2;
+    }
+  }
+  return splits;
+}
+
+/** K slices of whole multiples of `unit`; recounting drops slices that would be empty. */
+function kSlices(
+  options: MatmulOptions,
+  wanted: number,
+  canSplit: boolean,
+  unit: number,
+): { splits: number; kChunk: number } {
+  if (!Number.isInteger(wanted) || wanted < 1) {
+    throw new GpuError(`matmul: splits = ${wanted}, expected >= 1`);
+  }
+  if (wanted > 1 && !canSplit) throw new GpuError("matmul: a batched or strided C cannot split K");
+  const kChunk = Math.ceil(options.k / wanted / unit) * unit;
+  return { splits: Math.ceil(options.k / kChunk), kChunk };
+}
+
+/**
+ * Whether a product runs on the matrix units: the device has f16 subgroup matrices, A and B are stored
+ * f16, no f32 tile was asked for, and every size, offset and stride is a multiple of 8 elements (the
+ * kernel loads 16 bytes at a time).
+ */
+function usesMatrixUnits(k: Kernels, options: MatmulOptions, sizes: readonly number[]): boolean {
+  const { a, b, aOffset = 0, bOffset = 0, cOffset = 0, addOffset = 0 } = options;
+  return k.gpu.subgroupMatrix !== null && options.tile === undefined &&
+    storageTypeOf(a) === "f16" && storageTypeOf(b) === "f16" &&
+    [aOffset, bOffset, cOffset, addOffset, ...sizes].every((v) => v % 8 === 0);
+}
+
+/** The subgroup-matrix kernel's plan (see {@linkcode usesMatrixUnits}). */
+function matrixPlan(
+  k: Kernels,
+  options: MatmulOptions,
+  mode: number,
+  count: number,
+  canSplit: boolean,
+): Plan {
+  const { m, k: depth, n, transA = false, transB = false } = options;
+  const tile = options.matrixTile ??
+    (matrixTileBytes(k, DEFAULT_MATRIX_TILE) <= k.gpu.limits.maxComputeWorkgroupStorageSize
+      ? DEFAULT_MATRIX_TILE
+      : SHALLOW_MATRIX_TILE);
+  const constants = matrixTileConstants(k, tile);
+  const shape = k.gpu.subgroupMatrix!;
+  const rows = tile.subgroups[0] * tile.fragments[0] * shape.m;
+  const cols = tile.subgroups[1] * tile.fragments[1] * shape.n;
+  const kTile = tile.steps * shape.k;
+  const tiles = Math.ceil(m / rows) * Math.ceil(n / cols) * count;
+  const { splits, kChunk } = kSlices(options, splitsToFill(options, tiles, canSplit), canSplit, kTile);
+  const edge = m % rows !== 0 || n % cols !== 0 || depth % kChunk % kTile !== 0;
+  return {
+    family: "matmul_subgroup_matrix",
+    entry: "matmul_subgroup_matrix",
+    tile,
+    constants: {
+      TRANS_A: +transA,
+      TRANS_B: +transB,
+      MODE: splits > 1 ? 0 : mode,
+      EDGE: +edge,
+      ...constants,
+    },
+    workgroups: [Math.ceil(n / cols), Math.ceil(m / rows), splits * count],
+    splits,
+    kChunk,
+  };
+}
+
+/** Override constants of the subgroup-matrix kernel for `tile`, or a GpuError saying which rule it breaks. */
+function matrixTileConstants(k: Kernels, tile: MatrixTile): Constants {
+  const name = `matrix tile ${formatMatrixTile(tile)}`;
+  const [sgRows, sgCols] = tile.subgroups;
+  const [fragM, fragN] = tile.fragments;
+  const { steps } = tile;
+  const shape = k.gpu.subgroupMatrix!;
+  if (![sgRows, sgCols, steps].every((v) => Number.isInteger(v) && v >= 1)) {
+    throw new GpuError(`${name}: subgroups and steps must be positive integers`);
+  }
+  if (![fragM, fragN].every((f) => [1, 2, 4].includes(f))) {
+    throw new GpuError(`${name}: fragments per subgroup must be 1, 2 or 4 each way`);
+  }
+  const threads = sgRows * sgCols * k.gpu.subgroupSize;
+  const bm = sgRows * fragM * shape.m;
+  const bn = sgCols * fragN * shape.n;
+  const bk = steps * shape.k;
+  // Each thread makes 1, 2, 4 or 8 loads of 16 bytes of A and of B per K tile (the kernel's LOADS_A/B).
+  const loads = [bm * bk / 8 / threads, bn * bk / 8 / threads];
+  if (!loads.every((l) => [1, 2, 4, 8].includes(l))) {
+    throw new GpuError(`${name}: each thread must load 1, 2, 4 or 8 times 8 halves of A and of B per K tile`);
+  }
+  const limits = k.gpu.limits;
+  if (threads > limits.maxComputeInvocationsPerWorkgroup) {
+    throw new GpuError(`${name}: ${threads} threads exceed this adapter's workgroup limit`);
+  }
+  const shared = matrixTileBytes(k, tile);
+  if (shared > limits.maxComputeWorkgroupStorageSize) {
+    throw new GpuError(
+      `${name}: needs up to ${shared} bytes of workgroup memory, this adapter has ` +
+        `${limits.maxComputeWorkgroupStorageSize}`,
+    );
+  }
+  return { SG_ROWS: sgRows, SG_COLS: sgCols, FRAG_M: fragM, FRAG_N: fragN, K_STEPS: steps, PAD: MATRIX_PAD };
+}
+
+/** Halves of padding per row of a staged tile: 16 bytes, against bank conflicts of the fragment loads. */
+const MATRIX_PAD = 8;
+
+/**
+ * Workgroup memory of the subgroup-matrix kernel with `tile`, at most (either layout): double-buffered f16
+ * tiles of A and B with padded rows, and one f32 fragment per subgroup.
+ */
+function matrixTileBytes(k: Kernels, tile: MatrixTile): number {
+  const shape = k.gpu.subgroupMatrix!;
+  const bm = tile.subgroups[0] * tile.fragments[0] * shape.m;
+  const bn = tile.subgroups[1] * tile.fragments[1] * shape.n;
+  const bk = tile.steps * shape.k;
+  const aHalves = Math.max(bm * (bk + MATRIX_PAD), bk * (bm + MATRIX_PAD));
+  const bHalves = Math.max(bn * (bk + MATRIX_PAD), bk * (bn + MATRIX_PAD));
+  return 2 * 2 * (aHalves + bHalves) + 4 * tile.subgroups[0] * tile.subgroups[1] * shape.m * shape.n;
+}
+
+/** The entry points that run a product: matmul_tiled and matmul_general in matmul.wgsl, and the tensor-core one. */
+export type MatmulEntry = "matmul_tiled" | "matmul_general" | "matmul_subgroup_matrix";
+
+/** What runs a product: the kernel's entry point, its tile (null for the general kernel) and split-K ways. */
+export interface MatmulKernel {
+  kernel: MatmulEntry;
+  /** {@linkcode formatMatmulTile} or {@linkcode formatMatrixTile} of the tile; null for the general kernel. */
+  tile: string | null;
+  splits: number;
+}
+
+/** How the wrapper runs `options`: which kernel, with what tile, split K how many ways. */
+export function matmulKernel(k: Kernels, options: MatmulOptions): MatmulKernel {
+  const { entry, tile, splits } = plan(k, options);
+  return {
+    kernel: entry,
+    tile: tile === null ? null : "subgroups" in tile ? formatMatrixTile(tile) : formatMatmulTile(tile),
+    splits,
+  };
 }
 
 /**
@@ -376,8 +554,14 @@ export async function matmul(k: Kernels, options: MatmulOptions): Promise<Dispat
   checkExtent("c", c, cOffset, [m, n, ldc], shape, strides.c);
   if (add) checkExtent("add", add, addOffset, [m, n, ldc], shape, strides.c);
 
-  const { entry, constants, workgroups, splits, kChunk } = plan(k, options);
+  const { family, entry, constants, workgroups, splits, kChunk } = plan(k, options);
   const types = storageTypes(add ? { A_T: a, B_T: b, C_T: c, ADD_T: add } : { A_T: a, B_T: b, C_T: c });
+  // The subgroup-matrix kernel reads A and B as f16 always: they have no alias there.
+  const operandTypes = (t: StorageTypes): StorageTypes => {
+    if (family === "matmul") return t;
+    const { A_T: _a, B_T: _b, ...rest } = t;
+    return rest;
+  };
   const gpu = k.gpu;
   const what = `matmul ${m}x${n}x${depth}${transA ? " transA" : ""}${transB ? " transB" : ""}` +
     (count > 1 ? ` x${count}` : "");
@@ -387,10 +571,10 @@ export async function matmul(k: Kernels, options: MatmulOptions): Promise<Dispat
   ];
   // A split writes its partial products to the f32 scratch; the sum stores them as C's type.
   const pipeline = await k.pipeline(
-    "matmul",
+    family,
     entry,
     constants,
-    splits > 1 ? { A_T: types.A_T, B_T: types.B_T } : types,
+    operandTypes(splits > 1 ? { A_T: types.A_T, B_T: types.B_T } : types),
   );
   if (splits === 1) {
     return await checked(gpu, what, () => {

@@ -1,7 +1,7 @@
 /** Plan-time helpers shared by the layer wrappers: launch grids and buffer size checks. */
 import type { Gpu } from "../../gpu/device.ts";
 import { GpuError } from "../../gpu/device.ts";
-import type { Binding } from "../../gpu/kernels.ts";
+import { type Binding, bufferOf } from "../../gpu/kernels.ts";
 import { elementBytes, type StorageType, storageTypeOf } from "../../gpu/buffers.ts";
 
 /**
@@ -46,10 +46,6 @@ function checkSize(what: string, buffer: Binding, bytes: number): void {
   if (buffer.size < bytes) {
     throw new GpuError(`${what}: buffer ${labelOf(buffer)} has ${buffer.size} bytes, needs ${bytes}`);
   }
-}
-
-function bufferOf(binding: Binding): GPUBuffer {
-  return binding instanceof GPUBuffer ? binding : binding.buffer;
 }
 
 function labelOf(binding: Binding): string {

@@ -3,14 +3,18 @@ import { GpuError, requestGpu } from "../../../src/gpu/device.ts";
 import { readF32, readFloats, storageBuffer, uploadBuffer } from "../../../src/gpu/buffers.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import {
+  DEFAULT_MATMUL_TILE,
   formatMatmulTile,
+  formatMatrixTile,
   matmul,
   type MatmulBatch,
+  matmulKernel,
   type MatmulOptions,
   matmulScratchBytes,
   type MatmulTile,
-  matmulTile,
+  type MatrixTile,
   parseMatmulTile,
+  parseMatrixTile,
 } from "../../../src/model/layers/matmul.ts";
 import { matmul as referenceMatmul } from "../../../src/reference/ops.ts";
 import { assertClose, seededUniform } from "../../_helpers.ts";
@@ -18,6 +22,14 @@ import { assertClose, seededUniform } from "../../_helpers.ts";
 const gpu = await requestGpu();
 const kernels = new Kernels(gpu);
 const dummy = storageBuffer(gpu, "dummy", 4);
+/** The subgroup-matrix kernel's tests run only where the device has subgroup matrices (Dawn). */
+const noMatrixUnits = gpu.subgroupMatrix === null;
+if (noMatrixUnits) {
+  console.log(
+    `matmul_test: the subgroup-matrix (tensor-core) tests are ignored: ${gpu.name} (${gpu.backend}) has no ` +
+      "subgroup matrices; they run with CRAM_GPU=dawn on a GPU (see the README's Testing section)",
+  );
+}
 
 interface Case {
   m: number;
@@ -30,13 +42,29 @@ interface Case {
   /** Element offsets of A, B, C and ADD inside their buffers (filled with other values around). */
   offsets?: [number, number, number, number];
   tile?: MatmulTile;
+  matrixTile?: MatrixTile;
   splits?: number;
   scratch?: GPUBuffer;
   /** Operands stored as f16 (the rest f32). */
   f16?: readonly ("a" | "b" | "c" | "add")[];
   /** The kernel the wrapper must pick for this shape, and whether it must split K. */
-  kernel: "matmul_tiled" | "matmul_general";
+  kernel: Kernel;
   splitK?: boolean;
+}
+
+type Kernel = "matmul_tiled" | "matmul_general" | "matmul_subgroup_matrix";
+
+/** The pipeline label of `kernel`: its WGSL file and entry point. */
+function label(kernel: Kernel): string {
+  return kernel === "matmul_subgroup_matrix" ? `${kernel}.${kernel}` : `matmul.${kernel}`;
+}
+
+/**
+ * Bound on |C - C64| / (k + 1) / sum |terms| (see `check`): u = 2^-24 for f32 arithmetic. The matrix units
+ * are given 4u: tensor cores need not round their f32 accumulation to nearest.
+ */
+function unitError(kernel: Kernel): number {
+  return kernel === "matmul_subgroup_matrix" ? 2 ** -22 : 2 ** -24;
 }
 
 /** Runs one product on the GPU and compares it with the float64 reference; returns C's bits. */
@@ -68,14 +96,16 @@ async function check(c: Case, seed = 1): Promise<Float32Array> {
     bOffset: bo,
     cOffset: co,
     addOffset: addo,
-    tile: c.tile,
+    // f16 A and B would go to the matrix units where the device has them: a tiled case names a tile.
+    tile: c.tile ?? (c.kernel === "matmul_tiled" && f16("a") && f16("b") ? DEFAULT_MATMUL_TILE : undefined),
+    matrixTile: c.matrixTile,
     splits: c.splits,
     scratch: c.scratch,
   };
   const dispatches = await matmul(kernels, options);
   assert.deepEqual(
     dispatches.map((d) => d.pipeline.label),
-    [`matmul.${c.kernel}`, ...(c.splitK ? ["matmul.matmul_split_sum"] : [])],
+    [label(c.kernel), ...(c.splitK ? ["matmul.matmul_split_sum"] : [])],
   );
   submitDispatches(gpu, dispatches);
   const out = await readFloats(gpu, options.c, co + m * n);
@@ -91,7 +121,7 @@ async function check(c: Case, seed = 1): Promise<Float32Array> {
   // rounding on store, half an f16 ulp: 2^-11 relative.
   const scale = Math.max(...absProduct.map((v, i) => v + Math.abs(base[i])));
   assertClose(out.subarray(co), expected, {
-    atol: (k + 1) * 2 ** -24 * scale,
+    atol: (k + 1) * unitError(c.kernel) * scale,
     rtol: f16("c") ? 2 ** -11 : 0,
     what: JSON.stringify({ ...shape, f16: c.f16 }),
   });
@@ -204,7 +234,9 @@ interface BatchedCase {
   ld: [number, number, number];
   batch: MatmulBatch;
   offsets: [number, number, number];
-  kernel: "matmul_tiled" | "matmul_general";
+  kernel: Kernel;
+  /** A and B stored as f16 (C stays f32). */
+  f16?: boolean;
 }
 
 /** Element (r, c) of a matrix stored with rows `ld` apart from `start`, as a dense [rows, cols] copy. */
@@ -223,13 +255,17 @@ async function checkBatched(c: BatchedCase): Promise<void> {
   const stored = { a: transA ? [k, m] : [m, k], b: transB ? [n, k] : [k, n], c: [m, n] };
   const size = (which: "a" | "b" | "c", i: number) =>
     start(batch.count - 1, which, offsets[i]) + (stored[which][0] - 1) * ld[i] + stored[which][1] + 8;
-  const a = seededUniform(size("a", 0), 5);
-  const b = seededUniform(size("b", 1), 6);
+  // f16 operands: the reference multiplies the rounded values the GPU reads.
+  const operand = (v: Float32Array<ArrayBuffer>) => c.f16 ? Float32Array.from(Float16Array.from(v)) : v;
+  const upload = (name: string, v: Float32Array<ArrayBuffer>) =>
+    uploadBuffer(gpu, name, c.f16 ? Float16Array.from(v) : v);
+  const a = operand(seededUniform(size("a", 0), 5));
+  const b = operand(seededUniform(size("b", 1), 6));
   const c0 = seededUniform(size("c", 2), 7);
   const cBuffer = uploadBuffer(gpu, "c", c0);
   const dispatches = await matmul(kernels, {
-    a: uploadBuffer(gpu, "a", a),
-    b: uploadBuffer(gpu, "b", b),
+    a: upload("a", a),
+    b: upload("b", b),
     c: cBuffer,
     m,
     k,
@@ -245,7 +281,7 @@ async function checkBatched(c: BatchedCase): Promise<void> {
     bOffset: offsets[1],
     cOffset: offsets[2],
   });
-  assert.deepEqual(dispatches.map((d) => d.pipeline.label), [`matmul.${c.kernel}`]);
+  assert.deepEqual(dispatches.map((d) => d.pipeline.label), [label(c.kernel)]);
   submitDispatches(gpu, dispatches);
   const out = await readF32(gpu, cBuffer);
   const expected = Float64Array.from(c0);
@@ -269,7 +305,7 @@ async function checkBatched(c: BatchedCase): Promise<void> {
     }
   }
   // Inputs are in [-1, 1): each entry errs by at most (k + 1) u k (see check above).
-  assertClose(out, expected, { atol: (k + 2) * k * 2 ** -24, rtol: 0, what: JSON.stringify(c) });
+  assertClose(out, expected, { atol: (k + 2) * k * unitError(c.kernel), rtol: 0, what: JSON.stringify(c) });
 }
 
 // Attention's per-head products on qkv [batch * seq, 3 * hidden] (q, k and v sections of `hidden`
@@ -335,10 +371,8 @@ Deno.test("matmul batch of one level (one product per outer index)", async () =>
 });
 
 Deno.test("matmul keeps the default tile for pretraining and picks the fastest tile measured for finetuning's products", () => {
-  const tileOf = (options: Omit<MatmulOptions, "a" | "b" | "c">) => {
-    const tile = matmulTile(kernels, { ...options, a: dummy, b: dummy, c: dummy });
-    return tile && formatMatmulTile(tile);
-  };
+  const tileOf = (options: Omit<MatmulOptions, "a" | "b" | "c">) =>
+    matmulKernel(kernels, { ...options, a: dummy, b: dummy, c: dummy }).tile;
   // The crammed model's pretraining products at micro-batch 128 (16384 tokens, 2432 label rows).
   assert.equal(tileOf({ m: 16384, k: 768, n: 2304, transB: true }), "128x128x8/u8");
   assert.equal(tileOf({ m: 16384, k: 768, n: 3072 }), "128x128x8/u8");
@@ -375,6 +409,124 @@ Deno.test("matmul keeps the default tile for pretraining and picks the fastest t
   ];
   for (const [m, n, k, fastest] of measured) assert.equal(tileOf({ m, n, k }), fastest, `${m}x${n}x${k}`);
   assert.equal(tileOf({ m: 13, k: 21, n: 7 }), null);
+});
+
+// The subgroup-matrix (tensor-core) kernel: f16 A and B with every size, offset and stride a multiple of 8.
+// Its default tile is 2 x 2 subgroups of 4 x 4 fragments, two matrix steps deep: 128 x 128 x 32 with the
+// H200's 16 x 16 x 16 matrices, 64 x 64 x 16 with lavapipe's 8 x 8 x 8; the shapes below have whole and
+// ragged tiles with either.
+const matrix = (test: Omit<Case, "kernel" | "f16"> & { f16?: Case["f16"] }): Case => ({
+  kernel: "matmul_subgroup_matrix",
+  ...test,
+  f16: ["a", "b", ...(test.f16 ?? [])],
+});
+
+for (const { name, transA, transB } of layouts) {
+  Deno.test({
+    name: `matmul ${name} on the matrix units: whole and ragged tiles`,
+    ignore: noMatrixUnits,
+    fn: async () => {
+      await check(matrix({ m: 128, k: 64, n: 128, transA, transB }));
+      await check(matrix({ m: 136, k: 40, n: 72, transA, transB }));
+    },
+  });
+}
+
+Deno.test({
+  name: "matmul on the matrix units: accumulate, add, f16 C and ADD, offsets",
+  ignore: noMatrixUnits,
+  fn: async () => {
+    const [m, k, n] = [72, 48, 136];
+    await check(matrix({ m, k, n, transA: true, accumulate: true }));
+    await check(matrix({ m, k, n, transB: true, add: true }));
+    await check(matrix({ m, k, n, transB: true, f16: ["c"] }));
+    await check(matrix({ m, k, n, add: true, f16: ["c", "add"] }));
+    await check(matrix({ m, k, n, transA: true, accumulate: true, f16: ["c"] }));
+    await check(matrix({ m, k, n, add: true, offsets: [8, 16, 24, 32] }));
+    // An offset that is a multiple of 4 but not of 8 leaves the matrix units for the tiled kernel.
+    await check({ m, k, n, add: true, offsets: [4, 16, 24, 32], f16: ["a", "b"], kernel: "matmul_tiled" });
+  },
+});
+
+Deno.test({
+  name: "matmul on the matrix units: split K, in every mode",
+  ignore: noMatrixUnits,
+  fn: async () => {
+    const deep = { m: 64, k: 2048, n: 128, transA: true, splitK: true };
+    await check(matrix(deep));
+    await check(matrix({ ...deep, accumulate: true, f16: ["c"] }));
+    const scratch = storageBuffer(gpu, "scratch", 3 * 72 * 136 * 4);
+    const ragged = { m: 72, k: 200, n: 136, splits: 3, scratch, splitK: true };
+    await check(matrix({ ...ragged, transA: true, accumulate: true }));
+    await check(matrix({ ...ragged, transB: true, add: true, f16: ["add"] }));
+  },
+});
+
+for (const spec of ["sg1x1/f1x1/k1", "sg2x2/f4x4/k2", "sg1x2/f2x4/k2", "sg2x1/f4x2/k1", "sg2x4/f4x2/k2"]) {
+  Deno.test({
+    name: `matmul matrix tile ${spec}`,
+    ignore: noMatrixUnits,
+    fn: async () => {
+      const matrixTile = parseMatrixTile(spec);
+      assert.equal(formatMatrixTile(matrixTile), spec);
+      await check(matrix({ m: 136, k: 48, n: 264, transB: true, matrixTile }));
+      await check(matrix({ m: 128, k: 32, n: 128, transA: true, matrixTile, accumulate: true }));
+    },
+  });
+}
+
+Deno.test({
+  name: "matmul batched and strided products on the matrix units: attention's per-head products",
+  ignore: noMatrixUnits,
+  fn: async () => {
+    const [batchSize, seq, heads, headDim] = [3, 24, 2, 16];
+    const hidden = heads * headDim;
+    const rows = [seq * 3 * hidden, headDim] as const;
+    const probs = [heads * seq * seq, seq * seq] as const;
+    const out = [seq * hidden, headDim] as const;
+    const count = batchSize * heads;
+    const kernel = "matmul_subgroup_matrix";
+    const f16 = true;
+    await checkBatched({
+      ...{ m: seq, k: headDim, n: seq, transB: true, ld: [3 * hidden, 3 * hidden, seq], kernel, f16 },
+      batch: { count, inner: heads, a: rows, b: rows, c: probs },
+      offsets: [0, hidden, 8],
+    });
+    await checkBatched({
+      ...{ m: seq, k: seq, n: headDim, ld: [seq, 3 * hidden, hidden], kernel, f16 },
+      batch: { count, inner: heads, a: probs, b: rows, c: out },
+      offsets: [0, 2 * hidden, 0],
+    });
+    await checkBatched({
+      ...{ m: seq, k: seq, n: headDim, transA: true, accumulate: true, ld: [seq, 3 * hidden, 3 * hidden] },
+      ...{ kernel, f16 },
+      batch: { count, inner: heads, a: probs, b: rows, c: rows },
+      offsets: [0, 0, hidden],
+    });
+  },
+});
+
+Deno.test({
+  name: "matmul on the matrix units is deterministic and refuses tiles it cannot run",
+  ignore: noMatrixUnits,
+  fn: async () => {
+    const shape = matrix({ m: 64, k: 96, n: 128, transA: true });
+    assert.deepEqual(await check(shape), await check(shape));
+    const f16 = uploadBuffer(gpu, "f16", new Float16Array(64 * 64));
+    const base = { a: f16, b: f16, c: storageBuffer(gpu, "c", 64 * 64 * 4), m: 64, k: 64, n: 64 };
+    const cases: [string, RegExp][] = [
+      ["sg1x1/f3x1/k1", /fragments per subgroup must be 1, 2 or 4/],
+      ["sg4x1/f1x1/k1", /load 1, 2, 4 or 8 times/],
+      ["sg0x1/f1x1/k1", /positive integers/],
+    ];
+    for (const [spec, message] of cases) {
+      await assert.rejects(
+        matmul(kernels, { ...base, matrixTile: parseMatrixTile(spec) }),
+        (e) => e instanceof GpuError && message.test(e.message),
+      );
+    }
+    assert.throws(() => parseMatrixTile("2x2/4x4"), /expected sgRxC\/fRxC\/kN/);
+  },
 });
 
 Deno.test("matmul is deterministic: the same inputs give the same bits", async () => {
