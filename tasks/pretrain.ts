@@ -15,7 +15,6 @@ import { type ModelConfig, presets, validateConfig } from "../src/model/config.t
 import { initParams } from "../src/model/init.ts";
 import { openShards, readManifest, type ShardSet } from "../src/data/shard.ts";
 import { buildDataset } from "../src/data/dataset.ts";
-import { sampleCorpus } from "../src/data/sample.ts";
 import { Tokenizer } from "../src/data/tokenizer.ts";
 import { BatchSource } from "../src/train/batches.ts";
 import { Budget, formatBudget } from "../src/train/budget.ts";
@@ -42,7 +41,8 @@ import {
   writeSummary,
 } from "../src/train/run_dir.ts";
 import { planTrainer, type Trainer } from "../src/train/step.ts";
-import { exists, writeFileAtomic } from "../src/fs.ts";
+import { writeFileAtomic } from "../src/fs.ts";
+import { checkFreshRunFolder, lockRunFolder, planRunData, type RunData } from "../src/train/run_setup.ts";
 import { describe } from "../src/data/errors.ts";
 import { readLossScale, writeLossScale } from "../src/model/layers/cross_entropy.ts";
 
@@ -54,31 +54,26 @@ import { readLossScale, writeLossScale } from "../src/model/layers/cross_entropy
 const GPU_MICRO_BATCH = 128;
 const CPU_MICRO_BATCH = 8;
 
-/**
- * The dataset of a run: a folder with manifest.json and shards as given, or the run's own `data/`
- * folder tokenized from a raw corpus (kept, so a resume does not tokenize again).
- */
-async function prepareData(
-  options: PretrainOptions,
-  config: ModelConfig,
-  progress: Progress,
-): Promise<string> {
-  const [first] = options.corpus;
-  if (options.corpus.length === 1 && await exists(`${first}/manifest.json`)) return first;
-  const dir = `${options.out}/data`;
-  if (await exists(`${dir}/manifest.json`)) {
-    progress.message(`using the dataset tokenized earlier in ${dir}`);
-    return dir;
+/** The signals that save a checkpoint and stop a run (Windows knows only SIGINT and SIGBREAK). */
+const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
+  ? ["SIGINT", "SIGBREAK"]
+  : ["SIGINT", "SIGTERM", "SIGHUP"];
+
+/** The run's dataset folder: as given, tokenized earlier, or tokenized now from raw files into the run folder. */
+async function prepareData(data: RunData, options: PretrainOptions, config: ModelConfig, progress: Progress) {
+  if (data.kind === "dataset") return data.dir;
+  if (data.kind === "tokenized") {
+    progress.message(`using the dataset tokenized earlier in ${data.dir}`);
+    return data.dir;
   }
-  const corpus = options.corpus.length > 0 ? options.corpus : [await sampleCorpus()];
-  progress.message(`tokenizing ${corpus.join(", ")} into ${dir} (not counted in the budget)`);
+  progress.message(`tokenizing ${data.corpus.join(", ")} into ${data.dir} (not counted in the budget)`);
   await buildDataset({
-    corpus,
-    out: dir,
+    corpus: data.corpus,
+    out: data.dir,
     vocabSize: options.vocabSize ?? config.vocabSize,
     seqLen: options.seqLen ?? config.maxSeqLen,
   });
-  return dir;
+  return data.dir;
 }
 
 /** The preset, fitted to the dataset's vocabulary and sequence length. */
@@ -111,6 +106,18 @@ async function main(args: string[]): Promise<void> {
       parsed.given.has("out") ? parsed.options.out : loaded.runDir,
     )
     : parsed.options;
+  if (loaded) {
+    const budget = new Budget(given.budget, { usedSeconds: loaded.state.usedSeconds, steps: loaded.state.step });
+    if (budget.done) {
+      // A finished run stays as it is: nothing is planned, written or rewritten.
+      console.log(
+        `${loaded.runDir}: the run has used its budget of ${formatBudget(given.budget)} ` +
+          `(${loaded.state.step} steps, ${loaded.state.usedSeconds.toFixed(0)} s); nothing to do. ` +
+          `To train it longer, give a larger --budget with --resume.`,
+      );
+      return;
+    }
+  }
   const gpu = await requestGpu({ backend: given.gpu });
   const options = { ...given, precision: given.precision ?? devicePrecision(gpu) };
   const defaults = adapterDefaults(gpu, options.preset);
@@ -123,8 +130,12 @@ async function main(args: string[]): Promise<void> {
       `batch ${batch}, ${options.precision} storage`,
   );
 
+  // Inputs are checked before the run folder exists: a wrong --corpus or --out leaves nothing behind.
+  if (!loaded) await checkFreshRunFolder(options.out);
+  const data = await planRunData(options.corpus, `${options.out}/data`);
   await Deno.mkdir(options.out, { recursive: true });
-  const dataDir = await prepareData(options, presets[preset] ?? presets.crammed, progress);
+  const lock = await lockRunFolder(options.out);
+  const dataDir = await prepareData(data, options, presets[preset] ?? presets.crammed, progress);
   const { manifest, paths } = await readManifest(dataDir);
   const tokenizer = await Tokenizer.load(dataDir);
   const shards = await openShards(paths, {
@@ -134,6 +145,12 @@ async function main(args: string[]): Promise<void> {
     throw new OptionError(
       `--resume ${options.resume}: the checkpoint was trained on vocabulary ${loaded.state.dataset.vocabHash}, ` +
         `the dataset in ${dataDir} has ${shards.vocabHash}`,
+    );
+  }
+  if (loaded && loaded.state.dataset.sequences !== shards.sequences) {
+    throw new OptionError(
+      `--resume ${options.resume}: the checkpoint was trained on ${loaded.state.dataset.sequences} sequences, ` +
+        `the dataset in ${dataDir} has ${shards.sequences}: another corpus (its data order would not continue)`,
     );
   }
   checkDatasetOptions(options, shards, dataDir);
@@ -209,13 +226,15 @@ async function main(args: string[]): Promise<void> {
     options.out,
     loaded ? { runDir: loaded.runDir, step: loaded.state.step } : undefined,
   );
+  // Ctrl-C, SIGTERM (schedulers, `timeout`, `docker stop`) and SIGHUP (a closed terminal) save a
+  // checkpoint and stop; a second one quits at once.
   let interrupted = false;
   const onInterrupt = () => {
-    if (interrupted) Deno.exit(130); // a second Ctrl-C does not wait for the checkpoint
+    if (interrupted) Deno.exit(130);
     interrupted = true;
-    progress.message("interrupted: saving a checkpoint (Ctrl-C again to quit without it)");
+    progress.message("interrupted: saving a checkpoint (interrupt again to quit without it)");
   };
-  Deno.addSignalListener("SIGINT", onInterrupt);
+  for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, onInterrupt);
   const budgetLabel = formatBudget(options.budget);
   const result = await trainLoop({
     trainer,
@@ -262,7 +281,7 @@ async function main(args: string[]): Promise<void> {
     },
     interrupted: () => interrupted,
   });
-  Deno.removeSignalListener("SIGINT", onInterrupt);
+  for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, onInterrupt);
   metrics.close();
   progress.finish();
 
@@ -286,6 +305,7 @@ async function main(args: string[]): Promise<void> {
     peakMemoryBytes: memoryBytes,
   };
   await writeSummary(options.out, summary);
+  lock.close();
   console.log(JSON.stringify(summary));
   if (result.stopped === "non-finite") {
     throw new OptionError(

@@ -145,7 +145,10 @@ const SPECS: readonly OptionSpec[] = [
     value: "<time>",
     shown: "5m",
     help: "Training time, e.g. 90s, 10m, 1h30m, 24h, counted from the first step (tokenizing and setup " +
-      "do not count), or a number of optimizer steps, e.g. 500steps.",
+      "do not count), or a number of optimizer steps, e.g. 500steps. With --resume: a larger budget of the " +
+      "same kind extends the run; the learning-rate and batch schedules are then functions of the new " +
+      "budget (at 10 of 20 minutes the learning rate is where a 20-minute run's is at its middle).",
+    resumable: true,
     parse: (text, flag) => {
       const budget = parseBudget(text);
       if (!budget || ("seconds" in budget ? budget.seconds : budget.steps) <= 0) {
@@ -174,7 +177,8 @@ const SPECS: readonly OptionSpec[] = [
     value: "<dir>",
     shown: "none",
     help: "Continue a run from its newest checkpoint (a run folder) or from a given checkpoint folder, " +
-      "with its saved options; only --corpus, --out and the logging and checkpoint options may change.",
+      "with its saved options; only --corpus, --out, --budget, --gpu and the logging and checkpoint " +
+      "options may change.",
     resumable: true,
     parse: (text, flag) => text.trim() === "" ? fail(flag, "a run or checkpoint folder", text) : text,
   },

@@ -76,7 +76,9 @@ export function lossCurveSvg(records: readonly MetricRecord[], options: PlotOpti
   const xMax = Math.max(records.at(-1)!.seconds / unit.size, 1e-9);
   const xTicks = niceTicks(0, xMax);
   const xEnd = Math.max(xMax, xTicks.at(-1)!);
-  const losses = records.map((r) => r.loss);
+  // A diverged record's loss (NaN) has no point: the curve is drawn through the finite ones.
+  const finite = records.filter((r) => Number.isFinite(r.loss));
+  const losses = finite.length > 0 ? finite.map((r) => r.loss) : [0];
   let [lossMin, lossMax] = [Math.min(...losses), Math.max(...losses)];
   const pad = (lossMax - lossMin) * 0.05 || Math.abs(lossMax) * 0.05 || 1;
   [lossMin, lossMax] = [lossMin - pad, lossMax + pad];
@@ -133,8 +135,8 @@ export function lossCurveSvg(records: readonly MetricRecord[], options: PlotOpti
     } ${middle}) rotate(90)" text-anchor="middle" fill="#888">learning rate</text>`,
   );
 
-  const points = (value: (r: MetricRecord) => number) =>
-    records.map((r) => `${f(x(r.seconds))},${f(value(r))}`).join(" ");
+  const points = (value: (r: MetricRecord) => number, of = records) =>
+    of.map((r) => `${f(x(r.seconds))},${f(value(r))}`).join(" ");
   out.push(
     `<polyline class="lr" fill="none" stroke="#999" stroke-dasharray="4 3" points="${
       points((r) => yLr(r.lr))
@@ -142,13 +144,14 @@ export function lossCurveSvg(records: readonly MetricRecord[], options: PlotOpti
   );
   out.push(
     `<polyline class="loss" fill="none" stroke="#1f5fbf" stroke-width="1.5" points="${
-      points((r) => y(r.loss))
+      points((r) => y(r.loss), finite)
     }"/>`,
   );
   const last = records.at(-1)!;
+  const finalLoss = Number.isFinite(last.loss) ? last.loss.toFixed(3) : "not finite";
   out.push(
     `<text x="${width / 2}" y="40" text-anchor="middle" fill="#1f5fbf">` +
-      `final loss ${last.loss.toFixed(3)} after ${formatCount(last.tokens)} tokens, step ${last.step}</text>`,
+      `final loss ${finalLoss} after ${formatCount(last.tokens)} tokens, step ${last.step}</text>`,
   );
   out.push("</svg>");
   return out.join("\n");

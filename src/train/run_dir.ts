@@ -369,7 +369,7 @@ export interface MetricRecord {
   seconds: number;
   /** Tokens seen (sequences x sequence length). */
   tokens: number;
-  /** Mean MLM loss of the steps since the previous record. */
+  /** Mean MLM loss of the steps since the previous record; NaN when it was not finite (null in the file). */
   loss: number;
   /** Learning rate of the latest step. */
   lr: number;
@@ -413,10 +413,16 @@ export function parseMetrics(text: string, file: string): MetricRecord[] {
       if (last) return;
       throw new RunFileError(`${file}:${i + 1}: not valid JSON`);
     }
+    // A diverged step's loss is written as null (JSON has no NaN): read back as NaN.
+    if (record.loss === null) record.loss = NaN;
     for (const field of METRIC_FIELDS) {
-      if (typeof record[field] !== "number" || !Number.isFinite(record[field])) {
+      const value = record[field];
+      const ok = typeof value === "number" && (Number.isFinite(value) || (field === "loss" && isNaN(value)));
+      if (!ok) {
         throw new RunFileError(
-          `${file}:${i + 1}: ${field} must be a finite number, got ${JSON.stringify(record[field])}`,
+          `${file}:${i + 1}: ${field} must be a finite number${field === "loss" ? " or null" : ""}, got ${
+            JSON.stringify(value)
+          }`,
         );
       }
     }

@@ -230,6 +230,15 @@ Deno.test("a resumed run keeps its saved options except the resumable ones given
     out: "runs/moved",
     resume: "runs/moved",
   });
+  // A finished run is extended by a larger budget, and may move to another backend.
+  const longer = resumeOptions(
+    saved,
+    parseOptions(["--resume", "runs/moved", "--budget", "20m", "--gpu", "dawn"]),
+    "x",
+  );
+  assert.deepEqual([longer.budget, longer.gpu, longer.preset], [{ seconds: 1200 }, "dawn", "tiny"]);
+  // What the run computes does not change.
+  assert.throws(() => parseOptions(["--resume", "runs/x", "--peak-lr", "2e-3"]), /--peak-lr cannot be given/);
   // A branch: continue from the checkpoint in another folder.
   const branch = parseOptions(["--resume", "runs/moved/checkpoints/step-000000010", "--out", "runs/branch"]);
   assert.equal(resumeOptions(saved, branch, "runs/moved").out, "runs/branch");

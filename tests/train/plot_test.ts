@@ -58,6 +58,15 @@ Deno.test("the loss curve is a valid SVG whose lines map the records onto the ax
   assert.ok(svg.includes(">120k</text>"));
 });
 
+Deno.test("a diverged record (NaN loss) is left out of the loss line and named in the title", () => {
+  const svg = lossCurveSvg([record(10, 60, 10.4, 2.5e-4), record(20, 300, 6, 1e-3), record(30, 600, NaN, 0)]);
+  assert.equal(XMLValidator.validate(svg), true);
+  assert.ok(!svg.includes("NaN"), "no NaN coordinates");
+  assert.equal(points(svg, "loss").length, 2);
+  assert.equal(points(svg, "lr").length, 3);
+  assert.ok(svg.includes("final loss not finite after 600k tokens, step 30"));
+});
+
 Deno.test("short runs are drawn in seconds, long ones in hours; no records is a blank plot", () => {
   assert.ok(lossCurveSvg([record(1, 5, 3, 1e-3), record(2, 90, 2, 0)]).includes("budget used (seconds)"));
   assert.ok(lossCurveSvg([record(1, 600, 3, 1e-3), record(2, 86400, 2, 0)]).includes("budget used (hours)"));

@@ -185,9 +185,17 @@ Deno.test("metrics records round-trip; a line cut off by a crash is dropped, a b
     () => parseMetrics('{"step": 1\n' + text, "m.jsonl"),
     /^RunFileError: m.jsonl:1: not valid JSON$/,
   );
+  // A diverged step's loss is written as null and read back as NaN; a null elsewhere is an error.
+  const diverged = { ...records[1], loss: NaN };
+  assert.equal(encodeMetric(diverged).includes('"loss":null'), true);
+  assert.deepEqual(parseMetrics(encodeMetric(diverged), "m.jsonl"), [diverged]);
   assert.throws(
-    () => parseMetrics(text.replace('"loss":2.8', '"loss":null'), "m.jsonl"),
-    /^RunFileError: m.jsonl:2: loss must be a finite number, got null$/,
+    () => parseMetrics(text.replace('"seconds":3', '"seconds":null'), "m.jsonl"),
+    /^RunFileError: m.jsonl:2: seconds must be a finite number, got null$/,
+  );
+  assert.throws(
+    () => parseMetrics(text.replace('"loss":2.8', '"loss":"x"'), "m.jsonl"),
+    /^RunFileError: m.jsonl:2: loss must be a finite number or null, got "x"$/,
   );
   assert.equal(encodeMetric(records[0]).split("\n").length, 2, "one line each");
 });

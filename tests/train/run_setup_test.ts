@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { DataError } from "../../src/data/errors.ts";
+import { OptionError } from "../../src/train/options.ts";
+import {
+  checkFreshRunFolder,
+  isDatasetFolder,
+  lockRunFolder,
+  planRunData,
+} from "../../src/train/run_setup.ts";
+
+const data = new URL("../../fixtures/data/", import.meta.url).pathname;
+const none = "/nonexistent/run/data";
+
+Deno.test("a single raw corpus file is raw input, not a dataset (it used to fail: not a directory)", async () => {
+  const file = `${data}corpus/prose.txt`;
+  assert.equal(await isDatasetFolder(file), false);
+  assert.deepEqual(await planRunData([file], none), { kind: "raw", dir: none, corpus: [file] });
+});
+
+Deno.test("a tokenized folder as the only corpus path is the dataset; the run's own data/ is reused", async () => {
+  assert.equal(await isDatasetFolder(`${data}shards`), true);
+  assert.equal(await isDatasetFolder(`${data}shards/`), true);
+  assert.equal(await isDatasetFolder(`${data}corpus`), false);
+  assert.deepEqual(await planRunData([`${data}shards`], none), { kind: "dataset", dir: `${data}shards` });
+  // A resumed run finds the dataset it tokenized at its first start.
+  const tokenized = `${data}shards`;
+  assert.deepEqual(await planRunData([`${data}corpus`], tokenized), { kind: "tokenized", dir: tokenized });
+});
+
+Deno.test("a missing corpus path or one of unknown format is a one-line error before anything is written", async () => {
+  await assert.rejects(
+    planRunData([`${data}corpus/prose.txt`, "/nonexistent/book.txt"], none),
+    (e) => e instanceof DataError && /^corpus path \/nonexistent\/book\.txt: /.test(e.message),
+  );
+  await assert.rejects(
+    planRunData([`${data}bad/table.csv`], none),
+    (e) => e instanceof DataError && /table\.csv: unknown format/.test(e.message),
+  );
+});
+
+Deno.test("a fresh run refuses a used run folder and takes a missing one", async () => {
+  await checkFreshRunFolder("/nonexistent/run");
+  await assert.rejects(
+    checkFreshRunFolder(`${data}corpus`),
+    (e) => e instanceof OptionError && /--out .*corpus: the folder is not empty .*--resume/.test(e.message),
+  );
+  await assert.rejects(
+    checkFreshRunFolder(`${data}corpus/prose.txt`),
+    (e) => e instanceof OptionError && /is a file, not a folder/.test(e.message),
+  );
+});
+
+// Tests that write need --allow-write, which the README's test command does not grant; .ci/run runs
+// this file again with it.
+const canWrite = Deno.permissions.querySync({ name: "write" }).state === "granted";
+if (!canWrite) {
+  console.log("run_setup_test: tests that write are ignored without --allow-write (.ci/run runs them)");
+}
+
+Deno.test({
+  name: "writes: one process at a time trains in a run folder; a second lock is refused, naming the holder",
+  ignore: !canWrite,
+  fn: async () => {
+    const out = await Deno.makeTempDir();
+    try {
+      await checkFreshRunFolder(out); // an empty folder takes a fresh run
+      const first = await lockRunFolder(out);
+      await assert.rejects(
+        lockRunFolder(out),
+        (e) =>
+          e instanceof OptionError && e.message.includes(`another process (pid ${Deno.pid}) is training`),
+      );
+      first.close();
+      (await lockRunFolder(out)).close(); // released with its file
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
