@@ -9,7 +9,7 @@
  */
 import { fromPeerConfig, type ModelConfig, toPeerConfig } from "./config.ts";
 import { paramLayout } from "./params.ts";
-import { decodeSafetensors, encodeSafetensors, type Tensor } from "./safetensors.ts";
+import { decodeSafetensors, encodeSafetensors, readSafetensorsHeader, type Tensor } from "./safetensors.ts";
 import { writeFileAtomic } from "../fs.ts";
 
 /** The label of a position with no prediction, as PyTorch's cross_entropy ignore_index. */
@@ -81,12 +81,22 @@ export interface Checkpoint {
   metadata: Record<string, string>;
 }
 
-/** Decodes a checkpoint file's bytes; errors are one line starting with `file`. */
+/**
+ * Decodes a checkpoint file's bytes; errors are one line starting with `file`. The config is read and
+ * bounded, and every tensor name checked against it, before anything is allocated for the tensors.
+ */
 export function decodeCheckpoint(bytes: Uint8Array, options: { file: string }): Checkpoint {
-  const { tensors, metadata } = decodeSafetensors(bytes, options);
+  const { metadata } = readSafetensorsHeader(bytes, options);
   if (metadata.config === undefined) throw new RangeError(`${options.file}: __metadata__.config is missing`);
   const config = fromPeerConfig(metadata.config, options.file);
+  const names = parameterNames(config);
+  const { tensors } = decodeSafetensors(bytes, { ...options, accept: (name) => names.has(name) });
   return { config, params: paramsFromTensors(config, tensors, options), metadata };
+}
+
+/** The tensor names of `config`'s parameters. */
+export function parameterNames(config: ModelConfig): Set<string> {
+  return new Set(paramLayout(config).tensors.map((t) => t.name));
 }
 
 /** Token ids and MLM labels of B sequences of T tokens, row-major [B, T]. */
@@ -108,7 +118,8 @@ export function encodeBatch({ batch, seq, ids, labels }: Batch): Uint8Array {
 
 /** Decodes a batch file's bytes; errors are one line starting with `file`. */
 export function decodeBatch(bytes: Uint8Array, options: { file: string }): Batch {
-  const { tensors } = decodeSafetensors(bytes, options);
+  const accept = (name: string) => name === "input_ids" || name === "labels";
+  const { tensors } = decodeSafetensors(bytes, { ...options, accept });
   const ids = tensors.input_ids;
   const labels = tensors.labels;
   if (!ids || !labels) throw new RangeError(`${options.file}: a batch needs tensors input_ids and labels`);

@@ -105,6 +105,15 @@ export function downInputWidth(config: ModelConfig): number {
 }
 
 /**
+ * The largest value of each size of a config: far beyond any model this engine can train (the shards hold
+ * 16-bit token ids), and checked before anything is allocated from a config read from a file, so that a
+ * crafted checkpoint cannot make the loader allocate without bound.
+ */
+export const CONFIG_LIMITS: Readonly<
+  Record<"vocabSize" | "hidden" | "layers" | "heads" | "intermediate" | "maxSeqLen", number>
+> = { vocabSize: 65536, hidden: 16384, layers: 512, heads: 256, intermediate: 65536, maxSeqLen: 8192 };
+
+/**
  * Returns `config` if it describes a valid model, else throws a `RangeError` whose one-line message starts
  * with `source` and names the field.
  */
@@ -122,7 +131,10 @@ function checkConfig(
   };
   for (const field of ["vocabSize", "hidden", "layers", "heads", "intermediate", "maxSeqLen"] as const) {
     const value = config[field];
-    if (!Number.isSafeInteger(value) || value < 1) fail(field, "a positive integer", value);
+    const max = CONFIG_LIMITS[field];
+    if (!Number.isSafeInteger(value) || value < 1 || value > max) {
+      fail(field, `an integer from 1 to ${max}`, value);
+    }
   }
   if (!ffnValues.includes(config.ffn)) fail("ffn", `one of ${ffnValues.join(", ")}`, config.ffn);
   if (!positionValues.includes(config.positions)) {

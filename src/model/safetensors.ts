@@ -60,12 +60,28 @@ export interface Safetensors {
   metadata: Record<string, string>;
 }
 
+/** One tensor's entry in a safetensors header: its dtype, shape and byte range in the data. */
+export interface TensorEntry {
+  dtype: Dtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** A safetensors header, checked: its tensors' entries in file order, its metadata, and where data starts. */
+export interface SafetensorsHeader {
+  entries: Map<string, TensorEntry>;
+  metadata: Record<string, string>;
+  dataStart: number;
+}
+
 /**
- * Decodes a safetensors file, copying each tensor into its own typed array. Errors are one line starting
- * with `file`: truncation, a header that is not JSON, an unknown dtype, a bad shape, or data offsets out of
- * range or not matching the shape.
+ * Reads and checks a safetensors file's header, copying no tensor. Errors are one line starting with
+ * `file`: truncation, a header that is not JSON, an unknown dtype, a bad shape, data offsets out of range,
+ * not matching the shape, or overlapping another tensor's (which would let a small file decode to many
+ * copies of the same bytes).
  */
-export function decodeSafetensors(bytes: Uint8Array, options: { file: string }): Safetensors {
+export function readSafetensorsHeader(bytes: Uint8Array, options: { file: string }): SafetensorsHeader {
   const { file } = options;
   const fail = (message: string): never => {
     throw new RangeError(`${file}: ${message}`);
@@ -85,11 +101,10 @@ export function decodeSafetensors(bytes: Uint8Array, options: { file: string }):
   if (typeof header !== "object" || header === null || Array.isArray(header)) {
     fail("header must be a JSON object");
   }
-  const entries = header as Record<string, unknown>;
   const dataSize = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
-  const tensors: Record<string, Tensor> = {};
-  for (const [name, entry] of Object.entries(entries)) {
+  const entries = new Map<string, TensorEntry>();
+  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
       if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
         fail("__metadata__ must be an object");
@@ -123,11 +138,43 @@ export function decodeSafetensors(bytes: Uint8Array, options: { file: string }):
         }`,
       );
     }
+    entries.set(name, { dtype: dtype as Dtype, shape: shape as number[], begin, end });
+  }
+  // No two tensors share a byte: the tensors together are at most the file's size.
+  const ranges = [...entries].filter(([, e]) => e.end > e.begin).sort(([, a], [, b]) => a.begin - b.begin);
+  for (let i = 1; i < ranges.length; i++) {
+    const [[before, a], [name, b]] = [ranges[i - 1], ranges[i]];
+    if (b.begin < a.end) {
+      fail(
+        `tensor ${name}: data_offsets [${b.begin}, ${b.end}] overlap tensor ${before}'s [${a.begin}, ${a.end}]`,
+      );
+    }
+  }
+  return { entries, metadata, dataStart };
+}
+
+/**
+ * Decodes a safetensors file, copying each tensor into its own typed array. Errors are those of
+ * {@linkcode readSafetensorsHeader}, and, when `accept` is given, a tensor whose name it refuses: checked
+ * for every name before any tensor is copied.
+ */
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  options: { file: string; accept?: (name: string) => boolean },
+): Safetensors {
+  const { entries, metadata, dataStart } = readSafetensorsHeader(bytes, options);
+  if (options.accept) {
+    for (const name of entries.keys()) {
+      if (!options.accept(name)) throw new RangeError(`${options.file}: unexpected tensor ${name}`);
+    }
+  }
+  const tensors: Record<string, Tensor> = {};
+  for (const [name, { dtype, shape, begin, end }] of entries) {
     // A copy starting at offset 0 of its own buffer, so the typed array is aligned whatever the offsets.
     const raw = bytes.slice(dataStart + begin, dataStart + end).buffer;
     tensors[name] = dtype === "F32"
-      ? { dtype, shape: shape as number[], data: new Float32Array(raw) }
-      : { dtype: "I32", shape: shape as number[], data: new Int32Array(raw) };
+      ? { dtype, shape, data: new Float32Array(raw) }
+      : { dtype: "I32", shape, data: new Int32Array(raw) };
   }
   return { tensors, metadata };
 }

@@ -21,6 +21,7 @@ import {
   checkpointTensors,
   decodeCheckpoint,
   encodeCheckpoint,
+  parameterNames,
   paramsFromTensors,
 } from "../model/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors, type Tensor } from "../model/safetensors.ts";
@@ -234,7 +235,11 @@ export async function decodeCheckpointFiles(
     throw new RunFileError(`${model.file}: its config differs from the one in ${STATE_FILE}`);
   }
   const optimizer = await verified(OPTIMIZER_FILE);
-  const { tensors } = decodeSafetensors(optimizer.bytes, { file: optimizer.file });
+  const names = parameterNames(state.config);
+  const { tensors } = decodeSafetensors(optimizer.bytes, {
+    file: optimizer.file,
+    accept: (name) => /^[mv]\./.test(name) && names.has(name.slice(2)),
+  });
   const moment = (prefix: string) => {
     const named = Object.fromEntries(
       Object.entries(tensors).filter(([name]) => name.startsWith(prefix)).map((

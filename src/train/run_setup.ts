@@ -88,7 +88,9 @@ export async function lockRunFolder(out: string): Promise<Deno.FsFile> {
     const holder = new TextDecoder().decode(await Deno.readFile(path)).trim();
     file.close();
     throw new OptionError(
-      `${out}: another process (${holder || "pid unknown"}) is training in this folder; wait for it to end, ` +
+      `${out}: another process (${
+        holder || "pid unknown"
+      }) is training in this folder; wait for it to end, ` +
         `or stop it (Ctrl-C saves a checkpoint)`,
     );
   }

@@ -121,3 +121,49 @@ Deno.test("loadCheckpoint reports an unreadable path in one line", async () => {
     /^Error: cannot read no\/such\/model.safetensors: /,
   );
 });
+
+/** A safetensors file of `headerJson` and `dataBytes` zero bytes of data. */
+function crafted(headerJson: string, dataBytes: number): Uint8Array {
+  const header = new TextEncoder().encode(headerJson);
+  const bytes = new Uint8Array(8 + header.length + dataBytes);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
+  bytes.set(header, 8);
+  return bytes;
+}
+
+Deno.test("a crafted 4 MB checkpoint is refused in one line without copying its data again and again", () => {
+  // 500 entries that all name the same 4 MB: decoded one by one, 2 GB of copies (measured before the fix).
+  const data = 4 << 20;
+  const entry = `{"dtype":"F32","shape":[${data / 4}],"data_offsets":[0,${data}]}`;
+  const names = Array.from({ length: 500 }, (_, i) => `"t${i}":${entry}`).join(",");
+  const config = JSON.stringify(JSON.stringify(toPeerConfig(tiny)));
+  const bytes = crafted(`{"__metadata__":{"config":${config}},${names}}`, data);
+  const before = Deno.memoryUsage().rss;
+  assert.throws(
+    () => decodeCheckpoint(bytes, { file: "x.safetensors" }),
+    (e: Error) =>
+      /^x\.safetensors: tensor t\d+: data_offsets \[0, 4194304\] overlap tensor t\d+'s/.test(e.message),
+  );
+  assert.ok(Deno.memoryUsage().rss - before < 100 << 20, "under 100 MB of new memory");
+  // Distinct ranges under names the config does not have are refused before any is copied.
+  const unknown = crafted(
+    `{"__metadata__":{"config":${config}},"stranger":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`,
+    4,
+  );
+  assert.throws(
+    () => decodeCheckpoint(unknown, { file: "x" }),
+    /^RangeError: x: unexpected tensor stranger$/,
+  );
+});
+
+Deno.test("a crafted config is bounded before anything is allocated from it", () => {
+  const peer = { ...toPeerConfig(tiny), num_layers: 20_000_000 };
+  const bytes = crafted(`{"__metadata__":{"config":${JSON.stringify(JSON.stringify(peer))}}}`, 0);
+  assert.ok(bytes.length < 512);
+  const start = performance.now();
+  assert.throws(
+    () => decodeCheckpoint(bytes, { file: "x" }),
+    /^RangeError: x: config key num_layers must be an integer from 1 to 512, got 20000000$/,
+  );
+  assert.ok(performance.now() - start < 1000, "refused at once");
+});

@@ -19,8 +19,11 @@ Deno.test("presets are valid; crammed is the Cramming shape", () => {
 
 Deno.test("validateConfig names the field in a one-line error", () => {
   const cases: [Record<string, unknown>, string][] = [
-    [{ hidden: 0 }, "test: hidden must be a positive integer, got 0"],
-    [{ layers: 1.5 }, "test: layers must be a positive integer, got 1.5"],
+    [{ hidden: 0 }, "test: hidden must be an integer from 1 to 16384, got 0"],
+    [{ layers: 1.5 }, "test: layers must be an integer from 1 to 512, got 1.5"],
+    // Bounded before anything is allocated from a config read from a file.
+    [{ layers: 20_000_000 }, "test: layers must be an integer from 1 to 512, got 20000000"],
+    [{ vocabSize: 65537 }, "test: vocabSize must be an integer from 1 to 65536, got 65537"],
     [{ hidden: 30 }, "test: hidden must be a multiple of heads (4), got 30"],
     [{ hidden: 3, heads: 1 }, "test: hidden must be even, got 3"],
     [{ ffn: "relu" }, 'test: ffn must be one of gelu, gelu-glu, got "relu"'],
@@ -65,6 +68,6 @@ Deno.test("fromPeerConfig errors name the file and the JSON key", () => {
   );
   assert.throws(
     () => fromPeerConfig({ ...peer, hidden_size: "32" }, "m.safetensors"),
-    /m.safetensors: config key hidden_size must be a positive integer, got "32"/,
+    /m.safetensors: config key hidden_size must be an integer from 1 to 16384, got "32"/,
   );
 });
