@@ -20,6 +20,7 @@ import type { ModelConfig } from "../src/model/config.ts";
 import { exists, writeFileAtomic } from "../src/fs.ts";
 import { describe } from "../src/data/errors.ts";
 import { evaluateGlue, pendingTasks } from "../src/eval/evaluate.ts";
+import { defaultFinetuneLr } from "../src/eval/finetune.ts";
 import { discoverTasks, GlueDataError } from "../src/eval/glue.ts";
 import { EVAL_HELP, parseEvalArgs } from "../src/eval/options.ts";
 import { loadPretrained } from "../src/eval/pretrained.ts";
@@ -57,8 +58,21 @@ async function main(): Promise<number> {
   const wanted = (name: string) => !options.tasks || options.tasks.includes(name);
   const tasks = discovered.found.filter((f) => wanted(f.task.name));
   const skipped = discovered.skipped.filter((s) => wanted(s.name));
+  // A task asked for by name that cannot run is an error before any work, not a line in the table.
+  if (options.tasks && skipped.length > 0) {
+    throw new GlueDataError(
+      `--tasks ${skipped.map((s) => s.name).join(",")}: cannot be evaluated: ` +
+        skipped.map((s) => `${s.name} (${s.reason})`).join("; "),
+    );
+  }
   for (const s of skipped) log(`skipping ${s.name}: ${s.reason}`);
   if (tasks.length === 0) throw new GlueDataError(`${options.glueDir}: no GLUE task to evaluate`);
+  const finetune = { ...options.finetune, lr: options.finetune.lr ?? defaultFinetuneLr(config) };
+  log(
+    `finetuning at lr ${finetune.lr}${
+      options.finetune.lr === undefined ? ` (the default for width ${config.hidden})` : ""
+    }`,
+  );
 
   const gpu = await requestGpu();
   log(
@@ -72,7 +86,7 @@ async function main(): Promise<number> {
   const summaryPath = `${outDir}/${variant}.json`;
   const source: EvalSource = {
     checkpoint: options.fromScratch ? null : pretrained.dir,
-    finetune: options.finetune,
+    finetune,
     maxExamples: options.maxExamples,
     onnx: options.onnx,
   };
@@ -95,7 +109,7 @@ async function main(): Promise<number> {
     tasks: todo,
     skipped,
     seeds: options.seeds,
-    finetune: options.finetune,
+    finetune,
     maxExamples: options.maxExamples,
     onnx: options.onnx,
     saveOnnx: (name, bytes) => writeFileAtomic(`${onnxDir}/${name}`, bytes),

@@ -107,7 +107,10 @@ async function main(args: string[]): Promise<void> {
     )
     : parsed.options;
   if (loaded) {
-    const budget = new Budget(given.budget, { usedSeconds: loaded.state.usedSeconds, steps: loaded.state.step });
+    const budget = new Budget(given.budget, {
+      usedSeconds: loaded.state.usedSeconds,
+      steps: loaded.state.step,
+    });
     if (budget.done) {
       // A finished run stays as it is: nothing is planned, written or rewritten.
       console.log(

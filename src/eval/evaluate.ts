@@ -82,13 +82,19 @@ export async function evaluateGlue(k: Kernels, options: GlueEvalOptions): Promis
     0,
     ...results.flatMap((r) => r.runs.map((run) => run.maxLogitDifference)).filter(Number.isFinite),
   );
-  for (const found of options.tasks) {
+  // Every task's files are read first: a bad file fails before any finetuning, naming itself.
+  const data = options.tasks.map((found) => {
+    const read = (path: string) =>
+      encodeExamples(
+        options.tokenizer,
+        readExamples(path, found.task, options.log).slice(0, options.maxExamples),
+        maxLength,
+      );
+    return { found, train: read(found.trainPath), devs: found.devPaths.map(read) };
+  });
+  for (const { found, train, devs } of data) {
     const { task } = found;
     const outputs = task.labels?.length ?? 1;
-    const read = (path: string) =>
-      encodeExamples(options.tokenizer, readExamples(path, task).slice(0, options.maxExamples), maxLength);
-    const train = read(found.trainPath);
-    const devs = found.devPaths.map(read);
     let finetuner = finetuners.get(outputs);
     if (!finetuner) {
       finetuner = await planFinetuner(

@@ -193,25 +193,51 @@ function exists(path: string, kind: "file" | "directory"): boolean {
   }
 }
 
-/** Reads and parses one of `task`'s TSV files (see {@linkcode parseTsv}). */
-export function readExamples(path: string, task: GlueTask): Example[] {
-  let text: string;
+/**
+ * Reads and parses one of `task`'s TSV files (see {@linkcode parseTsv}). Bytes that are not UTF-8 are
+ * replaced by U+FFFD, and `onWarning` is told how many.
+ */
+export function readExamples(
+  path: string,
+  task: GlueTask,
+  onWarning: (message: string) => void = () => {},
+): Example[] {
+  let bytes: Uint8Array;
   try {
-    text = Deno.readTextFileSync(path);
+    bytes = Deno.readFileSync(path);
   } catch (e) {
     throw new GlueDataError(`${path}: ${describe(e)}`);
+  }
+  const text = new TextDecoder().decode(bytes);
+  const replaced = invalidUtf8Count(bytes, text);
+  if (replaced > 0) {
+    onWarning(`${path}: ${replaced} invalid UTF-8 sequence${replaced === 1 ? "" : "s"} replaced by U+FFFD`);
   }
   return parseTsv(text, task, path);
 }
 
+/** How many U+FFFD of `text`, decoded from `bytes`, stand for invalid UTF-8 rather than for themselves. */
+function invalidUtf8Count(bytes: Uint8Array, text: string): number {
+  const decoded = text.match(/\uFFFD/g)?.length ?? 0;
+  if (decoded === 0) return 0;
+  // U+FFFD encoded in the file is EF BF BD.
+  let literal = 0;
+  for (let i = 0; i + 2 < bytes.length; i++) {
+    if (bytes[i] === 0xef && bytes[i + 1] === 0xbf && bytes[i + 2] === 0xbd) literal++;
+  }
+  return decoded - literal;
+}
+
 /**
  * Parses the text of one of `task`'s TSV files into examples. A leading UTF-8 byte order mark, `\r\n`
- * line ends and a final newline are accepted; a row with the wrong number of columns, an unknown label
- * or a non-numeric score throws a {@linkcode GlueDataError} naming `path` and the 1-based line.
+ * line ends and blank lines at the end are accepted; a file without examples, a row with the wrong number
+ * of columns, an unknown label or a non-numeric score throws a {@linkcode GlueDataError} naming `path` (and
+ * the 1-based line).
  */
 export function parseTsv(text: string, task: GlueTask, path: string): Example[] {
   const lines = text.replace(/^\uFEFF/, "").split("\n");
-  if (lines.at(-1) === "") lines.pop();
+  // Blank lines at the end (an editor's extra newline) are not rows.
+  while (lines.length > 0 && lines.at(-1)!.trim() === "") lines.pop();
   let first = 0;
   let columns = task.headerlessColumns;
   if (columns === undefined) {
@@ -238,6 +264,9 @@ export function parseTsv(text: string, task: GlueTask, path: string): Example[] 
     const example: Example = { a: row[at(a)], label: value };
     if (b !== undefined) example.b = row[at(b)];
     examples.push(example);
+  }
+  if (examples.length === 0) {
+    throw new GlueDataError(`${path}: no examples${first === 1 ? " after the header line" : ""}`);
   }
   return examples;
 }

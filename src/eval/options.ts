@@ -36,7 +36,8 @@ export interface EvalOptions {
   onnx: boolean;
   /** Keep the tasks the run folder's glue.json already holds (same checkpoint and options); run the rest. */
   resume: boolean;
-  finetune: FinetuneOptions;
+  /** The finetuning recipe; `lr` undefined = by model size (see defaultFinetuneLr). */
+  finetune: Omit<FinetuneOptions, "lr"> & { lr?: number };
   help: boolean;
 }
 
@@ -56,7 +57,8 @@ Cramming paper's figures. Writes <out>/glue.json and <out>/glue/<task>-seed<n>.o
   --seed N              the first run's seed (default ${FINETUNE_DEFAULTS.seed})
   --epochs N            (default ${FINETUNE_DEFAULTS.epochs})
   --batch N             examples per step (default ${FINETUNE_DEFAULTS.batch})
-  --lr X                peak learning rate (default ${FINETUNE_DEFAULTS.lr})
+  --lr X                peak learning rate (default ${FINETUNE_DEFAULTS.lr}, BERT-base's, for models 768
+                        wide or wider; 1e-4 for the smaller presets, which finetune better with it)
   --warmup X            fraction of the steps warming up, then cosine decay to 0 (default ${FINETUNE_DEFAULTS.warmup})
   --dropout X           dropout in the encoder and the head (default ${FINETUNE_DEFAULTS.dropout})
   --max-examples N      only the first N examples of each train and dev file (quick runs)
@@ -146,7 +148,9 @@ export function parseEvalArgs(args: readonly string[]): EvalOptions {
       ),
       epochs: count("epochs", FINETUNE_DEFAULTS.epochs),
       batch: count("batch", FINETUNE_DEFAULTS.batch),
-      lr: number("lr", FINETUNE_DEFAULTS.lr, (v) => v > 0 && Number.isFinite(v), "a positive number"),
+      lr: text("lr") === undefined
+        ? undefined
+        : number("lr", NaN, (v) => v > 0 && Number.isFinite(v), "a positive number"),
       warmup: fraction("warmup", FINETUNE_DEFAULTS.warmup),
       dropout: fraction("dropout", FINETUNE_DEFAULTS.dropout),
     },

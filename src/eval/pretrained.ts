@@ -6,7 +6,7 @@
  */
 import { Tokenizer } from "../data/tokenizer.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { locateCheckpoint, readCheckpointFolder, RunFileError } from "../train/run_dir.ts";
+import { locateCheckpoint, readModelFolder, RunFileError } from "../train/run_dir.ts";
 
 /** A checkpoint and tokenizer ready for finetuning. */
 export interface Pretrained {
@@ -28,7 +28,8 @@ export interface Pretrained {
  */
 export async function loadPretrained(path: string, tokenizerDir?: string): Promise<Pretrained> {
   const { dir, runDir } = await locateCheckpoint(path, "--checkpoint");
-  const { state, weights } = await readCheckpointFolder(dir);
+  // The optimizer's moments are not needed to finetune: a checkpoint without them is fine.
+  const { state, params } = await readModelFolder(dir);
   let tokenizer: Tokenizer;
   try {
     tokenizer = await Tokenizer.load(tokenizerDir ?? runDir);
@@ -44,5 +45,5 @@ export async function loadPretrained(path: string, tokenizerDir?: string): Promi
         `tokenizer in ${tokenizerDir ?? runDir} has ${tokenizer.hash} of ${tokenizer.size} tokens`,
     );
   }
-  return { config: state.config, params: weights.params, tokenizer, dir, runDir, step: state.step };
+  return { config: state.config, params, tokenizer, dir, runDir, step: state.step };
 }

@@ -205,14 +205,8 @@ export function decodeState(
   };
 }
 
-/**
- * Checks and decodes a checkpoint's files. `read(name)` gives a file's bytes; `dir` names the
- * folder in errors.
- */
-export async function decodeCheckpointFiles(
-  read: (name: string) => Promise<Uint8Array>,
-  dir: string,
-): Promise<{ state: TrainState; weights: Weights }> {
+/** A checkpoint's state, and a reader of its other files that checks each against the state's size and hash. */
+async function openCheckpointFiles(read: (name: string) => Promise<Uint8Array>, dir: string) {
   const stateFile = `${dir}/${STATE_FILE}`;
   const { files, ...state } = decodeState(await read(STATE_FILE), stateFile);
   const verified = async (name: string) => {
@@ -234,6 +228,30 @@ export async function decodeCheckpointFiles(
   if (JSON.stringify(toPeerConfig(checkpoint.config)) !== JSON.stringify(toPeerConfig(state.config))) {
     throw new RunFileError(`${model.file}: its config differs from the one in ${STATE_FILE}`);
   }
+  return { state, params: checkpoint.params, verified };
+}
+
+/**
+ * Checks and decodes a checkpoint's state and model, leaving out its optimizer moments (finetuning starts
+ * from the weights alone). `read(name)` gives a file's bytes; `dir` names the folder in errors.
+ */
+export async function decodeModelFiles(
+  read: (name: string) => Promise<Uint8Array>,
+  dir: string,
+): Promise<{ state: TrainState; params: Float32Array }> {
+  const { state, params } = await openCheckpointFiles(read, dir);
+  return { state, params };
+}
+
+/**
+ * Checks and decodes a checkpoint's files. `read(name)` gives a file's bytes; `dir` names the
+ * folder in errors.
+ */
+export async function decodeCheckpointFiles(
+  read: (name: string) => Promise<Uint8Array>,
+  dir: string,
+): Promise<{ state: TrainState; weights: Weights }> {
+  const { state, params, verified } = await openCheckpointFiles(read, dir);
   const optimizer = await verified(OPTIMIZER_FILE);
   const names = parameterNames(state.config);
   const { tensors } = decodeSafetensors(optimizer.bytes, {
@@ -248,11 +266,7 @@ export async function decodeCheckpointFiles(
     );
     return paramsFromTensors(state.config, named, { file: `${optimizer.file} (${prefix}*)` });
   };
-  const m = moment("m.");
-  const v = moment("v.");
-  const extra = Object.keys(tensors).find((name) => !name.startsWith("m.") && !name.startsWith("v."));
-  if (extra) throw new RunFileError(`${optimizer.file}: unexpected tensor ${extra}`);
-  return { state, weights: { params: checkpoint.params, m, v } };
+  return { state, weights: { params, m: moment("m."), v: moment("v.") } };
 }
 
 async function listNames(dir: string): Promise<string[]> {
@@ -357,13 +371,22 @@ export async function locateCheckpoint(path: string, option: string): Promise<Ch
 
 /** Reads and verifies the checkpoint in folder `dir`; a failure is a one-line error naming the file. */
 export async function readCheckpointFolder(dir: string): Promise<{ state: TrainState; weights: Weights }> {
-  return await decodeCheckpointFiles(async (name) => {
+  return await decodeCheckpointFiles(folderReader(dir), dir);
+}
+
+/** The state and parameters of the checkpoint in `dir`, without its optimizer file (which may be absent). */
+export async function readModelFolder(dir: string): Promise<{ state: TrainState; params: Float32Array }> {
+  return await decodeModelFiles(folderReader(dir), dir);
+}
+
+function folderReader(dir: string): (name: string) => Promise<Uint8Array> {
+  return async (name) => {
     try {
       return await Deno.readFile(`${dir}/${name}`);
     } catch (e) {
       throw new RunFileError(`cannot read ${dir}/${name}: ${(e as Error).message}`);
     }
-  }, dir);
+  };
 }
 
 /** One line of metrics.jsonl. */

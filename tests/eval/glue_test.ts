@@ -4,6 +4,7 @@ import {
   GLUE_TASKS,
   GlueDataError,
   type GlueTask,
+  parseTsv,
   readExamples,
 } from "../../src/eval/glue.ts";
 
@@ -99,4 +100,31 @@ Deno.test("malformed rows are reported with file and line", () => {
     });
   }
   assert.throws(() => readExamples(`${MALFORMED}/absent.tsv`, task("RTE")), /absent.tsv: not found/);
+});
+
+Deno.test("a file without examples is an error naming it, before any finetuning reads it", () => {
+  for (
+    const [file, message] of [["header_only.tsv", ": no examples after the header line"], [
+      "empty.tsv",
+      ": empty file, expected a header line",
+    ]]
+  ) {
+    const path = `${MALFORMED}/${file}`;
+    assert.throws(() => readExamples(path, task("SST-2")), (e: Error) => {
+      assert.ok(e instanceof GlueDataError);
+      assert.equal(e.message, `${path}${message}`);
+      return true;
+    });
+  }
+  assert.throws(() => parseTsv("", task("CoLA"), "cola.tsv"), /^GlueDataError: cola\.tsv: no examples$/);
+});
+
+Deno.test("blank lines at the end are not rows, and invalid UTF-8 is counted when replaced", () => {
+  const warnings: string[] = [];
+  const path = `${MALFORMED}/latin1_trailing_blank.tsv`;
+  const examples = readExamples(path, task("SST-2"), (w) => warnings.push(w));
+  assert.deepEqual(examples.map((e) => e.label), [1, 0]);
+  // Two invalid bytes replaced; the file's own U+FFFD is not counted.
+  assert.equal(examples[1].a, "bad \uFFFD\uFFFD bytes \uFFFD");
+  assert.deepEqual(warnings, [`${path}: 2 invalid UTF-8 sequences replaced by U+FFFD`]);
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { EVAL_HELP, parseEvalArgs } from "../../src/eval/options.ts";
-import { FINETUNE_DEFAULTS } from "../../src/eval/finetune.ts";
+import { defaultFinetuneLr, FINETUNE_DEFAULTS } from "../../src/eval/finetune.ts";
+import { compact, crammed } from "../../src/model/config.ts";
 
 const base = ["--checkpoint", "runs/x", "--glue-dir", "../shared/data/glue"];
 
@@ -17,9 +18,12 @@ Deno.test("the defaults are the recipe's, one seed, every task, ONNX on", () => 
     fromScratch: false,
     onnx: true,
     resume: false,
-    finetune: { ...FINETUNE_DEFAULTS },
+    finetune: { ...FINETUNE_DEFAULTS, lr: undefined },
     help: false,
   });
+  // Without --lr the rate follows the model's width: the recipe's for 768 and wider, 1e-4 below.
+  assert.equal(defaultFinetuneLr(crammed), FINETUNE_DEFAULTS.lr);
+  assert.equal(defaultFinetuneLr(compact), 1e-4);
 });
 
 Deno.test("every finetuning value is an option", () => {

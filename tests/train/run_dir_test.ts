@@ -4,6 +4,7 @@ import {
   checkpointStep,
   checkpointsToRemove,
   decodeCheckpointFiles,
+  decodeModelFiles,
   decodeState,
   encodeCheckpointFiles,
   encodeMetric,
@@ -61,6 +62,19 @@ Deno.test("a checkpoint round-trips through its encoded files", async () => {
   // An f16 run's checkpoint carries its loss scale.
   const f16 = { ...state, lossScale: { scale: 32768, goodSteps: 17 } };
   assert.deepEqual((await decode(await encodeCheckpointFiles(f16, weights))).state, f16);
+});
+
+Deno.test("a checkpoint's model decodes without its optimizer file, which finetuning does not need", async () => {
+  const files = await encodeCheckpointFiles(fixtureState(4), fixtureWeights(4));
+  const withoutOptimizer = new Map([...files].filter(([name]) => name !== "optimizer.safetensors"));
+  const read = (name: string) => {
+    const bytes = withoutOptimizer.get(name);
+    return bytes ? Promise.resolve(bytes) : Promise.reject(new Error(`no ${name}`));
+  };
+  const { state, params } = await decodeModelFiles(read, dir);
+  assert.equal(state.step, 4);
+  assert.deepEqual(params, fixtureWeights(4).params);
+  await assert.rejects(decodeCheckpointFiles(read, dir), /no optimizer\.safetensors/);
 });
 
 Deno.test("a truncated or corrupt checkpoint file is a one-line error naming it", async () => {
