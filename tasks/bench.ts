@@ -86,38 +86,39 @@ function booleanOption(name: string, value: string): boolean {
 
 /** The command line's values; an unknown option or a missing value is a one-line error. */
 function parseCommandLine(args: string[]) {
+  const options = {
+    gpu: { type: "string", default: "auto" },
+    small: { type: "boolean", default: false },
+    tile: { type: "string" },
+    "matrix-tile": { type: "string" },
+    operands: { type: "string", default: "f32" },
+    splits: { type: "string" },
+    layout: { type: "string", default: "NN,NT,TN" },
+    only: { type: "string" },
+    shape: { type: "string" },
+    warmup: { type: "string", default: "0.5" },
+    time: { type: "string", default: "0.3" },
+    step: { type: "boolean", default: false },
+    preset: { type: "string", default: "crammed" },
+    "micro-batch": { type: "string" },
+    accumulate: { type: "string", default: "1" },
+    steps: { type: "string", default: "10" },
+    precision: { type: "string", default: "f32" },
+    paced: { type: "string" },
+    kernels: { type: "boolean", default: false },
+    bandwidth: { type: "string" },
+    "softmax-lanes": { type: "string" },
+    profile: { type: "boolean", default: false },
+    dispatches: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  } as const;
   try {
     return parseArgs({
       args,
-      options: {
-        gpu: { type: "string", default: "auto" },
-        small: { type: "boolean", default: false },
-        tile: { type: "string" },
-        "matrix-tile": { type: "string" },
-        operands: { type: "string", default: "f32" },
-        splits: { type: "string" },
-        layout: { type: "string", default: "NN,NT,TN" },
-        only: { type: "string" },
-        shape: { type: "string" },
-        warmup: { type: "string", default: "0.5" },
-        time: { type: "string", default: "0.3" },
-        step: { type: "boolean", default: false },
-        preset: { type: "string", default: "crammed" },
-        "micro-batch": { type: "string" },
-        accumulate: { type: "string", default: "1" },
-        steps: { type: "string", default: "10" },
-        precision: { type: "string", default: "f32" },
-        paced: { type: "string" },
-        kernels: { type: "boolean", default: false },
-        bandwidth: { type: "string" },
-        "softmax-lanes": { type: "string" },
-        profile: { type: "boolean", default: false },
-        dispatches: { type: "boolean", default: false },
-        help: { type: "boolean", default: false },
-      },
+      options,
     });
   } catch (e) {
-    throw new GpuError(parseArgsMessage(e));
+    throw new GpuError(parseArgsMessage(e, options));
   }
 }
 

@@ -32,7 +32,7 @@ import {
   resumeOptions,
 } from "../src/train/options.ts";
 import { lossCurveSvg } from "../src/train/plot.ts";
-import { Progress } from "../src/train/progress.ts";
+import { formatRunEnd, Progress } from "../src/train/progress.ts";
 import {
   MetricsLog,
   parseMetrics,
@@ -309,6 +309,8 @@ async function main(args: string[]): Promise<void> {
   };
   await writeSummary(options.out, summary);
   lock.close();
+  progress.message(formatRunEnd(summary, options.out));
+  // The summary as JSON on stdout, for scripts.
   console.log(JSON.stringify(summary));
   if (result.stopped === "non-finite") {
     throw new OptionError(

@@ -43,30 +43,31 @@ function parseOptions(
   args: string[],
 ): Required<Omit<DatasetOptions, "vocab" | "limitBytes" | "shardSequences">> & DatasetOptions | null {
   let parsed;
+  const options = {
+    corpus: { type: "string", multiple: true },
+    out: { type: "string" },
+    vocab: { type: "string" },
+    "vocab-size": { type: "string", default: "32768" },
+    "min-frequency": { type: "string", default: "2" },
+    "seq-len": { type: "string", default: "128" },
+    "min-chars-per-token": { type: "string", default: "0" },
+    paragraphs: { type: "boolean", default: false },
+    field: { type: "string", default: "text" },
+    strict: { type: "boolean", default: false },
+    "limit-bytes": { type: "string" },
+    "shard-sequences": { type: "string" },
+    overwrite: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  } as const;
   try {
     parsed = parseArgs({
       args,
-      options: {
-        corpus: { type: "string", multiple: true },
-        out: { type: "string" },
-        vocab: { type: "string" },
-        "vocab-size": { type: "string", default: "32768" },
-        "min-frequency": { type: "string", default: "2" },
-        "seq-len": { type: "string", default: "128" },
-        "min-chars-per-token": { type: "string", default: "0" },
-        paragraphs: { type: "boolean", default: false },
-        field: { type: "string", default: "text" },
-        strict: { type: "boolean", default: false },
-        "limit-bytes": { type: "string" },
-        "shard-sequences": { type: "string" },
-        overwrite: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
+      options,
       strict: true,
       allowPositionals: false,
     });
   } catch (e) {
-    throw new DataError(parseArgsMessage(e));
+    throw new DataError(parseArgsMessage(e, options));
   }
   const v = parsed.values;
   if (v.help) return null;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseArgs } from "node:util";
-import { parseArgsMessage } from "../src/args.ts";
+import { nearestOption, parseArgsMessage } from "../src/args.ts";
 
 const options = { seed: { type: "string" }, help: { type: "boolean" } } as const;
 
@@ -10,13 +10,17 @@ function messageOf(args: string[]): string | undefined {
     parseArgs({ args, options });
     return undefined;
   } catch (e) {
-    return parseArgsMessage(e);
+    return parseArgsMessage(e, options);
   }
 }
 
 Deno.test("parseArgsMessage names the option in one line", () => {
   assert.equal(messageOf(["--seed", "1"]), undefined);
-  assert.equal(messageOf(["--sed", "1"]), "unknown option --sed (--help lists the options)");
+  // A near miss suggests the option; a far one points to --help.
+  assert.equal(messageOf(["--sed", "1"]), "unknown option --sed (did you mean --seed?)");
+  assert.equal(messageOf(["--seeed=1"]), "unknown option --seeed (did you mean --seed?)");
+  assert.equal(messageOf(["--frobnicate"]), "unknown option --frobnicate (--help lists the options)");
+  assert.equal(nearestOption("x", ["h"]), undefined);
   assert.equal(messageOf(["--help=yes"]), "--help takes no value");
   assert.equal(
     messageOf(["--seed", "-3"]),

@@ -86,7 +86,27 @@ export async function buildDataset(dataset: DatasetOptions): Promise<DatasetSumm
       `--vocab ${options.vocab}: ${loaded.size} tokens, shards hold at most ${MAX_SHARD_VOCAB}`,
     );
   }
-  await prepareOut(options);
+  // A dataset already in --out (replaced only with `overwrite`) stays until the new one is complete: the new
+  // one is built in a hidden folder inside --out and moved into place at the end.
+  const existing = await existingDataset(options);
+  const dir = existing.length > 0 ? `${options.out}/.building-${Deno.pid}` : options.out;
+  try {
+    const summary = await buildInto(dir, files, loaded, options);
+    if (dir !== options.out) await replaceDataset(options.out, dir, existing);
+    return summary;
+  } finally {
+    if (dir !== options.out) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Builds the dataset of `files` into the folder `dir`: vocabulary (unless `loaded`), shards, manifest last. */
+async function buildInto(
+  dir: string,
+  files: CorpusFile[],
+  loaded: Tokenizer | undefined,
+  options: ResolvedOptions,
+): Promise<DatasetSummary> {
+  await makeDir(dir);
   const tokenizer = loaded ?? await trainVocabulary(files, options);
 
   const stats = newReadStats();
@@ -101,7 +121,7 @@ export async function buildDataset(dataset: DatasetOptions): Promise<DatasetSumm
   });
   const meta = { vocabSize: tokenizer.size, vocabHash: tokenizer.hash, seqLen: options.seqLen };
   let shards: ShardInfo[] = [];
-  const writer = new ShardWriter(options.out, meta, { sequencesPerShard: options.shardSequences });
+  const writer = new ShardWriter(dir, meta, { sequencesPerShard: options.shardSequences });
   const { readable } = readCorpus(files, readOptions(options, stats, warnings()));
   const progress = new Progress("tokenizing", stats);
   try {
@@ -124,7 +144,7 @@ export async function buildDataset(dataset: DatasetOptions): Promise<DatasetSumm
       );
     }
     shards = await writer.close();
-    await tokenizer.save(options.out);
+    await tokenizer.save(dir);
     const manifest: Manifest = {
       format: "cram-shards",
       version: 1,
@@ -137,7 +157,7 @@ export async function buildDataset(dataset: DatasetOptions): Promise<DatasetSumm
       tokens: packStats.tokens,
     };
     await writeFileAtomic(
-      `${options.out}/manifest.json`,
+      `${dir}/manifest.json`,
       new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n"),
     );
   } catch (e) {
@@ -203,26 +223,54 @@ function warnings(): (message: string) => void {
   };
 }
 
-async function prepareOut(options: ResolvedOptions) {
+/** The dataset files already in `options.out` (none if it is new); a `DataError` unless `overwrite`. */
+async function existingDataset(options: ResolvedOptions): Promise<string[]> {
+  const existing: string[] = [];
   try {
-    await Deno.mkdir(options.out, { recursive: true });
-    const existing: string[] = [];
     for await (const entry of Deno.readDir(options.out)) {
       if (entry.name === "manifest.json" || /^shard-\d+\.bin$/.test(entry.name)) existing.push(entry.name);
     }
-    if (existing.length === 0) return;
-    if (!options.overwrite) {
-      throw new DataError(
-        `--out ${options.out} already holds a dataset (${
-          existing.sort()[0]
-        }, ...): pass --overwrite to replace it`,
-      );
-    }
-    // The manifest goes first: a directory without one never passes for a complete dataset.
-    for (const name of existing.sort().reverse()) await Deno.remove(`${options.out}/${name}`);
   } catch (e) {
-    if (e instanceof DataError) throw e;
+    if (e instanceof Deno.errors.NotFound) return [];
     throw new DataError(`--out ${options.out}: ${describe(e)}`);
+  }
+  if (existing.length > 0 && !options.overwrite) {
+    throw new DataError(
+      `--out ${options.out} already holds a dataset (${
+        existing.sort()[0]
+      }, ...): pass --overwrite to replace it`,
+    );
+  }
+  return existing;
+}
+
+async function makeDir(dir: string): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw new DataError(`--out ${dir}: ${describe(e)}`);
+  }
+}
+
+/**
+ * Moves the complete dataset in `built` over the one in `out` (whose dataset files are `existing`). The
+ * old manifest goes first, so that `out` never passes for a complete dataset while its shards are mixed,
+ * and the new manifest comes last.
+ */
+async function replaceDataset(out: string, built: string, existing: string[]): Promise<void> {
+  try {
+    const names: string[] = [];
+    for await (const entry of Deno.readDir(built)) names.push(entry.name);
+    if (existing.includes("manifest.json")) await Deno.remove(`${out}/manifest.json`);
+    for (const name of existing) {
+      if (name !== "manifest.json" && !names.includes(name)) await Deno.remove(`${out}/${name}`);
+    }
+    for (const name of names.filter((n) => n !== "manifest.json")) {
+      await Deno.rename(`${built}/${name}`, `${out}/${name}`);
+    }
+    await Deno.rename(`${built}/manifest.json`, `${out}/manifest.json`);
+  } catch (e) {
+    throw new DataError(`--out ${out}: replacing the dataset: ${describe(e)}`);
   }
 }
 

@@ -72,31 +72,29 @@ Cramming paper's figures. Writes <out>/glue.json and <out>/glue/<task>-seed<n>.o
 /** Parses the command line (without the program name). */
 export function parseEvalArgs(args: readonly string[]): EvalOptions {
   let values: Record<string, string | boolean | undefined>;
+  const options = {
+    checkpoint: { type: "string" },
+    "glue-dir": { type: "string" },
+    tokenizer: { type: "string" },
+    out: { type: "string" },
+    tasks: { type: "string" },
+    seeds: { type: "string" },
+    seed: { type: "string" },
+    epochs: { type: "string" },
+    batch: { type: "string" },
+    lr: { type: "string" },
+    warmup: { type: "string" },
+    dropout: { type: "string" },
+    "max-examples": { type: "string" },
+    "from-scratch": { type: "boolean" },
+    "no-onnx": { type: "boolean" },
+    resume: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  } as const;
   try {
-    ({ values } = parseArgs({
-      args: [...args],
-      options: {
-        checkpoint: { type: "string" },
-        "glue-dir": { type: "string" },
-        tokenizer: { type: "string" },
-        out: { type: "string" },
-        tasks: { type: "string" },
-        seeds: { type: "string" },
-        seed: { type: "string" },
-        epochs: { type: "string" },
-        batch: { type: "string" },
-        lr: { type: "string" },
-        warmup: { type: "string" },
-        dropout: { type: "string" },
-        "max-examples": { type: "string" },
-        "from-scratch": { type: "boolean" },
-        "no-onnx": { type: "boolean" },
-        resume: { type: "boolean" },
-        help: { type: "boolean" },
-      },
-    }));
+    ({ values } = parseArgs({ args: [...args], options }));
   } catch (e) {
-    throw new EvalOptionError(parseArgsMessage(e));
+    throw new EvalOptionError(parseArgsMessage(e, options));
   }
   const help = values.help === true;
   const text = (name: string) => values[name] as string | undefined;

@@ -376,15 +376,15 @@ export interface ParsedOptions {
  * works: `--corpus data/*.jsonl.gz`. `now` names the default run folder.
  */
 export function parseOptions(args: readonly string[], now = new Date()): ParsedOptions {
-  const config: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
-    help: { type: "boolean" },
+  const config: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {
+    help: { type: "boolean", short: "h" },
   };
   for (const spec of SPECS) config[spec.flag.slice(2)] = { type: "string", multiple: spec.key === "corpus" };
   let parsed;
   try {
     parsed = parseArgs({ args: [...args], options: config, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new OptionError(parseArgsMessage(e));
+    throw new OptionError(parseArgsMessage(e, config));
   }
   const options = defaults(now);
   const given = new Set<Key>();

@@ -45,17 +45,55 @@ function fields(s: ProgressSnapshot): string[] {
   ];
 }
 
+/** What a finished run reports at its end (the JSON summary has more). */
+export interface RunEnd {
+  stopped: "budget" | "interrupted" | "non-finite";
+  steps: number;
+  tokensSeen: number;
+  usedSeconds: number;
+  budget: string;
+  tokensPerSecond: number;
+  finalLoss: number;
+}
+
+/** The end of a run in words, for the terminal: why it stopped, how far it got, where its files are. */
+export function formatRunEnd(end: RunEnd, out: string): string {
+  const why = {
+    budget: "the budget is used",
+    interrupted: "interrupted",
+    "non-finite": "stopped: gradients not finite",
+  }[end.stopped];
+  const loss = Number.isFinite(end.finalLoss) ? end.finalLoss.toFixed(3) : "not finite";
+  return `${why}: ${end.steps} steps, ${formatCount(end.tokensSeen)} tokens in ${
+    formatDuration(end.usedSeconds)
+  } of ${end.budget} (${formatCount(end.tokensPerSecond)} tok/s), final loss ${loss}; ` +
+    `${out}/: checkpoints/, metrics.jsonl, loss.svg, summary.json`;
+}
+
 /** A plain progress line. */
 export function formatLine(s: ProgressSnapshot): string {
   return fields(s).join("  ");
 }
 
-/** The live line: a bar of the budget used, then the fields, cut to `columns`. */
+/**
+ * The live line: a bar of the budget used, then the fields, within `columns - 1` characters (the line must
+ * never wrap). Where it does not fit, the least telling fields go first (batch, learning rate, tokens/s),
+ * then the bar shrinks: the time used and the ETA stay to the last.
+ */
 export function formatBar(s: ProgressSnapshot, columns: number): string {
-  const width = 20;
-  const filled = Math.round(Math.min(1, Math.max(0, s.fraction)) * width);
-  const line = `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${fields(s).join(" | ")}`;
-  return line.length < columns ? line : line.slice(0, Math.max(0, columns - 1));
+  const all = fields(s);
+  const dropOrder = [4, 3, 1]; // batch, lr, tok/s
+  for (const width of [20, 10, 0]) {
+    for (let dropped = 0; dropped <= dropOrder.length; dropped++) {
+      const gone = new Set(dropOrder.slice(0, dropped));
+      const text = all.filter((_, i) => !gone.has(i)).join(" | ");
+      const filled = Math.round(Math.min(1, Math.max(0, s.fraction)) * width);
+      const line = width > 0 ? `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${text}` : text;
+      if (line.length < columns) return line;
+    }
+  }
+  const line = all.filter((_, i) => !dropOrder.includes(i)).join(" | ");
+  return line.slice(0, Math.max(0, columns - 1));
 }
 
 export interface ProgressOptions {

@@ -107,7 +107,11 @@ export async function encodeCheckpointFiles(
   weights: Weights,
 ): Promise<Map<string, Uint8Array>> {
   const { config } = state;
-  const model = encodeCheckpoint(config, weights.params) as Uint8Array<ArrayBuffer>;
+  // The model file records a digest of the state, so that an edit of state.json (its step, its options) is
+  // caught when the checkpoint is read; state.json in turn records the model file's hash.
+  const model = encodeCheckpoint(config, weights.params, {
+    [STATE_DIGEST]: await stateDigest(state),
+  }) as Uint8Array<ArrayBuffer>;
   const optimizer = encodeSafetensors({
     ...prefixed("m.", checkpointTensors(config, weights.m)),
     ...prefixed("v.", checkpointTensors(config, weights.v)),
@@ -122,6 +126,22 @@ export async function encodeCheckpointFiles(
     [OPTIMIZER_FILE, optimizer],
     [STATE_FILE, new TextEncoder().encode(JSON.stringify(json, null, 2) + "\n")],
   ]);
+}
+
+/** The model file's metadata key of {@linkcode stateDigest}. */
+const STATE_DIGEST = "state_sha256";
+
+/** SHA-256 of `state` written as JSON with its keys sorted at every level (the same for a decoded copy). */
+async function stateDigest(state: TrainState): Promise<string> {
+  const sorted = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(sorted)
+      : typeof value === "object" && value !== null
+      ? Object.fromEntries(
+        Object.keys(value).sort().map((key) => [key, sorted((value as Record<string, unknown>)[key])]),
+      )
+      : value;
+  return await sha256(new TextEncoder().encode(JSON.stringify(sorted(state))) as Uint8Array<ArrayBuffer>);
 }
 
 const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
@@ -227,6 +247,14 @@ async function openCheckpointFiles(read: (name: string) => Promise<Uint8Array>, 
   const checkpoint = decodeCheckpoint(model.bytes, { file: model.file });
   if (JSON.stringify(toPeerConfig(checkpoint.config)) !== JSON.stringify(toPeerConfig(state.config))) {
     throw new RunFileError(`${model.file}: its config differs from the one in ${STATE_FILE}`);
+  }
+  // Checkpoints written before the digest existed have none to compare.
+  const digest = checkpoint.metadata[STATE_DIGEST];
+  if (digest !== undefined && digest !== await stateDigest(state)) {
+    throw new RunFileError(
+      `${stateFile}: edited since the checkpoint was written (${MODEL_FILE} records a digest of it); ` +
+        `restore it, or resume from another checkpoint`,
+    );
   }
   return { state, params: checkpoint.params, verified };
 }

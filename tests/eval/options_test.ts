@@ -103,6 +103,11 @@ Deno.test("bad options are one-line errors naming the option", () => {
 
 Deno.test("--help needs no other option and the help names every option", () => {
   assert.equal(parseEvalArgs(["--help"]).help, true);
+  assert.equal(parseEvalArgs(["-h"]).help, true);
+  assert.throws(
+    () => parseEvalArgs(["--glue-dri", "g"]),
+    /^EvalOptionError: unknown option --glue-dri \(did you mean --glue-dir\?\)$/,
+  );
   for (
     const option of [
       "--checkpoint",

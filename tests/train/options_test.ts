@@ -148,6 +148,14 @@ Deno.test("impossible values are one-line errors naming the option and what was 
   }
 });
 
+Deno.test("-h is --help, and a mistyped option suggests the near one", () => {
+  assert.equal(parseOptions(["-h"]).help, true);
+  assert.throws(
+    () => parseOptions(["--budgte", "10m"]),
+    /^OptionError: unknown option --budgte \(did you mean --budget\?\)$/,
+  );
+});
+
 Deno.test("--help lists every option with its default", () => {
   const help = helpText();
   const flags = [

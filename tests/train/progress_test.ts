@@ -3,6 +3,7 @@ import {
   formatBar,
   formatDuration,
   formatLine,
+  formatRunEnd,
   Progress,
   type ProgressSnapshot,
 } from "../../src/train/progress.ts";
@@ -33,7 +34,14 @@ Deno.test("durations and progress lines show every field", () => {
     formatBar(snapshot, 200),
     "[########............] step 1234 | 312k tok/s | loss 3.214 | lr 8.10e-4 | batch 2048 | 10:05 of 24m (42%) | ETA 13:55",
   );
-  // Cut to the terminal's width, leaving the last column free so the line never wraps.
+  // On an 80-column terminal the least telling fields go first: the time used and the ETA stay.
+  assert.equal(
+    formatBar(snapshot, 80),
+    "[########............] step 1234 | loss 3.214 | 10:05 of 24m (42%) | ETA 13:55",
+  );
+  assert.ok(formatBar(snapshot, 80).length < 80);
+  assert.equal(formatBar(snapshot, 60), "step 1234 | loss 3.214 | 10:05 of 24m (42%) | ETA 13:55");
+  // Narrower still: cut, leaving the last column free so the line never wraps.
   assert.equal(formatBar(snapshot, 40).length, 39);
 });
 
@@ -73,4 +81,25 @@ Deno.test("not on a terminal: plain lines for records and messages, nothing per 
     formatLine(snapshot) + "\n",
     "checkpoint saved: runs/x/checkpoints/step-000001234\n",
   ]);
+});
+
+Deno.test("the end of a run in words: why, how far, where its files are", () => {
+  const end = {
+    stopped: "budget" as const,
+    steps: 4714,
+    tokensSeen: 194_300_000,
+    usedSeconds: 600,
+    budget: "10m",
+    tokensPerSecond: 329_677,
+    finalLoss: 2.7612,
+  };
+  assert.equal(
+    formatRunEnd(end, "runs/k10"),
+    "the budget is used: 4714 steps, 194M tokens in 10:00 of 10m (330k tok/s), final loss 2.761; " +
+      "runs/k10/: checkpoints/, metrics.jsonl, loss.svg, summary.json",
+  );
+  assert.match(
+    formatRunEnd({ ...end, stopped: "non-finite", finalLoss: NaN }, "r"),
+    /^stopped: gradients not finite: .* final loss not finite;/,
+  );
 });

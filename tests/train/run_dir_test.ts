@@ -87,7 +87,7 @@ Deno.test("a truncated or corrupt checkpoint file is a one-line error naming it"
     [
       files,
       (n, b) => (n === "model.safetensors" ? b.subarray(0, 1000) : b),
-      /step-000000004\/model.safetensors: 1000 bytes, state.json says 2228 \(truncated\?\)$/,
+      /step-000000004\/model.safetensors: 1000 bytes, state.json says \d+ \(truncated\?\)$/,
     ],
     [files, (n, b) => {
       if (n !== "optimizer.safetensors") return b;
@@ -134,6 +134,17 @@ Deno.test("a truncated or corrupt checkpoint file is a one-line error naming it"
       edited(files, "state.json", (t) => t.replace(/"sha256": "[0-9a-f]+"/, '"sha256": "xyz"')),
       undefined,
       /state.json: files.model.safetensors must be/,
+    ],
+    // Edits that leave a valid state.json: caught by the digest the model file records.
+    [
+      edited(files, "state.json", (t) => t.replace('"step": 4', '"step": 40')),
+      undefined,
+      /step-000000004\/state.json: edited since the checkpoint was written \(model.safetensors records a digest of it\)/,
+    ],
+    [
+      edited(files, "state.json", (t) => t.replace('"preset": "tiny"', '"preset": "small"')),
+      undefined,
+      /state.json: edited since the checkpoint was written/,
     ],
   ];
   for (const [variant, change, message] of cases) {

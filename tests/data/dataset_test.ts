@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { buildDataset } from "../../src/data/dataset.ts";
+import { DataError } from "../../src/data/errors.ts";
+import { openShards, readManifest } from "../../src/data/shard.ts";
+
+const data = new URL("../../fixtures/data/", import.meta.url).pathname;
+const corpus = [`${data}corpus/prose.txt`];
+const vocab = `${data}vocab`;
+
+// These tests write, which the README's test command (--allow-read) does not allow: .ci/run runs the tests
+// named "writes: ..." again with --allow-write.
+const canWrite = Deno.permissions.querySync({ name: "write" }).state === "granted";
+if (!canWrite) {
+  console.log("dataset_test: tests that write are ignored without --allow-write (.ci/run runs them)");
+}
+
+async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test({
+  name: "writes: a second dataset in the same --out needs overwrite, and a failed one leaves the old intact",
+  ignore: !canWrite,
+  fn: () =>
+    inTempDir(async (out) => {
+      const first = await buildDataset({ corpus, vocab, out, seqLen: 16 });
+      assert.ok(first.pack.sequences > 0);
+      const manifest = await Deno.readTextFile(`${out}/manifest.json`);
+      await assert.rejects(
+        buildDataset({ corpus, vocab, out, seqLen: 8 }),
+        (e) => e instanceof DataError && /already holds a dataset .* pass --overwrite/.test(e.message),
+      );
+      // A replacement that fails (no sequence of 4096 tokens in this corpus) leaves the old dataset whole.
+      await assert.rejects(
+        buildDataset({ corpus, vocab, out, seqLen: 4096, overwrite: true }),
+        (e) => e instanceof DataError && /no 4096-token sequence/.test(e.message),
+      );
+      assert.equal(await Deno.readTextFile(`${out}/manifest.json`), manifest);
+      const { paths } = await readManifest(out);
+      assert.equal((await openShards(paths)).sequences, first.pack.sequences);
+      assert.deepEqual([...Deno.readDirSync(out)].filter((e) => e.name.startsWith(".")), []);
+      // A replacement that succeeds takes the old one's place.
+      const second = await buildDataset({ corpus, vocab, out, seqLen: 8, overwrite: true });
+      const { manifest: replaced, paths: newPaths } = await readManifest(out);
+      assert.equal(replaced.seqLen, 8);
+      assert.equal((await openShards(newPaths)).sequences, second.pack.sequences);
+    }),
+});
