@@ -102,6 +102,7 @@ export async function requestGpu(options: RequestGpuOptions = {}): Promise<Gpu> 
 
 async function builtinAdapter(): Promise<GPUAdapter> {
   if (typeof navigator === "undefined" || !navigator.gpu) throw new GpuError(NO_ADAPTER);
+  quietWayland();
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new GpuError(NO_ADAPTER);
   return adapter;
@@ -112,6 +113,7 @@ async function builtinGpu(options: RequestGpuOptions): Promise<Gpu> {
 }
 
 async function dawnGpu(options: RequestGpuOptions): Promise<Gpu> {
+  quietWayland();
   let gpu: GPU;
   try {
     gpu = await loadDawn();
@@ -128,6 +130,17 @@ async function dawnGpu(options: RequestGpuOptions): Promise<Gpu> {
     );
   }
   return await deviceOf(adapter, "dawn", options);
+}
+
+/**
+ * Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set in the environment" (twice)
+ * when that variable is unset, as on servers and in CI, although compute needs no display. Where this
+ * process may set it, it gets a value that names no Wayland socket, which silences them.
+ */
+function quietWayland(): void {
+  const name = "XDG_RUNTIME_DIR";
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return;
+  if (!Deno.env.get(name)) Deno.env.set(name, "/nonexistent-cram-runtime-dir");
 }
 
 function isCpuAdapter(adapter: GPUAdapter): boolean {
