@@ -42,7 +42,13 @@ import {
 } from "../src/train/run_dir.ts";
 import { planTrainer, type Trainer } from "../src/train/step.ts";
 import { writeFileAtomic } from "../src/fs.ts";
-import { checkFreshRunFolder, lockRunFolder, planRunData, type RunData } from "../src/train/run_setup.ts";
+import {
+  checkFreshRunFolder,
+  clearRunOutputs,
+  lockRunFolder,
+  planRunData,
+  type RunData,
+} from "../src/train/run_setup.ts";
 import { describe } from "../src/data/errors.ts";
 import { readLossScale, writeLossScale } from "../src/model/layers/cross_entropy.ts";
 
@@ -60,7 +66,13 @@ const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
   : ["SIGINT", "SIGTERM", "SIGHUP"];
 
 /** The run's dataset folder: as given, tokenized earlier, or tokenized now from raw files into the run folder. */
-async function prepareData(data: RunData, options: PretrainOptions, config: ModelConfig, progress: Progress) {
+async function prepareData(
+  data: RunData,
+  options: PretrainOptions,
+  config: ModelConfig,
+  progress: Progress,
+  overwrite: boolean,
+) {
   if (data.kind === "dataset") return data.dir;
   if (data.kind === "tokenized") {
     progress.message(`using the dataset tokenized earlier in ${data.dir}`);
@@ -72,6 +84,7 @@ async function prepareData(data: RunData, options: PretrainOptions, config: Mode
     out: data.dir,
     vocabSize: options.vocabSize ?? config.vocabSize,
     seqLen: options.seqLen ?? config.maxSeqLen,
+    overwrite,
   });
   return data.dir;
 }
@@ -134,11 +147,19 @@ async function main(args: string[]): Promise<void> {
   );
 
   // Inputs are checked before the run folder exists: a wrong --corpus or --out leaves nothing behind.
-  if (!loaded) await checkFreshRunFolder(options.out);
-  const data = await planRunData(options.corpus, `${options.out}/data`);
+  if (!loaded && !parsed.overwrite) await checkFreshRunFolder(options.out);
+  const data = await planRunData(options.corpus, `${options.out}/data`, { reuse: !parsed.overwrite });
   await Deno.mkdir(options.out, { recursive: true });
   const lock = await lockRunFolder(options.out);
-  const dataDir = await prepareData(data, options, presets[preset] ?? presets.crammed, progress);
+  const dataDir = await prepareData(
+    data,
+    options,
+    presets[preset] ?? presets.crammed,
+    progress,
+    parsed.overwrite,
+  );
+  // An overwriting run removes the earlier run's outputs only once its own dataset is ready.
+  if (parsed.overwrite) await clearRunOutputs(options.out);
   const { manifest, paths } = await readManifest(dataDir);
   const tokenizer = await Tokenizer.load(dataDir);
   const shards = await openShards(paths, {

@@ -364,11 +364,13 @@ function defaults(now: Date): PretrainOptions {
   };
 }
 
-/** Options as parsed, which of them the command line gave, and whether it asked for --help. */
+/** Options as parsed, which of them the command line gave, and whether it asked for --help or --overwrite. */
 export interface ParsedOptions {
   options: PretrainOptions;
   given: ReadonlySet<Key>;
   help: boolean;
+  /** A fresh run may replace the earlier run in its --out (see helpText). */
+  overwrite: boolean;
 }
 
 /**
@@ -378,6 +380,7 @@ export interface ParsedOptions {
 export function parseOptions(args: readonly string[], now = new Date()): ParsedOptions {
   const config: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {
     help: { type: "boolean", short: "h" },
+    overwrite: { type: "boolean" },
   };
   for (const spec of SPECS) config[spec.flag.slice(2)] = { type: "string", multiple: spec.key === "corpus" };
   let parsed;
@@ -401,6 +404,10 @@ export function parseOptions(args: readonly string[], now = new Date()): ParsedO
     options.corpus = [...options.corpus, ...parsed.positionals];
     given.add("corpus");
   }
+  const overwrite = parsed.values.overwrite === true;
+  if (options.resume !== undefined && overwrite) {
+    throw new OptionError("--overwrite cannot be given with --resume: a resumed run continues its folder");
+  }
   if (options.resume !== undefined) {
     const fixed = [...given].find((key) => !BY_KEY.get(key)!.resumable);
     if (fixed) {
@@ -412,7 +419,7 @@ export function parseOptions(args: readonly string[], now = new Date()): ParsedO
   if (options.batch !== undefined && options.microBatch !== undefined) {
     checkBatch(options.batch, options.microBatch);
   }
-  return { options, given, help: parsed.values.help === true };
+  return { options, given, help: parsed.values.help === true, overwrite };
 }
 
 /** Throws unless the target batch is a whole number of micro-batches. */
@@ -501,7 +508,12 @@ export function helpText(): string {
     lines.push(line.trimEnd());
   };
   for (const spec of SPECS) entry(left(spec), `${spec.help} (default: ${spec.shown})`);
-  entry("  --help", "Show this text.");
+  entry(
+    "  --overwrite",
+    "Start a fresh run in an --out that holds an earlier one: the new dataset is tokenized first, then the " +
+      "earlier run's dataset, checkpoints, metrics and summary are replaced.",
+  );
+  entry("  -h, --help", "Show this text.");
   return lines.join("\n");
 }
 

@@ -131,8 +131,23 @@ export async function encodeCheckpointFiles(
 /** The model file's metadata key of {@linkcode stateDigest}. */
 const STATE_DIGEST = "state_sha256";
 
-/** SHA-256 of `state` written as JSON with its keys sorted at every level (the same for a decoded copy). */
+/**
+ * SHA-256 of `state` as state.json holds it: through the file's own decoding (which keeps only the fields
+ * of a TrainState and normalizes the options), written as JSON with its keys sorted at every level. A state
+ * and its decoded copy have the same digest.
+ */
 async function stateDigest(state: TrainState): Promise<string> {
+  const placeholder = { bytes: 0, sha256: "0".repeat(64) };
+  const text = JSON.stringify({
+    format: FORMAT,
+    ...state,
+    files: { [MODEL_FILE]: placeholder, [OPTIMIZER_FILE]: placeholder },
+  });
+  const { files: _, ...decoded } = decodeState(new TextEncoder().encode(text), STATE_FILE);
+  return await sortedDigest(decoded);
+}
+
+async function sortedDigest(state: TrainState): Promise<string> {
   const sorted = (value: unknown): unknown =>
     Array.isArray(value)
       ? value.map(sorted)

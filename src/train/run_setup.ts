@@ -36,11 +36,15 @@ export async function isDatasetFolder(path: string): Promise<boolean> {
  * Finds the dataset of a run from `corpus` (the paths given; none means the sample corpus that comes with
  * the install), `dir` being where the run keeps a dataset it tokenizes (`<run folder>/data`). Raw paths are
  * listed now, so that a missing or unreadable path, or a file of unknown format, fails before anything is
- * written (a `DataError` naming it).
+ * written (a `DataError` naming it). `reuse: false` (an overwriting run) tokenizes again whatever `dir` holds.
  */
-export async function planRunData(corpus: readonly string[], dir: string): Promise<RunData> {
+export async function planRunData(
+  corpus: readonly string[],
+  dir: string,
+  options: { reuse?: boolean } = {},
+): Promise<RunData> {
   if (corpus.length === 1 && await isDatasetFolder(corpus[0])) return { kind: "dataset", dir: corpus[0] };
-  if (await exists(`${dir}/manifest.json`)) return { kind: "tokenized", dir };
+  if ((options.reuse ?? true) && await exists(`${dir}/manifest.json`)) return { kind: "tokenized", dir };
   const paths = corpus.length > 0 ? [...corpus] : [await sampleCorpus()];
   await listCorpusFiles(paths);
   return { kind: "raw", dir, corpus: paths };
@@ -64,7 +68,7 @@ export async function checkFreshRunFolder(out: string): Promise<void> {
   if (entries > 0) {
     throw new OptionError(
       `--out ${out}: the folder is not empty (an earlier run?); continue that run with --resume ${out}, ` +
-        `or give another --out`,
+        `replace it with --overwrite, or give another --out`,
     );
   }
 }
@@ -97,4 +101,16 @@ export async function lockRunFolder(out: string): Promise<Deno.FsFile> {
   await file.truncate(0);
   await file.write(new TextEncoder().encode(`pid ${Deno.pid}\n`));
   return file;
+}
+
+/** What a run writes besides its dataset and tokenizer, which an overwriting run removes before it trains. */
+const RUN_OUTPUTS = ["checkpoints", "metrics.jsonl", "summary.json", "loss.svg"];
+
+/** Removes the earlier run's checkpoints, metrics, summary and loss curve from `out` (for --overwrite). */
+export async function clearRunOutputs(out: string): Promise<void> {
+  for (const name of RUN_OUTPUTS) {
+    await Deno.remove(`${out}/${name}`, { recursive: true }).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+  }
 }

@@ -8,7 +8,7 @@ const corpus = [`${data}corpus/prose.txt`];
 const vocab = `${data}vocab`;
 
 // These tests write, which the README's test command (--allow-read) does not allow: .ci/run runs the tests
-// named "writes: ..." again with --allow-write.
+// named "writes: ..." again with -A.
 const canWrite = Deno.permissions.querySync({ name: "write" }).state === "granted";
 if (!canWrite) {
   console.log("dataset_test: tests that write are ignored without --allow-write (.ci/run runs them)");

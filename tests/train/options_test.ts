@@ -192,8 +192,15 @@ Deno.test("--help lists every option with its default", () => {
     // Every flag in --help is one the parser knows.
     parseOptions(flag === "--resume" ? [flag, "runs/x"] : []);
   }
-  const listed = lines.map((l) => /^ {2}(--[a-z-]+)/.exec(l)?.[1]).filter((f) => f && f !== "--help");
-  assert.deepEqual(listed, flags);
+  // Every option with a value, in order; then the two flags.
+  const listed = lines.map((l) => /^ {2}(--[a-z-]+)/.exec(l)?.[1]).filter((f) => f);
+  assert.deepEqual(listed, [...flags, "--overwrite"]);
+  assert.ok(lines.some((l) => l.startsWith("  -h, --help")));
+  assert.equal(parseOptions(["--overwrite"]).overwrite, true);
+  assert.throws(
+    () => parseOptions(["--resume", "runs/x", "--overwrite"]),
+    /--overwrite cannot be given with --resume/,
+  );
   assert.ok(help.includes("crammed, compact, small, tiny"));
 });
 

@@ -50,8 +50,8 @@ Deno.test("a fresh run refuses a used run folder and takes a missing one", async
   );
 });
 
-// Tests that write need --allow-write, which the README's test command does not grant; .ci/run runs
-// this file again with it.
+// Tests that write need --allow-write, which the README's test command does not grant: .ci/run runs the
+// tests named "writes: ..." again with -A.
 const canWrite = Deno.permissions.querySync({ name: "write" }).state === "granted";
 if (!canWrite) {
   console.log("run_setup_test: tests that write are ignored without --allow-write (.ci/run runs them)");
