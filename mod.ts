@@ -153,14 +153,15 @@ export { compareParity, randomParityBatch, referenceParityReport } from "./src/r
 export type { ParityComparison, ParityReport } from "./src/reference/parity.ts";
 export {
   columnSums,
-  HEAD_INNER,
-  headLayout,
-  headView,
   referenceClassifierLoss,
   referenceClassify,
   referenceHeadLoss,
 } from "./src/reference/classifier.ts";
-export type { ClassifierLossResult, HeadTensor } from "./src/reference/classifier.ts";
+export type { ClassifierLossResult } from "./src/reference/classifier.ts";
+export { HEAD_INNER, headLayout, headView } from "./src/model/head_layout.ts";
+export type { HeadTensor } from "./src/model/head_layout.ts";
+export { sinusoidTable } from "./src/model/positions.ts";
+export { pcg } from "./src/model/hash.ts";
 export { dropoutSiteCount, EMBEDDING_SITE, headSite, layerSites } from "./src/model/dropout_sites.ts";
 export type { DropoutSeeds } from "./src/model/dropout_sites.ts";
 export { Recorder, Recording } from "./src/model/recorder.ts";

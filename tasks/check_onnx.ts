@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import { type ModelConfig, tiny } from "../src/model/config.ts";
 import { initParams } from "../src/model/init.ts";
 import { exportClassifierOnnx, exportMaskedLmOnnx } from "../src/export/onnx.ts";
-import { headLayout } from "../src/reference/classifier.ts";
+import { headLayout } from "../src/model/head_layout.ts";
 
 const CHECK = "import onnx, sys\n" +
   "for p in sys.argv[1:]:\n" +

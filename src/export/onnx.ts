@@ -16,8 +16,8 @@
  */
 import { headDim, type ModelConfig } from "../model/config.ts";
 import { paramLayout, paramTensor, paramView } from "../model/params.ts";
-import { headLayout, headView } from "../reference/classifier.ts";
-import { sinusoidTable } from "../reference/ops.ts";
+import { headLayout, headView } from "../model/head_layout.ts";
+import { sinusoidTable } from "../model/positions.ts";
 import { OnnxGraph } from "./onnx_graph.ts";
 
 /** Added to the attention scores of padded keys. */

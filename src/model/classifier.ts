@@ -33,7 +33,7 @@ import {
 } from "./encoder.ts";
 import { PARAM_ALIGNMENT, type ParamLayout, paramLayout, type ParamTensor, paramTensor } from "./params.ts";
 import { Recorder, type Recording } from "./recorder.ts";
-import { HEAD_INNER, headLayout } from "../reference/classifier.ts";
+import { HEAD_INNER, headLayout } from "./head_layout.ts";
 import { gatherRows, LOSS_TOTALS_BYTES, scatterRows } from "./layers/cross_entropy.ts";
 import { dropoutBackward, dropoutForward } from "./layers/dropout.ts";
 import { biasAdd, biasGradient, biasTanh, headLoss, tanhBackward } from "./layers/head.ts";

@@ -32,7 +32,7 @@ import { downInputWidth, headDim, type ModelConfig } from "./config.ts";
 import { dropoutSiteCount, EMBEDDING_SITE, layerSites } from "./dropout_sites.ts";
 import { type ParamLayout, paramTensor } from "./params.ts";
 import type { Recorder, Recording } from "./recorder.ts";
-import { sinusoidTable } from "../reference/ops.ts";
+import { sinusoidTable } from "./positions.ts";
 import { attentionBackward, attentionForward } from "./layers/attention.ts";
 import { dropoutBackward, dropoutForward } from "./layers/dropout.ts";
 import { embeddingBackward, embeddingForward, packTokenOrder, sortTokens } from "./layers/embedding.ts";

@@ -6,8 +6,8 @@
  */
 import type { ModelConfig } from "./config.ts";
 import { paramLayout } from "./params.ts";
-import { pcg } from "../reference/ops.ts";
-import { headLayout } from "../reference/classifier.ts";
+import { pcg } from "./hash.ts";
+import { headLayout } from "./head_layout.ts";
 
 /** Standard deviation of the normal init of matrices (BERT's initializer_range). */
 export const INIT_STD = 0.02;

@@ -13,6 +13,7 @@
 import { downInputWidth, headDim, type ModelConfig } from "../model/config.ts";
 import { type ParamLayout, paramLayout, paramView } from "../model/params.ts";
 import { type DropoutSeeds, EMBEDDING_SITE, layerSites } from "../model/dropout_sites.ts";
+import { sinusoidTable } from "../model/positions.ts";
 import {
   attentionBackward,
   attentionForward,
@@ -28,7 +29,6 @@ import {
   layerNormBackward,
   layerNormForward,
   matmul,
-  sinusoidTable,
 } from "./ops.ts";
 
 /** The batch shape of token ids [batch, seq], and optionally which keys attention may see. */

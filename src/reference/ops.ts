@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { pcg } from "../model/hash.ts";
 
 /** Shapes of {@linkcode matmul}: C[m,n] = op(A) op(B). */
 export interface MatmulOptions {
@@ -344,19 +345,6 @@ export function attentionBackward(
   return dqkv;
 }
 
-/** pe[p, 2i] = sin(p w_i), pe[p, 2i+1] = cos(p w_i), w_i = exp(-2i ln(10000) / hidden), as torch_peer. */
-export function sinusoidTable(seq: number, hidden: number): Float64Array {
-  const pe = new Float64Array(seq * hidden);
-  for (let p = 0; p < seq; p++) {
-    for (let c = 0; c < hidden; c += 2) {
-      const angle = p * Math.exp(-c * Math.log(10000) / hidden);
-      pe[p * hidden + c] = Math.sin(angle);
-      if (c + 1 < hidden) pe[p * hidden + c + 1] = Math.cos(angle);
-    }
-  }
-  return pe;
-}
-
 /** Shapes of the embedding sum. */
 export interface EmbeddingOptions {
   tokens: number;
@@ -427,13 +415,6 @@ export function crossEntropy(
     dlogits[base + label] -= 1 / rows;
   }
   return { loss: loss / rows, dlogits };
-}
-
-/** The PCG-RXS-M-XS 32-bit hash, in u32 arithmetic identical to the WGSL dropout kernel's. */
-export function pcg(v: number): number {
-  const state = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
-  const word = Math.imul((state >>> ((state >>> 28) + 4)) ^ state, 277803737) >>> 0;
-  return ((word >>> 22) ^ word) >>> 0;
 }
 
 /** Whether dropout keeps element `index`: u = pcg(pcg(seed) ^ index), kept iff (u >>> 8) / 2^24 >= p. */

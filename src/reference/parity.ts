@@ -9,7 +9,7 @@ import type { Batch } from "../model/checkpoint.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { paramLayout } from "../model/params.ts";
 import { referenceForwardBackward } from "./model.ts";
-import { pcg } from "./ops.ts";
+import { pcg } from "../model/hash.ts";
 
 /** The JSON that `torch_peer.py parity` prints, key for key. */
 export interface ParityReport {

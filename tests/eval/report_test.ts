@@ -17,7 +17,8 @@ import {
 } from "../../src/eval/report.ts";
 import { tiny } from "../../src/model/config.ts";
 import { initParams } from "../../src/model/init.ts";
-import { headLayout, referenceClassify } from "../../src/reference/classifier.ts";
+import { headLayout } from "../../src/model/head_layout.ts";
+import { referenceClassify } from "../../src/reference/classifier.ts";
 import { randomArray } from "../reference/gradcheck.ts";
 
 const devSet = (name: string) => GLUE_TASKS.flatMap((t) => t.devSets).find((d) => d.name === name)!;

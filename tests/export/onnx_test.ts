@@ -10,7 +10,8 @@ import { exportClassifierOnnx, exportMaskedLmOnnx } from "../../src/export/onnx.
 import { padBatch, type TokenBatch } from "../../src/eval/features.ts";
 import { loadOnnx } from "../../src/eval/onnx_runtime.ts";
 import { CLS_ID, SEP_ID } from "../../src/data/tokenizer.ts";
-import { headLayout, referenceClassify } from "../../src/reference/classifier.ts";
+import { headLayout } from "../../src/model/head_layout.ts";
+import { referenceClassify } from "../../src/reference/classifier.ts";
 import { referenceEncode } from "../../src/reference/model.ts";
 import { matmul } from "../../src/reference/ops.ts";
 import { randomArray } from "../reference/gradcheck.ts";

@@ -17,7 +17,7 @@ import {
   shaderNeeds,
   submitDispatches,
 } from "../../src/gpu/kernels.ts";
-import { pcg } from "../../src/reference/ops.ts";
+import { pcg } from "../../src/model/hash.ts";
 
 const FIXTURES = new URL("../../fixtures/kernels/", import.meta.url);
 

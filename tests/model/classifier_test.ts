@@ -14,7 +14,8 @@ import {
 } from "../../src/model/classifier.ts";
 import { readLossTotals } from "../../src/model/layers/cross_entropy.ts";
 import { paramLayout } from "../../src/model/params.ts";
-import { headLayout, referenceClassifierLoss, referenceClassify } from "../../src/reference/classifier.ts";
+import { headLayout } from "../../src/model/head_layout.ts";
+import { referenceClassifierLoss, referenceClassify } from "../../src/reference/classifier.ts";
 import { seededUniform } from "../_helpers.ts";
 
 const k = new Kernels(await requestGpu());

@@ -3,7 +3,8 @@ import { type ModelConfig, tiny } from "../../src/model/config.ts";
 import { dropoutSiteCount } from "../../src/model/dropout_sites.ts";
 import { initParams } from "../../src/model/init.ts";
 import { paramLayout } from "../../src/model/params.ts";
-import { headLayout, referenceClassifierLoss, referenceClassify } from "../../src/reference/classifier.ts";
+import { headLayout } from "../../src/model/head_layout.ts";
+import { referenceClassifierLoss, referenceClassify } from "../../src/reference/classifier.ts";
 import { maxGradError, randomArray } from "./gradcheck.ts";
 
 const batch = 3, seq = 5;

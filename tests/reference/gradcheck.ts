@@ -2,7 +2,7 @@
  * Test helpers shared by the reference tests: seeded random arrays and central finite differences in
  * float64.
  */
-import { pcg } from "../../src/reference/ops.ts";
+import { pcg } from "../../src/model/hash.ts";
 
 /** Uniform values in [-scale, scale), reproducible from `seed`. */
 export function randomArray(n: number, seed: number, scale = 1): Float64Array {

@@ -9,6 +9,7 @@ import {
   sortTokens,
 } from "../../../src/model/layers/embedding.ts";
 import * as ref from "../../../src/reference/ops.ts";
+import { sinusoidTable } from "../../../src/model/positions.ts";
 import { assertClose, seededUniform } from "../../_helpers.ts";
 
 const gpu = await requestGpu();
@@ -152,7 +153,7 @@ Deno.test("embeddings with scaled sinusoids match the reference", async () => {
   const c = { batch: 3, seq: 9, hidden: 20, vocab: 6 };
   const { tokens, ids, word, dx, dwordStart } = setup(c, 30);
   const shape = { tokens, seq: c.seq, hidden: c.hidden, vocab: c.vocab };
-  const sinusoid = new Float32Array(ref.sinusoidTable(c.seq, c.hidden));
+  const sinusoid = new Float32Array(sinusoidTable(c.seq, c.hidden));
   const scale = 0.37;
   const table = uploadBuffer(gpu, "sinusoid", sinusoid);
   const x = storageBuffer(gpu, "x", tokens * c.hidden * 4);
@@ -204,7 +205,7 @@ Deno.test("the embedding backward is bit-identical from run to run", async () =>
   const c = { batch: 4, seq: 32, hidden: 64, vocab: 9 }; // ~14 rows per id
   const { tokens, ids, dx, dwordStart } = setup(c, 40);
   const shape = { tokens, seq: c.seq, hidden: c.hidden, vocab: c.vocab };
-  const table = uploadBuffer(gpu, "sinusoid", new Float32Array(ref.sinusoidTable(c.seq, c.hidden)));
+  const table = uploadBuffer(gpu, "sinusoid", new Float32Array(sinusoidTable(c.seq, c.hidden)));
   const dxBuffer = uploadBuffer(gpu, "dx", dx);
   const results = await scaledBackwardTwice(shape, ids, dxBuffer, table, dwordStart);
   assert.notEqual(results[1][0], 0);
@@ -219,7 +220,7 @@ Deno.test("one id thousands of times, among hundreds of others: the word and sca
   const every = seededUniform(tokens, 51, 0, 1);
   for (let t = 0; t < tokens; t++) if (every[t] < 0.6) ids[t] = 7;
   const shape = { tokens, seq: c.seq, hidden: c.hidden, vocab: c.vocab };
-  const sinusoid = new Float32Array(ref.sinusoidTable(c.seq, c.hidden));
+  const sinusoid = new Float32Array(sinusoidTable(c.seq, c.hidden));
   const table = uploadBuffer(gpu, "sinusoid", sinusoid);
   const dxBuffer = uploadBuffer(gpu, "dx", dx);
   const results = await scaledBackwardTwice(shape, ids, dxBuffer, table, dwordStart);
