@@ -21,7 +21,7 @@ import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../m
 import { adamwStepParams, planAdamw, type PlannedAdamw, readStepStats } from "./optimizer.ts";
 
 /** The recipe's clipping threshold of the gradients' global L2 norm. */
-const MAX_GRAD_NORM = 0.5;
+export const MAX_GRAD_NORM = 0.5;
 /** Finite steps in a row before a model's loss scale doubles (torch.amp.GradScaler's default). */
 const LOSS_SCALE_GROWTH_INTERVAL = 2000;
 

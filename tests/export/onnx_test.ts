@@ -85,8 +85,18 @@ Deno.test("classifier ONNX with learned positions, GELU-GLU and one regression o
   await checkClassifier({ ...tiny, positions: "learned", ffn: "gelu-glu" }, 1, 21);
 });
 
-Deno.test("MLM ONNX gives the reference's vocabulary logits at every position", async () => {
-  const config = tiny;
+Deno.test("classifier ONNX carries the config's LayerNorm epsilon (0.1 here, where it changes every logit)", async () => {
+  await checkClassifier({ ...tiny, normEps: 0.1 }, 2, 41);
+});
+
+// The crammed model's epsilon (1e-12) and a large one that a wrong constant in the export could not match.
+for (const normEps of [tiny.normEps, 0.1]) {
+  Deno.test(`MLM ONNX gives the reference's vocabulary logits at every position (LayerNorm epsilon ${normEps})`, async () => {
+    await checkMaskedLm({ ...tiny, normEps });
+  });
+}
+
+async function checkMaskedLm(config: ModelConfig): Promise<void> {
   const params = testParams(config, 31);
   const model = await loadOnnx(exportMaskedLmOnnx(config, params), { name: "mlm" });
   try {
@@ -115,4 +125,4 @@ Deno.test("MLM ONNX gives the reference's vocabulary logits at every position", 
   } finally {
     await model.release();
   }
-});
+}

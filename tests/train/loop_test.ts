@@ -16,6 +16,7 @@ import {
 import { maxLabels } from "../../src/train/masking.ts";
 import type { MetricRecord, Weights } from "../../src/train/run_dir.ts";
 import { planTrainer } from "../../src/train/step.ts";
+import { learningRate } from "../../src/train/schedule.ts";
 
 const config: ModelConfig = { ...tiny, vocabSize: 64 };
 const seq = config.maxSeqLen;
@@ -117,6 +118,7 @@ Deno.test("a run resumed from its checkpoint reaches exactly the loss and weight
   assert.equal(second.result.state.step, 40);
   assert.deepEqual(second.records.map((r) => r.loss), whole.records.slice(2).map((r) => r.loss));
   assert.deepEqual(second.weights.params, whole.weights.params);
+  assert.deepEqual(second.weights.m, whole.weights.m);
   assert.deepEqual(second.weights.v, whole.weights.v);
 });
 
@@ -131,4 +133,51 @@ Deno.test("steps with non-finite gradients are skipped, and a run of them stops 
   assert.equal(saved, undefined);
   // Skipped updates leave the parameters as they were.
   assert.deepEqual(weights.params.subarray(1), params.subarray(1));
+});
+
+Deno.test("every step gets the schedule's learning rate at the budget used before it, up to the end", async () => {
+  const k = new Kernels(await requestGpu());
+  const trainer = await planTrainer(k, config, {
+    batch: microBatch,
+    seq,
+    maxLabels: maxLabels(microBatch, seq, 0.15),
+  });
+  writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed: 1 }) as Float32Array<ArrayBuffer>);
+  const given: number[] = [];
+  const step = trainer.step.bind(trainer);
+  trainer.step = (micro, lr) => (given.push(lr), step(micro, lr));
+  const records: MetricRecord[] = [];
+  const total = 20;
+  const schedule = { peak: 1e-2, start: 0.25, peakAt: 0.3 };
+  await trainLoop({
+    trainer,
+    source: new BatchSource(alternatingCorpus(64), {
+      microBatch,
+      seed: 3,
+      maskRate: 0.15,
+      vocabSize: config.vocabSize,
+    }),
+    budget: new Budget({ steps: total }),
+    lr: schedule,
+    ramp: { target: 1, ramp: 0 },
+    logEvery: 1,
+    checkpointSeconds: Infinity,
+    maxNonfinite: 5,
+    start: START,
+    budgetLabel: `${total}steps`,
+  }, {
+    record: (r) => records.push(r),
+    progress: () => {},
+    message: () => {},
+    checkpoint: async () => {},
+    interrupted: () => false,
+  });
+  const expected = Array.from({ length: total }, (_, s) => learningRate(schedule, s / total));
+  assert.deepEqual(given, expected);
+  assert.deepEqual(records.map((r) => r.lr), expected);
+  // The triangle's last step is one step's worth of decline above zero: the schedule reaches its end.
+  const decline = schedule.peak / ((1 - schedule.peakAt) * total);
+  assert.ok(Math.abs(given.at(-1)! - decline) < 1e-12, `last lr ${given.at(-1)}, expected ${decline}`);
+  assert.equal(learningRate(schedule, 1), 0);
+  trainer.model.destroy();
 });

@@ -6,7 +6,11 @@ import { tiny } from "../../src/model/config.ts";
 import { initParams } from "../../src/model/init.ts";
 import { zipfBatch } from "../../src/bench/batches.ts";
 import { maxLabels } from "../../src/train/masking.ts";
-import { planTrainer } from "../../src/train/step.ts";
+import { MAX_GRAD_NORM, planTrainer } from "../../src/train/step.ts";
+import type { ModelBatch } from "../../src/model/model.ts";
+import { paramLayout } from "../../src/model/params.ts";
+import { referenceForwardBackward } from "../../src/reference/model.ts";
+import { adamwStep, clipFactor, globalNorm } from "../../src/reference/optimizer.ts";
 
 const microBatch = 2;
 const seq = tiny.maxSeqLen;
@@ -36,4 +40,77 @@ Deno.test("a paced trainer (sleep, then a marker map: Dawn's way) computes what 
   assert.ok(Number.isFinite(unpaced.stats.loss) && unpaced.stats.labels > 0);
   assert.deepEqual(paced.stats, unpaced.stats);
   assert.deepEqual(paced.params, unpaced.params);
+});
+
+/** The float64 reference of `steps` optimizer steps: averaged micro-batch gradients, clipping, AdamW. */
+function referenceSteps(params0: Float32Array, stepBatches: ModelBatch[][], lr: number) {
+  const layout = paramLayout(tiny);
+  const params = Float64Array.from(params0);
+  const m = new Float64Array(params.length);
+  const v = new Float64Array(params.length);
+  let norm = 0;
+  stepBatches.forEach((micro, s) => {
+    const grads = new Float64Array(params.length);
+    for (const b of micro) {
+      const labels = new Int32Array(microBatch * seq).fill(-100);
+      b.labelPositions.forEach((t, i) => (labels[t] = b.labelIds[i]));
+      const result = referenceForwardBackward(tiny, params, b.inputIds, labels, { batch: microBatch, seq });
+      // The step averages its micro-batches (each already a mean over its labels).
+      result.grads.forEach((g, i) => (grads[i] += g / micro.length));
+    }
+    norm = globalNorm([grads]);
+    const clip = clipFactor(norm, MAX_GRAD_NORM);
+    for (const t of layout.tensors) {
+      const range = (a: Float64Array) => a.subarray(t.offset, t.offset + t.size);
+      adamwStep(range(params), range(grads).map((g) => g * clip), range(m), range(v), {
+        lr,
+        beta1: 0.9,
+        beta2: 0.98,
+        eps: 1e-12,
+        weightDecay: t.decay ? 0.01 : 0,
+        step: s + 1,
+      });
+    }
+  });
+  return { params, m, v, norm };
+}
+
+/** The relative L2 distance between two vectors. */
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let diff = 0;
+  let size = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff += (actual[i] - expected[i]) ** 2;
+    size += expected[i] ** 2;
+  }
+  return Math.sqrt(diff / size);
+}
+
+Deno.test("two steps of two micro-batches each match the float64 reference: averaging, clipping, AdamW", async () => {
+  const k = new Kernels(await requestGpu());
+  const trainer = await planTrainer(k, tiny, {
+    batch: microBatch,
+    seq,
+    maxLabels: maxLabels(microBatch, seq, 0.15),
+  });
+  const params0 = initParams(tiny, { seed: 6 });
+  writeBuffer(k.gpu, trainer.model.params, params0 as Float32Array<ArrayBuffer>);
+  const stepBatches = [[40, 41], [42, 43]].map((seeds) => seeds.map((s) => zipfBatch(tiny, microBatch, s)));
+  const lr = 1e-3;
+  for (const micro of stepBatches) await trainer.step(micro, lr);
+  const stats = await trainer.readStats();
+  const expected = referenceSteps(params0, stepBatches, lr);
+  // Clipping is active here (norm about 2 > 0.5), and AdamW's update is blind to the gradients' scale, so
+  // the norm the step reports is what tells averaged micro-batches from summed ones (twice the norm).
+  assert.ok(expected.norm > MAX_GRAD_NORM, `norm ${expected.norm}: the data should make clipping act`);
+  assert.ok(Math.abs(stats.gradNorm - expected.norm) / expected.norm < 1e-4, `norm ${stats.gradNorm}`);
+  const [params, m, v] = await Promise.all(
+    [trainer.model.params, trainer.m, trainer.v].map((b) => readF32(k.gpu, b)),
+  );
+  assert.ok(relativeError(m, expected.m) < 1e-4, `m: ${relativeError(m, expected.m)}`);
+  assert.ok(relativeError(v, expected.v) < 1e-4, `v: ${relativeError(v, expected.v)}`);
+  const moved = Float64Array.from(params, (p, i) => p - params0[i]);
+  const expectedMoved = expected.params.map((p, i) => p - params0[i]);
+  assert.ok(relativeError(moved, expectedMoved) < 1e-3, `update: ${relativeError(moved, expectedMoved)}`);
+  trainer.model.destroy();
 });
