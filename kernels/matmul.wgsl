@@ -17,7 +17,8 @@
 // Rows are lda, ldb and ldc elements apart (a matrix inside a wider one, e.g. one head's columns of the
 // fused QKV activations). Batched products: workgroup z (with splits, z / splits) picks product
 // t = outer * batch_inner + inner, whose matrices start outer * x_outer + inner * x_inner elements
-// after their offsets (e.g. outer a sequence, inner a head).
+// after their offsets (e.g. outer a sequence, inner a head). The uniform, MatmulParams, is in the prelude
+// (matmul_subgroup_matrix.wgsl shares it).
 //
 // MODE: 0 writes C = op(A) op(B); 1 accumulates C += op(A) op(B); 2 writes C = ADD + op(A) op(B).
 // Every sum runs in a fixed order, so results are identical from run to run.
@@ -30,50 +31,11 @@ alias B_T = f32;
 alias C_T = f32;
 alias ADD_T = f32;
 
-struct Params {
-  m: u32,
-  n: u32,
-  k: u32,
-  // Element offsets of each matrix inside its buffer (multiples of 4 for matmul_tiled).
-  a_offset: u32,
-  b_offset: u32,
-  c_offset: u32,
-  add_offset: u32,
-  // K depth of one split-K slice (k when not split), the distance between the slices' partial
-  // products in the scratch buffer, and the number of slices.
-  k_chunk: u32,
-  split_stride: u32,
-  splits: u32,
-  // Row strides of the stored A, B and C (ADD has C's).
-  lda: u32,
-  ldb: u32,
-  ldc: u32,
-  // Batched products: the inner count, and each matrix's strides per outer and per inner index.
-  batch_inner: u32,
-  a_outer: u32,
-  a_inner: u32,
-  b_outer: u32,
-  b_inner: u32,
-  c_outer: u32,
-  c_inner: u32,
-}
-
-// Element offsets of product `t`'s A, B and C.
-fn batch_offsets(t: u32) -> vec3<u32> {
-  let outer = t / p.batch_inner;
-  let inner = t % p.batch_inner;
-  return vec3<u32>(
-    p.a_offset + outer * p.a_outer + inner * p.a_inner,
-    p.b_offset + outer * p.b_outer + inner * p.b_inner,
-    p.c_offset + outer * p.c_outer + inner * p.c_inner,
-  );
-}
-
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override MODE: u32 = 0u;
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: MatmulParams;
 
 // ---------------------------------------------------------------------------------------------------
 // matmul_tiled
@@ -376,7 +338,7 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
   // as varying per invocation, and the loop holds barriers.
   let k_stop = min(p.k, k_begin + p.k_chunk);
   k_end = k_stop;
-  let offsets = batch_offsets(wid.z / p.splits);
+  let offsets = matmul_batch_offsets(p, wid.z / p.splits);
   a_start = offsets.x / 4u;
   b_start = offsets.y / 4u;
   c_start = (offsets.z + slice * p.split_stride) / 4u;
@@ -476,7 +438,7 @@ fn element_b(b0: u32, k: u32, j: u32) -> f32 {
 fn matmul_general(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let i = wid.y * 16u + lid.y;
   let j = wid.x * 16u + lid.x;
-  let offsets = batch_offsets(wid.z);
+  let offsets = matmul_batch_offsets(p, wid.z);
   var sum = 0.0;
   for (var k0 = 0u; k0 < p.k; k0 += 16u) {
     general_a[lid.y][lid.x] = element_a(offsets.x, i, k0 + lid.x);

@@ -5,8 +5,8 @@
 //
 // C[m,n] = op(A)[m,k] op(B)[k,n], A stored [M,K] (or [K,M] when TRANS_A), B stored [K,N] (or [N,K] when
 // TRANS_B), C stored [M,N]; rows lda, ldb and ldc elements apart; batched and split-K as in matmul.wgsl,
-// whose Params this shares field for field (the wrapper packs one list for both), and whose
-// matmul_split_sum adds the split-K slices. MODE 0 writes C, 1 adds to C, 2 writes ADD + product.
+// with the same uniform (MatmulParams, in the prelude), and whose matmul_split_sum adds the split-K
+// slices. MODE 0 writes C, 1 adds to C, 2 writes ADD + product.
 //
 // A workgroup of SG_ROWS x SG_COLS subgroups computes a BM x BN tile of C; each subgroup holds FRAG_M x
 // FRAG_N result fragments of SUBGROUP_MATRIX_M x _N in named variables (an indexed array could spill).
@@ -22,29 +22,6 @@
 // beyond the slice is loaded as zero.
 alias C_T = f32;
 alias ADD_T = f32;
-
-struct Params {
-  m: u32,
-  n: u32,
-  k: u32,
-  a_offset: u32,
-  b_offset: u32,
-  c_offset: u32,
-  add_offset: u32,
-  k_chunk: u32,
-  split_stride: u32,
-  splits: u32,
-  lda: u32,
-  ldb: u32,
-  ldc: u32,
-  batch_inner: u32,
-  a_outer: u32,
-  a_inner: u32,
-  b_outer: u32,
-  b_inner: u32,
-  c_outer: u32,
-  c_inner: u32,
-}
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -75,7 +52,7 @@ override B_TILE: u32 = select(BK, BN, TRANS_B) * B_STRIDE;
 override LOADS_A: u32 = BM * BK / 8u / THREADS;
 override LOADS_B: u32 = BN * BK / 8u / THREADS;
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> a8: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> b8: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<C_T>;
@@ -312,17 +289,6 @@ fn write_fragment(frag: Result, sg: u32, lane: u32, lanes: u32, row0: u32, col0:
   workgroupBarrier();
 }
 
-// Element offsets of product `t`'s A, B and C (as matmul.wgsl's batch_offsets).
-fn batch_offsets(t: u32) -> vec3<u32> {
-  let outer = t / p.batch_inner;
-  let inner = t % p.batch_inner;
-  return vec3<u32>(
-    p.a_offset + outer * p.a_outer + inner * p.a_inner,
-    p.b_offset + outer * p.b_outer + inner * p.b_inner,
-    p.c_offset + outer * p.c_outer + inner * p.c_inner,
-  );
-}
-
 @compute @workgroup_size(THREADS)
 fn matmul_subgroup_matrix(
   @builtin(local_invocation_index) tid: u32,
@@ -338,7 +304,7 @@ fn matmul_subgroup_matrix(
   // A local bounds the loop (uniform for Tint, which holds private variables as varying).
   let k_stop = min(p.k, k_begin + p.k_chunk);
   k_end = k_stop;
-  let offsets = batch_offsets(wid.z / p.splits);
+  let offsets = matmul_batch_offsets(p, wid.z / p.splits);
   a_start = offsets.x;
   b_start = offsets.y;
   c_start = offsets.z + slice * p.split_stride;

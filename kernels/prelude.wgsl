@@ -15,3 +15,44 @@ fn pcg(v: u32) -> u32 {
   let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
   return (word >> 22u) ^ word;
 }
+
+// The uniform of the matrix products, which matmul.wgsl and matmul_subgroup_matrix.wgsl share field for
+// field (src/model/layers/matmul.ts packs one list for either).
+struct MatmulParams {
+  m: u32,
+  n: u32,
+  k: u32,
+  // Element offsets of each matrix inside its buffer (multiples of 4 for matmul_tiled).
+  a_offset: u32,
+  b_offset: u32,
+  c_offset: u32,
+  add_offset: u32,
+  // K depth of one split-K slice (k when not split), the distance between the slices' partial
+  // products in the scratch buffer, and the number of slices.
+  k_chunk: u32,
+  split_stride: u32,
+  splits: u32,
+  // Row strides of the stored A, B and C (ADD has C's).
+  lda: u32,
+  ldb: u32,
+  ldc: u32,
+  // Batched products: the inner count, and each matrix's strides per outer and per inner index.
+  batch_inner: u32,
+  a_outer: u32,
+  a_inner: u32,
+  b_outer: u32,
+  b_inner: u32,
+  c_outer: u32,
+  c_inner: u32,
+}
+
+// Element offsets of product `t`'s A, B and C (batched products: see matmul.wgsl).
+fn matmul_batch_offsets(p: MatmulParams, t: u32) -> vec3<u32> {
+  let outer = t / p.batch_inner;
+  let inner = t % p.batch_inner;
+  return vec3<u32>(
+    p.a_offset + outer * p.a_outer + inner * p.a_inner,
+    p.b_offset + outer * p.b_outer + inner * p.b_inner,
+    p.c_offset + outer * p.c_outer + inner * p.c_inner,
+  );
+}

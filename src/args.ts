@@ -53,3 +53,9 @@ function editDistance(a: string, b: string): number {
   }
   return previous[b.length];
 }
+
+/** An environment variable's value where this process may read it and it is not empty. */
+export function envVar(name: string): string | undefined {
+  const status = Deno.permissions.querySync({ name: "env", variable: name });
+  return status.state === "granted" ? Deno.env.get(name) || undefined : undefined;
+}

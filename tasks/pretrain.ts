@@ -220,7 +220,7 @@ async function main(args: string[]): Promise<void> {
     writeBuffer(
       gpu,
       trainer.model.params,
-      initParams(config, { seed: options.seed }) as Float32Array<ArrayBuffer>,
+      initParams(config, { seed: options.seed }),
     );
   }
   const memoryBytes = trainer.model.bytes + trainer.m.size + trainer.v.size;

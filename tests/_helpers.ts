@@ -48,3 +48,37 @@ export function seededUniform(length: number, seed: number, lo = -1, hi = 1): Fl
   }
   return out;
 }
+
+/**
+ * Whether this test process may do what the tests named "writes: ..." do (write files, start processes):
+ * the README's test command (--allow-read) may not, and then `file` says once that they are ignored;
+ * .ci/run runs them again with -A.
+ */
+export function writesAllowed(file: string, needs: readonly ("write" | "run")[] = ["write"]): boolean {
+  const allowed = needs.every((name) => Deno.permissions.querySync({ name }).state === "granted");
+  if (!allowed) {
+    console.log(
+      `${file}: the tests named "writes: ..." are ignored without --allow-${needs.join(" and --allow-")}`,
+    );
+  }
+  return allowed;
+}
+
+/** Runs `fn` with a fresh temporary folder, removed afterwards whatever happens. */
+export async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** A safetensors file of `headerJson` (not padded) and `dataBytes` zero bytes of data. */
+export function safetensorsBytes(headerJson: string, dataBytes = 0): Uint8Array {
+  const header = new TextEncoder().encode(headerJson);
+  const bytes = new Uint8Array(8 + header.length + dataBytes);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
+  bytes.set(header, 8);
+  return bytes;
+}

@@ -69,7 +69,7 @@ export async function planStepBench(
     maxLabels: maxLabels(microBatch, seq, BERT_MASK_RATE),
     storage: precision,
   }, { paced: options.paced });
-  writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed }) as Float32Array<ArrayBuffer>);
+  writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed }));
   const batches = Array.from({ length: accumulate * 2 }, (_, i) => zipfBatch(config, microBatch, seed + i));
   return {
     trainer,

@@ -18,6 +18,7 @@ import { countWordsStream, trainWordPiece, WordCounter } from "./trainer.ts";
 import { encodeStream, type IdChunk } from "./wordpiece.ts";
 import { writeFileAtomic } from "../fs.ts";
 
+/** What {@linkcode buildDataset} reads and writes. */
 export interface DatasetOptions {
   /** Corpus files or directories: .txt, .jsonl or .ndjson, optionally .gz. */
   corpus: string[];
@@ -53,15 +54,21 @@ type ResolvedOptions =
 
 /** What `buildDataset` read and wrote. */
 export interface DatasetSummary {
+  /** The corpus files read, in order. */
   files: CorpusFile[];
+  /** The tokenizer the shards were encoded with. */
   tokenizer: Tokenizer;
   /** The vocabulary was trained (not loaded from `vocab`). */
   trained: boolean;
+  /** What the reader counted: bytes, documents, invalid UTF-8. */
   read: ReadStats;
+  /** What the packer counted: documents, tokens, sequences. */
   pack: PackStats;
   /** Tokens encoded, and how many of them are [UNK]. */
   tokens: number;
+  /** Of `tokens`, how many are `[UNK]`. */
   unknown: number;
+  /** The shards written, as the manifest lists them. */
   shards: ShardInfo[];
 }
 

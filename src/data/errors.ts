@@ -7,6 +7,7 @@
 
 /** Bad input to the corpus pipeline: a corpus, vocabulary or shard file, or an option. */
 export class DataError extends Error {
+  /** Always `DataError`. */
   override name = "DataError";
 }
 

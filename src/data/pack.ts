@@ -28,14 +28,17 @@ export interface PackOptions {
 
 /** What the packer saw and wrote. */
 export interface PackStats {
+  /** Documents seen. */
   documents: number;
   /** Documents without a single token. */
   emptyDocuments: number;
   /** Documents the filter dropped whole, and tokens it dropped in all. */
   droppedDocuments: number;
+  /** Tokens of the documents the filter dropped. */
   droppedTokens: number;
   /** Tokens written into sequences, `[SEP]`s included. */
   tokens: number;
+  /** Sequences written. */
   sequences: number;
   /** Tokens of the final partial sequence, dropped. */
   leftoverTokens: number;

@@ -22,8 +22,11 @@ export type CorpusFormat = "txt" | "jsonl";
 
 /** A corpus file found by {@linkcode listCorpusFiles}. */
 export interface CorpusFile {
+  /** The file's path, as listed. */
   path: string;
+  /** How its documents are laid out: plain text or JSON Lines. */
   format: CorpusFormat;
+  /** Whether it is gzip-compressed (`.gz`). */
   gzip: boolean;
   /** Size on disk in bytes (compressed size for `.gz`). */
   size: number;
@@ -33,10 +36,13 @@ export interface CorpusFile {
 export interface ReadStats {
   /** Bytes on disk of all the files to read, and of those read so far. */
   bytesTotal: number;
+  /** Bytes on disk read so far. */
   bytesRead: number;
   /** Bytes of (decompressed) text decoded so far. */
   textBytes: number;
+  /** Files opened so far. */
   files: number;
+  /** Documents read so far. */
   documents: number;
   /** Invalid UTF-8 sequences, each replaced by U+FFFD. */
   invalidUtf8: number;

@@ -32,9 +32,11 @@ export const MAX_SHARD_VOCAB = 65536;
 
 /** What every shard of a dataset shares. */
 export interface ShardMeta {
+  /** Tokens in the vocabulary the ids refer to. */
   vocabSize: number;
   /** 16 hex digits. */
   vocabHash: string;
+  /** Tokens per sequence. */
   seqLen: number;
 }
 
@@ -175,6 +177,7 @@ export function decodeShard(bytes: Uint8Array, name: string): { header: ShardHea
 export interface ShardInfo {
   /** File name inside the dataset directory. */
   file: string;
+  /** Sequences in the shard. */
   sequences: number;
   /** CRC-32 of the payload, 8 hex digits. */
   crc32: string;
@@ -252,9 +255,13 @@ export function shardWriterStream(writer: ShardWriter): WritableStream<Uint16Arr
 
 /** `manifest.json`: what a dataset directory holds. */
 export interface Manifest extends ShardMeta {
+  /** Always `cram-shards`: marks the file as a dataset's manifest. */
   format: "cram-shards";
+  /** The manifest's format version. */
   version: number;
+  /** Sequences in all shards together. */
   sequences: number;
+  /** The shards in order: the dataset's sequences are theirs, one shard after the other. */
   shards: ShardInfo[];
   /** Anything else the writer recorded (corpus, counts, options). */
   [extra: string]: unknown;
@@ -283,6 +290,7 @@ export async function readManifest(dir: string): Promise<{ manifest: Manifest; p
   return { manifest, paths: manifest.shards.map((shard) => `${dir.replace(/\/+$/, "")}/${shard.file}`) };
 }
 
+/** How {@linkcode openShards} checks the shards it opens. */
 export interface OpenShardsOptions {
   /** Read every payload once and check its CRC-32 (default true). */
   verify?: boolean;
@@ -349,8 +357,11 @@ async function readFully(file: Deno.FsFile, into: Uint8Array): Promise<number> {
 
 /** Sequences served from a set of shards, by global index. */
 export class ShardSet implements ShardMeta {
+  /** Sequences in all shards together. */
   readonly sequences: number;
+  /** Tokens per sequence. */
   readonly seqLen: number;
+  /** Tokens in the vocabulary the ids refer to. */
   readonly vocabSize: number;
   readonly vocabHash: string;
   readonly #paths: readonly string[];
@@ -361,6 +372,7 @@ export class ShardSet implements ShardMeta {
   /** Reads share file positions, so they run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
 
+  /** Shards whose headers {@linkcode openShards} has checked, their files open for reading. */
   constructor(paths: readonly string[], files: Deno.FsFile[], headers: ShardHeader[]) {
     this.#paths = paths;
     this.#files = files;
@@ -433,6 +445,7 @@ export class ShardSet implements ShardMeta {
     return result;
   }
 
+  /** Closes the shards' files. */
   close(): void {
     for (const file of this.#files) file.close();
   }

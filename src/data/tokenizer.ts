@@ -25,22 +25,30 @@ import { WordPiece } from "./wordpiece.ts";
 
 /** The special tokens, in id order. */
 export const SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] as const;
+/** Id of `[PAD]`, which fills a sequence after its last token. */
 export const PAD_ID = 0;
+/** Id of `[UNK]`, for a word the vocabulary cannot cover. */
 export const UNK_ID = 1;
+/** Id of `[CLS]`, which starts a finetuning input. */
 export const CLS_ID = 2;
+/** Id of `[SEP]`, which ends a document or a sentence. */
 export const SEP_ID = 3;
+/** Id of `[MASK]`, which replaces most of the tokens the MLM objective predicts. */
 export const MASK_ID = 4;
 
 const SPECIAL_IDS: ReadonlySet<number> = new Set([PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID]);
 
 /** A model input: ids with `[CLS]`/`[SEP]` and the segment (token type) of each. */
 export interface ModelInput {
+  /** Token ids, `[CLS]` first. */
   ids: number[];
+  /** The segment of each token: 0 for the first sentence, 1 for the second. */
   typeIds: number[];
 }
 
 /** Normalizer, pre-tokenizer and WordPiece over one vocabulary. */
 export class Tokenizer {
+  /** The WordPiece encoder and decoder over the vocabulary. */
   readonly wordPiece: WordPiece;
   /** The text of `vocab.txt`. */
   readonly vocabTxt: string;
@@ -58,10 +66,12 @@ export class Tokenizer {
     this.hash = fnv1a64(new TextEncoder().encode(this.vocabTxt));
   }
 
+  /** The tokens in id order. */
   get vocab(): readonly string[] {
     return this.wordPiece.vocab;
   }
 
+  /** The number of tokens. */
   get size(): number {
     return this.wordPiece.vocab.length;
   }

@@ -29,9 +29,13 @@ export interface WordPieceOptions {
 
 /** A WordPiece vocabulary: encodes words to ids and decodes ids to text. */
 export class WordPiece {
+  /** The tokens in id order. */
   readonly vocab: readonly string[];
+  /** Id of the unknown token. */
   readonly unkId: number;
+  /** The prefix of a word's pieces after the first (`##`). */
   readonly prefix: string;
+  /** Words longer than this many characters encode as the unknown token. */
   readonly maxWordChars: number;
   /** Every entry, for the first piece of a word (HF looks the bare substring up). */
   readonly #initial = new Map<string, number>();
@@ -40,6 +44,7 @@ export class WordPiece {
   #maxInitial = 0;
   #maxContinuation = 0;
 
+  /** `vocab[id]` is the token of `id`; `options` name the unknown token, the prefix and the word limit. */
   constructor(vocab: readonly string[], options: WordPieceOptions = {}) {
     const unk = options.unkToken ?? "[UNK]";
     this.vocab = vocab;

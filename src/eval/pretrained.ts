@@ -10,12 +10,15 @@ import { locateCheckpoint, readModelFolder, RunFileError } from "../train/run_di
 
 /** A checkpoint and tokenizer ready for finetuning. */
 export interface Pretrained {
+  /** The model's shape. */
   config: ModelConfig;
   /** Parameters in paramLayout. */
   params: Float32Array;
+  /** The tokenizer the model was pretrained with. */
   tokenizer: Tokenizer;
   /** The checkpoint folder, and the run folder that holds it. */
   dir: string;
+  /** The run folder that holds the checkpoint. */
   runDir: string;
   /** The optimizer step the checkpoint was taken at. */
   step: number;

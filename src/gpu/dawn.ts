@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { envVar } from "../args.ts";
 
 /** The npm package and version that {@linkcode loadDawn} imports when `DAWN_WEBGPU` is not set. */
 export const DAWN_PACKAGE = "npm:webgpu@0.6.2";
@@ -39,13 +40,13 @@ let instance: Promise<GPU> | undefined;
  */
 export function loadDawn(): Promise<GPU> {
   instance ??= (async () => {
-    const path = env("DAWN_WEBGPU");
+    const path = envVar("DAWN_WEBGPU");
     const specifier = path ? new URL(path, `file://${Deno.cwd()}/`).href : DAWN_PACKAGE;
     const dawn = await import(specifier) as DawnModule;
     const toggles = [
       ...DAWN_TOGGLES,
-      ...(env("CRAM_DAWN_ROBUSTNESS") === "1" ? [] : FAST_TOGGLES),
-      ...(env("CRAM_DAWN_TOGGLES")?.split(",") ?? []),
+      ...(envVar("CRAM_DAWN_ROBUSTNESS") === "1" ? [] : FAST_TOGGLES),
+      ...(envVar("CRAM_DAWN_TOGGLES")?.split(",") ?? []),
     ];
     return dawn.create([`enable-dawn-features=${toggles.join(",")}`, "backend=vulkan"]);
   })();
@@ -55,10 +56,4 @@ export function loadDawn(): Promise<GPU> {
 /** Whether this process has asked for Dawn yet (whatever came of it). */
 export function dawnRequested(): boolean {
   return instance !== undefined;
-}
-
-/** An environment variable's value where this process may read it and it is not empty. */
-function env(name: string): string | undefined {
-  const status = Deno.permissions.querySync({ name: "env", variable: name });
-  return status.state === "granted" ? Deno.env.get(name) || undefined : undefined;
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { envVar } from "../args.ts";
 import { DAWN_PACKAGE, loadDawn } from "./dawn.ts";
 
 /** Which WebGPU implementation a device comes from: Deno's built-in one (wgpu) or Dawn (npm `webgpu`). */
@@ -15,13 +16,17 @@ export type GpuBackendChoice = GpuBackend | "auto";
 
 /** Shape of the f16 x f16 -> f32 subgroup matrix product a device runs: [M, K] x [K, N]. */
 export interface SubgroupMatrixShape {
+  /** Rows of the left matrix and of the result. */
   m: number;
+  /** Columns of the right matrix and of the result. */
   n: number;
+  /** The depth of one product: columns of the left matrix, rows of the right. */
   k: number;
 }
 
 /** A device together with what the engine needs to know about the adapter behind it. */
 export interface Gpu {
+  /** The WebGPU device every buffer and pipeline of the engine is created on. */
   device: GPUDevice;
   /** The implementation the device comes from. */
   backend: GpuBackend;
@@ -40,14 +45,17 @@ export interface Gpu {
   subgroupMatrix: SubgroupMatrixShape | null;
   /** Invocations per subgroup (the adapter's largest), or 0 when unknown. */
   subgroupSize: number;
+  /** The device's limits: the adapter's own buffer and workgroup limits. */
   limits: GPUSupportedLimits;
 }
 
 /** An error meant for the user: one line, no stack trace. Tasks print `message` and exit 1. */
 export class GpuError extends Error {
+  /** Always `GpuError`. */
   override name = "GpuError";
 }
 
+/** What {@linkcode requestGpu} asks the adapter for. */
 export interface RequestGpuOptions {
   /** Ask for `timestamp-query` if the adapter has it (default true). */
   timestamps?: boolean;
@@ -74,8 +82,7 @@ export function parseGpuBackend(value: string, what = "--gpu"): GpuBackendChoice
 }
 
 function defaultBackend(): GpuBackendChoice {
-  const status = Deno.permissions.querySync({ name: "env", variable: "CRAM_GPU" });
-  const value = status.state === "granted" ? Deno.env.get("CRAM_GPU") : undefined;
+  const value = envVar("CRAM_GPU");
   return value ? parseGpuBackend(value, "CRAM_GPU") : "builtin";
 }
 
@@ -86,7 +93,7 @@ function defaultBackend(): GpuBackendChoice {
  */
 export async function requestGpu(options: RequestGpuOptions = {}): Promise<Gpu> {
   const backend = options.backend ?? defaultBackend();
-  if (backend === "builtin") return await builtinGpu(options);
+  if (backend === "builtin") return await deviceOf(await builtinAdapter(), "builtin", options);
   if (backend === "dawn") return await dawnGpu(options);
   const builtin = await builtinAdapter();
   if (isCpuAdapter(builtin)) return await deviceOf(builtin, "builtin", options);
@@ -106,10 +113,6 @@ async function builtinAdapter(): Promise<GPUAdapter> {
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new GpuError(NO_ADAPTER);
   return adapter;
-}
-
-async function builtinGpu(options: RequestGpuOptions): Promise<Gpu> {
-  return await deviceOf(await builtinAdapter(), "builtin", options);
 }
 
 async function dawnGpu(options: RequestGpuOptions): Promise<Gpu> {

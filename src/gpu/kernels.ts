@@ -115,13 +115,11 @@ export function moduleSource(
       `const SUBGROUP_SIZE: u32 = ${gpu.subgroupSize}u;`,
     );
   }
-  const preludeLines = prelude.split("\n").length - (prelude.endsWith("\n") ? 1 : 0);
-  const header = lines.length + preludeLines;
+  const shared = prelude.trimEnd();
+  const preludeLines = shared.split("\n").length;
   return {
-    code: `${lines.join("\n")}${lines.length ? "\n" : ""}${prelude}${
-      prelude.endsWith("\n") ? "" : "\n"
-    }${source}`,
-    headerLines: header,
+    code: [...lines, shared, source].join("\n"),
+    headerLines: lines.length + preludeLines,
     preludeLines,
   };
 }
@@ -253,7 +251,9 @@ export function bindGroup(
 
 /** One recorded kernel launch. */
 export interface Dispatch {
+  /** The compiled kernel. */
   pipeline: GPUComputePipeline;
+  /** Its buffers, bound once at plan time. */
   bindGroup: GPUBindGroup;
   /** Workgroup counts in x, y, z. */
   workgroups: readonly [number, number?, number?];

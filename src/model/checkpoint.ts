@@ -9,7 +9,13 @@
  */
 import { fromPeerConfig, type ModelConfig, toPeerConfig } from "./config.ts";
 import { paramLayout } from "./params.ts";
-import { decodeSafetensors, encodeSafetensors, readSafetensorsHeader, type Tensor } from "./safetensors.ts";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  readSafetensorsHeader,
+  readTensors,
+  type Tensor,
+} from "./safetensors.ts";
 import { writeFileAtomic } from "../fs.ts";
 
 /** The label of a position with no prediction, as PyTorch's cross_entropy ignore_index. */
@@ -76,8 +82,11 @@ export function encodeCheckpoint(
 
 /** A decoded checkpoint: its config, flat parameters and all metadata entries. */
 export interface Checkpoint {
+  /** The model's shape, from `__metadata__.config`. */
   config: ModelConfig;
+  /** The parameters, flat, in the config's {@linkcode paramLayout}. */
   params: Float32Array;
+  /** Every `__metadata__` entry, `config` included. */
   metadata: Record<string, string>;
 }
 
@@ -86,11 +95,12 @@ export interface Checkpoint {
  * bounded, and every tensor name checked against it, before anything is allocated for the tensors.
  */
 export function decodeCheckpoint(bytes: Uint8Array, options: { file: string }): Checkpoint {
-  const { metadata } = readSafetensorsHeader(bytes, options);
+  const header = readSafetensorsHeader(bytes, options);
+  const { metadata } = header;
   if (metadata.config === undefined) throw new RangeError(`${options.file}: __metadata__.config is missing`);
   const config = fromPeerConfig(metadata.config, options.file);
   const names = parameterNames(config);
-  const { tensors } = decodeSafetensors(bytes, { ...options, accept: (name) => names.has(name) });
+  const tensors = readTensors(bytes, header, { ...options, accept: (name) => names.has(name) });
   return { config, params: paramsFromTensors(config, tensors, options), metadata };
 }
 

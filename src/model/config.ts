@@ -14,14 +14,21 @@ export type Positions = "scaled-sinusoidal" | "learned";
 
 /** The shape of a crammed-BERT model. */
 export interface ModelConfig {
+  /** Tokens in the vocabulary (word embedding rows, MLM decoder columns). */
   vocabSize: number;
+  /** Width of the hidden states. */
   hidden: number;
+  /** Transformer layers. */
   layers: number;
+  /** Attention heads; `hidden` is a multiple of it. */
   heads: number;
   /** Width of the FFN up projection (for gelu-glu the down projection reads half of it). */
   intermediate: number;
+  /** The longest sequence the model takes (the position table's length). */
   maxSeqLen: number;
+  /** The FFN's activation: GELU, or gated GELU. */
   ffn: Ffn;
+  /** Position embeddings: scaled sinusoids or a learned table. */
   positions: Positions;
   /** LayerNorm epsilon. */
   normEps: number;

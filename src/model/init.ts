@@ -17,7 +17,7 @@ export const INIT_STD = 0.02;
  * table) normal(0, 0.02), LayerNorm weights 1 and biases 0, the position scale 1/sqrt(hidden), and the
  * alignment padding between tensors 0.
  */
-export function initParams(config: ModelConfig, options: { seed: number }): Float32Array {
+export function initParams(config: ModelConfig, options: { seed: number }): Float32Array<ArrayBuffer> {
   const layout = paramLayout(config);
   const params = new Float32Array(layout.totalSize);
   layout.tensors.forEach((tensor, index) => {

@@ -39,6 +39,7 @@ export interface ModelBatch {
   labelIds: Uint32Array<ArrayBuffer>;
 }
 
+/** The shape {@linkcode planModel} allocates for. */
 export interface ModelShape {
   /** Sequences per micro-batch. */
   batch: number;
@@ -55,10 +56,15 @@ export interface ModelShape {
 
 /** The planned model: its buffers and the dispatches of one micro-batch. */
 export interface GpuModel {
+  /** The model's shape. */
   config: ModelConfig;
+  /** The parameter layout of `params` and `grads`. */
   layout: ParamLayout;
+  /** Sequences per micro-batch. */
   batch: number;
+  /** Tokens per sequence. */
   seq: number;
+  /** The most label positions a micro-batch may have. */
   maxLabels: number;
   /** All parameters, flat, in `layout`. */
   params: GPUBuffer;

@@ -21,7 +21,9 @@ export type ParamKind = "matrix" | "norm-weight" | "norm-bias" | "position-scale
 export interface ParamTensor {
   /** The checkpoint name, as torch_peer.py's `named_for_checkpoint`. */
   name: string;
+  /** PyTorch's shape, `[out, in]` for a matrix. */
   shape: number[];
+  /** What the tensor is: it decides its init and whether weight decay applies. */
   kind: ParamKind;
   /** Offset in elements into the flat vector, a multiple of {@linkcode PARAM_ALIGNMENT}. */
   offset: number;
@@ -33,7 +35,9 @@ export interface ParamTensor {
 
 /** All parameter tensors in checkpoint order and the length of the flat vector that holds them. */
 export interface ParamLayout {
+  /** The tensors in checkpoint order. */
   tensors: ParamTensor[];
+  /** Length of the flat vector, alignment padding included. */
   totalSize: number;
 }
 

@@ -162,7 +162,20 @@ export function decodeSafetensors(
   bytes: Uint8Array,
   options: { file: string; accept?: (name: string) => boolean },
 ): Safetensors {
-  const { entries, metadata, dataStart } = readSafetensorsHeader(bytes, options);
+  const header = readSafetensorsHeader(bytes, options);
+  return { tensors: readTensors(bytes, header, options), metadata: header.metadata };
+}
+
+/**
+ * The tensors of a file whose `header` {@linkcode readSafetensorsHeader} has read, each copied into its own
+ * typed array; when `accept` is given, every name is checked with it before any tensor is copied.
+ */
+export function readTensors(
+  bytes: Uint8Array,
+  header: SafetensorsHeader,
+  options: { file: string; accept?: (name: string) => boolean },
+): Record<string, Tensor> {
+  const { entries, dataStart } = header;
   if (options.accept) {
     for (const name of entries.keys()) {
       if (!options.accept(name)) throw new RangeError(`${options.file}: unexpected tensor ${name}`);
@@ -176,5 +189,5 @@ export function decodeSafetensors(
       ? { dtype, shape, data: new Float32Array(raw) }
       : { dtype: "I32", shape, data: new Int32Array(raw) };
   }
-  return { tensors, metadata };
+  return tensors;
 }

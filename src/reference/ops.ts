@@ -10,8 +10,11 @@ import { pcg } from "../model/hash.ts";
 
 /** Shapes of {@linkcode matmul}: C[m,n] = op(A) op(B). */
 export interface MatmulOptions {
+  /** Rows of C. */
   m: number;
+  /** The depth of the product: columns of op(A), rows of op(B). */
   k: number;
+  /** Columns of C. */
   n: number;
   /** A is stored [k,m] and used transposed. */
   transA?: boolean;
@@ -39,7 +42,9 @@ export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, options: Matm
 
 /** Shapes of a row-wise LayerNorm. */
 export interface LayerNormOptions {
+  /** Rows normalized, each on its own. */
   rows: number;
+  /** Elements per row. */
   cols: number;
 }
 
@@ -177,7 +182,9 @@ function geluGradScalar(x: number): number {
 
 /** Shapes of the gated GELU: h [rows, inner], value half then gate half. */
 export interface GluOptions {
+  /** Rows of h. */
   rows: number;
+  /** Width of h: the value half and the gate half together. */
   inner: number;
 }
 
@@ -225,9 +232,13 @@ function checkGlu(h: ArrayLike<number>, { rows, inner }: GluOptions): void {
 
 /** Shapes of multi-head self-attention over the fused QKV projection. */
 export interface AttentionOptions {
+  /** Sequences. */
   batch: number;
+  /** Tokens per sequence. */
   seq: number;
+  /** Attention heads. */
   heads: number;
+  /** Width of one head. */
   headDim: number;
 }
 
@@ -347,8 +358,11 @@ export function attentionBackward(
 
 /** Shapes of the embedding sum. */
 export interface EmbeddingOptions {
+  /** Tokens embedded (sequences times `seq`). */
   tokens: number;
+  /** Tokens per sequence: positions repeat every `seq` tokens. */
   seq: number;
+  /** Width of an embedding. */
   hidden: number;
 }
 
@@ -425,7 +439,9 @@ export function dropoutKeep(seed: number, index: number, p: number): boolean {
 
 /** A dropout site: drop probability and the seed of its mask. */
 export interface DropoutOptions {
+  /** The probability of dropping an element. */
   p: number;
+  /** The seed of the mask. */
   seed: number;
 }
 

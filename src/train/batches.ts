@@ -22,6 +22,7 @@ export type SequenceSource = Pick<ShardSet, "sequences" | "seqLen" | "read">;
 
 /** Where in the data a run stands. */
 export interface DataPosition {
+  /** Passes over the data completed. */
   epoch: number;
   /** Sequences of this epoch's order already used. */
   index: number;
@@ -35,12 +36,15 @@ export interface MicroBatch extends MaskedBatch {
   next: DataPosition;
 }
 
+/** How a {@linkcode BatchSource} orders and masks the data. */
 export interface BatchSourceOptions {
   /** Sequences per micro-batch. */
   microBatch: number;
+  /** Seeds the data order and the masks. */
   seed: number;
   /** MLM masking rate, e.g. 0.15. */
   maskRate: number;
+  /** Tokens in the vocabulary (the random replacements are drawn from it). */
   vocabSize: number;
   /** Where to start (from a checkpoint); default the beginning. */
   start?: DataPosition;
@@ -74,6 +78,7 @@ export class BatchSource {
   #shortSlot = 0;
   #lastEpoch: number;
 
+  /** Serves `source`'s sequences in micro-batches, in a seeded order per epoch, masked. */
   constructor(source: SequenceSource, options: BatchSourceOptions) {
     this.#source = source;
     this.#options = { prefetch: 2, chunk: 8, ...options };

@@ -44,6 +44,7 @@ export function formatBudget(spec: BudgetSpec): string {
   return text || "0s";
 }
 
+/** What earlier processes of a run used, and the clock. */
 export interface BudgetOptions {
   /** Seconds already used by earlier processes of this run (from the checkpoint). */
   usedSeconds?: number;
@@ -55,12 +56,14 @@ export interface BudgetOptions {
 
 /** Accounts for the budget of one run across processes. */
 export class Budget {
+  /** The budget as given: seconds or optimizer steps. */
   readonly spec: BudgetSpec;
   readonly #usedBefore: number;
   readonly #clock: () => number;
   #startedAt: number | undefined;
   #steps: number;
 
+  /** A budget of `spec`, continuing from what `options` say earlier processes used. */
   constructor(spec: BudgetSpec, options: BudgetOptions = {}) {
     this.spec = spec;
     this.#usedBefore = options.usedSeconds ?? 0;

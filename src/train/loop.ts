@@ -22,17 +22,25 @@ export interface LoopState {
   step: number;
   /** Non-finite steps skipped so far. */
   skipped: number;
+  /** Tokens trained on so far. */
   tokensSeen: number;
   /** Where the next micro-batch starts. */
   data: DataPosition;
+  /** The epoch of the last micro-batch trained on. */
   epoch: number;
 }
 
+/** What {@linkcode trainLoop} trains, with what schedules, and how often it reports. */
 export interface LoopOptions {
+  /** The model and optimizer, planned. */
   trainer: Trainer;
+  /** The masked micro-batches, in order. */
   source: BatchSource;
+  /** The budget: when it is used, the loop ends. */
   budget: Budget;
+  /** The one-cycle learning rate, a function of the budget's fraction used. */
   lr: LearningRateSchedule;
+  /** How many micro-batches each step accumulates, a function of the budget's fraction used. */
   ramp: BatchRamp;
   /** Steps between metrics records (and GPU reads). */
   logEvery: number;
@@ -46,9 +54,13 @@ export interface LoopOptions {
   budgetLabel: string;
 }
 
+/** What the loop tells its caller, and asks of it. */
 export interface LoopEvents {
+  /** A metrics record, every `logEvery` steps and at the end. */
   record(record: MetricRecord): void;
+  /** After every step: what the progress line shows. */
   progress(snapshot: ProgressSnapshot): void;
+  /** A message for the user (a skipped step, a new epoch). */
   message(text: string): void;
   /** Writes a checkpoint of `state`; `weights()` reads the parameters and moments from the GPU. */
   checkpoint(state: LoopState, weights: () => Promise<Weights>): Promise<void>;
@@ -56,8 +68,11 @@ export interface LoopEvents {
   interrupted(): boolean;
 }
 
+/** How a run ended. */
 export interface LoopResult {
+  /** Why the loop stopped. */
   stopped: "budget" | "interrupted" | "non-finite";
+  /** Where the run stands at the end. */
   state: LoopState;
   /** The last metrics record, if any was written. */
   last?: MetricRecord;

@@ -28,11 +28,13 @@ export interface PretrainOptions {
   corpus: string[];
   /** A model preset name; undefined = by adapter (see `adapterDefaults`). */
   preset?: string;
+  /** How long to train: seconds or optimizer steps. */
   budget: BudgetSpec;
   /** The run folder. */
   out: string;
   /** A run folder or checkpoint folder to continue from. */
   resume?: string;
+  /** The peak of the one-cycle learning rate. */
   peakLr: number;
   /** Learning rate at the first step, as a fraction of the peak. */
   lrStart: number;
@@ -51,11 +53,13 @@ export interface PretrainOptions {
   precision?: StorageType;
   /** Which WebGPU implementation trains: Deno's built-in, Dawn, or auto (see requestGpu). */
   gpu: GpuBackendChoice;
+  /** Fraction of the tokens MLM predicts. */
   maskRate: number;
   /** Tokens per sequence; undefined = the preset's maximum. */
   seqLen?: number;
   /** Vocabulary size; undefined = the preset's (or, for tokenized input, the vocabulary's). */
   vocabSize?: number;
+  /** Seeds the init, the data order and the masks. */
   seed: number;
   /** Optimizer steps between records in metrics.jsonl (and plain progress lines). */
   logEvery: number;

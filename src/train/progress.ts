@@ -7,13 +7,17 @@ import { formatCount } from "./plot.ts";
 
 /** What the progress line shows. */
 export interface ProgressSnapshot {
+  /** Optimizer steps taken. */
   step: number;
+  /** Training throughput since the last record. */
   tokensPerSecond: number;
   /** Latest loss read back from the GPU; undefined before the first. */
   loss?: number;
+  /** Learning rate of the latest step. */
   lr: number;
   /** Sequences in the latest optimizer step. */
   batch: number;
+  /** Seconds of the budget used. */
   usedSeconds: number;
   /** The part of the budget used, in [0, 1]. */
   fraction: number;

@@ -50,7 +50,9 @@ export interface TrainState {
   dataset: { sequences: number; vocabHash: string };
   /** Seconds of budget used, all processes together. */
   usedSeconds: number;
+  /** Tokens trained on, all processes together. */
   tokensSeen: number;
+  /** The model's shape. */
   config: ModelConfig;
   /** The run's options, with the adapter-dependent defaults resolved. */
   options: PretrainOptions;
@@ -60,6 +62,7 @@ export interface TrainState {
 
 /** The tensors of a checkpoint: flat vectors in the layout of src/model/params.ts. */
 export interface Weights {
+  /** The parameters. */
   params: Float32Array;
   /** AdamW first moments. */
   m: Float32Array;
@@ -362,7 +365,9 @@ export async function writeCheckpoint(
 
 /** A checkpoint read back, with the folders it came from. */
 export interface LoadedCheckpoint {
+  /** Where training stood. */
   state: TrainState;
+  /** The parameters and AdamW moments. */
   weights: Weights;
   /** The checkpoint folder. */
   dir: string;
@@ -448,6 +453,7 @@ export interface MetricRecord {
   batch: number;
   /** Training throughput since the previous record. */
   tokensPerSecond: number;
+  /** The epoch of the latest step's data. */
   epoch: number;
   /** Non-finite steps skipped so far. */
   skipped: number;

@@ -15,7 +15,7 @@
  */
 import { writeParams } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { type Dispatch, type Kernels, submitDispatches } from "../gpu/kernels.ts";
+import { type Dispatch, encodeDispatches, type Kernels, submitDispatches } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
 import { adamwStepParams, planAdamw, type PlannedAdamw, readStepStats } from "./optimizer.ts";
@@ -41,10 +41,13 @@ export interface TrainStats {
 
 /** A model with its optimizer state, ready to take steps. */
 export interface Trainer {
+  /** The device the trainer runs on. */
   gpu: Gpu;
+  /** The planned model: its buffers and the dispatches of one micro-batch. */
   model: GpuModel;
   /** AdamW moments, in the parameter layout. */
   m: GPUBuffer;
+  /** AdamW second moments, in the parameter layout. */
   v: GPUBuffer;
   /**
    * What `step` submits around the micro-batches' `model.microBatch`: the gradient reset before the first,
@@ -52,6 +55,7 @@ export interface Trainer {
    * dispatch).
    */
   zero: readonly Dispatch[];
+  /** The norm, clipping and AdamW dispatches that end each step. */
   update: readonly Dispatch[];
   /** Optimizer steps taken (the AdamW step number of the last one). */
   readonly steps: number;
@@ -122,8 +126,9 @@ export async function planTrainer(
         model.writeBatch(batch, 1 / (Math.max(1, batch.labelIds.length) * microBatches.length));
         submitDispatches(gpu, ...(i === 0 ? [zero, model.microBatch] : [model.microBatch]));
       });
-      submitDispatches(gpu, update);
-      wait.afterSubmit();
+      const end = gpu.device.createCommandEncoder();
+      encodeDispatches(end, update);
+      wait.submitLast(end);
     },
     async readStats() {
       const s = await readStepStats(gpu, model.lossTotals, stats);
@@ -142,8 +147,8 @@ export async function planTrainer(
 interface StepWaiter {
   /** Resolves once the step before the previous one has finished. */
   beforeSubmit(): Promise<void>;
-  /** Called once a step's last submit is queued. */
-  afterSubmit(): void;
+  /** Submits a step's last commands, `encoder`, with what the waiter needs to see the step end. */
+  submitLast(encoder: GPUCommandEncoder): void;
 }
 
 /** Waits by onSubmittedWorkDone promises made at each submit. */
@@ -153,7 +158,8 @@ function doneWaiter(gpu: Gpu): StepWaiter {
     async beforeSubmit() {
       if (inFlight.length >= 2) await inFlight.shift();
     },
-    afterSubmit() {
+    submitLast(encoder) {
+      gpu.device.queue.submit([encoder.finish()]);
       inFlight.push(gpu.device.queue.onSubmittedWorkDone());
     },
   };
@@ -161,7 +167,7 @@ function doneWaiter(gpu: Gpu): StepWaiter {
 
 /**
  * Waits by sleeping until the step should be done, then mapping the marker that step wrote: two small
- * buffers, alternating, each written by a copy from `source` at the end of a step.
+ * buffers, alternating, each written by a copy from `source` at the end of a step's last command buffer.
  */
 function pacedWaiter(gpu: Gpu, source: GPUBuffer): StepWaiter {
   const markers = [0, 1].map((i) =>
@@ -191,8 +197,7 @@ function pacedWaiter(gpu: Gpu, source: GPUBuffer): StepWaiter {
       lastDone = now;
       done++;
     },
-    afterSubmit() {
-      const encoder = gpu.device.createCommandEncoder();
+    submitLast(encoder) {
       encoder.copyBufferToBuffer(source, 0, markers[submitted % 2], 0, 4);
       gpu.device.queue.submit([encoder.finish()]);
       submitted++;

@@ -2,26 +2,13 @@ import assert from "node:assert/strict";
 import { buildDataset } from "../../src/data/dataset.ts";
 import { DataError } from "../../src/data/errors.ts";
 import { openShards, readManifest } from "../../src/data/shard.ts";
+import { inTempDir, writesAllowed } from "../_helpers.ts";
 
 const data = new URL("../../fixtures/data/", import.meta.url).pathname;
 const corpus = [`${data}corpus/prose.txt`];
 const vocab = `${data}vocab`;
 
-// These tests write, which the README's test command (--allow-read) does not allow: .ci/run runs the tests
-// named "writes: ..." again with -A.
-const canWrite = Deno.permissions.querySync({ name: "write" }).state === "granted";
-if (!canWrite) {
-  console.log("dataset_test: tests that write are ignored without --allow-write (.ci/run runs them)");
-}
-
-async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const canWrite = writesAllowed("dataset_test");
 
 Deno.test({
   name: "writes: a second dataset in the same --out needs overwrite, and a failed one leaves the old intact",

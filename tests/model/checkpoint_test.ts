@@ -13,6 +13,7 @@ import { tiny, toPeerConfig } from "../../src/model/config.ts";
 import { initParams } from "../../src/model/init.ts";
 import { paramLayout } from "../../src/model/params.ts";
 import { decodeSafetensors, encodeSafetensors } from "../../src/model/safetensors.ts";
+import { safetensorsBytes } from "../_helpers.ts";
 
 const config = { ...tiny, ffn: "gelu-glu" as const, positions: "learned" as const };
 const params = initParams(config, { seed: 9 });
@@ -122,22 +123,13 @@ Deno.test("loadCheckpoint reports an unreadable path in one line", async () => {
   );
 });
 
-/** A safetensors file of `headerJson` and `dataBytes` zero bytes of data. */
-function crafted(headerJson: string, dataBytes: number): Uint8Array {
-  const header = new TextEncoder().encode(headerJson);
-  const bytes = new Uint8Array(8 + header.length + dataBytes);
-  new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
-  bytes.set(header, 8);
-  return bytes;
-}
-
 Deno.test("a crafted 4 MB checkpoint is refused in one line without copying its data again and again", () => {
   // 500 entries that all name the same 4 MB: decoded one by one, 2 GB of copies (measured before the fix).
   const data = 4 << 20;
   const entry = `{"dtype":"F32","shape":[${data / 4}],"data_offsets":[0,${data}]}`;
   const names = Array.from({ length: 500 }, (_, i) => `"t${i}":${entry}`).join(",");
   const config = JSON.stringify(JSON.stringify(toPeerConfig(tiny)));
-  const bytes = crafted(`{"__metadata__":{"config":${config}},${names}}`, data);
+  const bytes = safetensorsBytes(`{"__metadata__":{"config":${config}},${names}}`, data);
   const before = Deno.memoryUsage().rss;
   assert.throws(
     () => decodeCheckpoint(bytes, { file: "x.safetensors" }),
@@ -146,7 +138,7 @@ Deno.test("a crafted 4 MB checkpoint is refused in one line without copying its 
   );
   assert.ok(Deno.memoryUsage().rss - before < 100 << 20, "under 100 MB of new memory");
   // Distinct ranges under names the config does not have are refused before any is copied.
-  const unknown = crafted(
+  const unknown = safetensorsBytes(
     `{"__metadata__":{"config":${config}},"stranger":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`,
     4,
   );
@@ -158,7 +150,7 @@ Deno.test("a crafted 4 MB checkpoint is refused in one line without copying its 
 
 Deno.test("a crafted config is bounded before anything is allocated from it", () => {
   const peer = { ...toPeerConfig(tiny), num_layers: 20_000_000 };
-  const bytes = crafted(`{"__metadata__":{"config":${JSON.stringify(JSON.stringify(peer))}}}`, 0);
+  const bytes = safetensorsBytes(`{"__metadata__":{"config":${JSON.stringify(JSON.stringify(peer))}}}`, 0);
   assert.ok(bytes.length < 512);
   const start = performance.now();
   assert.throws(

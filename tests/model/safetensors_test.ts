@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { decodeSafetensors, encodeSafetensors, type Tensor } from "../../src/model/safetensors.ts";
+import { safetensorsBytes } from "../_helpers.ts";
 
 const tensors: Record<string, Tensor> = {
   weight: { dtype: "F32", shape: [2, 3], data: new Float32Array([1, -2, 3.5, 0, 1e-8, -0]) },
@@ -42,14 +43,6 @@ Deno.test("decodeSafetensors reads tensors at any byte offset, as other writers 
   assert.deepEqual([...x.data], [0.25]);
 });
 
-function withHeader(json: string, dataBytes = 0): Uint8Array {
-  const header = new TextEncoder().encode(json);
-  const bytes = new Uint8Array(8 + header.length + dataBytes);
-  new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
-  bytes.set(header, 8);
-  return bytes;
-}
-
 Deno.test("decodeSafetensors rejects malformed files with one-line errors naming the file", () => {
   const good = encodeSafetensors(tensors);
   const cases: [Uint8Array, RegExp][] = [
@@ -59,26 +52,26 @@ Deno.test("decodeSafetensors rejects malformed files with one-line errors naming
       good.subarray(0, good.length - 4),
       /^m\.st: tensor ids: data_offsets end \d+ is past the \d+ data bytes$/,
     ],
-    [withHeader("{not json"), /^m\.st: header is not valid JSON: /],
-    [withHeader("[1]"), /^m\.st: header must be a JSON object$/],
-    [withHeader('{"__metadata__":{"a":1}}'), /^m\.st: __metadata__\.a must be a string$/],
+    [safetensorsBytes("{not json"), /^m\.st: header is not valid JSON: /],
+    [safetensorsBytes("[1]"), /^m\.st: header must be a JSON object$/],
+    [safetensorsBytes('{"__metadata__":{"a":1}}'), /^m\.st: __metadata__\.a must be a string$/],
     [
-      withHeader('{"x":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]}}', 2),
+      safetensorsBytes('{"x":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]}}', 2),
       /tensor x: unsupported dtype "BF16"/,
     ],
     [
-      withHeader('{"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', 4),
+      safetensorsBytes('{"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', 4),
       /tensor x: shape must be a list/,
     ],
     [
-      withHeader('{"x":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}', 4),
+      safetensorsBytes('{"x":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}', 4),
       /tensor x: data_offsets must be/,
     ],
     [
-      withHeader('{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}', 4),
+      safetensorsBytes('{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}', 4),
       /tensor x: shape \[2\] of F32 needs 8 bytes, data_offsets give 4/,
     ],
-    [withHeader('{"x":3}'), /tensor x: unsupported dtype undefined/],
+    [safetensorsBytes('{"x":3}'), /tensor x: unsupported dtype undefined/],
   ];
   for (const [bytes, message] of cases) {
     assert.throws(() => decodeSafetensors(bytes, { file: "m.st" }), (e: Error) => {

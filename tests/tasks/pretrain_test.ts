@@ -4,15 +4,11 @@
  * allow: .ci/run runs the tests named "writes: ..." with -A.
  */
 import assert from "node:assert/strict";
+import { inTempDir, writesAllowed } from "../_helpers.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const corpus = `${root}fixtures/data/corpus/prose.txt`;
-const allowed = ["run", "write"].every((name) =>
-  Deno.permissions.querySync({ name } as Deno.PermissionDescriptor).state === "granted"
-);
-if (!allowed) {
-  console.log("pretrain_test: ignored without --allow-run and --allow-write (.ci/run runs it with -A)");
-}
+const allowed = writesAllowed("pretrain_test", ["run", "write"]);
 
 /** A tiny pretraining run into `out` (extra arguments after), as a child process with its output piped. */
 function pretrain(out: string, ...args: string[]): Deno.ChildProcess {
@@ -40,15 +36,6 @@ async function untilTraining(out: string, records = 0): Promise<void> {
 async function finish(child: Deno.ChildProcess): Promise<{ code: number; stdout: string; stderr: string }> {
   const { code, stdout, stderr } = await child.output();
   return { code, stdout: new TextDecoder().decode(stdout), stderr: new TextDecoder().decode(stderr) };
-}
-
-async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 const checkpoints = (out: string) => [...Deno.readDirSync(`${out}/checkpoints`)].map((e) => e.name).sort();

@@ -56,7 +56,7 @@ async function run(total: number, until: number, start = START, weights?: Weight
     maxLabels: maxLabels(microBatch, seq, 0.15),
   });
   if (weights) writeWeights(trainer, weights);
-  else writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed: 1 }) as Float32Array<ArrayBuffer>);
+  else writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed: 1 }));
   trainer.setSteps(start.step);
   const records: MetricRecord[] = [];
   let step = start.step;
@@ -142,7 +142,7 @@ Deno.test("every step gets the schedule's learning rate at the budget used befor
     seq,
     maxLabels: maxLabels(microBatch, seq, 0.15),
   });
-  writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed: 1 }) as Float32Array<ArrayBuffer>);
+  writeBuffer(k.gpu, trainer.model.params, initParams(config, { seed: 1 }));
   const given: number[] = [];
   const step = trainer.step.bind(trainer);
   trainer.step = (micro, lr) => (given.push(lr), step(micro, lr));

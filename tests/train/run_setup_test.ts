@@ -7,6 +7,7 @@ import {
   lockRunFolder,
   planRunData,
 } from "../../src/train/run_setup.ts";
+import { inTempDir, writesAllowed } from "../_helpers.ts";
 
 const data = new URL("../../fixtures/data/", import.meta.url).pathname;
 const none = "/nonexistent/run/data";
@@ -50,19 +51,13 @@ Deno.test("a fresh run refuses a used run folder and takes a missing one", async
   );
 });
 
-// Tests that write need --allow-write, which the README's test command does not grant: .ci/run runs the
-// tests named "writes: ..." again with -A.
-const canWrite = Deno.permissions.querySync({ name: "write" }).state === "granted";
-if (!canWrite) {
-  console.log("run_setup_test: tests that write are ignored without --allow-write (.ci/run runs them)");
-}
+const canWrite = writesAllowed("run_setup_test");
 
 Deno.test({
   name: "writes: one process at a time trains in a run folder; a second lock is refused, naming the holder",
   ignore: !canWrite,
-  fn: async () => {
-    const out = await Deno.makeTempDir();
-    try {
+  fn: () =>
+    inTempDir(async (out) => {
       await checkFreshRunFolder(out); // an empty folder takes a fresh run
       const first = await lockRunFolder(out);
       await assert.rejects(
@@ -72,8 +67,5 @@ Deno.test({
       );
       first.close();
       (await lockRunFolder(out)).close(); // released with its file
-    } finally {
-      await Deno.remove(out, { recursive: true });
-    }
-  },
+    }),
 });

@@ -24,7 +24,7 @@ async function train(paced: boolean, steps: number) {
     { batch: microBatch, seq, maxLabels: maxLabels(microBatch, seq, 0.15) },
     { paced },
   );
-  writeBuffer(k.gpu, trainer.model.params, initParams(tiny, { seed: 4 }) as Float32Array<ArrayBuffer>);
+  writeBuffer(k.gpu, trainer.model.params, initParams(tiny, { seed: 4 }));
   const batches = [0, 1, 2, 3].map((i) => zipfBatch(tiny, microBatch, 20 + i));
   for (let i = 0; i < steps; i++) await trainer.step(batches.slice((i % 2) * 2, (i % 2) * 2 + 2), 1e-3);
   const stats = await trainer.readStats();

@@ -83,6 +83,7 @@ export const LOSS_SCALE_BYTES = 16;
 
 /** The contents of a loss-scale buffer. */
 export interface LossScaleState {
+  /** The factor the loss, and so every gradient, is multiplied by. */
   scale: number;
   /** Finite steps in a row since the scale last changed. */
   goodSteps: number;

@@ -412,10 +412,7 @@ function matrixPlan(
       ? DEFAULT_MATRIX_TILE
       : SHALLOW_MATRIX_TILE);
   const constants = matrixTileConstants(k, tile);
-  const shape = k.gpu.subgroupMatrix!;
-  const rows = tile.subgroups[0] * tile.fragments[0] * shape.m;
-  const cols = tile.subgroups[1] * tile.fragments[1] * shape.n;
-  const kTile = tile.steps * shape.k;
+  const { rows, cols, depth: kTile } = matrixTileSize(k, tile);
   const tiles = Math.ceil(m / rows) * Math.ceil(n / cols) * count;
   const { splits, kChunk } = kSlices(options, splitsToFill(options, tiles, canSplit), canSplit, kTile);
   const edge = m % rows !== 0 || n % cols !== 0 || depth % kChunk % kTile !== 0;
@@ -442,7 +439,6 @@ function matrixTileConstants(k: Kernels, tile: MatrixTile): Constants {
   const [sgRows, sgCols] = tile.subgroups;
   const [fragM, fragN] = tile.fragments;
   const { steps } = tile;
-  const shape = k.gpu.subgroupMatrix!;
   if (![sgRows, sgCols, steps].every((v) => Number.isInteger(v) && v >= 1)) {
     throw new GpuError(`${name}: subgroups and steps must be positive integers`);
   }
@@ -450,9 +446,7 @@ function matrixTileConstants(k: Kernels, tile: MatrixTile): Constants {
     throw new GpuError(`${name}: fragments per subgroup must be 1, 2 or 4 each way`);
   }
   const threads = sgRows * sgCols * k.gpu.subgroupSize;
-  const bm = sgRows * fragM * shape.m;
-  const bn = sgCols * fragN * shape.n;
-  const bk = steps * shape.k;
+  const { rows: bm, cols: bn, depth: bk } = matrixTileSize(k, tile);
   // Each thread makes 1, 2, 4 or 8 loads of 16 bytes of A and of B per K tile (the kernel's LOADS_A/B).
   const loads = [bm * bk / 8 / threads, bn * bk / 8 / threads];
   if (!loads.every((l) => [1, 2, 4, 8].includes(l))) {
@@ -472,6 +466,16 @@ function matrixTileConstants(k: Kernels, tile: MatrixTile): Constants {
   return { SG_ROWS: sgRows, SG_COLS: sgCols, FRAG_M: fragM, FRAG_N: fragN, K_STEPS: steps, PAD: MATRIX_PAD };
 }
 
+/** The elements of C (rows x cols) a workgroup computes with `tile`, over K tiles of `depth`. */
+function matrixTileSize(k: Kernels, tile: MatrixTile): { rows: number; cols: number; depth: number } {
+  const shape = k.gpu.subgroupMatrix!;
+  return {
+    rows: tile.subgroups[0] * tile.fragments[0] * shape.m,
+    cols: tile.subgroups[1] * tile.fragments[1] * shape.n,
+    depth: tile.steps * shape.k,
+  };
+}
+
 /** Halves of padding per row of a staged tile: 16 bytes, against bank conflicts of the fragment loads. */
 const MATRIX_PAD = 8;
 
@@ -481,9 +485,7 @@ const MATRIX_PAD = 8;
  */
 function matrixTileBytes(k: Kernels, tile: MatrixTile): number {
   const shape = k.gpu.subgroupMatrix!;
-  const bm = tile.subgroups[0] * tile.fragments[0] * shape.m;
-  const bn = tile.subgroups[1] * tile.fragments[1] * shape.n;
-  const bk = tile.steps * shape.k;
+  const { rows: bm, cols: bn, depth: bk } = matrixTileSize(k, tile);
   const aHalves = Math.max(bm * (bk + MATRIX_PAD), bk * (bm + MATRIX_PAD));
   const bHalves = Math.max(bn * (bk + MATRIX_PAD), bk * (bn + MATRIX_PAD));
   return 2 * 2 * (aHalves + bHalves) + 4 * tile.subgroups[0] * tile.subgroups[1] * shape.m * shape.n;

@@ -308,54 +308,48 @@ async function checkBatched(c: BatchedCase): Promise<void> {
   assertClose(out, expected, { atol: (k + 2) * k * unitError(c.kernel), rtol: 0, what: JSON.stringify(c) });
 }
 
-// Attention's per-head products on qkv [batch * seq, 3 * hidden] (q, k and v sections of `hidden`
-// columns, each head `headDim` of them) and probabilities [batch, heads, seq, seq].
-{
-  const [batchSize, seq, heads, headDim] = [3, 20, 2, 8];
+/**
+ * Attention's per-head products on qkv [batch * seq, 3 * hidden] (q, k and v sections of `hidden` columns,
+ * each head `headDim` of them) and probabilities [batch, heads, seq, seq], on `kernel`: C's offsets are
+ * `scores` elements into the scores, and `shift` into the outputs.
+ */
+async function checkAttentionProducts(
+  [batchSize, seq, heads, headDim]: [number, number, number, number],
+  kernel: Kernel,
+  { scores, shift, f16 = false }: { scores: number; shift: number; f16?: boolean },
+): Promise<void> {
   const hidden = heads * headDim;
   const rows = [seq * 3 * hidden, headDim] as const;
   const probs = [heads * seq * seq, seq * seq] as const;
   const out = [seq * hidden, headDim] as const;
   const count = batchSize * heads;
-  for (const kernel of ["matmul_tiled", "matmul_general"] as const) {
+  // scores = q k^T
+  await checkBatched({
+    ...{ m: seq, k: headDim, n: seq, transB: true, ld: [3 * hidden, 3 * hidden, seq], kernel, f16 },
+    batch: { count, inner: heads, a: rows, b: rows, c: probs },
+    offsets: [0, hidden, scores],
+  });
+  // out = probs v, into head-major columns of [batch * seq, hidden]
+  await checkBatched({
+    ...{ m: seq, k: seq, n: headDim, ld: [seq, 3 * hidden, hidden], kernel, f16 },
+    batch: { count, inner: heads, a: probs, b: rows, c: out },
+    offsets: [0, 2 * hidden, shift],
+  });
+  // dk = dscores^T q, accumulated into the k section of dqkv
+  await checkBatched({
+    ...{ m: seq, k: seq, n: headDim, transA: true, accumulate: true, ld: [seq, 3 * hidden, 3 * hidden] },
+    ...{ kernel, f16 },
+    batch: { count, inner: heads, a: probs, b: rows, c: rows },
+    offsets: [0, 0, hidden + shift],
+  });
+}
+
+for (const kernel of ["matmul_tiled", "matmul_general"] as const) {
+  Deno.test(`matmul batched and strided products: attention's per-head products (${kernel})`, async () => {
     // The general kernel takes what is not a multiple of 4: here an odd offset of C.
     const shift = kernel === "matmul_general" ? 1 : 0;
-    Deno.test(`matmul batched and strided products: attention's per-head products (${kernel})`, async () => {
-      // scores = q k^T
-      await checkBatched({
-        m: seq,
-        k: headDim,
-        n: seq,
-        transB: true,
-        ld: [3 * hidden, 3 * hidden, seq],
-        batch: { count, inner: heads, a: rows, b: rows, c: probs },
-        offsets: [0, hidden, 4 + shift],
-        kernel,
-      });
-      // out = probs v, into head-major columns of [batch * seq, hidden]
-      await checkBatched({
-        m: seq,
-        k: seq,
-        n: headDim,
-        ld: [seq, 3 * hidden, hidden],
-        batch: { count, inner: heads, a: probs, b: rows, c: out },
-        offsets: [0, 2 * hidden, shift],
-        kernel,
-      });
-      // dk = dscores^T q, accumulated into the k section of dqkv
-      await checkBatched({
-        m: seq,
-        k: seq,
-        n: headDim,
-        transA: true,
-        accumulate: true,
-        ld: [seq, 3 * hidden, 3 * hidden],
-        batch: { count, inner: heads, a: probs, b: rows, c: rows },
-        offsets: [0, 0, hidden + shift],
-        kernel,
-      });
-    });
-  }
+    await checkAttentionProducts([3, 20, 2, 8], kernel, { scores: 4 + shift, shift });
+  });
 }
 
 Deno.test("matmul batch of one level (one product per outer index)", async () => {
@@ -478,32 +472,8 @@ for (const spec of ["sg1x1/f1x1/k1", "sg2x2/f4x4/k2", "sg1x2/f2x4/k2", "sg2x1/f4
 Deno.test({
   name: "matmul batched and strided products on the matrix units: attention's per-head products",
   ignore: noMatrixUnits,
-  fn: async () => {
-    const [batchSize, seq, heads, headDim] = [3, 24, 2, 16];
-    const hidden = heads * headDim;
-    const rows = [seq * 3 * hidden, headDim] as const;
-    const probs = [heads * seq * seq, seq * seq] as const;
-    const out = [seq * hidden, headDim] as const;
-    const count = batchSize * heads;
-    const kernel = "matmul_subgroup_matrix";
-    const f16 = true;
-    await checkBatched({
-      ...{ m: seq, k: headDim, n: seq, transB: true, ld: [3 * hidden, 3 * hidden, seq], kernel, f16 },
-      batch: { count, inner: heads, a: rows, b: rows, c: probs },
-      offsets: [0, hidden, 8],
-    });
-    await checkBatched({
-      ...{ m: seq, k: seq, n: headDim, ld: [seq, 3 * hidden, hidden], kernel, f16 },
-      batch: { count, inner: heads, a: probs, b: rows, c: out },
-      offsets: [0, 2 * hidden, 0],
-    });
-    await checkBatched({
-      ...{ m: seq, k: seq, n: headDim, transA: true, accumulate: true, ld: [seq, 3 * hidden, 3 * hidden] },
-      ...{ kernel, f16 },
-      batch: { count, inner: heads, a: probs, b: rows, c: rows },
-      offsets: [0, 0, hidden],
-    });
-  },
+  fn: () =>
+    checkAttentionProducts([3, 24, 2, 16], "matmul_subgroup_matrix", { scores: 8, shift: 0, f16: true }),
 });
 
 Deno.test({
