@@ -1,12 +1,13 @@
 /**
  * Gradient parity against PyTorch autograd (torch_peer.py):
  *
- *   deno run -A tasks/parity.ts write --out DIR [--engine reference|gpu] [--preset tiny]
+ *   deno run -A tasks/parity.ts write --out DIR [--engine reference|gpu] [--precision f32|f16] [--preset tiny]
  *       [--ffn gelu|gelu-glu] [--positions scaled-sinusoidal|learned] [--batch 4] [--seq 16] [--seed 1]
  *     writes DIR/model.safetensors (a freshly initialized model), DIR/batch.safetensors (random ids, 15% of
  *     positions labelled) and DIR/reference.json (the loss and gradients of the float64 reference, or of
  *     the WebGPU engine with `--engine gpu`, in the JSON that the peer prints), then shows the peer
- *     command to run where PyTorch is installed.
+ *     command to run where PyTorch is installed. `--precision f16` runs the engine with f16 storage (on a
+ *     device with subgroup matrices, every product on them), its gradients divided by the loss scale.
  *
  *   deno run --allow-read tasks/parity.ts compare --reference DIR/reference.json --peer peer.json
  *       [--tolerance 1e-6]
@@ -24,7 +25,7 @@
 import { parseArgs } from "node:util";
 import { type Batch, loadCheckpoint, saveBatch, saveCheckpoint } from "../src/model/checkpoint.ts";
 import { requestGpu } from "../src/gpu/device.ts";
-import { readF32, writeBuffer } from "../src/gpu/buffers.ts";
+import { readF32, type StorageType, writeBuffer } from "../src/gpu/buffers.ts";
 import { Kernels, submitDispatches } from "../src/gpu/kernels.ts";
 import { planModel } from "../src/model/model.ts";
 import { readLossTotals } from "../src/model/layers/cross_entropy.ts";
@@ -45,6 +46,7 @@ const USAGE = "usage: parity.ts write --out DIR [options] | compare --reference 
 const WRITE_OPTIONS = {
   out: { type: "string" },
   engine: { type: "string", default: "reference" },
+  precision: { type: "string", default: "f32" },
   preset: { type: "string", default: "tiny" },
   ffn: { type: "string" },
   positions: { type: "string" },
@@ -59,6 +61,12 @@ async function write(values: WriteValues): Promise<{ out: string; report: Parity
   if (!values.out) throw new Error(`--out is required (${USAGE})`);
   if (values.engine !== "reference" && values.engine !== "gpu") {
     throw new Error(`--engine must be reference or gpu, got ${values.engine}`);
+  }
+  if (values.precision !== "f32" && values.precision !== "f16") {
+    throw new Error(`--precision must be f32 or f16, got ${values.precision}`);
+  }
+  if (values.precision === "f16" && values.engine !== "gpu") {
+    throw new Error("--precision f16 needs --engine gpu (the reference is float64)");
   }
   const preset = presets[values.preset!];
   if (!preset) {
@@ -82,7 +90,7 @@ async function write(values: WriteValues): Promise<{ out: string; report: Parity
   const params = initParams(config, { seed });
   const parityBatch = randomParityBatch(config, { batch, seq, seed });
   const report = values.engine === "gpu"
-    ? await gpuParityReport(config, params, parityBatch)
+    ? await gpuParityReport(config, params, parityBatch, values.precision as StorageType)
     : referenceParityReport(config, params, parityBatch);
   await Deno.mkdir(values.out, { recursive: true });
   await saveCheckpoint(`${values.out}/model.safetensors`, config, params);
@@ -103,6 +111,7 @@ async function gpuParityReport(
   config: ModelConfig,
   params: Float32Array,
   batch: Batch,
+  storage: StorageType,
 ): Promise<ParityReport> {
   const k = new Kernels(await requestGpu());
   const positions = [...batch.labels.keys()].filter((t) => batch.labels[t] >= 0);
@@ -110,6 +119,7 @@ async function gpuParityReport(
     batch: batch.batch,
     seq: batch.seq,
     maxLabels: positions.length,
+    storage,
   });
   writeBuffer(k.gpu, model.params, Float32Array.from(params));
   model.writeBatch({
@@ -120,6 +130,10 @@ async function gpuParityReport(
   submitDispatches(k.gpu, model.microBatch);
   const totals = await readLossTotals(k.gpu, model.lossTotals);
   const grads = await readF32(k.gpu, model.grads);
+  // With f16 storage the gradients carry the loss scale, which the optimizer divides out.
+  const scale = model.lossScale ? (await readF32(k.gpu, model.lossScale, 1))[0] : 1;
+  for (let i = 0; i < grads.length; i++) grads[i] /= scale;
+  console.log(`gpu: ${k.gpu.name} (${k.gpu.backend}), ${storage} storage, matrix units ${k.gpu.subgroupMatrix ? "on" : "off"}`);
   return parityReport(config, { loss: totals.sum / totals.count, predicted: totals.count, grads });
 }
 
