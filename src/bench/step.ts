@@ -37,6 +37,8 @@ export interface StepBenchResult {
    * below `ms_per_step`, it says the host's waits, not the GPU, limit the back-to-back steps.
    */
   ms_alone: number;
+  /** GPU time of the last timed step (timestamps; paced waits only), else null. */
+  gpu_ms_per_step: number | null;
   /** Bytes of every buffer the step allocated (parameters, gradients, moments, activations, scratch). */
   gpu_mem_gib: number;
   loss: number;
@@ -104,8 +106,9 @@ export async function benchStep(
   const bench = await planStepBench(k, config, options);
   await runSteps(bench, warmupSteps);
   const { seconds, stats } = await runSteps(bench, timedSteps);
-  const alone = await runSteps(bench, 1);
   const { trainer } = bench;
+  const gpuMs = trainer.gpuStepMs;
+  const alone = await runSteps(bench, 1);
   const memory = trainer.model.bytes + 2 * trainer.m.size;
   return {
     bench: "train_step",
@@ -115,6 +118,7 @@ export async function benchStep(
     tokens_per_s: Math.round((timedSteps * bench.tokensPerStep) / seconds),
     ms_per_step: Math.round((seconds / timedSteps) * 1e5) / 100,
     ms_alone: Math.round(alone.seconds * 1e5) / 100,
+    gpu_ms_per_step: gpuMs === undefined ? null : Math.round(gpuMs * 100) / 100,
     gpu_mem_gib: Math.round((memory / 2 ** 30) * 100) / 100,
     loss: stats.loss,
     grad_norm: stats.gradNorm,

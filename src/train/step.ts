@@ -7,18 +7,19 @@
  * so the GPU always has the next step queued while the CPU stays at most two steps ahead (which
  * keeps the budget clock honest and lets the event loop handle Ctrl-C).
  *
- * On Dawn the host does not keep a completion promise pending while the GPU works: Dawn's Node binding
- * polls the device in a loop for as long as one is pending, and on an H100 a step awaited that way took
- * 2 to 3 times as long as back-to-back steps did (see the README's benchmarks). It sleeps instead until
- * the step it waits for should be done (timed from earlier steps), then waits for that step alone, by
- * mapping a marker buffer that the step writes last.
+ * On Dawn the host never makes a wait for work that is still queued: Dawn's Node binding resolves such a
+ * wait late and irregularly under Deno (src/train/pacing.ts has the figures), while one made after the
+ * work ended resolves at once. The host keeps three steps in flight, models the GPU's queue from each
+ * step's GPU time (timestamp queries on its first and last pass), sleeps until the oldest step should be
+ * done, and then maps a marker that the step wrote last.
  */
 import { writeParams } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { type Dispatch, encodeDispatches, type Kernels, submitDispatches } from "../gpu/kernels.ts";
+import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
 import { adamwStepParams, planAdamw, type PlannedAdamw, readStepStats } from "./optimizer.ts";
+import { emptyQueue, finished, settleTime, submitted } from "./pacing.ts";
 
 /** The recipe's clipping threshold of the gradients' global L2 norm. */
 export const MAX_GRAD_NORM = 0.5;
@@ -59,6 +60,8 @@ export interface Trainer {
   update: readonly Dispatch[];
   /** Optimizer steps taken (the AdamW step number of the last one). */
   readonly steps: number;
+  /** GPU time of the last step the host measured (timestamps, paced waits only), in ms; else undefined. */
+  readonly gpuStepMs: number | undefined;
   /**
    * Queues one optimizer step over `microBatches` at learning rate `lr`; resolves once the step
    * queued before the previous one has finished on the GPU.
@@ -72,7 +75,7 @@ export interface Trainer {
 
 /** How the host paces itself against the GPU (see the module's text). */
 export interface TrainerOptions {
-  /** Sleep until a step should be done, then wait for it by a marker map. Default: on Dawn. */
+  /** Wait only for steps the model of the GPU's queue says are done (src/train/pacing.ts). Default: on Dawn. */
   paced?: boolean;
 }
 
@@ -113,6 +116,9 @@ export async function planTrainer(
     get steps() {
       return steps;
     },
+    get gpuStepMs() {
+      return wait.gpuStepMs();
+    },
     setSteps(n: number) {
       steps = n;
     },
@@ -124,13 +130,17 @@ export async function planTrainer(
       microBatches.forEach((batch, i) => {
         // Each micro-batch's loss is the mean over its labels; the step averages the micro-batches.
         model.writeBatch(batch, 1 / (Math.max(1, batch.labelIds.length) * microBatches.length));
-        submitDispatches(gpu, ...(i === 0 ? [zero, model.microBatch] : [model.microBatch]));
+        const encoder = gpu.device.createCommandEncoder();
+        if (i === 0) encodeDispatches(encoder, zero, wait.firstPass());
+        encodeDispatches(encoder, model.microBatch);
+        gpu.device.queue.submit([encoder.finish()]);
       });
       const end = gpu.device.createCommandEncoder();
-      encodeDispatches(end, update);
+      encodeDispatches(end, update, wait.lastPass());
       wait.submitLast(end);
     },
     async readStats() {
+      await wait.settle();
       const s = await readStepStats(gpu, model.lossTotals, stats);
       return {
         loss: s.loss,
@@ -143,64 +153,115 @@ export async function planTrainer(
   };
 }
 
-/** Keeps the host at most two steps ahead of the GPU: see the module's text. */
+/** Keeps the host a few steps ahead of the GPU: see the module's text. */
 interface StepWaiter {
-  /** Resolves once the step before the previous one has finished. */
+  /** Resolves once the host may queue another step. */
   beforeSubmit(): Promise<void>;
+  /** What the step's first and last compute passes ask for (timestamps, where the waiter uses them). */
+  firstPass(): GPUComputePassDescriptor | undefined;
+  lastPass(): GPUComputePassDescriptor | undefined;
   /** Submits a step's last commands, `encoder`, with what the waiter needs to see the step end. */
   submitLast(encoder: GPUCommandEncoder): void;
+  /** Resolves when every queued step should be done, so that a read that follows does not wait long. */
+  settle(): Promise<void>;
+  /** The GPU time of the last step measured by timestamps, if any. */
+  gpuStepMs(): number | undefined;
 }
 
-/** Waits by onSubmittedWorkDone promises made at each submit. */
+/** Waits by onSubmittedWorkDone promises made at each submit, two steps in flight. */
 function doneWaiter(gpu: Gpu): StepWaiter {
   const inFlight: Promise<void>[] = [];
   return {
     async beforeSubmit() {
       if (inFlight.length >= 2) await inFlight.shift();
     },
+    firstPass: () => undefined,
+    lastPass: () => undefined,
     submitLast(encoder) {
       gpu.device.queue.submit([encoder.finish()]);
       inFlight.push(gpu.device.queue.onSubmittedWorkDone());
     },
+    settle: () => Promise.resolve(),
+    gpuStepMs: () => undefined,
   };
 }
 
+/** Steps in flight under the paced waiter: the GPU still has two queued while the host waits for a third. */
+const PACED_DEPTH = 3;
+/** resolveQuerySet writes at offsets that are multiples of 256. */
+const QUERY_RESOLVE_ALIGN = 256;
+
 /**
- * Waits by sleeping until the step should be done, then mapping the marker that step wrote: two small
- * buffers, alternating, each written by a copy from `source` at the end of a step's last command buffer.
+ * Waits for a step only once the model of the GPU's queue says it is done, by mapping a marker that the
+ * step's last command buffer writes: its begin and end timestamps where the device has them (which give
+ * the model each step's GPU time), else 4 bytes of `source`. One marker per step in flight.
  */
 function pacedWaiter(gpu: Gpu, source: GPUBuffer): StepWaiter {
-  const markers = [0, 1].map((i) =>
-    gpu.device.createBuffer({
+  const device = gpu.device;
+  const markers = Array.from({ length: PACED_DEPTH }, (_, i) =>
+    device.createBuffer({
       label: `step marker ${i}`,
-      size: 4,
+      size: 16,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    })
-  );
-  let submitted = 0;
-  let done = 0;
-  let lastDone = performance.now();
-  // The GPU time of a step, from the spacing of completions while two steps are queued.
-  let stepMs = 0;
+    }));
+  const querySet = gpu.hasTimestamps
+    ? device.createQuerySet({ label: "step timestamps", type: "timestamp", count: 2 * PACED_DEPTH })
+    : undefined;
+  const resolved = querySet && device.createBuffer({
+    label: "step timestamps",
+    size: PACED_DEPTH * QUERY_RESOLVE_ALIGN,
+    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+  });
+  const queue = emptyQueue();
+  let measuredMs: number | undefined;
+  let submittedSteps = 0;
+  let doneSteps = 0;
+  const sleepUntil = async (time: number) => {
+    const ms = time - performance.now();
+    if (ms > 1) await new Promise((resolve) => setTimeout(resolve, ms));
+  };
+  const waitOldest = async () => {
+    await sleepUntil(settleTime(queue, "oldest"));
+    const marker = markers[doneSteps % PACED_DEPTH];
+    const start = performance.now();
+    await marker.mapAsync(GPUMapMode.READ);
+    const now = performance.now();
+    let gpuMs: number | undefined;
+    if (querySet) {
+      const [begin, end] = new BigUint64Array(marker.getMappedRange(), 0, 2);
+      gpuMs = measuredMs = Number(end - begin) / 1e6;
+    }
+    marker.unmap();
+    finished(queue, { now, waitedMs: now - start, gpuMs });
+    doneSteps++;
+  };
   return {
     async beforeSubmit() {
-      if (submitted - done < 2) return;
-      if (stepMs > 0) {
-        const sleep = lastDone + 0.9 * stepMs - performance.now();
-        if (sleep > 1) await new Promise((resolve) => setTimeout(resolve, sleep));
-      }
-      const marker = markers[done % 2];
-      await marker.mapAsync(GPUMapMode.READ);
-      marker.unmap();
-      const now = performance.now();
-      if (done > 0) stepMs = stepMs > 0 ? 0.8 * stepMs + 0.2 * (now - lastDone) : now - lastDone;
-      lastDone = now;
-      done++;
+      if (submittedSteps - doneSteps >= PACED_DEPTH) await waitOldest();
     },
+    firstPass: () =>
+      querySet &&
+      { timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * (submittedSteps % PACED_DEPTH) } },
+    lastPass: () =>
+      querySet &&
+      { timestampWrites: { querySet, endOfPassWriteIndex: 2 * (submittedSteps % PACED_DEPTH) + 1 } },
     submitLast(encoder) {
-      encoder.copyBufferToBuffer(source, 0, markers[submitted % 2], 0, 4);
-      gpu.device.queue.submit([encoder.finish()]);
-      submitted++;
+      const slot = submittedSteps % PACED_DEPTH;
+      if (querySet && resolved) {
+        encoder.resolveQuerySet(querySet, 2 * slot, 2, resolved, slot * QUERY_RESOLVE_ALIGN);
+        encoder.copyBufferToBuffer(resolved, slot * QUERY_RESOLVE_ALIGN, markers[slot], 0, 16);
+      } else {
+        encoder.copyBufferToBuffer(source, 0, markers[slot], 0, 4);
+      }
+      device.queue.submit([encoder.finish()]);
+      submitted(queue, performance.now());
+      submittedSteps++;
     },
+    async settle() {
+      if (submittedSteps === doneSteps) return;
+      await sleepUntil(settleTime(queue, "all"));
+      while (doneSteps < submittedSteps) await waitOldest();
+    },
+    gpuStepMs: () => measuredMs,
   };
 }
