@@ -52,7 +52,8 @@ export { CLS_ID, MASK_ID, PAD_ID, SEP_ID, Tokenizer, UNK_ID } from "./src/data/t
 export type { ModelInput } from "./src/data/tokenizer.ts";
 export { buildDataset } from "./src/data/dataset.ts";
 export type { DatasetOptions, DatasetSummary } from "./src/data/dataset.ts";
-export type { CorpusFile, CorpusFormat, ReadStats } from "./src/data/read.ts";
+export type { CorpusFile, CorpusFormat } from "./src/data/corpus_files.ts";
+export type { ReadStats } from "./src/data/read.ts";
 export type { PackStats } from "./src/data/pack.ts";
 export type { WordPiece } from "./src/data/wordpiece.ts";
 export { openShards, readManifest, ShardSet } from "./src/data/shard.ts";

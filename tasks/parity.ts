@@ -133,7 +133,11 @@ async function gpuParityReport(
   // With f16 storage the gradients carry the loss scale, which the optimizer divides out.
   const scale = model.lossScale ? (await readF32(k.gpu, model.lossScale, 1))[0] : 1;
   for (let i = 0; i < grads.length; i++) grads[i] /= scale;
-  console.log(`gpu: ${k.gpu.name} (${k.gpu.backend}), ${storage} storage, matrix units ${k.gpu.subgroupMatrix ? "on" : "off"}`);
+  console.log(
+    `gpu: ${k.gpu.name} (${k.gpu.backend}), ${storage} storage, matrix units ${
+      k.gpu.subgroupMatrix ? "on" : "off"
+    }`,
+  );
   return parityReport(config, { loss: totals.sum / totals.count, predicted: totals.count, grads });
 }
 

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { listCorpusFiles } from "../data/read.ts";
+import { listCorpusFiles } from "../data/corpus_files.ts";
 import { sampleCorpus } from "../data/sample.ts";
 import { exists } from "../fs.ts";
 import { OptionError } from "./options.ts";
