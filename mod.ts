@@ -96,8 +96,10 @@ export type { BatchRamp, LearningRateSchedule } from "./src/train/schedule.ts";
 export { trainLoop } from "./src/train/loop.ts";
 export type { LoopEvents, LoopOptions, LoopResult, LoopState } from "./src/train/loop.ts";
 export type { ProgressSnapshot } from "./src/train/progress.ts";
-export { readCheckpoint, writeCheckpoint } from "./src/train/run_dir.ts";
-export type { LoadedCheckpoint, MetricRecord, TrainState, Weights } from "./src/train/run_dir.ts";
+export { readCheckpoint, writeCheckpoint } from "./src/train/checkpoints.ts";
+export type { LoadedCheckpoint } from "./src/train/checkpoints.ts";
+export type { TrainState, Weights } from "./src/train/checkpoint_state.ts";
+export type { MetricRecord } from "./src/train/metrics.ts";
 export type { LossScaleState } from "./src/model/layers/cross_entropy.ts";
 export type { PretrainOptions } from "./src/train/options.ts";
 

@@ -33,13 +33,9 @@ import {
 } from "../src/train/options.ts";
 import { lossCurveSvg } from "../src/train/plot.ts";
 import { formatRunEnd, Progress } from "../src/train/progress.ts";
-import {
-  MetricsLog,
-  parseMetrics,
-  readCheckpoint,
-  writeCheckpoint,
-  writeSummary,
-} from "../src/train/run_dir.ts";
+import { readCheckpoint, writeCheckpoint } from "../src/train/checkpoints.ts";
+import { MetricsLog, parseMetrics } from "../src/train/metrics.ts";
+import { writeSummary } from "../src/train/run_summary.ts";
 import { planTrainer, type Trainer } from "../src/train/step.ts";
 import { writeFileAtomic } from "../src/fs.ts";
 import {
