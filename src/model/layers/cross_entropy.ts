@@ -30,7 +30,7 @@ export interface MaskedRowsShape {
   hidden: number;
 }
 
-export interface GatherRowsArgs extends MaskedRowsShape {
+export interface GatherRowsOptions extends MaskedRowsShape {
   /** [tokens, hidden] f32 or f16. */
   states: GPUBuffer;
   /** [rows] u32: the first M are the masked tokens' indices. */
@@ -41,7 +41,7 @@ export interface GatherRowsArgs extends MaskedRowsShape {
   gathered: GPUBuffer;
 }
 
-export interface ScatterRowsArgs extends MaskedRowsShape {
+export interface ScatterRowsOptions extends MaskedRowsShape {
   /** [rows, hidden] f32 or f16: gradient of the gathered rows. */
   dgathered: GPUBuffer;
   positions: GPUBuffer;
@@ -50,7 +50,7 @@ export interface ScatterRowsArgs extends MaskedRowsShape {
   dstates: GPUBuffer;
 }
 
-export interface CrossEntropyArgs {
+export interface CrossEntropyOptions {
   /** Capacity in masked rows. */
   rows: number;
   /** A multiple of 4. */
@@ -123,7 +123,7 @@ const FAMILY = "cross_entropy";
 const WG = 256;
 
 /** Records the gather of the masked rows. */
-export async function gatherRows(k: Kernels, args: GatherRowsArgs): Promise<Dispatch[]> {
+export async function gatherRows(k: Kernels, args: GatherRowsOptions): Promise<Dispatch[]> {
   const gpu = k.gpu;
   const { tokens, rows, hidden } = args;
   checkRowsShape(args);
@@ -139,7 +139,7 @@ export async function gatherRows(k: Kernels, args: GatherRowsArgs): Promise<Disp
 }
 
 /** Records the backward of the gather: dstates zeroed, then the masked rows written. */
-export async function scatterRows(k: Kernels, args: ScatterRowsArgs): Promise<Dispatch[]> {
+export async function scatterRows(k: Kernels, args: ScatterRowsOptions): Promise<Dispatch[]> {
   const gpu = k.gpu;
   const { tokens, rows, hidden } = args;
   checkRowsShape(args);
@@ -170,7 +170,7 @@ export async function scatterRows(k: Kernels, args: ScatterRowsArgs): Promise<Di
  * buffer made here. With `lossScale`, the gradient is also multiplied by the scale the buffer holds
  * when the dispatch runs.
  */
-export async function crossEntropy(k: Kernels, args: CrossEntropyArgs): Promise<Dispatch[]> {
+export async function crossEntropy(k: Kernels, args: CrossEntropyOptions): Promise<Dispatch[]> {
   const gpu = k.gpu;
   const { rows, vocab } = args;
   checkMultiple("crossEntropy rows", rows, 1);
