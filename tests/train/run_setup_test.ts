@@ -12,7 +12,7 @@ import { inTempDir, writesAllowed } from "../_helpers.ts";
 const data = new URL("../../fixtures/data/", import.meta.url).pathname;
 const none = "/nonexistent/run/data";
 
-Deno.test("a single raw corpus file is raw input, not a dataset (it used to fail: not a directory)", async () => {
+Deno.test("a single raw corpus file is raw input, not a dataset folder to list", async () => {
   const file = `${data}corpus/prose.txt`;
   assert.equal(await isDatasetFolder(file), false);
   assert.deepEqual(await planRunData([file], none), { kind: "raw", dir: none, corpus: [file] });
