@@ -100,7 +100,7 @@ export { readCheckpoint, writeCheckpoint } from "./src/train/checkpoints.ts";
 export type { LoadedCheckpoint } from "./src/train/checkpoints.ts";
 export type { TrainState, Weights } from "./src/train/checkpoint_state.ts";
 export type { MetricRecord } from "./src/train/metrics.ts";
-export type { LossScaleState } from "./src/model/layers/cross_entropy.ts";
+export type { LossScaleState } from "./src/model/loss_scale.ts";
 export type { PretrainOptions } from "./src/train/options.ts";
 
 // A pretrained model: loaded for finetuning, and exported to ONNX.

@@ -46,12 +46,12 @@ import {
   type RunData,
 } from "../src/train/run_setup.ts";
 import { describe } from "../src/data/errors.ts";
-import { readLossScale, writeLossScale } from "../src/model/layers/cross_entropy.ts";
+import { readLossScale, writeLossScale } from "../src/model/loss_scale.ts";
 
 /**
- * Micro-batch when none is given: on the H200, 64, 128 and 256 ran within 4% of each other (session 1's
- * engine: 33.8k, 34.7k and 35.1k tokens/s), so 128 keeps memory low at almost no cost; a GPU that cannot
- * hold it gets the largest half that fits.
+ * Micro-batch when none is given: on an H200, `deno task bench --step --micro-batch 64,128,256` (crammed,
+ * f32, the engine as of d0edbc0) ran at 33.8k, 34.7k and 35.1k tokens/s, within 4% of each other, so 128
+ * keeps memory low at almost no cost; a GPU that cannot hold it gets the largest half that fits.
  */
 const GPU_MICRO_BATCH = 128;
 const CPU_MICRO_BATCH = 8;

@@ -7,7 +7,7 @@
 import { type ModelConfig, validateConfig } from "../model/config.ts";
 import type { DataPosition } from "./batches.ts";
 import { optionsFromJson, type PretrainOptions } from "./options.ts";
-import type { LossScaleState } from "../model/layers/cross_entropy.ts";
+import type { LossScaleState } from "../model/loss_scale.ts";
 import { RunFileError } from "./run_dir.ts";
 
 /** Where training stands: everything but the tensors. */
