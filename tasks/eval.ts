@@ -22,7 +22,7 @@ import { describe } from "../src/data/errors.ts";
 import { evaluateGlue, pendingTasks } from "../src/eval/evaluate.ts";
 import { defaultFinetuneLr } from "../src/eval/finetune.ts";
 import { discoverTasks, GlueDataError } from "../src/eval/glue.ts";
-import { EVAL_HELP, parseEvalArgs } from "../src/eval/options.ts";
+import { evalHelpText, parseEvalOptions } from "../src/eval/options.ts";
 import { loadPretrained } from "../src/eval/pretrained.ts";
 import {
   type DevSetResult,
@@ -41,9 +41,9 @@ import {
 const LOGIT_TOLERANCE = 1e-4;
 
 async function main(): Promise<number> {
-  const options = parseEvalArgs(Deno.args);
+  const options = parseEvalOptions(Deno.args);
   if (options.help) {
-    console.log(EVAL_HELP);
+    console.log(evalHelpText());
     return 0;
   }
   const log = (line: string) => console.error(line);

@@ -26,7 +26,6 @@ import {
   checkDatasetOptions,
   devicePrecision,
   helpText,
-  OptionError,
   parseOptions,
   type PretrainOptions,
   resumeOptions,
@@ -46,6 +45,7 @@ import {
   type RunData,
 } from "../src/train/run_setup.ts";
 import { describe } from "../src/data/errors.ts";
+import { UsageError } from "../src/args.ts";
 import { readLossScale, writeLossScale } from "../src/model/loss_scale.ts";
 
 /**
@@ -88,9 +88,9 @@ async function prepareData(
 /** The preset, fitted to the dataset's vocabulary and sequence length. */
 function modelConfig(preset: string, shards: ShardSet, dataDir: string): ModelConfig {
   const base = presets[preset];
-  if (!base) throw new OptionError(`--preset ${preset}: expected one of ${Object.keys(presets).join(", ")}`);
+  if (!base) throw new UsageError(`--preset ${preset}: expected one of ${Object.keys(presets).join(", ")}`);
   if (shards.seqLen > base.maxSeqLen) {
-    throw new OptionError(
+    throw new UsageError(
       `${dataDir}: its sequences have ${shards.seqLen} tokens, more than the ${preset} model's ${base.maxSeqLen} ` +
         `(--preset, or --seq-len when tokenizing)`,
     );
@@ -162,13 +162,13 @@ async function main(args: string[]): Promise<void> {
     expect: { vocabHash: tokenizer.hash, vocabSize: tokenizer.size },
   });
   if (loaded && loaded.state.dataset.vocabHash !== shards.vocabHash) {
-    throw new OptionError(
+    throw new UsageError(
       `--resume ${options.resume}: the checkpoint was trained on vocabulary ${loaded.state.dataset.vocabHash}, ` +
         `the dataset in ${dataDir} has ${shards.vocabHash}`,
     );
   }
   if (loaded && loaded.state.dataset.sequences !== shards.sequences) {
-    throw new OptionError(
+    throw new UsageError(
       `--resume ${options.resume}: the checkpoint was trained on ${loaded.state.dataset.sequences} sequences, ` +
         `the dataset in ${dataDir} has ${shards.sequences}: another corpus (its data order would not continue)`,
     );
@@ -330,7 +330,7 @@ async function main(args: string[]): Promise<void> {
   // The summary as JSON on stdout, for scripts.
   console.log(JSON.stringify(summary));
   if (result.stopped === "non-finite") {
-    throw new OptionError(
+    throw new UsageError(
       `stopped: ${options.maxNonfinite} steps in a row had non-finite gradients; the last good checkpoint ` +
         `in ${options.out}/checkpoints is intact (try a lower --peak-lr)`,
     );
