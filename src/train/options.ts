@@ -1,11 +1,13 @@
 /**
- * The options of `deno task pretrain`: one table drives the parser, the validation and `--help`, so
- * every option has a default and is documented. Invalid values are one-line `UsageError`s that
- * name the option and what was expected.
+ * The options of `deno task pretrain`: one table (see args.ts) drives the parser, the validation and
+ * `--help`, so every option has a default and is documented. Invalid values are one-line `UsageError`s
+ * that name the option and what was expected.
  *
  * Three defaults depend on the adapter and are left undefined here ("auto"): the preset, the preset's
- * target batch (see `adapterDefaults`) and the micro-batch (128 on a GPU, 8 on a CPU adapter, halved
- * by the pretraining task until the model fits).
+ * target batch (see `adapterDefaults`) and the micro-batch (see micro_batch.ts: 128 on a GPU, 8 on a CPU
+ * adapter, halved until the model fits).
+ *
+ * @module
  */
 import { flagOf, type OptionTable, parseCommandLine, UsageError, usageText } from "../args.ts";
 import {

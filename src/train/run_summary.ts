@@ -6,6 +6,7 @@
 import type { ModelConfig } from "../model/config.ts";
 import type { StorageType } from "../gpu/buffers.ts";
 import { writeFileAtomic } from "../fs.ts";
+import type { LoopResult } from "./loop.ts";
 
 /** summary.json: what a finished (or stopped) run achieved. */
 export interface RunSummary {
@@ -36,4 +37,44 @@ export async function writeSummary(runDir: string, summary: RunSummary): Promise
     `${runDir}/summary.json`,
     new TextEncoder().encode(JSON.stringify(summary, null, 2) + "\n"),
   );
+}
+
+/** What {@linkcode summarizeRun} summarizes. */
+export interface RunOutcome {
+  preset: string;
+  config: ModelConfig;
+  precision: StorageType;
+  /** How the training loop ended. */
+  result: LoopResult;
+  /** Budget seconds used, all processes together. */
+  usedSeconds: number;
+  /** The budget as the user gave it. */
+  budget: string;
+  /** Bytes of GPU buffers the trainer allocated. */
+  peakMemoryBytes: number;
+  /** Where a resumed run started: its tokens and seconds are not this process's. */
+  resumedFrom?: { tokensSeen: number; usedSeconds: number };
+}
+
+/** The summary of a run that ended. */
+export function summarizeRun(run: RunOutcome): RunSummary {
+  const { result } = run;
+  const tokensBefore = run.resumedFrom?.tokensSeen ?? 0;
+  const secondsBefore = run.resumedFrom?.usedSeconds ?? 0;
+  return {
+    preset: run.preset,
+    config: run.config,
+    precision: run.precision,
+    stopped: result.stopped,
+    steps: result.state.step,
+    skipped: result.state.skipped,
+    tokensSeen: result.state.tokensSeen,
+    epochs: result.state.epoch + 1,
+    finalLoss: result.last?.loss ?? NaN,
+    tokensPerSecond: (result.state.tokensSeen - tokensBefore) /
+      Math.max(1e-9, run.usedSeconds - secondsBefore),
+    usedSeconds: run.usedSeconds,
+    budget: run.budget,
+    peakMemoryBytes: run.peakMemoryBytes,
+  };
 }
