@@ -52,7 +52,8 @@ export { CLS_ID, MASK_ID, PAD_ID, SEP_ID, Tokenizer, UNK_ID } from "./src/data/t
 export type { ModelInput } from "./src/data/tokenizer.ts";
 export { buildDataset } from "./src/data/dataset.ts";
 export type { DatasetOptions, DatasetSummary } from "./src/data/dataset.ts";
-export type { CorpusFile, CorpusFormat, ReadStats } from "./src/data/read.ts";
+export type { CorpusFile, CorpusFormat } from "./src/data/corpus_files.ts";
+export type { ReadStats } from "./src/data/read.ts";
 export type { PackStats } from "./src/data/pack.ts";
 export type { WordPiece } from "./src/data/wordpiece.ts";
 export { openShards, readManifest, ShardSet } from "./src/data/shard.ts";
@@ -95,9 +96,11 @@ export type { BatchRamp, LearningRateSchedule } from "./src/train/schedule.ts";
 export { trainLoop } from "./src/train/loop.ts";
 export type { LoopEvents, LoopOptions, LoopResult, LoopState } from "./src/train/loop.ts";
 export type { ProgressSnapshot } from "./src/train/progress.ts";
-export { readCheckpoint, writeCheckpoint } from "./src/train/run_dir.ts";
-export type { LoadedCheckpoint, MetricRecord, TrainState, Weights } from "./src/train/run_dir.ts";
-export type { LossScaleState } from "./src/model/layers/cross_entropy.ts";
+export { readCheckpoint, writeCheckpoint } from "./src/train/checkpoints.ts";
+export type { LoadedCheckpoint } from "./src/train/checkpoints.ts";
+export type { TrainState, Weights } from "./src/train/checkpoint_state.ts";
+export type { MetricRecord } from "./src/train/metrics.ts";
+export type { LossScaleState } from "./src/model/loss_scale.ts";
 export type { PretrainOptions } from "./src/train/options.ts";
 
 // A pretrained model: loaded for finetuning, and exported to ONNX.

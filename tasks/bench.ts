@@ -11,11 +11,19 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { parseArgsMessage } from "../src/args.ts";
-import { GpuError, parseGpuBackend, requestGpu } from "../src/gpu/device.ts";
+import { type OptionTable, parseCommandLine, UsageError, usageText } from "../src/args.ts";
+import {
+  fail,
+  listOf,
+  oneOf,
+  parsedBy,
+  positiveInteger,
+  positiveNumber,
+  text,
+  type ValueParser,
+} from "../src/arg_values.ts";
+import { GPU_BACKENDS, requestGpu } from "../src/gpu/device.ts";
 import { Kernels } from "../src/gpu/kernels.ts";
-import type { StorageType } from "../src/gpu/buffers.ts";
 import {
   benchMatmul,
   CRAMMED_DIMS,
@@ -30,128 +38,171 @@ import { benchStep } from "../src/bench/step.ts";
 import { benchKernels, H200_BANDWIDTH } from "../src/bench/kernels.ts";
 import { profileStep } from "../src/bench/profile.ts";
 
-const USAGE = `usage: deno task bench [options]
-  --gpu B          builtin (Deno's WebGPU), dawn (npm webgpu: subgroup matrices, the tensor cores) or auto
-                   (default: dawn on a GPU where it loads and has f16 subgroup matrices, else builtin)
-  --small          the model's products scaled down (tokens / 64, features / 8), for the CPU adapter;
-                   with --kernels or --profile: --preset small --micro-batch 2
-  --tile SPEC      tiled-kernel split BMxBNxBK[/t16][/uN] instead of the wrapper's choice (128x128x8/u8, or
-                   64x128 or 64x64 where a small product runs faster with it by the wrapper's wave model);
-                   also keeps f16 operands off the matrix units
-  --matrix-tile S  subgroup-matrix kernel split sgRxC/fRxC/kN (subgroups, fragments per subgroup, matrix steps
-                   per K tile) instead of sg2x2/f4x4/k2; for f16 operands on a device with subgroup matrices
-  --splits N       split K N ways instead of the wrapper's choice
-  --layout LIST    comma-separated layouts among NN,NT,TN (default all)
-  --only LIST      comma-separated product names among qkv,attn_out,ffn_up,ffn_down,mlm_decoder,cube
-  --shape MxNxK    one product of this shape instead of the model's
-  --warmup S       seconds of warm-up per product (default 0.5)
-  --time S         seconds of the timed run per product (default 0.3)
-  --operands T     f32 (default) or f16: how the products' A and B are stored (C stays f32); f16 runs on
-                   the matrix units where the device has them
-  --step           time the full training step instead (forward, backward, clipping, AdamW)
-  --preset NAME    with --step: the model (default crammed)
-  --micro-batch L  with --step: comma-separated micro-batch sizes (default 128)
-  --accumulate N   with --step: micro-batches per optimizer step (default 1)
-  --steps N        with --step or --profile: timed steps (default 10)
-  --precision P    with --step or --profile: f32 (default), f16 or f32,f16 (pretrain's --precision)
-  --paced B        with --step: true or false, whether the host sleeps before waiting for the GPU (default:
-                   true on Dawn, whose pending waits slow the step; false on the built-in backend)
-  --kernels        time every non-matmul kernel of the step at the model's shapes, against the bandwidth
-  --bandwidth B    with --kernels: bytes per second that vs_bandwidth compares with (default 4.3e12)
-  --softmax-lanes N  with --kernels: invocations per row of scores in the softmax passes, for tuning
-                   (a power of two up to 256; default 8 in the forward, 32 in the backward)
-  --profile        GPU time of every dispatch of the training step by kernel, and GPU busy over wall time
-  --dispatches     with --profile: also one line per dispatch, in step order
+const LAYOUTS: readonly MatmulLayout[] = ["NN", "NT", "TN"];
 
-  With --kernels and --profile, --preset and --micro-batch (a single size or a list) pick the model; with
-  --kernels, --only picks kernel cases by name.`;
+/** A product's shape, MxNxK. */
+const shape: ValueParser<{ m: number; n: number; k: number }> = (text, flag) => {
+  const match = /^(\d+)x(\d+)x(\d+)$/.exec(text);
+  if (!match) fail(flag, "MxNxK, e.g. 16384x2304x768", text);
+  const [m, n, k] = match.slice(1).map(Number);
+  return { m, n, k };
+};
 
-function positive(option: string, value: string): number {
-  const v = Number(value);
-  if (!(v > 0)) throw new GpuError(`--${option} ${value}: expected a positive number`);
-  return v;
-}
+const TABLE = {
+  gpu: {
+    value: "<backend>",
+    default: "auto",
+    shown: "dawn on a GPU where it loads and has f16 subgroup matrices, else builtin",
+    help: "builtin (Deno's WebGPU), dawn (npm webgpu: subgroup matrices, the tensor cores) or auto.",
+    parse: oneOf(GPU_BACKENDS),
+  },
+  small: {
+    switch: true,
+    help:
+      "The model's products scaled down (tokens / 64, features / 8), for the CPU adapter; with --kernels " +
+      "or --profile: --preset small --micro-batch 2.",
+  },
+  tile: {
+    value: "<spec>",
+    shown: "the wrapper's choice: 128x128x8/u8, or 64x128 or 64x64 where its wave model finds a small " +
+      "product faster with it",
+    help: "The tiled kernel's split BMxBNxBK[/t16][/uN]; also keeps f16 operands off the matrix units.",
+    parse: parsedBy(parseMatmulTile),
+  },
+  matrixTile: {
+    value: "<spec>",
+    shown: "sg2x2/f4x4/k2",
+    help: "The subgroup-matrix kernel's split sgRxC/fRxC/kN (subgroups, fragments per subgroup, matrix " +
+      "steps per K tile), for f16 operands on a device with subgroup matrices.",
+    parse: parsedBy(parseMatrixTile),
+  },
+  splits: { value: "<n>", shown: "the wrapper's choice", help: "Split K n ways.", parse: positiveInteger },
+  layout: {
+    value: "<list>",
+    default: LAYOUTS,
+    shown: "NN,NT,TN",
+    help: "Comma-separated layouts among NN, NT and TN.",
+    parse: listOf(oneOf(LAYOUTS)),
+  },
+  only: {
+    value: "<list>",
+    shown: "all",
+    help: "Comma-separated product names among qkv, attn_out, ffn_up, ffn_down, mlm_decoder and cube; with " +
+      "--kernels, kernel cases by name.",
+    parse: listOf(text),
+  },
+  shape: { value: "MxNxK", shown: "the model's", help: "One product of this shape.", parse: shape },
+  warmup: {
+    value: "<s>",
+    default: 0.5,
+    help: "Seconds of warm-up per product or kernel.",
+    parse: positiveNumber,
+  },
+  time: {
+    value: "<s>",
+    default: 0.3,
+    help: "Seconds of the timed run per product or kernel.",
+    parse: positiveNumber,
+  },
+  operands: {
+    value: "f32|f16",
+    default: "f32",
+    help: "How the products' A and B are stored (C stays f32); f16 runs on the matrix units where the " +
+      "device has them.",
+    parse: oneOf(["f32", "f16"]),
+  },
+  step: { switch: true, help: "Time the full training step instead (forward, backward, clipping, AdamW)." },
+  preset: {
+    value: "<name>",
+    default: "crammed",
+    help: "With --step, --kernels or --profile: the model.",
+    parse: oneOf(Object.keys(presets)),
+  },
+  microBatch: {
+    value: "<list>",
+    shown: "128 (2 with --small)",
+    help: "With --step, --kernels or --profile: comma-separated micro-batch sizes.",
+    parse: listOf(positiveInteger),
+  },
+  accumulate: {
+    value: "<n>",
+    default: 1,
+    help: "With --step: micro-batches per optimizer step.",
+    parse: positiveInteger,
+  },
+  steps: {
+    value: "<n>",
+    default: 10,
+    help: "With --step or --profile: timed steps.",
+    parse: positiveInteger,
+  },
+  precision: {
+    value: "<list>",
+    default: ["f32"],
+    shown: "f32",
+    help: "With --step or --profile: f32, f16 or f32,f16 (pretrain's --precision).",
+    parse: listOf(oneOf(["f32", "f16"])),
+  },
+  paced: {
+    value: "true|false",
+    shown: "true on Dawn, whose pending waits slow the step; false on the built-in backend",
+    help: "With --step: whether the host sleeps before waiting for the GPU.",
+    parse: (text, flag) => oneOf(["true", "false"])(text, flag) === "true",
+  },
+  kernels: {
+    switch: true,
+    help: "Time every non-matmul kernel of the step at the model's shapes, against the bandwidth.",
+  },
+  bandwidth: {
+    value: "<bytes/s>",
+    default: H200_BANDWIDTH,
+    shown: "4.3e12",
+    help: "With --kernels: the bandwidth that vs_bandwidth compares with.",
+    parse: positiveNumber,
+  },
+  softmaxLanes: {
+    value: "<n>",
+    shown: "8 in the forward, 32 in the backward",
+    help: "With --kernels: invocations per row of scores in the softmax passes, for tuning (a power of two " +
+      "up to 256).",
+    parse: positiveInteger,
+  },
+  profile: {
+    switch: true,
+    help: "GPU time of every dispatch of the training step by kernel, and GPU busy over wall time.",
+  },
+  dispatches: { switch: true, help: "With --profile: also one line per dispatch, in step order." },
+} as const satisfies OptionTable;
 
-/** A storage type given as option `name`: f32 or f16. */
-function storageTypeOption(name: string, value: string): StorageType {
-  if (value !== "f32" && value !== "f16") throw new GpuError(`--${name}: "${value}" is not f32 or f16`);
-  return value;
-}
+const USAGE = `Usage: deno task bench [options]
 
-/** A boolean given as option `name`: true or false. */
-function booleanOption(name: string, value: string): boolean {
-  if (value !== "true" && value !== "false") throw new GpuError(`--${name}: "${value}" is not true or false`);
-  return value === "true";
-}
-
-/** The command line's values; an unknown option or a missing value is a one-line error. */
-function parseCommandLine(args: string[]) {
-  const options = {
-    gpu: { type: "string", default: "auto" },
-    small: { type: "boolean", default: false },
-    tile: { type: "string" },
-    "matrix-tile": { type: "string" },
-    operands: { type: "string", default: "f32" },
-    splits: { type: "string" },
-    layout: { type: "string", default: "NN,NT,TN" },
-    only: { type: "string" },
-    shape: { type: "string" },
-    warmup: { type: "string", default: "0.5" },
-    time: { type: "string", default: "0.3" },
-    step: { type: "boolean", default: false },
-    preset: { type: "string", default: "crammed" },
-    "micro-batch": { type: "string" },
-    accumulate: { type: "string", default: "1" },
-    steps: { type: "string", default: "10" },
-    precision: { type: "string", default: "f32" },
-    paced: { type: "string" },
-    kernels: { type: "boolean", default: false },
-    bandwidth: { type: "string" },
-    "softmax-lanes": { type: "string" },
-    profile: { type: "boolean", default: false },
-    dispatches: { type: "boolean", default: false },
-    help: { type: "boolean", default: false },
-  } as const;
-  try {
-    return parseArgs({
-      args,
-      options,
-    });
-  } catch (e) {
-    throw new GpuError(parseArgsMessage(e, options));
-  }
-}
+Times the model's matrix products (or one --shape), the training step (--step), every other kernel of the
+step (--kernels) or the step's dispatches (--profile). Prints one JSON line per measurement.`;
 
 async function main(args: string[]): Promise<void> {
-  const { values } = parseCommandLine(args);
-  if (values.help) {
-    console.log(USAGE);
+  const { values, help } = parseCommandLine(TABLE, args);
+  if (help) {
+    console.log(usageText(USAGE, TABLE));
     return;
   }
-  const backend = parseGpuBackend(values.gpu);
+  const backend = values.gpu;
   const modes = ["step", "kernels", "profile"] as const;
   if (modes.filter((m) => values[m]).length > 1) {
-    throw new GpuError(`--step, --kernels and --profile: expected at most one of them`);
+    throw new UsageError(`--step, --kernels and --profile: expected at most one of them`);
   }
   // --small stands for the small preset at micro-batch 2 in the kernel and profile modes.
   const small = values.small && (values.kernels || values.profile);
   const presetName = small && values.preset === "crammed" ? "small" : values.preset;
-  const microBatches = (values["micro-batch"] ?? (small ? "2" : "128"))
-    .split(",").map((size) => positive("micro-batch", size));
+  const microBatches = values.microBatch ?? [small ? 2 : 128];
   const config = presets[presetName];
-  const precisions = values.precision.split(",").map((p) => storageTypeOption("precision", p));
-  if ((values.step || values.kernels || values.profile) && !config) {
-    throw new GpuError(`--preset ${presetName}: expected one of ${Object.keys(presets).join(", ")}`);
-  }
+  const precisions = values.precision;
   if (values.kernels) {
     const options = {
-      only: values.only?.split(","),
-      bandwidth: values.bandwidth === undefined ? H200_BANDWIDTH : positive("bandwidth", values.bandwidth),
-      softmaxLanes: values["softmax-lanes"] === undefined
-        ? undefined
-        : positive("softmax-lanes", values["softmax-lanes"]),
-      warmupSeconds: positive("warmup", values.warmup),
-      timedSeconds: positive("time", values.time),
+      only: values.only,
+      bandwidth: values.bandwidth,
+      softmaxLanes: values.softmaxLanes,
+      warmupSeconds: values.warmup,
+      timedSeconds: values.time,
     };
     const gpu = await requestGpu({ backend });
     console.error(`# ${gpu.name} (${gpu.backend}), ${presetName}`);
@@ -174,8 +225,7 @@ async function main(args: string[]): Promise<void> {
     const k = new Kernels(gpu);
     for (const precision of precisions) {
       for (const microBatch of microBatches) {
-        const steps = positive("steps", values.steps);
-        const profile = await profileStep(k, config, { microBatch, steps, precision });
+        const profile = await profileStep(k, config, { microBatch, steps: values.steps, precision });
         const tag = { precision, micro_batch: microBatch };
         for (const line of profile.kernels) console.log(JSON.stringify({ ...tag, ...line }));
         if (values.dispatches) {
@@ -195,10 +245,10 @@ async function main(args: string[]): Promise<void> {
       for (const microBatch of microBatches) {
         const result = await benchStep(k, config, {
           microBatch,
-          accumulate: positive("accumulate", values.accumulate),
-          timedSteps: positive("steps", values.steps),
+          accumulate: values.accumulate,
+          timedSteps: values.steps,
           precision,
-          paced: values.paced === undefined ? undefined : booleanOption("paced", values.paced),
+          paced: values.paced,
         });
         console.log(JSON.stringify({ preset: values.preset, backend: gpu.backend, ...result }));
         if (!best || result.tokens_per_s > best.tokens_per_s) best = result;
@@ -218,29 +268,24 @@ async function main(args: string[]): Promise<void> {
     }
     return;
   }
-  const layouts = values.layout.split(",");
-  for (const l of layouts) {
-    if (!["NN", "NT", "TN"].includes(l)) throw new GpuError(`--layout: "${l}" is not one of NN, NT, TN`);
-  }
+  const layouts = values.layout;
   let shapes: MatmulShape[];
   if (values.shape) {
-    const match = /^(\d+)x(\d+)x(\d+)$/.exec(values.shape);
-    if (!match) throw new GpuError(`--shape ${values.shape}: expected MxNxK, e.g. 16384x2304x768`);
-    const [m, n, k] = match.slice(1).map(Number);
-    shapes = layouts.map((layout) => ({ name: "custom", layout: layout as MatmulLayout, m, n, k }));
+    const { m, n, k } = values.shape;
+    shapes = layouts.map((layout) => ({ name: "custom", layout, m, n, k }));
   } else {
-    const only = values.only?.split(",");
+    const only = values.only;
     shapes = modelShapes(values.small ? SMALL_DIMS : CRAMMED_DIMS)
       .filter((s) => layouts.includes(s.layout) && (!only || only.includes(s.name)));
-    if (shapes.length === 0) throw new GpuError(`--only ${values.only}: no product has these names`);
+    if (shapes.length === 0) throw new UsageError(`--only ${only?.join(",")}: no product has these names`);
   }
   const options = {
-    tile: values.tile === undefined ? undefined : parseMatmulTile(values.tile),
-    matrixTile: values["matrix-tile"] === undefined ? undefined : parseMatrixTile(values["matrix-tile"]),
-    operands: storageTypeOption("operands", values.operands),
-    splits: values.splits === undefined ? undefined : positive("splits", values.splits),
-    warmupSeconds: positive("warmup", values.warmup),
-    timedSeconds: positive("time", values.time),
+    tile: values.tile,
+    matrixTile: values.matrixTile,
+    operands: values.operands,
+    splits: values.splits,
+    warmupSeconds: values.warmup,
+    timedSeconds: values.time,
   };
   const gpu = await requestGpu({ backend });
   console.error(`# ${gpu.name} (${gpu.backend})`);

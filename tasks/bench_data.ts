@@ -13,11 +13,14 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { DataError, describe } from "../src/data/errors.ts";
+import { type OptionTable, parseCommandLine, usageText } from "../src/args.ts";
+import { integerFrom, text } from "../src/arg_values.ts";
+import { describe } from "../src/data/errors.ts";
 import { normalizeStream } from "../src/data/normalize.ts";
 import { preTokenizeStream } from "../src/data/pretokenize.ts";
-import { listCorpusFiles, readCorpus, type TextChunk } from "../src/data/read.ts";
+import { listCorpusFiles } from "../src/data/corpus_files.ts";
+import { readCorpus } from "../src/data/read.ts";
+import type { TextChunk } from "../src/data/text_parser.ts";
 import { Tokenizer } from "../src/data/tokenizer.ts";
 import { countWordsStream, MIN_TRAINED_VOCAB, trainWordPiece, WordCounter } from "../src/data/trainer.ts";
 import { MAX_SHARD_VOCAB } from "../src/data/shard.ts";
@@ -48,23 +51,34 @@ function report(record: Record<string, unknown>) {
   console.log(JSON.stringify(Object.fromEntries(Object.entries(record).map(([k, v]) => [k, round(v)]))));
 }
 
+const TABLE = {
+  corpus: {
+    value: "<path>",
+    default: DEFAULT_CORPUS,
+    shown: "shared/data/corpus/gutenberg-00.jsonl.gz beside the repository",
+    help: "The corpus file or directory to train on and encode.",
+    parse: text,
+  },
+  vocabSize: {
+    value: "<n>",
+    default: 32768,
+    help: "The size of the trained vocabulary.",
+    parse: integerFrom(MIN_TRAINED_VOCAB, MAX_SHARD_VOCAB),
+  },
+} as const satisfies OptionTable;
+
+const USAGE = `Usage: deno task bench:data [options]
+
+Times vocabulary training and encoding of a corpus, and encoding with Hugging Face tokenizers (Rust).`;
+
 async function main() {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      corpus: { type: "string", default: DEFAULT_CORPUS },
-      "vocab-size": { type: "string", default: "32768" },
-    },
-  });
-  const files = await listCorpusFiles([values.corpus]);
-  const vocabSize = Number(values["vocab-size"]);
-  if (!(Number.isSafeInteger(vocabSize) && vocabSize >= MIN_TRAINED_VOCAB && vocabSize <= MAX_SHARD_VOCAB)) {
-    throw new DataError(
-      `--vocab-size ${
-        values["vocab-size"]
-      }: expected an integer from ${MIN_TRAINED_VOCAB} to ${MAX_SHARD_VOCAB}`,
-    );
+  const { values, help } = parseCommandLine(TABLE, Deno.args);
+  if (help) {
+    console.log(usageText(USAGE, TABLE));
+    return;
   }
+  const files = await listCorpusFiles([values.corpus]);
+  const { vocabSize } = values;
 
   const start = performance.now();
   const counter = new WordCounter();
@@ -187,7 +201,7 @@ if (import.meta.main) {
   try {
     await main();
   } catch (e) {
-    console.error(`error: ${e instanceof DataError ? e.message : describe(e)}`);
+    console.error(`error: ${describe(e)}`);
     Deno.exit(1);
   }
 }

@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { type OptionTable, parseCommandLine, usageText } from "../src/args.ts";
+import { text } from "../src/arg_values.ts";
 import { type ModelConfig, tiny } from "../src/model/config.ts";
 import { initParams } from "../src/model/init.ts";
 import { exportClassifierOnnx, exportMaskedLmOnnx } from "../src/export/onnx.ts";
@@ -21,12 +22,26 @@ const CHECK = "import onnx, sys\n" +
   "    onnx.checker.check_model(onnx.load(p), full_check=True)\n" +
   "    print('ok', p)\n";
 
+const TABLE = {
+  python: {
+    value: "<path>",
+    default: "/usr/bin/python3",
+    help: "The Python that has the onnx package (Debian's python3-onnx).",
+    parse: text,
+  },
+} as const satisfies OptionTable;
+
+const USAGE = `Usage: deno task check:onnx [options] [model.onnx ...]
+
+Runs the official ONNX checker on the models given, or on the tiny test model exported as a classifier,
+a regression classifier with learned positions and GELU-GLU, and an MLM model.`;
+
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    options: { python: { type: "string", default: "/usr/bin/python3" } },
-    allowPositionals: true,
-  });
+  const { values, positionals, help } = parseCommandLine(TABLE, Deno.args, { positionals: true });
+  if (help) {
+    console.log(usageText(USAGE, TABLE));
+    return;
+  }
   let files = positionals;
   let temp: string | undefined;
   if (files.length === 0) {
@@ -51,7 +66,7 @@ async function main(): Promise<void> {
   try {
     let output: Deno.CommandOutput;
     try {
-      output = await new Deno.Command(values.python!, { args: ["-c", CHECK, ...files] }).output();
+      output = await new Deno.Command(values.python, { args: ["-c", CHECK, ...files] }).output();
     } catch (e) {
       throw new Error(
         `cannot run ${values.python}: ${(e as Error).message} (apt-get install -y python3-onnx)`,
@@ -66,9 +81,11 @@ async function main(): Promise<void> {
   }
 }
 
-try {
-  await main();
-} catch (e) {
-  console.error(`error: ${(e as Error).message}`);
-  Deno.exit(1);
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
 }

@@ -22,7 +22,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { type OptionTable, type OptionValues, parseCommandLine, UsageError, usageText } from "../src/args.ts";
+import { nonEmpty, oneOf, positiveInteger, positiveNumber, text } from "../src/arg_values.ts";
 import { type Batch, loadCheckpoint, saveBatch, saveCheckpoint } from "../src/model/checkpoint.ts";
 import { requestGpu } from "../src/gpu/device.ts";
 import { readF32, type StorageType, writeBuffer } from "../src/gpu/buffers.ts";
@@ -40,38 +41,97 @@ import {
 } from "../src/reference/parity.ts";
 import { writeFileAtomic } from "../src/fs.ts";
 
-const USAGE = "usage: parity.ts write --out DIR [options] | compare --reference FILE --peer FILE | " +
-  "check --out DIR --peer-script PATH [options]";
-
 const WRITE_OPTIONS = {
-  out: { type: "string" },
-  engine: { type: "string", default: "reference" },
-  precision: { type: "string", default: "f32" },
-  preset: { type: "string", default: "tiny" },
-  ffn: { type: "string" },
-  positions: { type: "string" },
-  batch: { type: "string", default: "4" },
-  seq: { type: "string" },
-  seed: { type: "string", default: "1" },
-} as const;
+  out: {
+    value: "<dir>",
+    required: true,
+    help: "Where the model, batch and report go.",
+    parse: nonEmpty("a folder path"),
+  },
+  engine: {
+    value: "reference|gpu",
+    default: "reference",
+    help: "Whose loss and gradients: the float64 reference's or the WebGPU engine's.",
+    parse: oneOf(["reference", "gpu"]),
+  },
+  precision: {
+    value: "f32|f16",
+    default: "f32",
+    help: "With --engine gpu: f16 storage (on a device with subgroup matrices, every product on them).",
+    parse: oneOf(["f32", "f16"]),
+  },
+  preset: { value: "<name>", default: "tiny", help: "The model.", parse: oneOf(Object.keys(presets)) },
+  ffn: {
+    value: "<kind>",
+    shown: "the preset's",
+    help: "The feed-forward block: gelu or gelu-glu.",
+    parse: text,
+  },
+  positions: {
+    value: "<kind>",
+    shown: "the preset's",
+    help: "The position embedding: scaled-sinusoidal or learned.",
+    parse: text,
+  },
+  batch: { value: "<n>", default: 4, help: "Sequences in the batch.", parse: positiveInteger },
+  seq: {
+    value: "<n>",
+    shown: "16, or the preset's maximum if smaller",
+    help: "Tokens per sequence.",
+    parse: positiveInteger,
+  },
+  seed: { value: "<n>", default: 1, help: "Seeds the model and the batch.", parse: positiveInteger },
+} as const satisfies OptionTable;
 
-type WriteValues = ReturnType<typeof parseArgs<{ options: typeof WRITE_OPTIONS }>>["values"];
+const CHECK_OPTIONS = {
+  ...WRITE_OPTIONS,
+  peerScript: {
+    value: "<path>",
+    required: true,
+    help: "The path of torch_peer.py, run with python3.",
+    parse: nonEmpty("a file path"),
+  },
+  device: { value: "cuda|cpu", shown: "the peer's", help: "The peer's device.", parse: text },
+  float64: { switch: true, help: "The peer computes in float64." },
+  tolerance: {
+    value: "<x>",
+    default: 1e-5,
+    help: "The largest relative difference that passes.",
+    parse: positiveNumber,
+  },
+} as const satisfies OptionTable;
+
+const COMPARE_OPTIONS = {
+  reference: { value: "<file>", required: true, help: "Our reference.json.", parse: text },
+  peer: { value: "<file>", required: true, help: "The peer's JSON (torch_peer.py parity).", parse: text },
+  tolerance: {
+    value: "<x>",
+    default: 1e-6,
+    help: "The largest relative difference that passes: 1e-6 against the peer's --float64, about 1e-4 " +
+      "against its float32.",
+    parse: positiveNumber,
+  },
+} as const satisfies OptionTable;
+
+const WRITE_USAGE = `Usage: parity.ts write --out <dir> [options]
+
+Writes a fresh model, a random batch and our loss and gradients for the peer to check.`;
+const COMPARE_USAGE = `Usage: parity.ts compare --reference <file> --peer <file> [options]
+
+Compares two reports.`;
+const CHECK_USAGE = `Usage: parity.ts check --out <dir> --peer-script <path> [options]
+
+Writes, runs the peer on what was written, and compares.`;
+const USAGE =
+  "Usage: parity.ts <write|compare|check> [options] (parity.ts <command> --help lists its options)";
+
+type WriteValues = OptionValues<typeof WRITE_OPTIONS>;
 
 async function write(values: WriteValues): Promise<{ out: string; report: ParityReport }> {
-  if (!values.out) throw new Error(`--out is required (${USAGE})`);
-  if (values.engine !== "reference" && values.engine !== "gpu") {
-    throw new Error(`--engine must be reference or gpu, got ${values.engine}`);
-  }
-  if (values.precision !== "f32" && values.precision !== "f16") {
-    throw new Error(`--precision must be f32 or f16, got ${values.precision}`);
-  }
   if (values.precision === "f16" && values.engine !== "gpu") {
-    throw new Error("--precision f16 needs --engine gpu (the reference is float64)");
+    throw new UsageError("--precision f16 needs --engine gpu (the reference is float64)");
   }
-  const preset = presets[values.preset!];
-  if (!preset) {
-    throw new Error(`--preset must be one of ${Object.keys(presets).join(", ")}, got ${values.preset}`);
-  }
+  const preset = presets[values.preset];
   const config = validateConfig(
     {
       ...preset,
@@ -80,17 +140,16 @@ async function write(values: WriteValues): Promise<{ out: string; report: Parity
     } as ModelConfig,
     "options",
   );
-  const batch = positiveInteger("--batch", values.batch!);
-  const seq = positiveInteger("--seq", values.seq ?? String(Math.min(16, config.maxSeqLen)));
+  const { batch, seed } = values;
+  const seq = values.seq ?? Math.min(16, config.maxSeqLen);
   if (seq > config.maxSeqLen) {
-    throw new Error(`--seq must be at most maxSeqLen ${config.maxSeqLen}, got ${seq}`);
+    throw new UsageError(`--seq: expected at most the preset's maxSeqLen ${config.maxSeqLen}, got ${seq}`);
   }
-  const seed = positiveInteger("--seed", values.seed!);
 
   const params = initParams(config, { seed });
   const parityBatch = randomParityBatch(config, { batch, seq, seed });
   const report = values.engine === "gpu"
-    ? await gpuParityReport(config, params, parityBatch, values.precision as StorageType)
+    ? await gpuParityReport(config, params, parityBatch, values.precision)
     : referenceParityReport(config, params, parityBatch);
   await Deno.mkdir(values.out, { recursive: true });
   await saveCheckpoint(`${values.out}/model.safetensors`, config, params);
@@ -133,7 +192,11 @@ async function gpuParityReport(
   // With f16 storage the gradients carry the loss scale, which the optimizer divides out.
   const scale = model.lossScale ? (await readF32(k.gpu, model.lossScale, 1))[0] : 1;
   for (let i = 0; i < grads.length; i++) grads[i] /= scale;
-  console.log(`gpu: ${k.gpu.name} (${k.gpu.backend}), ${storage} storage, matrix units ${k.gpu.subgroupMatrix ? "on" : "off"}`);
+  console.log(
+    `gpu: ${k.gpu.name} (${k.gpu.backend}), ${storage} storage, matrix units ${
+      k.gpu.subgroupMatrix ? "on" : "off"
+    }`,
+  );
   return parityReport(config, { loss: totals.sum / totals.count, predicted: totals.count, grads });
 }
 
@@ -149,22 +212,9 @@ function printPeerCommands(out: string): void {
 }
 
 /** Writes, runs the peer on what was written, and compares. */
-async function check(args: string[]): Promise<boolean> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      ...WRITE_OPTIONS,
-      "peer-script": { type: "string" },
-      device: { type: "string" },
-      float64: { type: "boolean", default: false },
-      tolerance: { type: "string", default: "1e-5" },
-    },
-  });
-  if (!values["peer-script"]) throw new Error(`--peer-script is required (the path of torch_peer.py)`);
-  const tolerance = Number(values.tolerance);
-  if (!(tolerance > 0)) throw new Error(`--tolerance must be a positive number, got ${values.tolerance}`);
+async function check(values: OptionValues<typeof CHECK_OPTIONS>): Promise<boolean> {
   const { out, report } = await write(values);
-  const peerArgs = [values["peer-script"], "parity", "--checkpoint", `${out}/model.safetensors`];
+  const peerArgs = [values.peerScript, "parity", "--checkpoint", `${out}/model.safetensors`];
   peerArgs.push("--batch", `${out}/batch.safetensors`);
   if (values.device) peerArgs.push("--device", values.device);
   if (values.float64) peerArgs.push("--float64");
@@ -172,22 +222,11 @@ async function check(args: string[]): Promise<boolean> {
   if (!result.success) throw new Error(`python3 ${peerArgs.join(" ")} failed (exit ${result.code})`);
   const peerText = new TextDecoder().decode(result.stdout);
   await writeFileAtomic(`${out}/peer.json`, new TextEncoder().encode(peerText));
-  return printComparison(report, parseReport(peerText, `${out}/peer.json`), tolerance);
+  return printComparison(report, parseReport(peerText, `${out}/peer.json`), values.tolerance);
 }
 
-async function compare(args: string[]): Promise<boolean> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      reference: { type: "string" },
-      peer: { type: "string" },
-      tolerance: { type: "string", default: "1e-6" },
-    },
-  });
-  if (!values.reference || !values.peer) throw new Error(`--reference and --peer are required (${USAGE})`);
-  const tolerance = Number(values.tolerance);
-  if (!(tolerance > 0)) throw new Error(`--tolerance must be a positive number, got ${values.tolerance}`);
-  return printComparison(await readReport(values.reference), await readReport(values.peer), tolerance);
+async function compare(values: OptionValues<typeof COMPARE_OPTIONS>): Promise<boolean> {
+  return printComparison(await readReport(values.reference), await readReport(values.peer), values.tolerance);
 }
 
 function printComparison(ours: ParityReport, peer: ParityReport, tolerance: number): boolean {
@@ -234,25 +273,50 @@ function parseReport(text: string, path: string): ParityReport {
   return report;
 }
 
-function positiveInteger(option: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new Error(`${option} must be a positive integer, got ${text}`);
-  }
-  return value;
+/** The command line's values by `table`, or undefined after printing the usage text for --help. */
+function commandLine<T extends OptionTable>(
+  usage: string,
+  table: T,
+  args: string[],
+): OptionValues<T> | undefined {
+  const { values, help } = parseCommandLine(table, args);
+  if (help) console.log(usageText(usage, table));
+  return help ? undefined : values;
 }
 
-try {
-  const [command, ...args] = Deno.args;
-  if (command === "write") {
-    const { out } = await write(parseArgs({ args, options: WRITE_OPTIONS }).values);
-    printPeerCommands(out);
-  } else if (command === "compare") {
-    if (!await compare(args)) Deno.exit(1);
-  } else if (command === "check") {
-    if (!await check(args)) Deno.exit(1);
-  } else throw new Error(USAGE);
-} catch (e) {
-  console.error(`error: ${(e as Error).message}`);
-  Deno.exit(1);
+/** Runs the command that `args` name; false when a comparison failed. */
+async function main(args: string[]): Promise<boolean> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case "write": {
+      const values = commandLine(WRITE_USAGE, WRITE_OPTIONS, rest);
+      if (values) printPeerCommands((await write(values)).out);
+      return true;
+    }
+    case "compare": {
+      const values = commandLine(COMPARE_USAGE, COMPARE_OPTIONS, rest);
+      return !values || await compare(values);
+    }
+    case "check": {
+      const values = commandLine(CHECK_USAGE, CHECK_OPTIONS, rest);
+      return !values || await check(values);
+    }
+    case "-h":
+    case "--help":
+      console.log(USAGE);
+      return true;
+    default:
+      throw new UsageError(
+        `expected a command, write, compare or check, got ${JSON.stringify(command ?? "")}`,
+      );
+  }
+}
+
+if (import.meta.main) {
+  try {
+    if (!await main(Deno.args)) Deno.exit(1);
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
 }

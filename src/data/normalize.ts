@@ -15,7 +15,7 @@
  *
  * @module
  */
-import type { TextChunk } from "./read.ts";
+import type { TextChunk } from "./text_parser.ts";
 
 /** Characters removed in step 3 (any run of them). */
 const DROP_PATTERN = "[^\\t\\n\\r\\x20-\\x7E]+";

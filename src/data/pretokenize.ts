@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { TextChunk } from "./read.ts";
+import type { TextChunk } from "./text_parser.ts";
 
 /** The words of a piece of normalized text, with that piece's length in characters. */
 export interface WordChunk {

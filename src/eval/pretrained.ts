@@ -6,7 +6,8 @@
  */
 import { Tokenizer } from "../data/tokenizer.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { locateCheckpoint, readModelFolder, RunFileError } from "../train/run_dir.ts";
+import { locateCheckpoint, readModelFolder } from "../train/checkpoints.ts";
+import { RunFileError } from "../train/run_dir.ts";
 
 /** A checkpoint and tokenizer ready for finetuning. */
 export interface Pretrained {

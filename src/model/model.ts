@@ -16,18 +16,9 @@ import {
 } from "./encoder.ts";
 import { Recorder } from "./recorder.ts";
 import { castToF16 } from "./layers/convert.ts";
-import {
-  crossEntropy,
-  gatherRows,
-  LOSS_SCALE_BYTES,
-  LOSS_TOTALS_BYTES,
-  scatterRows,
-  writeLossScale,
-} from "./layers/cross_entropy.ts";
+import { crossEntropy, gatherRows, LOSS_TOTALS_BYTES, scatterRows } from "./layers/cross_entropy.ts";
+import { INITIAL_LOSS_SCALE, LOSS_SCALE_BYTES, writeLossScale } from "./loss_scale.ts";
 import { GpuError } from "../gpu/device.ts";
-
-/** The first loss scale of f16 storage: PyTorch GradScaler's 2^16. */
-export const INITIAL_LOSS_SCALE = 65536;
 
 /** One masked micro-batch as the data pipeline hands it over (see src/train/masking.ts). */
 export interface ModelBatch {

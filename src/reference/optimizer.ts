@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { LossScaleState } from "../model/layers/cross_entropy.ts";
+import type { LossScaleState } from "../model/loss_scale.ts";
 
 /** The L2 norm over all elements of all gradient tensors. */
 export function globalNorm(grads: ArrayLike<number>[]): number {

@@ -30,7 +30,7 @@ export const DROPOUT_STREAM = 1;
 /** The largest f32: as a clipping threshold, no clipping. */
 const NO_CLIP = 3.4028234663852886e38;
 
-/** AdamW's hyperparameters (the defaults are in src/eval/finetune.ts). */
+/** AdamW's hyperparameters (the finetuning recipe's values are in src/eval/finetune.ts). */
 export interface FinetunerOptions {
   beta1: number;
   beta2: number;

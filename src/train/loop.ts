@@ -11,7 +11,8 @@
 import { readF32, writeBuffer } from "../gpu/buffers.ts";
 import type { BatchSource, DataPosition } from "./batches.ts";
 import type { Budget } from "./budget.ts";
-import type { MetricRecord, Weights } from "./run_dir.ts";
+import type { Weights } from "./checkpoint_state.ts";
+import type { MetricRecord } from "./metrics.ts";
 import { type BatchRamp, learningRate, type LearningRateSchedule, microBatchesPerStep } from "./schedule.ts";
 import type { Trainer } from "./step.ts";
 import type { ProgressSnapshot } from "./progress.ts";

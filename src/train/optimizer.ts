@@ -31,7 +31,8 @@ import {
   uploadBuffer,
   writeBuffer,
 } from "../gpu/buffers.ts";
-import { decodeLossTotals, LOSS_SCALE_BYTES, LOSS_TOTALS_BYTES } from "../model/layers/cross_entropy.ts";
+import { decodeLossTotals, LOSS_TOTALS_BYTES } from "../model/layers/cross_entropy.ts";
+import { LOSS_SCALE_BYTES } from "../model/loss_scale.ts";
 import type { Binding, Constants, Dispatch, Kernels } from "../gpu/kernels.ts";
 import { dispatch } from "../gpu/kernels.ts";
 import { PARAM_ALIGNMENT, type ParamLayout } from "../model/params.ts";

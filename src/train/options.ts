@@ -1,14 +1,27 @@
 /**
- * The options of `deno task pretrain`: one table drives the parser, the validation and `--help`, so
- * every option has a default and is documented. Invalid values are one-line `OptionError`s that
- * name the option and what was expected.
+ * The options of `deno task pretrain`: one table (see args.ts) drives the parser, the validation and
+ * `--help`, so every option has a default and is documented. Invalid values are one-line `UsageError`s
+ * that name the option and what was expected.
  *
  * Three defaults depend on the adapter and are left undefined here ("auto"): the preset, the preset's
- * target batch (see `adapterDefaults`) and the micro-batch (128 on a GPU, 8 on a CPU adapter, halved
- * by the pretraining task until the model fits).
+ * target batch (see `adapterDefaults`) and the micro-batch (see micro_batch.ts: 128 on a GPU, 8 on a CPU
+ * adapter, halved until the model fits).
+ *
+ * @module
  */
-import { parseArgs } from "node:util";
-import { parseArgsMessage } from "../args.ts";
+import { flagOf, type OptionTable, parseCommandLine, UsageError, usageText } from "../args.ts";
+import {
+  fail,
+  integerFrom,
+  nonEmpty,
+  nonNegativeInteger,
+  numberWhere,
+  oneOf,
+  positiveInteger,
+  positiveNumber,
+  text,
+  type ValueParser,
+} from "../arg_values.ts";
 import { type BudgetSpec, formatBudget, parseBudget } from "./budget.ts";
 import { presets } from "../model/config.ts";
 import { BERT_MASK_RATE } from "./masking.ts";
@@ -16,11 +29,6 @@ import { MIN_TRAINED_VOCAB } from "../data/trainer.ts";
 import { MAX_SHARD_VOCAB } from "../data/shard.ts";
 import type { StorageType } from "../gpu/buffers.ts";
 import { GPU_BACKENDS, type GpuBackendChoice } from "../gpu/device.ts";
-
-/** A user error in the command line: the message is one line that names the option. */
-export class OptionError extends Error {
-  override name = "OptionError";
-}
 
 /** The options of one pretraining run. */
 export interface PretrainOptions {
@@ -95,277 +103,182 @@ export function adapterDefaults(
 
 type Key = keyof PretrainOptions;
 
-interface OptionSpec {
-  key: Key;
-  flag: string;
-  /** The value's placeholder in --help. */
-  value: string;
-  /** The default as shown in --help. */
-  shown: string;
-  help: string;
-  /** May be given together with --resume (does not change what the run computes). */
-  resumable?: boolean;
-  parse: (text: string, flag: string) => PretrainOptions[Key];
-}
+const fraction = numberWhere("a fraction from 0 to 1", (n) => n >= 0 && n <= 1);
 
-function fail(flag: string, expected: string, got: string): never {
-  throw new OptionError(`${flag}: expected ${expected}, got ${JSON.stringify(got)}`);
-}
+/** A positive time or step budget, e.g. 90s, 10m, 1h30m, 24h or 500steps. */
+const budget: ValueParser<BudgetSpec> = (text, flag) => {
+  const budget = parseBudget(text);
+  if (!budget || ("seconds" in budget ? budget.seconds : budget.steps) <= 0) {
+    fail(flag, "a positive duration such as 90s, 10m, 1h30m or 24h, or a step count such as 500steps", text);
+  }
+  return budget;
+};
 
-function number(text: string, flag: string, expected: string, ok: (n: number) => boolean): number {
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n) || !ok(n)) fail(flag, expected, text);
-  return n;
-}
-
-const positiveInteger = (text: string, flag: string) =>
-  number(text, flag, "a positive integer", (n) => Number.isSafeInteger(n) && n >= 1);
-const fraction = (text: string, flag: string) =>
-  number(text, flag, "a fraction from 0 to 1", (n) => n >= 0 && n <= 1);
-
-const SPECS: readonly OptionSpec[] = [
-  {
-    key: "corpus",
-    flag: "--corpus",
+/** Pretrain's options; the keys are those of {@linkcode PretrainOptions}, and --overwrite. */
+const TABLE = {
+  corpus: {
     value: "<path>",
     shown: "the sample corpus that comes with the install",
     help: "Raw text (.txt, .jsonl, .jsonl.gz with a text field) to tokenize, or a tokenized folder " +
       "(manifest.json and shards). Repeat it, or list paths after the options.",
-    resumable: true,
-    parse: (text) => [text],
+    multiple: true,
+    parse: text,
   },
-  {
-    key: "preset",
-    flag: "--preset",
+  preset: {
     value: "<name>",
     shown: "small on a CPU adapter, compact on a GPU",
     help: `The model: ${Object.keys(presets).join(", ")}.`,
-    parse: (text, flag) =>
-      Object.hasOwn(presets, text) ? text : fail(flag, `one of ${Object.keys(presets).join(", ")}`, text),
+    parse: oneOf(Object.keys(presets)),
   },
-  {
-    key: "budget",
-    flag: "--budget",
+  budget: {
     value: "<time>",
+    default: { seconds: 300 },
     shown: "5m",
     help: "Training time, e.g. 90s, 10m, 1h30m, 24h, counted from the first step (tokenizing and setup " +
       "do not count), or a number of optimizer steps, e.g. 500steps. With --resume: a larger budget of the " +
       "same kind extends the run; the learning-rate and batch schedules are then functions of the new " +
       "budget (at 10 of 20 minutes the learning rate is where a 20-minute run's is at its middle).",
-    resumable: true,
-    parse: (text, flag) => {
-      const budget = parseBudget(text);
-      if (!budget || ("seconds" in budget ? budget.seconds : budget.steps) <= 0) {
-        fail(
-          flag,
-          "a positive duration such as 90s, 10m, 1h30m or 24h, or a step count such as 500steps",
-          text,
-        );
-      }
-      return budget;
-    },
+    parse: budget,
   },
-  {
-    key: "out",
-    flag: "--out",
+  out: {
     value: "<dir>",
     shown: "runs/<date>-<time>",
     help: "The run folder: checkpoints, metrics.jsonl, loss.svg, summary.json. With --resume: continue " +
       "in this folder instead of the resumed one (needed to continue from a checkpoint that is not the newest).",
-    resumable: true,
-    parse: (text, flag) => text.trim() === "" ? fail(flag, "a folder path", text) : text,
+    parse: nonEmpty("a folder path"),
   },
-  {
-    key: "resume",
-    flag: "--resume",
+  resume: {
     value: "<dir>",
     shown: "none",
     help: "Continue a run from its newest checkpoint (a run folder) or from a given checkpoint folder, " +
       "with its saved options; only --corpus, --out, --budget, --gpu and the logging and checkpoint " +
       "options may change.",
-    resumable: true,
-    parse: (text, flag) => text.trim() === "" ? fail(flag, "a run or checkpoint folder", text) : text,
+    parse: nonEmpty("a run or checkpoint folder"),
   },
-  {
-    key: "peakLr",
-    flag: "--peak-lr",
+  peakLr: {
     value: "<lr>",
+    default: 1e-3,
     shown: "1e-3",
     help: "The peak of the one-cycle learning rate.",
-    parse: (text, flag) => number(text, flag, "a positive number", (n) => n > 0),
+    parse: positiveNumber,
   },
-  {
-    key: "lrStart",
-    flag: "--lr-start",
+  lrStart: {
     value: "<fraction>",
-    shown: "0.25",
+    default: 0.25,
     help: "The learning rate at the first step, as a fraction of the peak.",
     parse: fraction,
   },
-  {
-    key: "lrPeakAt",
-    flag: "--lr-peak-at",
+  lrPeakAt: {
     value: "<fraction>",
-    shown: "0.75",
+    default: 0.75,
     help: "The fraction of the budget at which the learning rate peaks; it then falls linearly to 0 at " +
       "the end of the budget.",
-    parse: (text, flag) => number(text, flag, "a fraction from 0 to below 1", (n) => n >= 0 && n < 1),
+    parse: numberWhere("a fraction from 0 to below 1", (n) => n >= 0 && n < 1),
   },
-  {
-    key: "batch",
-    flag: "--batch",
+  batch: {
     value: "<n>",
     shown: "the preset's: crammed 4096, compact 512, small 32",
     help: "Target sequences per optimizer step, reached by accumulating micro-batches.",
     parse: positiveInteger,
   },
-  {
-    key: "microBatch",
-    flag: "--micro-batch",
+  microBatch: {
     value: "<n>",
     shown: "128 on a GPU, 8 on a CPU adapter, halved until it fits",
     help: "Sequences per forward/backward pass; must divide --batch.",
     parse: positiveInteger,
   },
-  {
-    key: "ramp",
-    flag: "--ramp",
+  ramp: {
     value: "<fraction>",
-    shown: "0.6",
+    default: 0.6,
     help: "The fraction of the budget over which the batch grows linearly from one micro-batch to " +
       "--batch (0: full batch from the start).",
     parse: fraction,
   },
-  {
-    key: "precision",
-    flag: "--precision",
+  precision: {
     value: "f32|f16",
     shown: "f16 where the products run on tensor cores, else f32",
     help: "f16 stores the activations and a copy of the weights for the matrix products as f16 " +
       "(f32 master weights and optimizer, dynamic loss scaling; needs shader-f16); on a device with " +
       "subgroup matrices the products then run on its tensor cores, f16 x f16 summed in f32.",
-    parse: (text, flag) => text === "f32" || text === "f16" ? text : fail(flag, "f32 or f16", text),
+    parse: oneOf(["f32", "f16"]),
   },
-  {
-    key: "gpu",
-    flag: "--gpu",
+  gpu: {
     value: GPU_BACKENDS.join("|"),
-    shown: "auto",
+    default: "auto",
     help: "The WebGPU implementation: builtin (Deno's own), dawn (npm webgpu, which reaches the tensor " +
       "cores), or auto: dawn on a GPU where it loads and offers f16 subgroup matrices, else builtin.",
-    resumable: true,
-    parse: (text, flag) =>
-      GPU_BACKENDS.find((b) => b === text) ?? fail(flag, `one of ${GPU_BACKENDS.join(", ")}`, text),
+    parse: oneOf(GPU_BACKENDS),
   },
-  {
-    key: "maskRate",
-    flag: "--mask-rate",
+  maskRate: {
     value: "<fraction>",
-    shown: String(BERT_MASK_RATE),
+    default: BERT_MASK_RATE,
     help: "Fraction of tokens to predict; of those 80% become [MASK], 10% a random token, 10% stay.",
-    parse: (text, flag) => number(text, flag, "a fraction above 0 and below 1", (n) => n > 0 && n < 1),
+    parse: numberWhere("a fraction above 0 and below 1", (n) => n > 0 && n < 1),
   },
-  {
-    key: "seqLen",
-    flag: "--seq-len",
-    value: "<n>",
-    shown: "the preset's",
-    help: "Tokens per sequence.",
-    parse: (text, flag) =>
-      number(text, flag, "an integer of at least 8", (n) => Number.isSafeInteger(n) && n >= 8),
-  },
-  {
-    key: "vocabSize",
-    flag: "--vocab-size",
+  seqLen: { value: "<n>", shown: "the preset's", help: "Tokens per sequence.", parse: integerFrom(8) },
+  vocabSize: {
     value: "<n>",
     shown: "the preset's",
     help: "Vocabulary size of the tokenizer trained on a raw corpus (tokenized input brings its own).",
-    parse: (text, flag) =>
-      number(
-        text,
-        flag,
-        `an integer from ${MIN_TRAINED_VOCAB} to ${MAX_SHARD_VOCAB}`,
-        (n) => Number.isSafeInteger(n) && n >= MIN_TRAINED_VOCAB && n <= MAX_SHARD_VOCAB,
-      ),
+    parse: integerFrom(MIN_TRAINED_VOCAB, MAX_SHARD_VOCAB),
   },
-  {
-    key: "seed",
-    flag: "--seed",
+  seed: {
     value: "<n>",
-    shown: "0",
+    default: 0,
     help: "Seeds the initialization, the data order and the masks.",
-    parse: (text, flag) =>
-      number(
-        text,
-        flag,
-        "an integer from 0 to 4294967295",
-        (n) => Number.isSafeInteger(n) && n >= 0 && n < 2 ** 32,
-      ),
+    parse: integerFrom(0, 2 ** 32 - 1),
   },
-  {
-    key: "logEvery",
-    flag: "--log-every",
+  logEvery: {
     value: "<steps>",
-    shown: "10",
+    default: 10,
     help: "Optimizer steps between records in metrics.jsonl.",
-    resumable: true,
     parse: positiveInteger,
   },
-  {
-    key: "checkpointEvery",
-    flag: "--checkpoint-every",
+  checkpointEvery: {
     value: "<minutes>",
-    shown: "10",
+    default: 10,
     help: "Minutes between checkpoints (one is also written at the end and on Ctrl-C).",
-    resumable: true,
-    parse: (text, flag) => number(text, flag, "a positive number of minutes", (n) => n > 0),
+    parse: numberWhere("a positive number of minutes", (n) => n > 0),
   },
-  {
-    key: "keepCheckpoints",
-    flag: "--keep-checkpoints",
+  keepCheckpoints: {
     value: "<n>",
-    shown: "2",
+    default: 2,
     help: "How many checkpoints to keep, newest first (0: all).",
-    resumable: true,
-    parse: (text, flag) =>
-      number(text, flag, "a non-negative integer", (n) => Number.isSafeInteger(n) && n >= 0),
+    parse: nonNegativeInteger,
   },
-  {
-    key: "maxNonfinite",
-    flag: "--max-nonfinite",
+  maxNonfinite: {
     value: "<n>",
-    shown: "10",
+    default: 10,
     help: "Consecutive steps with a non-finite loss or gradient (each skipped) that stop the run.",
-    resumable: true,
     parse: positiveInteger,
   },
-];
+  overwrite: {
+    switch: true,
+    help: "Start a fresh run in an --out that holds an earlier one: the new dataset is tokenized first, " +
+      "then the earlier run's dataset, checkpoints, metrics and summary are replaced.",
+  },
+} as const satisfies OptionTable;
 
-const BY_KEY = new Map(SPECS.map((spec) => [spec.key, spec]));
+/** The options that may be given with --resume: they do not change what the run computes. */
+const RESUMABLE: ReadonlySet<string> = new Set<Key>([
+  "corpus",
+  "budget",
+  "out",
+  "resume",
+  "gpu",
+  "logEvery",
+  "checkpointEvery",
+  "keepCheckpoints",
+  "maxNonfinite",
+]);
+
+/** The option keys of {@linkcode PretrainOptions}, in the table's order. */
+const KEYS = Object.keys(TABLE).filter((key) => key !== "overwrite") as Key[];
 
 function timestamp(now: Date): string {
   const two = (n: number) => String(n).padStart(2, "0");
   return `${now.getFullYear()}${two(now.getMonth() + 1)}${two(now.getDate())}-` +
     `${two(now.getHours())}${two(now.getMinutes())}${two(now.getSeconds())}`;
-}
-
-function defaults(now: Date): PretrainOptions {
-  return {
-    corpus: [],
-    budget: { seconds: 300 },
-    out: `runs/${timestamp(now)}`,
-    peakLr: 1e-3,
-    lrStart: 0.25,
-    lrPeakAt: 0.75,
-    ramp: 0.6,
-    gpu: "auto",
-    maskRate: BERT_MASK_RATE,
-    seed: 0,
-    logEvery: 10,
-    checkpointEvery: 10,
-    keepCheckpoints: 2,
-    maxNonfinite: 10,
-  };
 }
 
 /** Options as parsed, which of them the command line gave, and whether it asked for --help or --overwrite. */
@@ -382,54 +295,33 @@ export interface ParsedOptions {
  * works: `--corpus data/*.jsonl.gz`. `now` names the default run folder.
  */
 export function parseOptions(args: readonly string[], now = new Date()): ParsedOptions {
-  const config: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {
-    help: { type: "boolean", short: "h" },
-    overwrite: { type: "boolean" },
-  };
-  for (const spec of SPECS) config[spec.flag.slice(2)] = { type: "string", multiple: spec.key === "corpus" };
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...args], options: config, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new OptionError(parseArgsMessage(e, config));
-  }
-  const options = defaults(now);
-  const given = new Set<Key>();
-  const record = options as unknown as Record<Key, unknown>;
-  for (const spec of SPECS) {
-    const value = parsed.values[spec.flag.slice(2)];
-    if (value === undefined) continue;
-    given.add(spec.key);
-    record[spec.key] = spec.key === "corpus"
-      ? (value as string[]).flatMap((text) => spec.parse(text, spec.flag) as string[])
-      : spec.parse(value as string, spec.flag);
-  }
-  if (parsed.positionals.length > 0) {
-    options.corpus = [...options.corpus, ...parsed.positionals];
-    given.add("corpus");
-  }
-  const overwrite = parsed.values.overwrite === true;
+  const table = { ...TABLE, out: { ...TABLE.out, default: `runs/${timestamp(now)}` } };
+  const { values, given, positionals, help } = parseCommandLine(table, args, { positionals: true });
+  const { overwrite, ...rest } = values;
+  const options: PretrainOptions = { ...rest, corpus: [...values.corpus, ...positionals] };
+  const givenKeys = new Set([...given].filter((key): key is Key => key !== "overwrite"));
+  if (positionals.length > 0) givenKeys.add("corpus");
   if (options.resume !== undefined && overwrite) {
-    throw new OptionError("--overwrite cannot be given with --resume: a resumed run continues its folder");
+    throw new UsageError("--overwrite cannot be given with --resume: a resumed run continues its folder");
   }
   if (options.resume !== undefined) {
-    const fixed = [...given].find((key) => !BY_KEY.get(key)!.resumable);
+    const fixed = [...givenKeys].find((key) => !RESUMABLE.has(key));
     if (fixed) {
-      throw new OptionError(
-        `${BY_KEY.get(fixed)!.flag} cannot be given with --resume: a resumed run keeps its saved options`,
+      throw new UsageError(
+        `${flagOf(fixed)} cannot be given with --resume: a resumed run keeps its saved options`,
       );
     }
   }
   if (options.batch !== undefined && options.microBatch !== undefined) {
     checkBatch(options.batch, options.microBatch);
   }
-  return { options, given, help: parsed.values.help === true, overwrite };
+  return { options, given: givenKeys, help, overwrite };
 }
 
 /** Throws unless the target batch is a whole number of micro-batches. */
 export function checkBatch(batch: number, microBatch: number): void {
   if (batch % microBatch !== 0) {
-    throw new OptionError(`--batch ${batch} must be a multiple of --micro-batch ${microBatch}`);
+    throw new UsageError(`--batch ${batch} must be a multiple of --micro-batch ${microBatch}`);
   }
 }
 
@@ -448,12 +340,12 @@ export function resumeOptions(saved: PretrainOptions, given: ParsedOptions, runD
 /** The command-line arguments that reproduce `options` (undefined "auto" values are left out). */
 export function toArgs(options: PretrainOptions): string[] {
   const args: string[] = [];
-  for (const spec of SPECS) {
-    const value = options[spec.key];
+  for (const key of KEYS) {
+    const value = options[key];
     if (value === undefined) continue;
-    if (spec.key === "corpus") { for (const path of value as string[]) args.push(`--corpus=${path}`); }
-    else if (spec.key === "budget") args.push(`--budget=${formatBudget(value as BudgetSpec)}`);
-    else args.push(`${spec.flag}=${value}`);
+    if (key === "corpus") { for (const path of value as string[]) args.push(`--corpus=${path}`); }
+    else if (key === "budget") args.push(`--budget=${formatBudget(value as BudgetSpec)}`);
+    else args.push(`${flagOf(key)}=${value}`);
   }
   return args;
 }
@@ -464,65 +356,42 @@ export function toArgs(options: PretrainOptions): string[] {
  */
 export function optionsFromJson(json: unknown, source: string): PretrainOptions {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new OptionError(`${source}: expected an object of options`);
+    throw new UsageError(`${source}: expected an object of options`);
   }
   const object = json as Record<string, unknown>;
-  for (const spec of SPECS) {
-    const value = object[spec.key];
+  for (const key of KEYS) {
+    const value = object[key];
     if (value === undefined) continue;
-    const ok = spec.key === "corpus"
+    const ok = key === "corpus"
       ? Array.isArray(value) && value.every((path) => typeof path === "string")
-      : spec.key === "budget"
+      : key === "budget"
       ? typeof value === "object" && value !== null &&
         (typeof (value as { seconds?: unknown }).seconds === "number" ||
           typeof (value as { steps?: unknown }).steps === "number")
       : typeof value === "number" || typeof value === "string";
-    if (!ok) throw new OptionError(`${source}: ${spec.key}: unexpected value ${JSON.stringify(value)}`);
+    if (!ok) throw new UsageError(`${source}: ${key}: unexpected value ${JSON.stringify(value)}`);
   }
   try {
     return parseOptions(toArgs({ ...object, resume: undefined } as PretrainOptions)).options;
   } catch (e) {
-    throw new OptionError(`${source}: ${(e as Error).message}`);
+    throw new UsageError(`${source}: ${(e as Error).message}`);
   }
 }
 
 /** The text of `--help`. */
 export function helpText(): string {
-  const lines = [
-    "Usage: deno task pretrain [options] [corpus paths...]",
-    "",
-    "Trains a BERT-style masked language model from scratch within a time budget and writes the run",
-    "folder (checkpoints, metrics.jsonl, loss.svg, summary.json). Ctrl-C saves a checkpoint and stops;",
-    "--resume continues.",
-    "",
-    "Options:",
-  ];
-  const left = (spec: OptionSpec) => `  ${spec.flag} ${spec.value}`;
-  const width = Math.max(...SPECS.map((spec) => left(spec).length)) + 2;
-  const entry = (head: string, text: string) => {
-    // Wraps the description at 100 columns under its own column.
-    let line = head.padEnd(width);
-    for (const word of text.split(" ")) {
-      if (line.length + word.length > 100 && line.trim() !== head.trim()) {
-        lines.push(line.trimEnd());
-        line = " ".repeat(width);
-      }
-      line += word + " ";
-    }
-    lines.push(line.trimEnd());
-  };
-  for (const spec of SPECS) entry(left(spec), `${spec.help} (default: ${spec.shown})`);
-  entry(
-    "  --overwrite",
-    "Start a fresh run in an --out that holds an earlier one: the new dataset is tokenized first, then the " +
-      "earlier run's dataset, checkpoints, metrics and summary are replaced.",
+  return usageText(
+    `Usage: deno task pretrain [options] [corpus paths...]
+
+Trains a BERT-style masked language model from scratch within a time budget and writes the run
+folder (checkpoints, metrics.jsonl, loss.svg, summary.json). Ctrl-C saves a checkpoint and stops;
+--resume continues.`,
+    TABLE,
   );
-  entry("  -h, --help", "Show this text.");
-  return lines.join("\n");
 }
 
 /**
- * A tokenized dataset brings its own sequence length and vocabulary: throws an `OptionError` naming the
+ * A tokenized dataset brings its own sequence length and vocabulary: throws an `UsageError` naming the
  * option when `options` ask for others than `dataset`'s (in `dataDir`).
  */
 export function checkDatasetOptions(
@@ -536,7 +405,7 @@ export function checkDatasetOptions(
   };
   for (const [flag, [value, actual]] of Object.entries(asked)) {
     if (value !== undefined && value !== actual) {
-      throw new OptionError(
+      throw new UsageError(
         `${flag} ${value}: the dataset in ${dataDir} was tokenized with ${flag} ${actual}`,
       );
     }

@@ -3,7 +3,7 @@
  * tokens seen by then (top axis), and the learning rate as a dashed line on the right axis, so the
  * one-cycle schedule can be read against the loss.
  */
-import type { MetricRecord } from "./run_dir.ts";
+import type { MetricRecord } from "./metrics.ts";
 
 export interface PlotOptions {
   /** Heading above the plot, e.g. the run folder and preset. */

@@ -7,10 +7,10 @@
  *
  * @module
  */
-import { listCorpusFiles } from "../data/read.ts";
+import { listCorpusFiles } from "../data/corpus_files.ts";
 import { sampleCorpus } from "../data/sample.ts";
 import { exists } from "../fs.ts";
-import { OptionError } from "./options.ts";
+import { UsageError } from "../args.ts";
 
 /** The dataset of a run, as {@linkcode planRunData} finds it. */
 export type RunData =
@@ -61,12 +61,12 @@ export async function checkFreshRunFolder(out: string): Promise<void> {
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return;
     if (e instanceof Deno.errors.NotADirectory) {
-      throw new OptionError(`--out ${out}: is a file, not a folder`);
+      throw new UsageError(`--out ${out}: is a file, not a folder`);
     }
     throw e;
   }
   if (entries > 0) {
-    throw new OptionError(
+    throw new UsageError(
       `--out ${out}: the folder is not empty (an earlier run?); continue that run with --resume ${out}, ` +
         `replace it with --overwrite, or give another --out`,
     );
@@ -78,7 +78,7 @@ const LOCK_WAIT_MS = 300;
 
 /**
  * Takes the run folder's lock (`<out>/.lock`, an OS file lock, released when the process ends however
- * it ends) for as long as the returned file stays open; throws an `OptionError` if another process holds
+ * it ends) for as long as the returned file stays open; throws an `UsageError` if another process holds
  * it. The folder must exist.
  */
 export async function lockRunFolder(out: string): Promise<Deno.FsFile> {
@@ -91,7 +91,7 @@ export async function lockRunFolder(out: string): Promise<Deno.FsFile> {
   if (!locked) {
     const holder = new TextDecoder().decode(await Deno.readFile(path)).trim();
     file.close();
-    throw new OptionError(
+    throw new UsageError(
       `${out}: another process (${
         holder || "pid unknown"
       }) is training in this folder; wait for it to end, ` +

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { SequenceNormalizer } from "@huggingface/tokenizers";
 import { HF_NORMALIZER, Normalizer, normalizeStream, normalizeText } from "../../src/data/normalize.ts";
-import type { TextChunk } from "../../src/data/read.ts";
+import type { TextChunk } from "../../src/data/text_parser.ts";
 import { adversarialStrings, randomInts } from "./adversarial.ts";
 
 Deno.test("normalizeText applies the recipe's steps", () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { BertPreTokenizer } from "@huggingface/tokenizers";
 import { preTokenize, PreTokenizer, preTokenizeStream, type WordChunk } from "../../src/data/pretokenize.ts";
-import type { TextChunk } from "../../src/data/read.ts";
+import type { TextChunk } from "../../src/data/text_parser.ts";
 import { adversarialStrings, randomInts } from "./adversarial.ts";
 
 Deno.test("preTokenize splits on whitespace and splits off each punctuation character", () => {

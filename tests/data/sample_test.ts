@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { listCorpusFiles } from "../../src/data/read.ts";
+import { listCorpusFiles } from "../../src/data/corpus_files.ts";
 import { sampleCorpus } from "../../src/data/sample.ts";
 
 Deno.test("the sample corpus arrives as 18 plain-text Gutenberg books that the reader takes", async () => {

@@ -3,7 +3,8 @@ import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { DataError } from "../../src/data/errors.ts";
 import { normalizeStream, normalizeText } from "../../src/data/normalize.ts";
 import { preTokenize, preTokenizeStream } from "../../src/data/pretokenize.ts";
-import { listCorpusFiles, readCorpus } from "../../src/data/read.ts";
+import { listCorpusFiles } from "../../src/data/corpus_files.ts";
+import { readCorpus } from "../../src/data/read.ts";
 import {
   CLS_ID,
   fnv1a64,

@@ -4,7 +4,8 @@ import { readF32, type StorageType, writeBuffer } from "../../src/gpu/buffers.ts
 import { Kernels, submitDispatches } from "../../src/gpu/kernels.ts";
 import { type ModelConfig, tiny } from "../../src/model/config.ts";
 import { initParams } from "../../src/model/init.ts";
-import { INITIAL_LOSS_SCALE, type ModelBatch, planModel } from "../../src/model/model.ts";
+import { type ModelBatch, planModel } from "../../src/model/model.ts";
+import { INITIAL_LOSS_SCALE } from "../../src/model/loss_scale.ts";
 import { readLossTotals } from "../../src/model/layers/cross_entropy.ts";
 import { referenceForwardBackward } from "../../src/reference/model.ts";
 import { seededUniform } from "../_helpers.ts";

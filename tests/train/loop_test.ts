@@ -14,7 +14,8 @@ import {
   writeWeights,
 } from "../../src/train/loop.ts";
 import { maxLabels } from "../../src/train/masking.ts";
-import type { MetricRecord, Weights } from "../../src/train/run_dir.ts";
+import type { Weights } from "../../src/train/checkpoint_state.ts";
+import type { MetricRecord } from "../../src/train/metrics.ts";
 import { planTrainer } from "../../src/train/step.ts";
 import { learningRate } from "../../src/train/schedule.ts";
 

@@ -21,7 +21,7 @@ import {
   readOptimizerStats,
   zeroBuffer,
 } from "../../src/train/optimizer.ts";
-import { lossScaleBuffer, readLossScale } from "../../src/model/layers/cross_entropy.ts";
+import { lossScaleBuffer, readLossScale } from "../../src/model/loss_scale.ts";
 import { adamwStep, clipFactor, globalNorm, updateLossScale } from "../../src/reference/optimizer.ts";
 import { assertClose, seededUniform } from "../_helpers.ts";
 

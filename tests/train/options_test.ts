@@ -4,12 +4,12 @@ import {
   checkDatasetOptions,
   devicePrecision,
   helpText,
-  OptionError,
   optionsFromJson,
   parseOptions,
   resumeOptions,
   toArgs,
 } from "../../src/train/options.ts";
+import { UsageError } from "../../src/args.ts";
 
 const now = new Date(2025, 0, 2, 3, 4, 5);
 
@@ -140,7 +140,7 @@ Deno.test("impossible values are one-line errors naming the option and what was 
   ];
   for (const [args, message] of cases) {
     assert.throws(() => parseOptions(args), (e: Error) => {
-      assert.ok(e instanceof OptionError, `${args}: ${e}`);
+      assert.ok(e instanceof UsageError, `${args}: ${e}`);
       assert.ok(e.message.startsWith(message), `${args.join(" ")}: got "${e.message}"`);
       assert.ok(!e.message.includes("\n"), `${args.join(" ")}: several lines`);
       return true;
@@ -152,7 +152,7 @@ Deno.test("-h is --help, and a mistyped option suggests the near one", () => {
   assert.equal(parseOptions(["-h"]).help, true);
   assert.throws(
     () => parseOptions(["--budgte", "10m"]),
-    /^OptionError: unknown option --budgte \(did you mean --budget\?\)$/,
+    /^UsageError: unknown option --budgte \(did you mean --budget\?\)$/,
   );
 });
 
@@ -224,11 +224,11 @@ Deno.test("options survive a round trip through arguments and JSON", () => {
   assert.deepEqual(optionsFromJson(json, "runs/x/state.json"), options);
   assert.throws(
     () => optionsFromJson({ ...json, peakLr: "fast" }, "runs/x/state.json"),
-    /^OptionError: runs\/x\/state.json: --peak-lr: expected a positive number, got "fast"$/,
+    /^UsageError: runs\/x\/state.json: --peak-lr: expected a positive number, got "fast"$/,
   );
   assert.throws(
     () => optionsFromJson({ ...json, corpus: "a.txt" }, "runs/x/state.json"),
-    /^OptionError: runs\/x\/state.json: corpus: unexpected value "a.txt"$/,
+    /^UsageError: runs\/x\/state.json: corpus: unexpected value "a.txt"$/,
   );
   assert.throws(() => optionsFromJson([], "s.json"), /s.json: expected an object of options/);
 });
@@ -265,7 +265,7 @@ Deno.test("checkDatasetOptions refuses a --seq-len or --vocab-size the tokenized
   checkDatasetOptions({ seqLen: 128, vocabSize: 32768 }, dataset, "runs/d");
   assert.throws(
     () => checkDatasetOptions({ seqLen: 64 }, dataset, "runs/d"),
-    /^OptionError: --seq-len 64: the dataset in runs\/d was tokenized with --seq-len 128$/,
+    /^UsageError: --seq-len 64: the dataset in runs\/d was tokenized with --seq-len 128$/,
   );
   assert.throws(
     () => checkDatasetOptions({ vocabSize: 8192 }, dataset, "runs/d"),

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { XMLValidator } from "fast-xml-parser";
 import { formatCount, lossCurveSvg, niceTicks } from "../../src/train/plot.ts";
-import type { MetricRecord } from "../../src/train/run_dir.ts";
+import type { MetricRecord } from "../../src/train/metrics.ts";
 
 const record = (step: number, seconds: number, loss: number, lr: number): MetricRecord => ({
   step,

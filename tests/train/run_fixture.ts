@@ -2,7 +2,8 @@
 import type { ModelConfig } from "../../src/model/config.ts";
 import { paramLayout } from "../../src/model/params.ts";
 import { parseOptions } from "../../src/train/options.ts";
-import type { MetricRecord, TrainState, Weights } from "../../src/train/run_dir.ts";
+import type { TrainState, Weights } from "../../src/train/checkpoint_state.ts";
+import type { MetricRecord } from "../../src/train/metrics.ts";
 
 /** A model of a few hundred parameters, so checkpoints are a few kilobytes. */
 export const microConfig: ModelConfig = {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DataError } from "../../src/data/errors.ts";
-import { OptionError } from "../../src/train/options.ts";
+import { UsageError } from "../../src/args.ts";
 import {
   checkFreshRunFolder,
   isDatasetFolder,
@@ -12,7 +12,7 @@ import { inTempDir, writesAllowed } from "../_helpers.ts";
 const data = new URL("../../fixtures/data/", import.meta.url).pathname;
 const none = "/nonexistent/run/data";
 
-Deno.test("a single raw corpus file is raw input, not a dataset (it used to fail: not a directory)", async () => {
+Deno.test("a single raw corpus file is raw input, not a dataset folder to list", async () => {
   const file = `${data}corpus/prose.txt`;
   assert.equal(await isDatasetFolder(file), false);
   assert.deepEqual(await planRunData([file], none), { kind: "raw", dir: none, corpus: [file] });
@@ -43,11 +43,11 @@ Deno.test("a fresh run refuses a used run folder and takes a missing one", async
   await checkFreshRunFolder("/nonexistent/run");
   await assert.rejects(
     checkFreshRunFolder(`${data}corpus`),
-    (e) => e instanceof OptionError && /--out .*corpus: the folder is not empty .*--resume/.test(e.message),
+    (e) => e instanceof UsageError && /--out .*corpus: the folder is not empty .*--resume/.test(e.message),
   );
   await assert.rejects(
     checkFreshRunFolder(`${data}corpus/prose.txt`),
-    (e) => e instanceof OptionError && /is a file, not a folder/.test(e.message),
+    (e) => e instanceof UsageError && /is a file, not a folder/.test(e.message),
   );
 });
 
@@ -62,8 +62,7 @@ Deno.test({
       const first = await lockRunFolder(out);
       await assert.rejects(
         lockRunFolder(out),
-        (e) =>
-          e instanceof OptionError && e.message.includes(`another process (pid ${Deno.pid}) is training`),
+        (e) => e instanceof UsageError && e.message.includes(`another process (pid ${Deno.pid}) is training`),
       );
       first.close();
       (await lockRunFolder(out)).close(); // released with its file

@@ -50,7 +50,7 @@ export interface ProbsDropout {
   seedIndex: number;
 }
 
-export interface AttentionForwardArgs extends AttentionShape {
+export interface AttentionForwardOptions extends AttentionShape {
   /** [N, 3H]: all q heads, then all k heads, then all v heads. */
   qkv: GPUBuffer;
   /** [N, H], written. */
@@ -63,7 +63,7 @@ export interface AttentionForwardArgs extends AttentionShape {
   scratch?: GPUBuffer;
 }
 
-export interface AttentionBackwardArgs extends AttentionShape {
+export interface AttentionBackwardOptions extends AttentionShape {
   /** [N, H]: gradient of the forward's `out`. */
   dout: GPUBuffer;
   /** [N, 3H]: the forward's input. */
@@ -91,7 +91,7 @@ const WG = 256;
 const SOFTMAX_LANES = { forward: 8, backward: 32 };
 
 /** Records the attention forward: probs and out from qkv. */
-export async function attentionForward(k: Kernels, args: AttentionForwardArgs): Promise<Dispatch[]> {
+export async function attentionForward(k: Kernels, args: AttentionForwardOptions): Promise<Dispatch[]> {
   const gpu = k.gpu;
   const plan = planAttention(gpu, args, "forward");
   checkFloats("attention qkv", args.qkv, plan.tokens * 3 * plan.hidden);
@@ -141,8 +141,8 @@ export async function attentionForward(k: Kernels, args: AttentionForwardArgs): 
   ];
 }
 
-/** Records the attention backward: dqkv from dout, overwriting probs (see {@linkcode AttentionBackwardArgs}). */
-export async function attentionBackward(k: Kernels, args: AttentionBackwardArgs): Promise<Dispatch[]> {
+/** Records the attention backward: dqkv from dout, overwriting probs (see {@linkcode AttentionBackwardOptions}). */
+export async function attentionBackward(k: Kernels, args: AttentionBackwardOptions): Promise<Dispatch[]> {
   const gpu = k.gpu;
   const plan = planAttention(gpu, args, "backward");
   const { hidden, products } = plan;

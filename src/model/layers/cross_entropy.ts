@@ -11,14 +11,15 @@
  *
  * The gather's and the scatter's float tensors may each be an f32 or an f16 buffer (see `storageBuffer`);
  * the logits are f32. With f16 storage the loss gradient is also multiplied by a loss scale
- * ({@linkcode lossScaleBuffer}), so that small gradients survive f16; the optimizer divides it out.
+ * (src/model/loss_scale.ts), so that small gradients survive f16; the optimizer divides it out.
  */
-import { paramBuffer, readBuffer, storageBuffer, writeBuffer } from "../../gpu/buffers.ts";
+import { paramBuffer, readBuffer, storageBuffer } from "../../gpu/buffers.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { GpuError } from "../../gpu/device.ts";
 import { dispatch, storageTypes } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
 import { checkBuffer, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
+import { LOSS_SCALE_BYTES } from "../loss_scale.ts";
 
 /** Shapes shared by the gather and the scatter. */
 export interface MaskedRowsShape {
@@ -30,7 +31,7 @@ export interface MaskedRowsShape {
   hidden: number;
 }
 
-export interface GatherRowsArgs extends MaskedRowsShape {
+export interface GatherRowsOptions extends MaskedRowsShape {
   /** [tokens, hidden] f32 or f16. */
   states: GPUBuffer;
   /** [rows] u32: the first M are the masked tokens' indices. */
@@ -41,7 +42,7 @@ export interface GatherRowsArgs extends MaskedRowsShape {
   gathered: GPUBuffer;
 }
 
-export interface ScatterRowsArgs extends MaskedRowsShape {
+export interface ScatterRowsOptions extends MaskedRowsShape {
   /** [rows, hidden] f32 or f16: gradient of the gathered rows. */
   dgathered: GPUBuffer;
   positions: GPUBuffer;
@@ -50,7 +51,7 @@ export interface ScatterRowsArgs extends MaskedRowsShape {
   dstates: GPUBuffer;
 }
 
-export interface CrossEntropyArgs {
+export interface CrossEntropyOptions {
   /** Capacity in masked rows. */
   rows: number;
   /** A multiple of 4. */
@@ -64,7 +65,7 @@ export interface CrossEntropyArgs {
   /** [1] f32: the gradient's factor, 1/M for a mean over this micro-batch (times any accumulation factor). */
   gradScale: GPUBuffer;
   /**
-   * The loss-scale buffer ({@linkcode lossScaleBuffer}): when given, its scale multiplies the gradient too
+   * The loss-scale buffer (see src/model/loss_scale.ts): when given, its scale multiplies the gradient too
    * (not the loss totals). Without it the gradient is unscaled.
    */
   lossScale?: GPUBuffer;
@@ -75,55 +76,11 @@ export interface CrossEntropyArgs {
 /** Size of the loss totals buffer: f32 sum of per-token losses, then u32 number of tokens. */
 export const LOSS_TOTALS_BYTES = 8;
 
-/**
- * Size of the loss-scale buffer: the f32 scale, then the u32 count of finite steps since it last changed
- * (which the optimizer's dynamic loss scaling keeps), padded to 16 bytes.
- */
-export const LOSS_SCALE_BYTES = 16;
-
-/** The contents of a loss-scale buffer. */
-export interface LossScaleState {
-  /** The factor the loss, and so every gradient, is multiplied by. */
-  scale: number;
-  /** Finite steps in a row since the scale last changed. */
-  goodSteps: number;
-}
-
-/** Creates a loss-scale buffer holding `scale` (and `goodSteps`, default 0), for {@linkcode crossEntropy}. */
-export function lossScaleBuffer(gpu: Gpu, scale: number, goodSteps = 0): GPUBuffer {
-  const buffer = storageBuffer(gpu, "loss scale", LOSS_SCALE_BYTES);
-  writeLossScale(gpu, buffer, scale, goodSteps);
-  return buffer;
-}
-
-/** Queues the write of `scale` and `goodSteps` (default 0) into a loss-scale buffer (at start or on resume). */
-export function writeLossScale(gpu: Gpu, buffer: GPUBuffer, scale: number, goodSteps = 0): void {
-  const f32 = Math.fround(scale);
-  if (!(f32 > 0 && f32 < Infinity)) {
-    throw new GpuError(`writeLossScale: scale = ${scale}, expected a positive number within f32's range`);
-  }
-  if (!(Number.isInteger(goodSteps) && goodSteps >= 0 && goodSteps <= 0xffffffff)) {
-    throw new GpuError(`writeLossScale: goodSteps = ${goodSteps}, expected a u32`);
-  }
-  checkBuffer("writeLossScale buffer", buffer, LOSS_SCALE_BYTES);
-  const bytes = new ArrayBuffer(LOSS_SCALE_BYTES);
-  const view = new DataView(bytes);
-  view.setFloat32(0, scale, true);
-  view.setUint32(4, goodSteps, true);
-  writeBuffer(gpu, buffer, new Uint8Array(bytes));
-}
-
-/** Reads a loss-scale buffer (a GPU round trip: for checkpoints and tests, not every step). */
-export async function readLossScale(gpu: Gpu, buffer: GPUBuffer): Promise<LossScaleState> {
-  const view = new DataView(await readBuffer(gpu, buffer, LOSS_SCALE_BYTES));
-  return { scale: view.getFloat32(0, true), goodSteps: view.getUint32(4, true) };
-}
-
 const FAMILY = "cross_entropy";
 const WG = 256;
 
 /** Records the gather of the masked rows. */
-export async function gatherRows(k: Kernels, args: GatherRowsArgs): Promise<Dispatch[]> {
+export async function gatherRows(k: Kernels, args: GatherRowsOptions): Promise<Dispatch[]> {
   const gpu = k.gpu;
   const { tokens, rows, hidden } = args;
   checkRowsShape(args);
@@ -139,7 +96,7 @@ export async function gatherRows(k: Kernels, args: GatherRowsArgs): Promise<Disp
 }
 
 /** Records the backward of the gather: dstates zeroed, then the masked rows written. */
-export async function scatterRows(k: Kernels, args: ScatterRowsArgs): Promise<Dispatch[]> {
+export async function scatterRows(k: Kernels, args: ScatterRowsOptions): Promise<Dispatch[]> {
   const gpu = k.gpu;
   const { tokens, rows, hidden } = args;
   checkRowsShape(args);
@@ -170,7 +127,7 @@ export async function scatterRows(k: Kernels, args: ScatterRowsArgs): Promise<Di
  * buffer made here. With `lossScale`, the gradient is also multiplied by the scale the buffer holds
  * when the dispatch runs.
  */
-export async function crossEntropy(k: Kernels, args: CrossEntropyArgs): Promise<Dispatch[]> {
+export async function crossEntropy(k: Kernels, args: CrossEntropyOptions): Promise<Dispatch[]> {
   const gpu = k.gpu;
   const { rows, vocab } = args;
   checkMultiple("crossEntropy rows", rows, 1);

@@ -23,7 +23,7 @@ export interface DropoutSite {
   seedIndex: number;
 }
 
-export interface DropoutForwardArgs extends DropoutSite {
+export interface DropoutForwardOptions extends DropoutSite {
   /** [count] f32. */
   x: GPUBuffer;
   /** [count] f32, written: x * keep / (1 - p), plus `residual` if given. Not `x` or `residual`. */
@@ -32,7 +32,7 @@ export interface DropoutForwardArgs extends DropoutSite {
   residual?: GPUBuffer;
 }
 
-export interface DropoutBackwardArgs extends DropoutSite {
+export interface DropoutBackwardOptions extends DropoutSite {
   /** [count] f32: gradient of the forward's y. */
   dy: GPUBuffer;
   /** [count] f32, written: dy * keep / (1 - p), with the mask of the forward that used the same seed. */
@@ -55,7 +55,7 @@ export function checkDropoutSite(what: string, site: Pick<DropoutSite, "p" | "se
 }
 
 /** Records y = x * keep / (1 - p), or y = residual + x * keep / (1 - p). */
-export async function dropoutForward(k: Kernels, args: DropoutForwardArgs): Promise<Dispatch[]> {
+export async function dropoutForward(k: Kernels, args: DropoutForwardOptions): Promise<Dispatch[]> {
   if (args.residual) {
     checkBuffer("dropout forward residual", args.residual, args.count * 4);
     checkDistinct("dropout forward residual and y", args.residual, args.y);
@@ -64,7 +64,7 @@ export async function dropoutForward(k: Kernels, args: DropoutForwardArgs): Prom
 }
 
 /** Records dx = dy * keep / (1 - p): the forward's map, with its mask recomputed from the seed. */
-export function dropoutBackward(k: Kernels, args: DropoutBackwardArgs): Promise<Dispatch[]> {
+export function dropoutBackward(k: Kernels, args: DropoutBackwardOptions): Promise<Dispatch[]> {
   return planDropout(k, args, args.dy, args.dx, "backward");
 }
 

@@ -91,7 +91,7 @@ export type PositionInput =
   /** table [>= seq, hidden] f32 (the reference's `sinusoidTable`), scale [1] f32 (a parameter). */
   | { kind: "scaled-sinusoidal"; table: Binding; scale: Binding };
 
-export interface EmbeddingForwardArgs extends EmbeddingShape {
+export interface EmbeddingForwardOptions extends EmbeddingShape {
   /** [tokens] u32 token ids. */
   ids: GPUBuffer;
   /** [vocab, hidden] f32. */
@@ -108,7 +108,7 @@ export type PositionGradient =
   /** table: the forward's sinusoid table; grad [1] f32 accumulates the gradient of the scale. */
   | { kind: "scaled-sinusoidal"; table: Binding; grad: Binding };
 
-export interface EmbeddingBackwardArgs extends EmbeddingShape {
+export interface EmbeddingBackwardOptions extends EmbeddingShape {
   /** [tokens, hidden] f32: gradient of the forward's x. */
   dx: GPUBuffer;
   /** [3 * tokens + 1] u32: {@linkcode packTokenOrder} of this batch's ids, uploaded before submit. */
@@ -131,7 +131,7 @@ const LANES = 4;
 const TILE = 64;
 
 /** Records x = word[ids] + position. */
-export async function embeddingForward(k: Kernels, args: EmbeddingForwardArgs): Promise<Dispatch[]> {
+export async function embeddingForward(k: Kernels, args: EmbeddingForwardOptions): Promise<Dispatch[]> {
   const gpu = k.gpu;
   const { tokens, seq, hidden, vocab, position } = args;
   checkShape(args);
@@ -156,7 +156,7 @@ export async function embeddingForward(k: Kernels, args: EmbeddingForwardArgs): 
  * rows, or the scale of the sinusoid, summed as the word gradient reads dx). The scratch buffers of the
  * reductions (1.5 MiB for 16384 tokens of 768) are made here.
  */
-export async function embeddingBackward(k: Kernels, args: EmbeddingBackwardArgs): Promise<Dispatch[]> {
+export async function embeddingBackward(k: Kernels, args: EmbeddingBackwardOptions): Promise<Dispatch[]> {
   const gpu = k.gpu;
   const { tokens, seq, hidden, vocab, position } = args;
   checkShape(args);

@@ -16,7 +16,7 @@ const FAMILY = "head";
 const WG = 64;
 
 /** A row-major [rows, cols] matrix and a bias of [cols]. */
-export interface BiasArgs {
+export interface BiasOptions {
   /** [rows, cols] f32, updated in place. */
   values: Binding;
   /** [cols] f32. */
@@ -26,19 +26,19 @@ export interface BiasArgs {
 }
 
 /** values = values + bias, per row. */
-export function biasAdd(k: Kernels, args: BiasArgs): Promise<Dispatch[]> {
+export function biasAdd(k: Kernels, args: BiasOptions): Promise<Dispatch[]> {
   return biased(k, "bias_add", args);
 }
 
 /** values = tanh(values + bias), per row. */
-export function biasTanh(k: Kernels, args: BiasArgs): Promise<Dispatch[]> {
+export function biasTanh(k: Kernels, args: BiasOptions): Promise<Dispatch[]> {
   return biased(k, "bias_tanh", args);
 }
 
 async function biased(
   k: Kernels,
   entry: string,
-  { values, bias, rows, cols }: BiasArgs,
+  { values, bias, rows, cols }: BiasOptions,
 ): Promise<Dispatch[]> {
   checkShape(entry, rows, cols);
   checkBuffer(`${entry} bias`, bias, cols * 4);
@@ -46,7 +46,7 @@ async function biased(
   return await elementwise(k, entry, rows, cols, [bias, values]);
 }
 
-export interface TanhBackwardArgs {
+export interface TanhBackwardOptions {
   /** [rows, cols] f32: the gradient of tanh's output, replaced by the gradient of its input. */
   gradient: Binding;
   /** [rows, cols] f32: tanh's output. */
@@ -56,7 +56,7 @@ export interface TanhBackwardArgs {
 }
 
 /** gradient = gradient * (1 - activated^2). */
-export async function tanhBackward(k: Kernels, args: TanhBackwardArgs): Promise<Dispatch[]> {
+export async function tanhBackward(k: Kernels, args: TanhBackwardOptions): Promise<Dispatch[]> {
   const { rows, cols } = args;
   checkShape("tanhBackward", rows, cols);
   checkBuffer("tanhBackward activated", args.activated, rows * cols * 4);
@@ -64,7 +64,7 @@ export async function tanhBackward(k: Kernels, args: TanhBackwardArgs): Promise<
   return await elementwise(k, "tanh_backward", rows, cols, [args.activated, args.gradient]);
 }
 
-export interface BiasGradientArgs {
+export interface BiasGradientOptions {
   /** [rows, cols] f32: the gradient of the biased values. */
   gradient: Binding;
   /** [cols] f32, added to: the sum of `gradient` over rows, in row order. */
@@ -74,7 +74,7 @@ export interface BiasGradientArgs {
 }
 
 /** dbias += the column sums of gradient. */
-export async function biasGradient(k: Kernels, args: BiasGradientArgs): Promise<Dispatch[]> {
+export async function biasGradient(k: Kernels, args: BiasGradientOptions): Promise<Dispatch[]> {
   const { rows, cols } = args;
   checkShape("biasGradient", rows, cols);
   checkBuffer("biasGradient gradient", args.gradient, rows * cols * 4);
@@ -84,7 +84,7 @@ export async function biasGradient(k: Kernels, args: BiasGradientArgs): Promise<
   return [dispatch(k.gpu, pipeline, [params, args.gradient, args.dbias], [Math.ceil(cols / WG)])];
 }
 
-export interface HeadLossArgs {
+export interface HeadLossOptions {
   /** Capacity in rows (the batch). */
   rows: number;
   /** Outputs per row: the labels of a classifier, 1 for regression (squared error). */
@@ -105,7 +105,7 @@ export interface HeadLossArgs {
  * The mean cross-entropy (or squared error for one output) over the real rows: their gradient into
  * `dlogits`, their losses and count added to `totals`. One workgroup; a fixed summation order.
  */
-export async function headLoss(k: Kernels, args: HeadLossArgs): Promise<Dispatch[]> {
+export async function headLoss(k: Kernels, args: HeadLossOptions): Promise<Dispatch[]> {
   const { rows, labels } = args;
   checkShape("headLoss", rows, labels);
   checkBuffer("headLoss logits", args.logits, rows * labels * 4);

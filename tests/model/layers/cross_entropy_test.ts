@@ -12,14 +12,11 @@ import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import {
   crossEntropy,
   gatherRows,
-  LOSS_SCALE_BYTES,
   LOSS_TOTALS_BYTES,
-  lossScaleBuffer,
-  readLossScale,
   readLossTotals,
   scatterRows,
-  writeLossScale,
 } from "../../../src/model/layers/cross_entropy.ts";
+import { lossScaleBuffer, writeLossScale } from "../../../src/model/loss_scale.ts";
 import * as ref from "../../../src/reference/ops.ts";
 import { assertClose, seededUniform } from "../../_helpers.ts";
 
@@ -229,23 +226,6 @@ Deno.test("a loss scale multiplies the gradient, read when the dispatch runs, an
   });
   assert.deepEqual(rescaled.dlogits, plain.dlogits);
   assert.deepEqual(rescaled.totals, { sum: 2 * plain.totals.sum, count: 2 * plain.totals.count });
-});
-
-Deno.test("the loss-scale buffer holds a positive f32 scale and a u32 count", async () => {
-  const b = lossScaleBuffer(gpu, 65536, 7);
-  assert.equal(b.size, LOSS_SCALE_BYTES);
-  assert.deepEqual(await readLossScale(gpu, b), { scale: 65536, goodSteps: 7 });
-  for (const scale of [0, -1, NaN, Infinity, 1e39, 1e-50]) {
-    assert.throws(
-      () => writeLossScale(gpu, b, scale),
-      /writeLossScale: scale = .*, expected a positive number/,
-    );
-  }
-  assert.throws(() => writeLossScale(gpu, b, 1, -1), /writeLossScale: goodSteps = -1, expected a u32/);
-  assert.throws(
-    () => writeLossScale(gpu, storageBuffer(gpu, "small", 8), 1),
-    /writeLossScale buffer: buffer small has 8 bytes, needs 16/,
-  );
 });
 
 Deno.test("crossEntropy rejects a vocabulary that is not a multiple of 4", async () => {

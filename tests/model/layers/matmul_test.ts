@@ -387,8 +387,8 @@ Deno.test("matmul keeps the default tile for pretraining and picks the fastest t
     tileOf({ m: 128, k: 64, n: 128, transB: true, lda: 2304, ldb: 2304, batch: scores }),
     "128x128x8/u8",
   );
-  // Finetuning (16 sequences of 32 to 128 tokens): the fastest of 128x128, 64x128 and 64x64 in the H200
-  // sweep of session 3 (bench --shape MxNxK --tile T, NN, NT and TN alike), in TFLOP/s (NN).
+  // Finetuning (16 sequences of 32 to 128 tokens): the fastest of 128x128, 64x128 and 64x64 measured on an
+  // H200 by `deno task bench --shape MxNxK --tile T` (NN, NT and TN alike), in TFLOP/s (NN).
   const measured: [m: number, n: number, k: number, fastest: string][] = [
     [2048, 768, 768, "128x128x8/u8"], // 26.0, 64x128 25.5, 64x64 21.4
     [1536, 768, 768, "128x128x8/u8"], // 19.5, 19.2, 16.0

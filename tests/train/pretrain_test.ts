@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { tiny } from "../../src/model/config.ts";
+import { checkpointName } from "../../src/train/checkpoints.ts";
+import { parseOptions } from "../../src/train/options.ts";
+import { fitPreset, formatBytes, pretrain } from "../../src/train/pretrain.ts";
+import { Progress } from "../../src/train/progress.ts";
+import { inTempDir, writesAllowed } from "../_helpers.ts";
+
+Deno.test("fitPreset takes the dataset's vocabulary and sequence length, up to the preset's longest", () => {
+  assert.deepEqual(fitPreset("tiny", { seqLen: 8, vocabSize: 300 }, "d"), {
+    ...tiny,
+    vocabSize: 300,
+    maxSeqLen: 8,
+  });
+  assert.throws(
+    () => fitPreset("tiny", { seqLen: tiny.maxSeqLen + 1, vocabSize: 300 }, "runs/x/data"),
+    new RegExp(
+      `^UsageError: runs/x/data: its sequences have ${tiny.maxSeqLen + 1} tokens, more than the tiny ` +
+        `model's ${tiny.maxSeqLen} \\(--preset, or --seq-len when tokenizing\\)$`,
+    ),
+  );
+  assert.throws(
+    () => fitPreset("huge", { seqLen: 8, vocabSize: 300 }, "d"),
+    /--preset huge: expected one of/,
+  );
+});
+
+Deno.test("formatBytes shows MiB below a GiB and GiB from there", () => {
+  assert.equal(formatBytes(3 * 2 ** 20 + 2 ** 19), "3.5 MiB");
+  assert.equal(formatBytes(2 ** 30), "1.00 GiB");
+});
+
+const corpus = new URL("../../fixtures/data/corpus/prose.txt", import.meta.url).pathname;
+
+Deno.test({
+  name: "writes: pretrain listens for a stop only while training, and a stop ends the run with a checkpoint",
+  ignore: !writesAllowed("pretrain_test"),
+  fn: () =>
+    inTempDir(async (dir) => {
+      const out = `${dir}/run`;
+      const parsed = parseOptions([
+        ...["--corpus", corpus, "--preset", "tiny", "--vocab-size", "256", "--out", out, "--gpu", "builtin"],
+        ...["--budget", "50steps", "--batch", "4", "--micro-batch", "2"],
+      ]);
+      const messages: string[] = [];
+      const events: string[] = [];
+      const result = await pretrain(parsed, {
+        progress: new Progress({ terminal: false, write: (text) => messages.push(text) }),
+        listenForStop: () => {
+          // The data is ready and the trainer planned by the time the run listens.
+          events.push(`listen after ${messages.filter((m) => /micro-batches of 2/.test(m)).length} plan`);
+          let asked = 0;
+          return { requested: () => ++asked > 1, close: () => events.push("close") };
+        },
+      });
+      assert.deepEqual(events, ["listen after 1 plan", "close"]);
+      assert.ok(result.trained);
+      assert.equal(result.summary.stopped, "interrupted");
+      const { steps } = result.summary;
+      assert.ok(steps >= 1 && steps < 50, `stopped after ${steps} steps`);
+      assert.equal(result.options.microBatch, 2);
+      assert.deepEqual([...Deno.readDirSync(`${out}/checkpoints`)].map((e) => e.name), [
+        checkpointName(steps),
+      ]);
+      assert.equal(JSON.parse(Deno.readTextFileSync(`${out}/summary.json`)).steps, steps);
+    }),
+});
