@@ -145,8 +145,8 @@ const TABLE = {
   },
   paced: {
     value: "true|false",
-    shown: "true on Dawn, whose pending waits slow the step; false on the built-in backend",
-    help: "With --step: whether the host sleeps before waiting for the GPU.",
+    shown: "true on Dawn, whose waits for queued work resolve late; false on the built-in backend",
+    help: "With --step: whether the host waits only for steps its model of the GPU's queue says are done.",
     parse: (text, flag) => oneOf(["true", "false"])(text, flag) === "true",
   },
   kernels: {
