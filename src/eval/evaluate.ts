@@ -26,6 +26,7 @@ import {
   sequenceBuckets,
 } from "./finetune.ts";
 import { MAX_LENGTH, padBatch } from "./features.ts";
+import { taskFeaturesJson } from "./features_file.ts";
 import { type FoundTask, GLUE_TASKS, readExamples, type SkippedTask } from "./glue.ts";
 import { computeScores, predictionsFromLogits, type Scores } from "./metrics.ts";
 import type { OnnxModel } from "./onnx_runtime.ts";
@@ -49,6 +50,8 @@ export interface GlueEvalOptions {
   onnx?: boolean;
   /** Stores an exported model (`<task>-seed<seed>.onnx`). */
   saveOnnx(name: string, bytes: Uint8Array): Promise<void>;
+  /** Given, stores each task's tokenized examples (`<task>.json`, features_file.ts) before finetuning. */
+  saveFeatures?(name: string, bytes: Uint8Array): Promise<void>;
   /** Results of other tasks from an earlier run (a resumed evaluation), reported with the new ones. */
   previous?: readonly DevSetResult[];
   /** Hears every result so far after each task, e.g. to save them: a run cut short loses one task at most. */
@@ -92,6 +95,14 @@ export async function evaluateGlue(k: Kernels, options: GlueEvalOptions): Promis
       );
     return { found, train: read(found.trainPath), devs: found.devPaths.map(read) };
   });
+  if (options.saveFeatures) {
+    for (const { found, train, devs } of data) {
+      await options.saveFeatures(
+        `${found.task.name}.json`,
+        taskFeaturesJson(found.task, train, devs, recipe),
+      );
+    }
+  }
   for (const { found, train, devs } of data) {
     const { task } = found;
     const outputs = task.labels?.length ?? 1;

@@ -37,6 +37,8 @@ export interface EvalOptions {
   fromScratch: boolean;
   /** Export to ONNX and score with onnxruntime-web. */
   onnx: boolean;
+  /** Also write each task's tokenized examples to <out>/glue-features/ (for peer/finetune_peer.py). */
+  writeFeatures: boolean;
   /** Keep the tasks the run folder's glue.json already holds (same checkpoint and options); run the rest. */
   resume: boolean;
   /** The finetuning recipe; `lr` undefined = by model size (see defaultFinetuneLr). */
@@ -134,6 +136,11 @@ const TABLE = {
     help: 'The "no pretraining" baseline: the same finetuning from a random init.',
   },
   noOnnx: { switch: true, help: "Score with WebGPU only: no export, no onnxruntime-web." },
+  writeFeatures: {
+    switch: true,
+    help: "Also write each task's tokenized examples and the recipe to <out>/glue-features/<task>.json, " +
+      "for the PyTorch finetuning peer (peer/finetune_peer.py).",
+  },
   resume: {
     switch: true,
     help: "Go on from the glue.json an interrupted run left (it is rewritten after every task): keep its " +
@@ -167,6 +174,7 @@ export function parseEvalOptions(args: readonly string[]): EvalOptions {
     maxExamples: v.maxExamples,
     fromScratch: v.fromScratch,
     onnx: !v.noOnnx,
+    writeFeatures: v.writeFeatures,
     resume: v.resume,
     finetune: {
       ...FINETUNE_DEFAULTS,

@@ -101,6 +101,12 @@ export async function runEvaluation(options: EvalOptions, log: (line: string) =>
     maxExamples: options.maxExamples,
     onnx: options.onnx,
     saveOnnx: (name, bytes) => writeFileAtomic(`${onnxDir}/${name}`, bytes),
+    ...(options.writeFeatures && {
+      saveFeatures: async (name: string, bytes: Uint8Array) => {
+        await Deno.mkdir(`${outDir}/glue-features`, { recursive: true });
+        await writeFileAtomic(`${outDir}/glue-features/${name}`, bytes);
+      },
+    }),
     previous,
     onTaskDone: (results) =>
       save(summarizeGlue(results, skipped), pendingTasks(todo, results).map((f) => f.task.name)),

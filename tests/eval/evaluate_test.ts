@@ -8,8 +8,10 @@ import { Kernels } from "../../src/gpu/kernels.ts";
 import { evaluateGlue, type GlueEvalOptions, pendingTasks, startParams } from "../../src/eval/evaluate.ts";
 import { splitClassifierParams } from "../../src/model/classifier.ts";
 import { initHead, initParams } from "../../src/model/init.ts";
-import { FINETUNE_DEFAULTS } from "../../src/eval/finetune.ts";
-import { discoverTasks, GLUE_TASKS } from "../../src/eval/glue.ts";
+import { encodeExamples, FINETUNE_DEFAULTS } from "../../src/eval/finetune.ts";
+import type { TaskFeatures } from "../../src/eval/features_file.ts";
+import { discoverTasks, GLUE_TASKS, readExamples } from "../../src/eval/glue.ts";
+import { CLS_ID, SEP_ID } from "../../src/data/tokenizer.ts";
 import { loadPretrained } from "../../src/eval/pretrained.ts";
 import { glueMarkdown } from "../../src/eval/report.ts";
 
@@ -122,6 +124,37 @@ Deno.test("without ONNX the dev sets are scored with WebGPU alone and nothing is
     [0, 50, 100].includes(summary.rows[0].webgpu.accuracy!),
     `RTE has 2 dev examples: ${summary.rows[0].webgpu.accuracy}`,
   );
+});
+
+Deno.test("each task's tokenized examples and the recipe are saved for the finetuning peer", async () => {
+  const { found } = discoverTasks(`${fixtures}glue`);
+  const mrpc = found.filter((f) => f.task.name === "MRPC");
+  const files = new Map<string, TaskFeatures>();
+  const recipe = options({}).finetune;
+  await evaluateGlue(
+    k,
+    options({
+      tasks: mrpc,
+      onnx: false,
+      saveFeatures: (name, bytes) => {
+        files.set(name, JSON.parse(new TextDecoder().decode(bytes)));
+        return Promise.resolve();
+      },
+    }),
+  );
+  const file = files.get("MRPC.json")!;
+  assert.deepEqual([...files.keys()], ["MRPC.json"]);
+  assert.equal(file.format, "cram-glue-features");
+  assert.deepEqual([file.labels, file.metrics], [["0", "1"], ["f1", "accuracy"]]);
+  assert.deepEqual(file.finetune, recipe);
+  // The ids are what the evaluation finetunes on: the fixture's pairs, tokenized and wrapped.
+  const train = readExamples(mrpc[0].trainPath, mrpc[0].task, () => {});
+  const expected = encodeExamples(pretrained.tokenizer, train, Math.min(128, pretrained.config.maxSeqLen));
+  assert.deepEqual(file.train.ids, expected.map((e) => e.ids));
+  assert.deepEqual(file.train.targets, expected.map((e) => e.target));
+  assert.equal(file.devs.length, 1);
+  assert.equal(file.devs[0].name, "MRPC");
+  assert.ok(file.devs[0].ids.every((ids) => ids[0] === CLS_ID && ids.at(-1) === SEP_ID));
 });
 
 Deno.test("a resumed evaluation reports earlier results with the new ones and hears each task's end", async () => {

@@ -17,6 +17,7 @@ Deno.test("the defaults are the recipe's, one seed, every task, ONNX on", () => 
     maxExamples: undefined,
     fromScratch: false,
     onnx: true,
+    writeFeatures: false,
     resume: false,
     finetune: { ...FINETUNE_DEFAULTS, lr: undefined },
     help: false,
