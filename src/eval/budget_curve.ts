@@ -1,0 +1,226 @@
+/**
+ * GLUE score against pretraining budget: one point per run folder, from its summary.json (preset, budget
+ * used, tokens seen, final MLM loss) and the glue.json and glue-from-scratch.json that `deno task eval`
+ * wrote into it, as a Markdown table and an SVG plot (`deno task glue-curve`).
+ *
+ * @module
+ */
+import { formatCount, niceTicks } from "../train/plot.ts";
+
+/** One run's pretraining and its GLUE averages. */
+export interface BudgetPoint {
+  /** The run folder. */
+  run: string;
+  preset: string;
+  /** Budget used, in minutes. */
+  minutes: number;
+  tokens: number;
+  finalLoss: number;
+  /** GLUE average (WebGPU scores, percent) after pretraining; null without glue.json. */
+  pretrained: number | null;
+  /** The same finetuning from a random init; null without glue-from-scratch.json. */
+  scratch: number | null;
+  /** Seeds per task of the pretrained evaluation (its median is reported), and the dev sets averaged. */
+  seeds: number | null;
+  covered: string[];
+}
+
+/** A run folder's file that is not what the curve needs: the message names the file and the field. */
+export class BudgetCurveError extends Error {
+  override name = "BudgetCurveError";
+}
+
+async function readJson(path: string, optional: boolean): Promise<Record<string, unknown> | null> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (optional && e instanceof Deno.errors.NotFound) return null;
+    throw new BudgetCurveError(`${path}: cannot be read (${(e as Error).message})`);
+  }
+  try {
+    const value = JSON.parse(text);
+    if (typeof value === "object" && value !== null && !Array.isArray(value)) return value;
+  } catch {
+    // reported below
+  }
+  throw new BudgetCurveError(`${path}: expected a JSON object`);
+}
+
+function field<T>(
+  path: string,
+  object: Record<string, unknown>,
+  name: string,
+  ok: (v: unknown) => v is T,
+): T {
+  const value = object[name];
+  if (!ok(value)) throw new BudgetCurveError(`${path}: field ${name} is missing or has the wrong type`);
+  return value;
+}
+
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const isString = (v: unknown): v is string => typeof v === "string";
+
+/** The GLUE average of an evaluation file (WebGPU scores), its seeds and dev sets; null without the file. */
+async function readAverage(
+  path: string,
+): Promise<{ average: number; seeds: number; covered: string[] } | null> {
+  const glue = await readJson(path, true);
+  if (!glue) return null;
+  if ("pending" in glue) {
+    throw new BudgetCurveError(`${path}: the evaluation has tasks pending (eval --resume)`);
+  }
+  const average = field(
+    path,
+    glue,
+    "average",
+    (v): v is Record<string, unknown> => typeof v === "object" && !!v,
+  );
+  return {
+    average: field(`${path} average`, average, "webgpu", isNumber),
+    seeds: field(path, glue, "seeds", isNumber),
+    covered: field(`${path} average`, average, "covered", (v): v is string[] => Array.isArray(v)),
+  };
+}
+
+/** The point of run folder `run`: its summary.json is required, the evaluations are not. */
+export async function readBudgetPoint(run: string): Promise<BudgetPoint> {
+  const path = `${run}/summary.json`;
+  const summary = (await readJson(path, false))!;
+  const pretrained = await readAverage(`${run}/glue.json`);
+  const scratch = await readAverage(`${run}/glue-from-scratch.json`);
+  return {
+    run,
+    preset: field(path, summary, "preset", isString),
+    minutes: field(path, summary, "usedSeconds", isNumber) / 60,
+    tokens: field(path, summary, "tokensSeen", isNumber),
+    finalLoss: field(path, summary, "finalLoss", isNumber),
+    pretrained: pretrained?.average ?? null,
+    scratch: scratch?.average ?? null,
+    seeds: pretrained?.seeds ?? null,
+    covered: pretrained?.covered ?? [],
+  };
+}
+
+const score = (v: number | null) => (v === null ? "—" : v.toFixed(1));
+
+/** The points as a Markdown table, by preset and then budget. */
+export function budgetTableMarkdown(points: readonly BudgetPoint[]): string {
+  const rows = sortPoints(points).map((p) =>
+    `| ${p.run} | ${p.preset} | ${p.minutes.toFixed(1)} | ${formatCount(p.tokens)} | ${
+      p.finalLoss.toFixed(3)
+    } | ` +
+    `${score(p.pretrained)} | ${score(p.scratch)} | ${p.seeds ?? "—"} |`
+  );
+  return [
+    "| run | preset | minutes | tokens | MLM loss | GLUE, pretrained | GLUE, no pretraining | seeds |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...rows,
+  ].join("\n");
+}
+
+function sortPoints(points: readonly BudgetPoint[]): BudgetPoint[] {
+  return points.toSorted((a, b) => a.preset.localeCompare(b.preset) || a.minutes - b.minutes);
+}
+
+const COLORS = ["#1f5fbf", "#c0392b", "#27ae60", "#8e44ad", "#d68910"];
+
+function escape(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/**
+ * GLUE average against budget minutes (or tokens seen) as SVG: a line per preset through its pretrained
+ * runs (filled dots), and each run's no-pretraining score (hollow dots) at the same budget.
+ */
+export function budgetCurveSvg(
+  points: readonly BudgetPoint[],
+  options: { x: "minutes" | "tokens"; title?: string },
+): string {
+  const width = 780;
+  const height = 440;
+  const box = { left: 60, right: width - 190, top: 48, bottom: height - 52 };
+  const xOf = (p: BudgetPoint) => (options.x === "minutes" ? p.minutes : p.tokens);
+  const scored = sortPoints(points).filter((p) => p.pretrained !== null || p.scratch !== null);
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
+    `font-family="sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<text x="${width / 2}" y="24" text-anchor="middle" font-size="15">${
+      escape(options.title ?? "GLUE average against pretraining budget")
+    }</text>`,
+  ];
+  if (scored.length === 0) {
+    out.push(
+      `<text x="${width / 2}" y="${height / 2}" text-anchor="middle">no evaluated run</text>`,
+      "</svg>",
+    );
+    return out.join("\n");
+  }
+  const scores = scored.flatMap((p) => [p.pretrained, p.scratch]).filter((v): v is number => v !== null);
+  const xTicks = niceTicks(0, Math.max(...scored.map(xOf)));
+  const yTicks = niceTicks(Math.floor(Math.min(...scores) / 5) * 5, Math.ceil(Math.max(...scores) / 5) * 5);
+  const [xEnd, yMin, yMax] = [xTicks.at(-1)!, yTicks[0], yTicks.at(-1)!];
+  const x = (v: number) => box.left + (v / xEnd) * (box.right - box.left);
+  const y = (v: number) => box.bottom - ((v - yMin) / (yMax - yMin || 1)) * (box.bottom - box.top);
+  const f = (v: number) => v.toFixed(1);
+  out.push(`<g stroke="#e4e4e4">`);
+  for (const t of xTicks) {
+    out.push(`<line x1="${f(x(t))}" y1="${box.top}" x2="${f(x(t))}" y2="${box.bottom}"/>`);
+  }
+  for (const t of yTicks) {
+    out.push(`<line x1="${box.left}" y1="${f(y(t))}" x2="${box.right}" y2="${f(y(t))}"/>`);
+  }
+  out.push(`</g>`);
+  out.push(
+    `<rect x="${box.left}" y="${box.top}" width="${box.right - box.left}" height="${
+      box.bottom - box.top
+    }" fill="none" stroke="#444"/>`,
+  );
+  out.push(`<g text-anchor="middle" fill="#222">`);
+  for (const t of xTicks) {
+    out.push(
+      `<text x="${f(x(t))}" y="${box.bottom + 18}">${options.x === "minutes" ? t : formatCount(t)}</text>`,
+    );
+  }
+  out.push(
+    `<text x="${(box.left + box.right) / 2}" y="${height - 14}">${
+      options.x === "minutes" ? "pretraining budget used (minutes)" : "tokens seen in pretraining"
+    }</text>`,
+  );
+  out.push(`</g><g text-anchor="end" fill="#222">`);
+  for (const t of yTicks) out.push(`<text x="${box.left - 6}" y="${f(y(t) + 4)}">${t}</text>`);
+  out.push(`</g>`);
+  out.push(
+    `<text transform="translate(16 ${(box.top + box.bottom) / 2}) rotate(-90)" text-anchor="middle">` +
+      `GLUE average</text>`,
+  );
+  const presets = [...new Set(scored.map((p) => p.preset))];
+  presets.forEach((preset, i) => {
+    const color = COLORS[i % COLORS.length];
+    const runs = scored.filter((p) => p.preset === preset);
+    const line = runs.filter((p) => p.pretrained !== null).map((p) =>
+      `${f(x(xOf(p)))},${f(y(p.pretrained!))}`
+    );
+    out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${line.join(" ")}"/>`);
+    for (const p of runs) {
+      if (p.pretrained !== null) {
+        out.push(`<circle cx="${f(x(xOf(p)))}" cy="${f(y(p.pretrained))}" r="4" fill="${color}"/>`);
+      }
+      if (p.scratch !== null) {
+        out.push(
+          `<circle cx="${f(x(xOf(p)))}" cy="${f(y(p.scratch))}" r="4" fill="white" stroke="${color}"/>`,
+        );
+      }
+    }
+    const ly = box.top + 16 + 36 * i;
+    out.push(
+      `<circle cx="${box.right + 18}" cy="${ly}" r="4" fill="${color}"/>` +
+        `<text x="${box.right + 28}" y="${ly + 4}">${escape(preset)}, pretrained</text>`,
+      `<circle cx="${box.right + 18}" cy="${ly + 16}" r="4" fill="white" stroke="${color}"/>` +
+        `<text x="${box.right + 28}" y="${ly + 20}">${escape(preset)}, none</text>`,
+    );
+  });
+  out.push("</svg>");
+  return out.join("\n");
+}

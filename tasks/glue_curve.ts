@@ -1,0 +1,51 @@
+/**
+ * GLUE average against pretraining budget, from run folders that `deno task eval` evaluated (with and
+ * without `--from-scratch`):
+ *
+ *   deno task glue-curve [--out DIR] runs/a runs/b ...
+ *
+ * prints a Markdown table (preset, minutes, tokens, MLM loss, both GLUE averages, seeds) and writes
+ * DIR/glue-budget-minutes.svg and DIR/glue-budget-tokens.svg.
+ *
+ * @module
+ */
+import { type OptionTable, parseCommandLine, UsageError, usageText } from "../src/args.ts";
+import { text } from "../src/arg_values.ts";
+import { budgetCurveSvg, budgetTableMarkdown, readBudgetPoint } from "../src/eval/budget_curve.ts";
+import { writeFileAtomic } from "../src/fs.ts";
+
+const TABLE = {
+  out: { value: "<dir>", default: ".", help: "Where the two SVG plots go.", parse: text },
+} as const satisfies OptionTable;
+
+const USAGE = `Usage: deno task glue-curve [options] <run folder>...
+
+Reads each run folder's summary.json, glue.json and glue-from-scratch.json, prints the GLUE average
+against the pretraining budget as a Markdown table, and plots it against minutes and against tokens seen.`;
+
+async function main(): Promise<void> {
+  const { values, positionals, help } = parseCommandLine(TABLE, Deno.args, { positionals: true });
+  if (help) {
+    console.log(usageText(USAGE, TABLE));
+    return;
+  }
+  if (positionals.length === 0) throw new UsageError("give at least one run folder (--help for the usage)");
+  const points = [];
+  for (const run of positionals) points.push(await readBudgetPoint(run.replace(/\/+$/, "")));
+  console.log(budgetTableMarkdown(points));
+  await Deno.mkdir(values.out, { recursive: true });
+  for (const x of ["minutes", "tokens"] as const) {
+    const path = `${values.out}/glue-budget-${x}.svg`;
+    await writeFileAtomic(path, new TextEncoder().encode(budgetCurveSvg(points, { x }) + "\n"));
+    console.log(`wrote ${path}`);
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}

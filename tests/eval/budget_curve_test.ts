@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import {
+  BudgetCurveError,
+  budgetCurveSvg,
+  budgetTableMarkdown,
+  readBudgetPoint,
+} from "../../src/eval/budget_curve.ts";
+
+const runs = new URL("../../fixtures/eval/curve/", import.meta.url).pathname;
+
+Deno.test("a run folder's point: budget, tokens and loss from summary.json, both GLUE averages", async () => {
+  const point = await readBudgetPoint(`${runs}compact-5m`);
+  assert.deepEqual(point, {
+    run: `${runs}compact-5m`,
+    preset: "compact",
+    minutes: 5,
+    tokens: 2.5e8,
+    finalLoss: 2.56,
+    pretrained: 47.3,
+    scratch: 44.9,
+    seeds: 3,
+    covered: ["CoLA", "SST-2", "MRPC", "STS-B", "RTE"],
+  });
+  const unevaluated = await readBudgetPoint(`${runs}unevaluated`);
+  assert.equal(unevaluated.pretrained, null);
+  assert.equal(unevaluated.scratch, null);
+});
+
+Deno.test("a folder without summary.json, or an evaluation left pending, is an error naming the file", async () => {
+  await assert.rejects(() => readBudgetPoint(`${runs}missing`), (e: Error) => {
+    assert.ok(e instanceof BudgetCurveError);
+    assert.match(e.message, /missing\/summary\.json: cannot be read/);
+    return true;
+  });
+  await assert.rejects(
+    () => readBudgetPoint(`${runs}pending`),
+    /pending\/glue\.json: the evaluation has tasks pending/,
+  );
+});
+
+Deno.test("the table lists runs by preset, then budget; the plot has a line per preset and a dot per score", async () => {
+  const points = await Promise.all(
+    ["crammed-10m", "compact-5m", "compact-2m", "unevaluated"].map((r) => readBudgetPoint(`${runs}${r}`)),
+  );
+  const rows = budgetTableMarkdown(points).split("\n").slice(2);
+  assert.deepEqual(rows.map((r) => r.split(" | ")[1]), ["compact", "compact", "compact", "crammed"]);
+  assert.match(rows[1], /\| 2\.0 \| 100M \| 3\.100 \| 45\.5 \| 44\.0 \| 3 \|$/);
+  assert.match(rows[0], /\| — \| — \| — \|$/);
+  for (const x of ["minutes", "tokens"] as const) {
+    const svg = budgetCurveSvg(points, { x });
+    assert.equal(svg.match(/<polyline/g)?.length, 2);
+    // 3 pretrained dots and 2 no-pretraining ones, plus the legend's 2 per preset.
+    assert.equal(svg.match(/<circle[^>]*r="4" fill="#/g)?.length, 3 + 2);
+    assert.equal(svg.match(/<circle[^>]*fill="white"/g)?.length, 2 + 2);
+  }
+  assert.match(budgetCurveSvg([points[3]], { x: "minutes" }), /no evaluated run/);
+});
