@@ -3,9 +3,9 @@
  * and backward (adding into the gradients, each scaled so the step averages over its micro-batches),
  * then the global gradient norm, clipping and AdamW. A step is one submit per micro-batch plus one for
  * the update, and the host reads the loss and optimizer stats only when asked (`readStats`, every N
- * steps). The host never waits on the step it has just queued: it waits only for the one before,
- * so the GPU always has the next step queued while the CPU stays at most two steps ahead (which
- * keeps the budget clock honest and lets the event loop handle Ctrl-C).
+ * steps). The host never waits on the step it has just queued: on the built-in backend it waits only
+ * for the one before, so the GPU always has the next step queued while the CPU stays at most two steps
+ * ahead (which keeps the budget clock honest and lets the event loop handle Ctrl-C).
  *
  * On Dawn the host never makes a wait for work that is still queued: Dawn's Node binding resolves such a
  * wait late and irregularly under Deno (src/train/pacing.ts has the figures), while one made after the
@@ -63,8 +63,8 @@ export interface Trainer {
   /** GPU time of the last step the host measured (timestamps, paced waits only), in ms; else undefined. */
   readonly gpuStepMs: number | undefined;
   /**
-   * Queues one optimizer step over `microBatches` at learning rate `lr`; resolves once the step
-   * queued before the previous one has finished on the GPU.
+   * Queues one optimizer step over `microBatches` at learning rate `lr`; resolves once the host may
+   * queue the next (a step queued two, or on Dawn three, steps earlier has finished on the GPU).
    */
   step(microBatches: readonly ModelBatch[], lr: number): Promise<void>;
   /** Reads and resets the loss totals, and reads the optimizer stats (one GPU round trip). */
