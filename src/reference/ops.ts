@@ -7,6 +7,7 @@
  * @module
  */
 import { pcg } from "../model/hash.ts";
+import { checkId, checkLength } from "./check.ts";
 
 /** Shapes of {@linkcode matmul}: C[m,n] = op(A) op(B). */
 export interface MatmulOptions {
@@ -468,16 +469,4 @@ export function dropoutFactor(options?: DropoutOptions): (index: number) => numb
   const { p, seed } = options;
   if (!(p >= 0 && p < 1)) throw new RangeError(`dropout: p must be in [0, 1), got ${p}`);
   return (index) => (dropoutKeep(seed, index, p) ? 1 / (1 - p) : 0);
-}
-
-function checkLength(what: string, array: ArrayLike<number>, expected: number): void {
-  if (array.length !== expected) {
-    throw new RangeError(`${what}: expected ${expected} elements, got ${array.length}`);
-  }
-}
-
-function checkId(what: string, id: number, index: number, limit: number): void {
-  if (!Number.isInteger(id) || id < 0 || id >= limit) {
-    throw new RangeError(`${what}: id ${id} at index ${index} is outside [0, ${limit})`);
-  }
 }
