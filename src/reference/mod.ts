@@ -6,6 +6,7 @@
  * @module
  */
 export * from "./ops.ts";
+export * from "./matmul.ts";
 export { referenceEncode, referenceEncoderPass, referenceForwardBackward } from "./model.ts";
 export type { ReferenceBatchOptions, ReferenceEncoderPass, ReferenceResult } from "./model.ts";
 export { referenceClassifierLoss, referenceClassify } from "./classifier.ts";

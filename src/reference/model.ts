@@ -28,8 +28,8 @@ import {
   gluForward,
   layerNormBackward,
   layerNormForward,
-  matmul,
 } from "./ops.ts";
+import { matmul } from "./matmul.ts";
 
 /** The batch shape of token ids [batch, seq], and optionally which keys attention may see. */
 export interface ReferenceBatchOptions {
