@@ -26,10 +26,9 @@ import {
   geluBackward,
   gluBackward,
   gluForward,
-  layerNormBackward,
-  layerNormForward,
 } from "./ops.ts";
 import { matmul } from "./matmul.ts";
+import { layerNormBackward, layerNormForward } from "./layernorm.ts";
 
 /** The batch shape of token ids [batch, seq], and optionally which keys attention may see. */
 export interface ReferenceBatchOptions {
