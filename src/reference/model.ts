@@ -22,13 +22,10 @@ import {
   type DropoutOptions,
   embeddingBackward,
   embeddingForward,
-  gelu,
-  geluBackward,
-  gluBackward,
-  gluForward,
 } from "./ops.ts";
 import { matmul } from "./matmul.ts";
 import { layerNormBackward, layerNormForward } from "./layernorm.ts";
+import { gelu, geluBackward, gluBackward, gluForward } from "./activation.ts";
 
 /** The batch shape of token ids [batch, seq], and optionally which keys attention may see. */
 export interface ReferenceBatchOptions {
