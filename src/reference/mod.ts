@@ -9,6 +9,7 @@ export * from "./ops.ts";
 export * from "./matmul.ts";
 export * from "./layernorm.ts";
 export * from "./activation.ts";
+export * from "./dropout.ts";
 export { referenceEncode, referenceEncoderPass, referenceForwardBackward } from "./model.ts";
 export type { ReferenceBatchOptions, ReferenceEncoderPass, ReferenceResult } from "./model.ts";
 export { referenceClassifierLoss, referenceClassify } from "./classifier.ts";

@@ -18,14 +18,13 @@ import {
   attentionBackward,
   attentionForward,
   crossEntropy,
-  dropout,
-  type DropoutOptions,
   embeddingBackward,
   embeddingForward,
 } from "./ops.ts";
 import { matmul } from "./matmul.ts";
 import { layerNormBackward, layerNormForward } from "./layernorm.ts";
 import { gelu, geluBackward, gluBackward, gluForward } from "./activation.ts";
+import { dropout, type DropoutOptions } from "./dropout.ts";
 
 /** The batch shape of token ids [batch, seq], and optionally which keys attention may see. */
 export interface ReferenceBatchOptions {
