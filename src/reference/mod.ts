@@ -11,6 +11,7 @@ export * from "./layernorm.ts";
 export * from "./activation.ts";
 export * from "./dropout.ts";
 export * from "./attention.ts";
+export * from "./embedding.ts";
 export { referenceEncode, referenceEncoderPass, referenceForwardBackward } from "./model.ts";
 export type { ReferenceBatchOptions, ReferenceEncoderPass, ReferenceResult } from "./model.ts";
 export { referenceClassifierLoss, referenceClassify } from "./classifier.ts";

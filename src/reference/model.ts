@@ -14,12 +14,13 @@ import { downInputWidth, headDim, type ModelConfig } from "../model/config.ts";
 import { type ParamLayout, paramLayout, paramView } from "../model/params.ts";
 import { type DropoutSeeds, EMBEDDING_SITE, layerSites } from "../model/dropout_sites.ts";
 import { sinusoidTable } from "../model/positions.ts";
-import { crossEntropy, embeddingBackward, embeddingForward } from "./ops.ts";
+import { crossEntropy } from "./ops.ts";
 import { matmul } from "./matmul.ts";
 import { layerNormBackward, layerNormForward } from "./layernorm.ts";
 import { gelu, geluBackward, gluBackward, gluForward } from "./activation.ts";
 import { dropout, type DropoutOptions } from "./dropout.ts";
 import { attentionBackward, attentionForward } from "./attention.ts";
+import { embeddingBackward, embeddingForward } from "./embedding.ts";
 
 /** The batch shape of token ids [batch, seq], and optionally which keys attention may see. */
 export interface ReferenceBatchOptions {
