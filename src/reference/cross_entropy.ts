@@ -1,8 +1,8 @@
 /**
- * The float64 CPU reference of every op in the training step: the single source of truth that each WGSL
- * kernel is tested against. Plain loops, written for clarity rather than speed.
- *
- * All arrays are row-major `Float64Array`s unless stated; `N` = batch * seq tokens, `H` = heads * headDim.
+ * The float64 reference of the mean softmax cross-entropy and its gradient (kernels/cross_entropy.wgsl,
+ * src/model/layers/cross_entropy.ts). Part of the float64 CPU reference that every WGSL kernel is tested
+ * against: plain loops, written for clarity rather than speed. Arrays are row-major `Float64Array`s unless
+ * stated.
  *
  * @module
  */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { crossEntropy } from "../../src/reference/ops.ts";
+import { crossEntropy } from "../../src/reference/cross_entropy.ts";
 import { maxGradError, randomArray } from "./gradcheck.ts";
 import { assertClose } from "../_helpers.ts";
 
