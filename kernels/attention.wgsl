@@ -59,13 +59,13 @@ alias R_T = f32;
 var<workgroup> partial: array<vec2<f32>, WG>;
 
 // keep / (1 - p) of flat probs index `index` for the mask of seed `seed`.
-fn dropFactor(seed: u32, index: u32) -> f32 {
+fn drop_factor(seed: u32, index: u32) -> f32 {
   return select(0.0, params.dropScale, (pcg(pcg(seed) ^ index) >> 8u) >= params.dropThreshold);
 }
 
 // Combines the lanes' pairs of a row by a fixed tree: .x by `op_max` (max) or sum, .y by sum. Every
 // invocation of the workgroup must call it (it has barriers).
-fn rowReduce(lid: u32, v: vec2<f32>, op_max: bool) -> vec2<f32> {
+fn row_reduce(lid: u32, v: vec2<f32>, op_max: bool) -> vec2<f32> {
   partial[lid] = v;
   workgroupBarrier();
   for (var stride = LANES / 2u; stride > 0u; stride /= 2u) {
@@ -82,7 +82,7 @@ fn rowReduce(lid: u32, v: vec2<f32>, op_max: bool) -> vec2<f32> {
 }
 
 // The row of this invocation (or rows past the end, which compute nothing but join the barriers).
-fn rowOf(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+fn row_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return ((wid.y * nwg.x + wid.x) * WG + lid) / LANES;
 }
 
@@ -98,7 +98,7 @@ fn softmax_forward(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let row = rowOf(wid, nwg, lid);
+  let row = row_of(wid, nwg, lid);
   let live = row < params.rows;
   let base = row * SEQ;
   // (running maximum, sum of exp(score - maximum)) of this lane's keys.
@@ -110,27 +110,27 @@ fn softmax_forward(
       stats = vec2<f32>(m, stats.y * exp(stats.x - m) + exp(s - m));
     }
   }
-  let rowMax = rowReduce(lid, vec2<f32>(stats.x, 0.0), true).x;
-  let rowSum = rowReduce(lid, vec2<f32>(0.0, stats.y * exp(stats.x - rowMax)), false).y;
-  let inverse = select(0.0, 1.0 / rowSum, rowSum > 0.0);
+  let row_max = row_reduce(lid, vec2<f32>(stats.x, 0.0), true).x;
+  let row_sum = row_reduce(lid, vec2<f32>(0.0, stats.y * exp(stats.x - row_max)), false).y;
+  let inverse = select(0.0, 1.0 / row_sum, row_sum > 0.0);
   let seed = seeds[params.seedIndex];
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
     var p = 0.0;
     if (attends(row, c)) {
-      p = exp(f32(probs[base + c]) * params.scale - rowMax) * inverse;
+      p = exp(f32(probs[base + c]) * params.scale - row_max) * inverse;
     }
     probs[base + c] = P_T(p);
     if (PROBS_DROPOUT) {
-      dropped[base + c] = D_T(p * dropFactor(seed, base + c));
+      dropped[base + c] = D_T(p * drop_factor(seed, base + c));
     }
   }
 }
 
 // The gradient of the undropped probability at flat index i: the dropped one's, times the same mask.
-fn probsGrad(seed: u32, i: u32) -> f32 {
+fn probs_grad(seed: u32, i: u32) -> f32 {
   let g = f32(grads[i]);
   if (PROBS_DROPOUT) {
-    return g * dropFactor(seed, i);
+    return g * drop_factor(seed, i);
   }
   return g;
 }
@@ -142,17 +142,17 @@ fn softmax_backward(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let row = rowOf(wid, nwg, lid);
+  let row = row_of(wid, nwg, lid);
   let live = row < params.rows;
   let base = row * SEQ;
   let seed = seeds[params.seedIndex];
   var dot = 0.0;
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
-    dot += f32(probs[base + c]) * probsGrad(seed, base + c);
+    dot += f32(probs[base + c]) * probs_grad(seed, base + c);
   }
-  let rowDot = rowReduce(lid, vec2<f32>(0.0, dot), false).y;
+  let row_dot = row_reduce(lid, vec2<f32>(0.0, dot), false).y;
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
-    probs[base + c] = P_T(params.scale * f32(probs[base + c]) * (probsGrad(seed, base + c) - rowDot));
+    probs[base + c] = P_T(params.scale * f32(probs[base + c]) * (probs_grad(seed, base + c) - row_dot));
   }
 }
 
@@ -165,6 +165,6 @@ fn dropped_probs(
 ) {
   let i = (wid.y * nwg.x + wid.x) * WG + lid;
   if (i < params.rows * SEQ) {
-    rebuilt[i] = R_T(f32(probs[i]) * dropFactor(seeds[params.seedIndex], i));
+    rebuilt[i] = R_T(f32(probs[i]) * drop_factor(seeds[params.seedIndex], i));
   }
 }

@@ -63,10 +63,10 @@ alias DSTATES_T = f32;
 @group(0) @binding(2) var<storage, read> rowLossIn: array<f32>;
 @group(0) @binding(3) var<storage, read_write> totals: LossTotals;
 
-var<workgroup> rowCount: u32;
+var<workgroup> row_count: u32;
 var<workgroup> maxes: array<f32, WG>;
 var<workgroup> sums: array<f32, WG>;
-var<workgroup> labelLogit: f32;
+var<workgroup> label_logit: f32;
 
 // One thread per vec4 of gathered: gathered[m] = states[positions[m]] for m < M, zero past M.
 @compute @workgroup_size(WG)
@@ -133,9 +133,9 @@ fn cross_entropy_scaled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
 fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
   let base = row * params.vocab4;
   if (lid == 0u) {
-    rowCount = count[0];
+    row_count = count[0];
   }
-  if (row >= workgroupUniformLoad(&rowCount)) {
+  if (row >= workgroupUniformLoad(&row_count)) {
     for (var j = lid; j < params.vocab4; j += WG) {
       logits[base + j] = vec4<f32>(0.0);
     }
@@ -146,7 +146,7 @@ fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
   }
   let label = labels[row];
   if (lid == 0u) {
-    labelLogit = logits[base + label / 4u][label % 4u];
+    label_logit = logits[base + label / 4u][label % 4u];
   }
   var m = LOWEST;
   var s = 0.0;
@@ -170,16 +170,16 @@ fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
     }
     workgroupBarrier();
   }
-  let rowMax = maxes[0];
-  let rowSum = sums[0];
+  let row_max = maxes[0];
+  let row_sum = sums[0];
   if (lid == 0u) {
-    rowLoss[row] = log(rowSum) + (rowMax - labelLogit);
+    rowLoss[row] = log(row_sum) + (row_max - label_logit);
   }
-  let factor = scale / rowSum;
+  let factor = scale / row_sum;
   for (var j = lid; j < params.vocab4; j += WG) {
     let column = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
     let hot = select(vec4<f32>(0.0), vec4<f32>(scale), column == vec4<u32>(label));
-    logits[base + j] = exp(logits[base + j] - vec4<f32>(rowMax)) * factor - hot;
+    logits[base + j] = exp(logits[base + j] - vec4<f32>(row_max)) * factor - hot;
   }
 }
 

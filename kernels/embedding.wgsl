@@ -69,15 +69,15 @@ const BATCH: u32 = 8u;
 
 // embedding_backward_word: the tile's token positions, and for its local segments (ids) s = 0, 1, ...
 // the global segment bounds and the id.
-var<workgroup> tileRows: array<u32, TILE>;
-var<workgroup> segStart: array<u32, TILE>;
-var<workgroup> segEnd: array<u32, TILE>;
-var<workgroup> segId: array<u32, TILE>;
+var<workgroup> tile_rows: array<u32, TILE>;
+var<workgroup> seg_start: array<u32, TILE>;
+var<workgroup> seg_end: array<u32, TILE>;
+var<workgroup> seg_id: array<u32, TILE>;
 var<workgroup> found: u32;
 var<workgroup> owner: vec2<u32>;
-var<workgroup> segCount: u32;
-var<workgroup> laneSums: array<vec4<f32>, COLS4 * LANES>;
-var<workgroup> scaleSums: array<f32, COLS4 * LANES>;
+var<workgroup> seg_count: u32;
+var<workgroup> lane_sums: array<vec4<f32>, COLS4 * LANES>;
+var<workgroup> scale_sums: array<f32, COLS4 * LANES>;
 
 fn embed(i: u32, scale: f32) {
   if (i >= params.tokens * params.hidden4) {
@@ -108,15 +108,15 @@ fn embedding_forward_scaled(
   embed(flat_index(wid, nwg, lid, WG), positionScale[0]);
 }
 
-// segmentStart[u]: where slot u's positions begin in the sorted order (slots past the distinct ids, and
+// segment_start(u): where slot u's positions begin in the sorted order (slots past the distinct ids, and
 // u = count, give `tokens`).
-fn segmentStart(u: u32) -> u32 {
+fn segment_start(u: u32) -> u32 {
   return tokenOrder[params.tokens + min(u, params.count)];
 }
 
-// The slot of the id at sorted position `p`: the last u with segmentStart(u) <= p, found by the whole
+// The slot of the id at sorted position `p`: the last u with segment_start(u) <= p, found by the whole
 // workgroup in a few rounds of COLS4 * LANES probes (two rounds for 16384 slots).
-fn findSegment(p: u32, lid: u32) -> u32 {
+fn find_segment(p: u32, lid: u32) -> u32 {
   let threads = COLS4 * LANES;
   var lo = 0u;
   var len = params.count + 1u;
@@ -126,8 +126,8 @@ fn findSegment(p: u32, lid: u32) -> u32 {
     }
     let stride = (len + threads - 1u) / threads;
     let probe = lid * stride;
-    let here = probe < len && segmentStart(lo + probe) <= p;
-    let next = probe + stride < len && segmentStart(lo + probe + stride) <= p;
+    let here = probe < len && segment_start(lo + probe) <= p;
+    let next = probe + stride < len && segment_start(lo + probe + stride) <= p;
     if (here && !next) {
       found = probe;
     }
@@ -140,10 +140,10 @@ fn findSegment(p: u32, lid: u32) -> u32 {
 }
 
 // Sorted position p's dx row at column e and, with SCALE, its sinusoid row; zero at p >= hi.
-fn gather(p: u32, hi: u32, tileStart: u32, e: u32) -> mat2x4<f32> {
+fn gather(p: u32, hi: u32, tile_start: u32, e: u32) -> mat2x4<f32> {
   var g = mat2x4<f32>();
   if (p < hi) {
-    let t = tileRows[p - tileStart];
+    let t = tile_rows[p - tile_start];
     g[0] = dx[t * params.hidden4 + e];
     if (SCALE) {
       g[1] = sinusoid[(t % params.seq) * params.hidden4 + e];
@@ -162,17 +162,17 @@ fn accumulate(g: mat2x4<f32>, sum: ptr<function, vec4<f32>>, scale: ptr<function
 // The sum of the dx rows of sorted positions [begin, begin + BATCH), [begin + step, ...), ... below hi, in
 // order, at column e. A batch's BATCH loads are written out rather than looped: the driver does not
 // unroll such loops, and then each load waits for the one before it and local arrays spill to memory.
-fn sumRows(begin: u32, hi: u32, step: u32, tileStart: u32, e: u32, scale: ptr<function, f32>) -> vec4<f32> {
+fn sum_rows(begin: u32, hi: u32, step: u32, tile_start: u32, e: u32, scale: ptr<function, f32>) -> vec4<f32> {
   var sum = vec4<f32>(0.0);
   for (var j = begin; j < hi; j += step) {
-    let g0 = gather(j, hi, tileStart, e);
-    let g1 = gather(j + 1u, hi, tileStart, e);
-    let g2 = gather(j + 2u, hi, tileStart, e);
-    let g3 = gather(j + 3u, hi, tileStart, e);
-    let g4 = gather(j + 4u, hi, tileStart, e);
-    let g5 = gather(j + 5u, hi, tileStart, e);
-    let g6 = gather(j + 6u, hi, tileStart, e);
-    let g7 = gather(j + 7u, hi, tileStart, e);
+    let g0 = gather(j, hi, tile_start, e);
+    let g1 = gather(j + 1u, hi, tile_start, e);
+    let g2 = gather(j + 2u, hi, tile_start, e);
+    let g3 = gather(j + 3u, hi, tile_start, e);
+    let g4 = gather(j + 4u, hi, tile_start, e);
+    let g5 = gather(j + 5u, hi, tile_start, e);
+    let g6 = gather(j + 6u, hi, tile_start, e);
+    let g7 = gather(j + 7u, hi, tile_start, e);
     accumulate(g0, &sum, scale);
     accumulate(g1, &sum, scale);
     accumulate(g2, &sum, scale);
@@ -187,33 +187,33 @@ fn sumRows(begin: u32, hi: u32, step: u32, tileStart: u32, e: u32, scale: ptr<fu
 
 // The tile's sum for local segment s at column e: added to dword if all the id's rows are in the tile
 // (`old` is dword's value, read ahead so that its latency overlaps the rows'), else left as a carry.
-fn finishSegment(s: u32, tile: u32, tileStart: u32, tileEnd: u32, e: u32, old: vec4<f32>, sum: vec4<f32>) {
-  if (segStart[s] >= tileStart && segEnd[s] <= tileEnd) {
-    dword[segId[s] * params.hidden4 + e] = old + sum;
+fn finish_segment(s: u32, tile: u32, tile_start: u32, tile_end: u32, e: u32, old: vec4<f32>, sum: vec4<f32>) {
+  if (seg_start[s] >= tile_start && seg_end[s] <= tile_end) {
+    dword[seg_id[s] * params.hidden4 + e] = old + sum;
   } else {
-    carry[(2u * tile + select(1u, 0u, segStart[s] < tileStart)) * params.hidden4 + e] = sum;
+    carry[(2u * tile + select(1u, 0u, seg_start[s] < tile_start)) * params.hidden4 + e] = sum;
   }
 }
 
 // dword's value for local segment s at column e if the tile adds to it, else 0.
-fn readAhead(s: u32, tileStart: u32, tileEnd: u32, e: u32) -> vec4<f32> {
-  if (segStart[s] >= tileStart && segEnd[s] <= tileEnd) {
-    return dword[segId[s] * params.hidden4 + e];
+fn read_ahead(s: u32, tile_start: u32, tile_end: u32, e: u32) -> vec4<f32> {
+  if (seg_start[s] >= tile_start && seg_end[s] <= tile_end) {
+    return dword[seg_id[s] * params.hidden4 + e];
   }
   return vec4<f32>(0.0);
 }
 
 // The sum of `v` over the workgroup by a fixed tree (for invocation 0).
-fn scaleSum(v: f32, lid: u32) -> f32 {
-  scaleSums[lid] = v;
+fn scale_sum(v: f32, lid: u32) -> f32 {
+  scale_sums[lid] = v;
   workgroupBarrier();
   for (var half = COLS4 * LANES / 2u; half > 0u; half /= 2u) {
     if (lid < half) {
-      scaleSums[lid] += scaleSums[lid + half];
+      scale_sums[lid] += scale_sums[lid + half];
     }
     workgroupBarrier();
   }
-  return scaleSums[0];
+  return scale_sums[0];
 }
 
 // Workgroup (tile, column chunk of COLS4 vec4s). Lane l takes the tile's ids l, l + LANES, ..., each id's
@@ -228,31 +228,31 @@ fn embedding_backward_word(
 ) {
   let n = params.tokens;
   let tile = wid.x;
-  let tileStart = tile * TILE;
-  let tileEnd = min(tileStart + TILE, n);
-  let first = findSegment(tileStart, lid);
+  let tile_start = tile * TILE;
+  let tile_end = min(tile_start + TILE, n);
+  let first = find_segment(tile_start, lid);
   if (lid < TILE) {
     let u = first + lid;
-    let start = segmentStart(u);
-    let end = segmentStart(u + 1u);
-    segStart[lid] = start;
-    segEnd[lid] = end;
+    let start = segment_start(u);
+    let end = segment_start(u + 1u);
+    seg_start[lid] = start;
+    seg_end[lid] = end;
     let id = tokenOrder[2u * n + 1u + min(u, n - 1u)];
-    segId[lid] = id;
-    if (tileStart + lid < tileEnd) {
-      tileRows[lid] = tokenOrder[tileStart + lid];
+    seg_id[lid] = id;
+    if (tile_start + lid < tile_end) {
+      tile_rows[lid] = tokenOrder[tile_start + lid];
     }
     // The id holding the tile's last position: its local index bounds the loops below, and if it goes on
     // past the tile, after beginning in it, this tile adds up its carries.
-    if (start < tileEnd && end >= tileEnd) {
-      segCount = lid + 1u;
+    if (start < tile_end && end >= tile_end) {
+      seg_count = lid + 1u;
       if (wid.y == 0u) {
-        let owns = end > tileEnd && start >= tileStart;
+        let owns = end > tile_end && start >= tile_start;
         carryOwner[tile] = vec2<u32>(select(tile, (end - 1u) / TILE, owns), id);
       }
     }
   }
-  let count = workgroupUniformLoad(&segCount);
+  let count = workgroupUniformLoad(&seg_count);
   let e = wid.y * COLS4 + local.x;
   let inside = e < params.hidden4;
   var scale = 0.0;
@@ -261,36 +261,37 @@ fn embedding_backward_word(
     var sum = vec4<f32>(0.0);
     if (inside) {
       if (local.y == 0u) {
-        old = readAhead(0u, tileStart, tileEnd, e);
+        old = read_ahead(0u, tile_start, tile_end, e);
       }
-      sum = sumRows(tileStart + local.y * BATCH, tileEnd, LANES * BATCH, tileStart, e, &scale);
+      sum = sum_rows(tile_start + local.y * BATCH, tile_end, LANES * BATCH, tile_start, e, &scale);
     }
-    laneSums[lid] = sum;
+    lane_sums[lid] = sum;
     workgroupBarrier();
     if (inside && local.y == 0u) {
       for (var l = 1u; l < LANES; l++) {
-        sum += laneSums[l * COLS4 + local.x];
+        sum += lane_sums[l * COLS4 + local.x];
       }
-      finishSegment(0u, tile, tileStart, tileEnd, e, old, sum);
+      finish_segment(0u, tile, tile_start, tile_end, e, old, sum);
     }
   } else if (inside) {
     for (var s = local.y; s < count; s += LANES) {
-      let old = readAhead(s, tileStart, tileEnd, e);
-      let sum = sumRows(max(segStart[s], tileStart), min(segEnd[s], tileEnd), BATCH, tileStart, e, &scale);
-      finishSegment(s, tile, tileStart, tileEnd, e, old, sum);
+      let old = read_ahead(s, tile_start, tile_end, e);
+      let sum =
+        sum_rows(max(seg_start[s], tile_start), min(seg_end[s], tile_end), BATCH, tile_start, e, &scale);
+      finish_segment(s, tile, tile_start, tile_end, e, old, sum);
     }
   }
   if (SCALE) {
-    let partial = scaleSum(scale, lid);
+    let partial = scale_sum(scale, lid);
     if (lid == 0u) {
       scalePartials[wid.y * nwg.x + tile] = partial;
     }
   }
 }
 
-// Tile k's row-0 carry at column e; zero past lastTile.
-fn carried(k: u32, lastTile: u32, e: u32) -> vec4<f32> {
-  if (k <= lastTile) {
+// Tile k's row-0 carry at column e; zero past last_tile.
+fn carried(k: u32, last_tile: u32, e: u32) -> vec4<f32> {
+  if (k <= last_tile) {
     return carry[2u * k * params.hidden4 + e];
   }
   return vec4<f32>(0.0);
@@ -314,7 +315,7 @@ fn embedding_backward_carry(
     for (var i = lid; i < nwg.x * nwg.y; i += COLS4 * LANES) {
       sum += partialsIn[i];
     }
-    let total = scaleSum(sum, lid);
+    let total = scale_sum(sum, lid);
     if (lid == 0u) {
       dscale[0] += total;
     }
@@ -323,8 +324,8 @@ fn embedding_backward_carry(
     owner = carryOwner[tile];
   }
   let info = workgroupUniformLoad(&owner);
-  let lastTile = info.x;
-  if (lastTile <= tile) {
+  let last_tile = info.x;
+  if (last_tile <= tile) {
     return;
   }
   let h4 = params.hidden4;
@@ -339,15 +340,15 @@ fn embedding_backward_carry(
       old = dword[row];
       own = carry[(2u * tile + 1u) * h4 + e];
     }
-    for (var k = tile + 1u + local.y; k <= lastTile; k += LANES * BATCH) {
-      let v0 = carried(k, lastTile, e);
-      let v1 = carried(k + LANES, lastTile, e);
-      let v2 = carried(k + 2u * LANES, lastTile, e);
-      let v3 = carried(k + 3u * LANES, lastTile, e);
-      let v4 = carried(k + 4u * LANES, lastTile, e);
-      let v5 = carried(k + 5u * LANES, lastTile, e);
-      let v6 = carried(k + 6u * LANES, lastTile, e);
-      let v7 = carried(k + 7u * LANES, lastTile, e);
+    for (var k = tile + 1u + local.y; k <= last_tile; k += LANES * BATCH) {
+      let v0 = carried(k, last_tile, e);
+      let v1 = carried(k + LANES, last_tile, e);
+      let v2 = carried(k + 2u * LANES, last_tile, e);
+      let v3 = carried(k + 3u * LANES, last_tile, e);
+      let v4 = carried(k + 4u * LANES, last_tile, e);
+      let v5 = carried(k + 5u * LANES, last_tile, e);
+      let v6 = carried(k + 6u * LANES, last_tile, e);
+      let v7 = carried(k + 7u * LANES, last_tile, e);
       sum += v0;
       sum += v1;
       sum += v2;
@@ -358,17 +359,17 @@ fn embedding_backward_carry(
       sum += v7;
     }
   }
-  laneSums[lid] = sum;
+  lane_sums[lid] = sum;
   workgroupBarrier();
   if (inside && local.y == 0u) {
     for (var l = 0u; l < LANES; l++) {
-      own += laneSums[l * COLS4 + local.x];
+      own += lane_sums[l * COLS4 + local.x];
     }
     dword[row] = old + own;
   }
 }
 
-fn learnedRow(j: u32, total: u32) -> vec4<f32> {
+fn learned_row(j: u32, total: u32) -> vec4<f32> {
   if (j < total) {
     return learnedDx[j];
   }
@@ -376,7 +377,7 @@ fn learnedRow(j: u32, total: u32) -> vec4<f32> {
 }
 
 // One thread per vec4 of the learned table: dposition[p] += sum over the batch of dx[b * seq + p], in
-// batch order, BATCH loads at a time (written out, as in sumRows).
+// batch order, BATCH loads at a time (written out, as in sum_rows).
 @compute @workgroup_size(WG)
 fn embedding_backward_learned(
   @builtin(workgroup_id) wid: vec3<u32>,
@@ -391,14 +392,14 @@ fn embedding_backward_learned(
   let total = params.tokens * params.hidden4;
   var sum = vec4<f32>(0.0);
   for (var j = i; j < total; j += BATCH * stride) {
-    let v0 = learnedRow(j, total);
-    let v1 = learnedRow(j + stride, total);
-    let v2 = learnedRow(j + 2u * stride, total);
-    let v3 = learnedRow(j + 3u * stride, total);
-    let v4 = learnedRow(j + 4u * stride, total);
-    let v5 = learnedRow(j + 5u * stride, total);
-    let v6 = learnedRow(j + 6u * stride, total);
-    let v7 = learnedRow(j + 7u * stride, total);
+    let v0 = learned_row(j, total);
+    let v1 = learned_row(j + stride, total);
+    let v2 = learned_row(j + 2u * stride, total);
+    let v3 = learned_row(j + 3u * stride, total);
+    let v4 = learned_row(j + 4u * stride, total);
+    let v5 = learned_row(j + 5u * stride, total);
+    let v6 = learned_row(j + 6u * stride, total);
+    let v7 = learned_row(j + 7u * stride, total);
     sum += v0;
     sum += v1;
     sum += v2;

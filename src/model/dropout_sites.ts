@@ -8,7 +8,7 @@
  *   before the residual add) and the FFN block's output (likewise);
  * - the classifier head's tanh output.
  *
- * A site's mask is `dropoutKeep(seed, element index)` (src/reference/ops.ts) over the flat tensor it
+ * A site's mask is `dropoutKeep(seed, element index)` (src/reference/dropout.ts) over the flat tensor it
  * drops from, with the step's seed for that site; the reference and the GPU kernels agree bit for bit.
  *
  * @module

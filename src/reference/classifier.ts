@@ -15,7 +15,8 @@ import type { ModelConfig } from "../model/config.ts";
 import { headSite } from "../model/dropout_sites.ts";
 import { HEAD_INNER, headLayout, headView } from "../model/head_layout.ts";
 import { drop, dropoutAt, type ReferenceBatchOptions, referenceEncoderPass } from "./model.ts";
-import { crossEntropy, matmul } from "./ops.ts";
+import { matmul } from "./matmul.ts";
+import { crossEntropy } from "./cross_entropy.ts";
 
 /** Logits [batch, labels] of `ids` [batch, seq] (padding marked 0 in `options.keyMask`), without dropout. */
 export function referenceClassify(

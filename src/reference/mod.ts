@@ -5,7 +5,13 @@
  *
  * @module
  */
-export * from "./ops.ts";
+export * from "./matmul.ts";
+export * from "./layernorm.ts";
+export * from "./activation.ts";
+export * from "./dropout.ts";
+export * from "./attention.ts";
+export * from "./embedding.ts";
+export * from "./cross_entropy.ts";
 export { referenceEncode, referenceEncoderPass, referenceForwardBackward } from "./model.ts";
 export type { ReferenceBatchOptions, ReferenceEncoderPass, ReferenceResult } from "./model.ts";
 export { referenceClassifierLoss, referenceClassify } from "./classifier.ts";

@@ -1,9 +1,9 @@
 /**
- * The whole crammed-BERT MLM forward and backward in float64, composed from ops.ts, matching
- * torch_peer.py's model: embeddings word[ids] + positions (scale * sinusoid, or a learned table) and a
- * LayerNorm; pre-LN layers x += out(attn(qkv(ln1(x)))), x += down(act(up(ln2(x)))); a final LayerNorm; a
- * sparse MLM head that decodes only rows with a label >= 0 against the tied word embedding (no bias); mean
- * cross-entropy. Linear weights are PyTorch's [out, in], so y = x W^T.
+ * The whole crammed-BERT MLM forward and backward in float64, composed from the op references beside it (a
+ * file per op family), matching torch_peer.py's model: embeddings word[ids] + positions (scale * sinusoid, or
+ * a learned table) and a LayerNorm; pre-LN layers x += out(attn(qkv(ln1(x)))), x += down(act(up(ln2(x)))); a
+ * final LayerNorm; a sparse MLM head that decodes only rows with a label >= 0 against the tied word embedding
+ * (no bias); mean cross-entropy. Linear weights are PyTorch's [out, in], so y = x W^T.
  *
  * With `dropout` (finetuning) the encoder drops at the sites of src/model/dropout_sites.ts: after the
  * embedding LayerNorm, on the attention probabilities, and on each block's output before its residual add.
@@ -14,22 +14,13 @@ import { downInputWidth, headDim, type ModelConfig } from "../model/config.ts";
 import { type ParamLayout, paramLayout, paramView } from "../model/params.ts";
 import { type DropoutSeeds, EMBEDDING_SITE, layerSites } from "../model/dropout_sites.ts";
 import { sinusoidTable } from "../model/positions.ts";
-import {
-  attentionBackward,
-  attentionForward,
-  crossEntropy,
-  dropout,
-  type DropoutOptions,
-  embeddingBackward,
-  embeddingForward,
-  gelu,
-  geluBackward,
-  gluBackward,
-  gluForward,
-  layerNormBackward,
-  layerNormForward,
-  matmul,
-} from "./ops.ts";
+import { matmul } from "./matmul.ts";
+import { layerNormBackward, layerNormForward } from "./layernorm.ts";
+import { gelu, geluBackward, gluBackward, gluForward } from "./activation.ts";
+import { dropout, type DropoutOptions } from "./dropout.ts";
+import { attentionBackward, attentionForward } from "./attention.ts";
+import { embeddingBackward, embeddingForward } from "./embedding.ts";
+import { crossEntropy } from "./cross_entropy.ts";
 
 /** The batch shape of token ids [batch, seq], and optionally which keys attention may see. */
 export interface ReferenceBatchOptions {

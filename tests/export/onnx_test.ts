@@ -13,7 +13,7 @@ import { CLS_ID, SEP_ID } from "../../src/data/tokenizer.ts";
 import { headLayout } from "../../src/model/head_layout.ts";
 import { referenceClassify } from "../../src/reference/classifier.ts";
 import { referenceEncode } from "../../src/reference/model.ts";
-import { matmul } from "../../src/reference/ops.ts";
+import { matmul } from "../../src/reference/matmul.ts";
 import { randomArray } from "../reference/gradcheck.ts";
 
 const TOLERANCE = 1e-4;

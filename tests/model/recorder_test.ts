@@ -4,7 +4,7 @@ import { readF32, uploadBuffer } from "../../src/gpu/buffers.ts";
 import { Kernels, submitDispatches } from "../../src/gpu/kernels.ts";
 import { matmulScratchBytes } from "../../src/model/layers/matmul.ts";
 import { Recorder } from "../../src/model/recorder.ts";
-import * as ref from "../../src/reference/ops.ts";
+import * as ref from "../../src/reference/matmul.ts";
 import { assertClose, seededUniform } from "../_helpers.ts";
 
 const k = new Kernels(await requestGpu());

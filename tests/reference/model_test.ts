@@ -3,7 +3,7 @@ import { type ModelConfig, tiny } from "../../src/model/config.ts";
 import { initParams } from "../../src/model/init.ts";
 import { paramLayout } from "../../src/model/params.ts";
 import { referenceEncode, referenceForwardBackward } from "../../src/reference/model.ts";
-import { layerNormForward } from "../../src/reference/ops.ts";
+import { layerNormForward } from "../../src/reference/layernorm.ts";
 import { maxGradError, randomArray } from "./gradcheck.ts";
 
 const batch = 2, seq = 6;

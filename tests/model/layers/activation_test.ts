@@ -10,7 +10,7 @@ import {
 } from "../../../src/gpu/buffers.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import { geluBackward, geluForward, gluBackward, gluForward } from "../../../src/model/layers/activation.ts";
-import * as ref from "../../../src/reference/ops.ts";
+import * as ref from "../../../src/reference/activation.ts";
 import { assertClose, seededUniform } from "../../_helpers.ts";
 
 // Tolerances. The kernel's erfc fit has relative error < 1.1e-7, but WGSL only promises exp to within

@@ -12,7 +12,7 @@ import { requestGpu } from "../../../src/gpu/device.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import { attentionBackward, attentionForward } from "../../../src/model/layers/attention.ts";
 import type { AttentionShape } from "../../../src/model/layers/attention.ts";
-import * as ref from "../../../src/reference/ops.ts";
+import * as ref from "../../../src/reference/attention.ts";
 import { assertClose, type CloseOptions, seededUniform } from "../../_helpers.ts";
 
 const gpu = await requestGpu();

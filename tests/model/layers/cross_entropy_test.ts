@@ -17,7 +17,7 @@ import {
   scatterRows,
 } from "../../../src/model/layers/cross_entropy.ts";
 import { lossScaleBuffer, writeLossScale } from "../../../src/model/loss_scale.ts";
-import * as ref from "../../../src/reference/ops.ts";
+import * as ref from "../../../src/reference/cross_entropy.ts";
 import { assertClose, seededUniform } from "../../_helpers.ts";
 
 const gpu = await requestGpu();

@@ -3,7 +3,7 @@ import { readF32, storageBuffer, uploadBuffer, writeBuffer } from "../../../src/
 import { requestGpu } from "../../../src/gpu/device.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import { dropoutBackward, dropoutForward, dropoutThreshold } from "../../../src/model/layers/dropout.ts";
-import * as ref from "../../../src/reference/ops.ts";
+import * as ref from "../../../src/reference/dropout.ts";
 import { assertClose, seededUniform } from "../../_helpers.ts";
 
 const gpu = await requestGpu();

@@ -8,7 +8,7 @@ import {
   packTokenOrder,
   sortTokens,
 } from "../../../src/model/layers/embedding.ts";
-import * as ref from "../../../src/reference/ops.ts";
+import * as ref from "../../../src/reference/embedding.ts";
 import { sinusoidTable } from "../../../src/model/positions.ts";
 import { assertClose, seededUniform } from "../../_helpers.ts";
 

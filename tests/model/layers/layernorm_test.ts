@@ -10,7 +10,7 @@ import {
 } from "../../../src/gpu/buffers.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import { layerNormBackward, layerNormForward } from "../../../src/model/layers/layernorm.ts";
-import * as ref from "../../../src/reference/ops.ts";
+import * as ref from "../../../src/reference/layernorm.ts";
 import { assertClose, seededUniform } from "../../_helpers.ts";
 
 // Tolerances. Each row is reduced over `cols` <= 300 f32 terms, whose rounding error grows like

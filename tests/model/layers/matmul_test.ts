@@ -16,7 +16,7 @@ import {
   parseMatmulTile,
   parseMatrixTile,
 } from "../../../src/model/layers/matmul.ts";
-import { matmul as referenceMatmul } from "../../../src/reference/ops.ts";
+import { matmul as referenceMatmul } from "../../../src/reference/matmul.ts";
 import { assertClose, seededUniform } from "../../_helpers.ts";
 
 const gpu = await requestGpu();
