@@ -37,8 +37,6 @@ const TANH_LIMIT = 16.0;
 @group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
 @group(0) @binding(5) var<storage, read_write> totals: LossTotals;
 
-var<workgroup> partial: array<f32, WG>;
-
 // values = tanh(values + bias).
 @compute @workgroup_size(WG)
 fn bias_tanh(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -119,16 +117,9 @@ fn head_loss(@builtin(local_invocation_index) lid: u32) {
       dlogits[base + c] = (exp(logits[base + c] - m) / s - hot) * inverse;
     }
   }
-  partial[lid] = sum;
-  workgroupBarrier();
-  for (var half = WG / 2u; half > 0u; half /= 2u) {
-    if (lid < half) {
-      partial[lid] += partial[lid + half];
-    }
-    workgroupBarrier();
-  }
+  let total = workgroup_sum(vec4<f32>(sum, 0.0, 0.0, 0.0), lid).x;
   if (lid == 0u) {
-    totals.sum += partial[0];
+    totals.sum += total;
     totals.count += n;
   }
 }

@@ -2,15 +2,16 @@
 // the square root): y = (x - mean) * rstd * weight + bias with rstd = 1 / sqrt(var + eps).
 //
 // The forward takes one workgroup per row, the backward one per block of rows; rows are read as vec4s
-// (cols is a multiple of 4) strided over a row's invocations, so reads are coalesced. Every reduction is
-// a fixed tree or a fixed sequence, never atomics, so the results are the same bit for bit on every run.
+// (cols is a multiple of 4) strided over a row's invocations, so reads are coalesced. The forward's sums
+// are workgroup_sum (the loader adds reduce_subgroups.wgsl or reduce_workgroup.wgsl); the backward's are
+// fixed trees or sequences. Never atomics: the results are the same bit for bit on every run.
 // The grid is 2-D when one dimension's 65535 workgroups are not enough: the flat workgroup id is
 // wid.y * nwg.x + wid.x.
 //
 // The forward's y and the backward's dy may be stored as f16 (the wrapper sets their aliases below): they
 // are converted to f32 on load and rounded on store, so all the arithmetic stays f32.
 
-// Invocations per workgroup of the forward; a power of two (tree reduction). 768 columns are 192 vec4s:
+// Invocations per workgroup of the forward; a power of two (the tree of reduce_workgroup.wgsl). 768 columns are 192 vec4s:
 // 3 per invocation.
 override WG: u32 = 64;
 // Backward: dx also adds `bwd_residual` (the gradient arriving through the residual connection around
@@ -27,23 +28,6 @@ struct Shape {
 }
 
 @group(0) @binding(0) var<uniform> shape: Shape;
-
-var<workgroup> partial: array<vec2<f32>, WG>;
-
-// The sum of `v` over the workgroup by a fixed tree; every invocation gets the total.
-fn workgroup_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
-  partial[lid] = v;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (lid < stride) {
-      partial[lid] += partial[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  let total = partial[0];
-  workgroupBarrier(); // everyone has read the total before `partial` is reused
-  return total;
-}
 
 fn sum4(v: vec4<f32>) -> f32 {
   return (v.x + v.y) + (v.z + v.w);
@@ -78,13 +62,13 @@ fn layernorm_forward(
   for (var c = lid; c < cols4; c += WG) {
     sum += sum4(fwd_x[base + c]);
   }
-  let mean = workgroup_sum(vec2<f32>(sum, 0.0), lid).x * inv_cols;
+  let mean = workgroup_sum(vec4<f32>(sum, 0.0, 0.0, 0.0), lid).x * inv_cols;
   var squares = 0.0;
   for (var c = lid; c < cols4; c += WG) {
     let d = fwd_x[base + c] - mean;
     squares += dot(d, d);
   }
-  let rstd = inverseSqrt(workgroup_sum(vec2<f32>(squares, 0.0), lid).x * inv_cols + shape.eps);
+  let rstd = inverseSqrt(workgroup_sum(vec4<f32>(squares, 0.0, 0.0, 0.0), lid).x * inv_cols + shape.eps);
   for (var c = lid; c < cols4; c += WG) {
     fwd_y[base + c] = vec4<FWD_Y_T>((fwd_x[base + c] - mean) * rstd * fwd_weight[c] + fwd_bias[c]);
   }

@@ -43,21 +43,6 @@ struct LossScale {
 override DYNAMIC_SCALE: bool = false;
 override GROWTH_INTERVAL: u32 = 2000;
 
-var<workgroup> partial: array<f32, WG>;
-
-// The sum of `v` over the workgroup by a fixed tree, valid in invocation 0.
-fn workgroup_sum(v: f32, lid: u32) -> f32 {
-  partial[lid] = v;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (lid < stride) {
-      partial[lid] += partial[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  return partial[0];
-}
-
 struct NormShape {
   // vec4s of gradients.
   length4: u32,
@@ -83,7 +68,7 @@ fn grad_sum_squares(
     let g = sq_grads[i];
     s += dot(g, g);
   }
-  let total = workgroup_sum(s, lid);
+  let total = workgroup_sum(vec4<f32>(s, 0.0, 0.0, 0.0), lid).x;
   if (lid == 0u) {
     sq_partials[wid.x] = total;
   }
@@ -95,13 +80,13 @@ fn grad_sum_squares(
 // grad_norm_finish_scaled: the loss scale the gradients carry, divided out (and adjusted when dynamic).
 @group(0) @binding(3) var<storage, read_write> fin_loss_scale: LossScale;
 
-// The sum of the partial sums, valid in invocation 0.
+// The sum of the partial sums (workgroup_sum: the loader adds a variant of it).
 fn sum_of_squares(lid: u32) -> f32 {
   var s = 0.0;
   for (var i = lid; i < norm_shape.partials; i += WG) {
     s += fin_partials[i];
   }
-  return workgroup_sum(s, lid);
+  return workgroup_sum(vec4<f32>(s, 0.0, 0.0, 0.0), lid).x;
 }
 
 // NaN and infinity are the f32s with all exponent bits set; tested on the bits because WGSL lets

@@ -39,6 +39,11 @@ export interface Gpu {
   /** `shader-f16` was granted: kernels may store f16 (see StorageType in buffers.ts). */
   hasF16: boolean;
   /**
+   * `subgroups` was granted: reductions use subgroup operations (the loader picks the variant, see
+   * kernels/reduce_subgroups.wgsl).
+   */
+  hasSubgroups: boolean;
+  /**
    * The f16 subgroup matrix product the device runs on its matrix units (tensor cores), or null. Dawn
    * only; the largest of the adapter's f16 -> f32 configurations (16x16x16 on an H200).
    */
@@ -65,6 +70,11 @@ export interface RequestGpuOptions {
    * where it may be read, else `builtin`.
    */
   backend?: GpuBackendChoice;
+  /**
+   * Ask for `subgroups` (default true). Deno's built-in WebGPU grants it when asked although its adapter
+   * does not list it; false keeps the workgroup-memory variants (what an adapter without subgroups runs).
+   */
+  subgroups?: boolean;
 }
 
 const NO_ADAPTER = "no WebGPU adapter found: on Linux install a Vulkan driver " +
@@ -183,10 +193,15 @@ async function deviceOf(adapter: GPUAdapter, backend: GpuBackend, options: Reque
   if ((options.timestamps ?? true) && adapter.features.has("timestamp-query")) wanted.push("timestamp-query");
   if (adapter.features.has("shader-f16")) wanted.push("shader-f16");
   const subgroupMatrix = backend === "dawn" ? subgroupMatrixOf(adapter) : null;
-  if (subgroupMatrix) wanted.push("subgroups", "chromium-experimental-subgroup-matrix");
+  if (subgroupMatrix) wanted.push("chromium-experimental-subgroup-matrix");
+  // Deno's adapter leaves `subgroups` out of its list but grants it; where a request with it fails, the
+  // device is made without.
+  const subgroups = (options.subgroups ?? true) || subgroupMatrix !== null
+    ? backend === "builtin" || adapter.features.has("subgroups")
+    : false;
   const a = adapter.limits;
-  const device = await adapter.requestDevice({
-    requiredFeatures: wanted as GPUFeatureName[],
+  const descriptor = (features: string[]): GPUDeviceDescriptor => ({
+    requiredFeatures: features as GPUFeatureName[],
     requiredLimits: {
       maxBufferSize: a.maxBufferSize,
       maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
@@ -198,6 +213,13 @@ async function deviceOf(adapter: GPUAdapter, backend: GpuBackend, options: Reque
       maxComputeWorkgroupsPerDimension: a.maxComputeWorkgroupsPerDimension,
     },
   });
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice(descriptor(subgroups ? [...wanted, "subgroups"] : wanted));
+  } catch (e) {
+    if (!subgroups || backend !== "builtin") throw e;
+    device = await adapter.requestDevice(descriptor(wanted));
+  }
   device.addEventListener("uncapturederror", (e) => {
     console.error(`WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`);
   });
@@ -209,6 +231,7 @@ async function deviceOf(adapter: GPUAdapter, backend: GpuBackend, options: Reque
     isCpu: isCpuAdapter(adapter),
     hasTimestamps: device.features.has("timestamp-query"),
     hasF16: device.features.has("shader-f16"),
+    hasSubgroups: device.features.has("subgroups"),
     subgroupMatrix,
     subgroupSize: info.subgroupMaxSize ?? 0,
     limits: device.limits,

@@ -72,21 +72,35 @@ export function shaderNeeds(code: string): ShaderNeeds {
   };
 }
 
+/** A WGSL file the loader puts before a family's source (`name` without `.wgsl`). */
+export interface SharedSource {
+  name: string;
+  text: string;
+}
+
+/** Lines `first` to `first + count - 1` (1-based) of a built module came from `file`. */
+export interface SourcePart {
+  file: string;
+  first: number;
+  count: number;
+}
+
 /**
- * The complete WGSL of a module: the `enable` lines its backend needs, then the shared prelude
- * (kernels/prelude.wgsl), then `source`, and how many lines come before `source`, to map compiler messages
- * back to the family's lines. The backends differ here and only here: Dawn's Tint wants `enable f16;`,
- * `enable subgroups;` and the subgroup-matrix extension declared; Deno's naga takes `enable f16;` but
- * rejects `enable subgroups;` (its subgroup builtins need no declaration). Devices with subgroup matrices
- * also get their shape as the constants SUBGROUP_MATRIX_M, _N and _K, and the subgroup size as SUBGROUP_SIZE.
+ * The complete WGSL of a module: the `enable` lines its backend needs, then the `shared` files (the
+ * prelude, kernels/prelude.wgsl, and the reduction variant the family calls), then `source`, and where
+ * each part's lines are, to map compiler messages back to their files. The backends differ here and only
+ * here: Dawn's Tint wants `enable f16;`, `enable subgroups;` and the subgroup-matrix extension declared;
+ * Deno's naga takes `enable f16;` but rejects `enable subgroups;` (its subgroup builtins need no
+ * declaration). Devices with subgroup matrices also get their shape as the constants SUBGROUP_MATRIX_M, _N
+ * and _K, and the subgroup size as SUBGROUP_SIZE.
  */
 export function moduleSource(
   gpu: Gpu,
   family: string,
   source: string,
-  prelude: string,
-): { code: string; headerLines: number; preludeLines: number } {
-  const needs = shaderNeeds(source);
+  shared: readonly SharedSource[],
+): { code: string; parts: SourcePart[] } {
+  const needs = shaderNeeds([...shared.map((f) => f.text), source].join("\n"));
   if (needs.f16 && !gpu.hasF16) {
     throw new GpuError(`${family}.wgsl: f16 needs shader-f16, which ${gpu.name} lacks`);
   }
@@ -115,26 +129,31 @@ export function moduleSource(
       `const SUBGROUP_SIZE: u32 = ${gpu.subgroupSize}u;`,
     );
   }
-  const shared = prelude.trimEnd();
-  const preludeLines = shared.split("\n").length;
-  return {
-    code: [...lines, shared, source].join("\n"),
-    headerLines: lines.length + preludeLines,
-    preludeLines,
-  };
+  const parts: SourcePart[] = [{
+    file: `${family}.wgsl (the loader's enable lines)`,
+    first: 1,
+    count: lines.length,
+  }];
+  const texts = [...lines];
+  for (const f of shared) {
+    const text = f.text.trimEnd();
+    const count = text.split("\n").length;
+    parts.push({ file: `${f.name}.wgsl`, first: texts.length + 1, count });
+    texts.push(...text.split("\n"));
+  }
+  parts.push({ file: `${family}.wgsl`, first: texts.length + 1, count: Infinity });
+  return { code: [...texts, source].join("\n"), parts };
 }
 
 /** `file:line:column` of a compiler message at `lineNum` of a module built by {@linkcode moduleSource}. */
-function messagePlace(
-  family: string,
-  lineNum: number,
-  linePos: number,
-  { headerLines, preludeLines }: { headerLines: number; preludeLines: number },
-): string {
-  const enables = headerLines - preludeLines;
-  if (lineNum > headerLines) return `${family}.wgsl:${lineNum - headerLines}:${linePos}`;
-  if (lineNum > enables) return `prelude.wgsl:${lineNum - enables}:${linePos}`;
-  return `${family}.wgsl (the loader's enable lines):${lineNum}:${linePos}`;
+function messagePlace(lineNum: number, linePos: number, parts: readonly SourcePart[]): string {
+  const part = parts.findLast((p) => p.first <= lineNum) ?? parts[0];
+  return `${part.file}:${lineNum - part.first + 1}:${linePos}`;
+}
+
+/** The reduction functions (workgroup_sum) are called in `source`: the loader adds a variant of them. */
+function callsReductions(source: string): boolean {
+  return /\bworkgroup_sum\s*\(/.test(source.replace(/\/\/.*$/gm, ""));
 }
 
 /** Compiles and caches compute pipelines for one device. */
@@ -144,12 +163,22 @@ export class Kernels {
   readonly #modules = new Map<string, GPUShaderModule>();
   readonly #pipelines = new Map<string, Promise<GPUComputePipeline>>();
   readonly #dir: URL;
-  #prelude: string | undefined;
+  readonly #sharedSources = new Map<string, string>();
 
   /** `dir` is where the `.wgsl` files are read from (default: the shipped `kernels/`). */
   constructor(gpu: Gpu, dir: URL = KERNELS_DIR) {
     this.gpu = gpu;
     this.#dir = dir;
+  }
+
+  /** A shared file (the prelude, a reduction variant), read once; always from the shipped `kernels/`. */
+  #shared(name: string): string {
+    let text = this.#sharedSources.get(name);
+    if (text === undefined) {
+      text = kernelSource(name);
+      this.#sharedSources.set(name, text);
+    }
+    return text;
   }
 
   /**
@@ -185,18 +214,19 @@ export class Kernels {
     const moduleKey = `${family}:${JSON.stringify(types)}`;
     let module = this.#modules.get(moduleKey);
     if (!module) {
-      this.#prelude ??= kernelSource("prelude");
-      const source = moduleSource(
-        this.gpu,
-        family,
-        typedSource(family, kernelSource(family, this.#dir), types),
-        this.#prelude,
-      );
+      const typed = typedSource(family, kernelSource(family, this.#dir), types);
+      const shared = [{ name: "prelude", text: this.#shared("prelude") }];
+      if (callsReductions(typed)) {
+        // Subgroup operations where the device has them, else a tree in workgroup memory.
+        const variant = this.gpu.hasSubgroups ? "reduce_subgroups" : "reduce_workgroup";
+        shared.push({ name: variant, text: this.#shared(variant) });
+      }
+      const source = moduleSource(this.gpu, family, typed, shared);
       module = device.createShaderModule({ label: family, code: source.code });
       const info = await module.getCompilationInfo();
       const error = info.messages.find((m) => m.type === "error");
       if (error) {
-        const place = messagePlace(family, error.lineNum, error.linePos, source);
+        const place = messagePlace(error.lineNum, error.linePos, source.parts);
         throw new GpuError(`${place}: ${error.message.split("\n")[0]}`);
       }
       this.#modules.set(moduleKey, module);

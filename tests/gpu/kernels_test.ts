@@ -92,35 +92,92 @@ Deno.test("shaderNeeds finds f16, subgroup builtins and subgroup matrices, and i
   });
 });
 
-Deno.test("moduleSource puts each backend's enable lines and the prelude before the source", () => {
+Deno.test("moduleSource puts each backend's enable lines and the shared files before the source", () => {
   const base = { name: "test adapter", hasF16: true, subgroupSize: 32 } as const;
   const builtin = { ...base, backend: "builtin", subgroupMatrix: null } as unknown as Gpu;
   const dawn = { ...base, backend: "dawn", subgroupMatrix: { m: 16, n: 16, k: 16 } } as unknown as Gpu;
-  const prelude = "fn shared() {}\n";
+  const prelude = { name: "prelude", text: "fn shared() {}\n" };
   const source = "alias T = f16;\nfn main() { let s = subgroupAdd(1u); }\n";
   // naga: f16 declared, subgroups not (it refuses `enable subgroups;`).
-  const naga = moduleSource(builtin, "k", source, prelude);
-  assert.equal(naga.code, `enable f16;\n${prelude}${source}`);
-  assert.deepEqual([naga.headerLines, naga.preludeLines], [2, 1]);
+  const naga = moduleSource(builtin, "k", source, [prelude]);
+  assert.equal(naga.code, `enable f16;\n${prelude.text}${source}`);
+  assert.deepEqual(naga.parts, [
+    { file: "k.wgsl (the loader's enable lines)", first: 1, count: 1 },
+    { file: "prelude.wgsl", first: 2, count: 1 },
+    { file: "k.wgsl", first: 3, count: Infinity },
+  ]);
   // Tint: both declared, and a device with subgroup matrices gets their shape as constants.
-  const tint = moduleSource(dawn, "k", source, prelude);
+  const tint = moduleSource(dawn, "k", source, [prelude]);
   assert.ok(tint.code.startsWith("enable f16;\nenable subgroups;\nconst SUBGROUP_MATRIX_M: u32 = 16u;\n"));
-  assert.ok(tint.code.endsWith(`${prelude}${source}`));
-  assert.equal(tint.code.split("\n").length - source.split("\n").length, tint.headerLines);
-  const matrix = moduleSource(dawn, "k", "var c = subgroup_matrix_result<f32, 16, 16>();", prelude);
+  assert.ok(tint.code.endsWith(`${prelude.text}${source}`));
+  assert.equal(tint.code.split("\n").length - source.split("\n").length + 1, tint.parts.at(-1)!.first);
+  const matrix = moduleSource(dawn, "k", "var c = subgroup_matrix_result<f32, 16, 16>();", [prelude]);
   assert.match(
     matrix.code,
     /^enable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;\n/,
   );
+  // A shared file's needs count too: Tint needs `enable subgroups;` for the subgroup reductions.
+  const reduce = { name: "reduce_subgroups", text: "fn r() { _ = subgroupAdd(1u); }" };
+  assert.match(moduleSource(dawn, "k", "fn main() {}", [prelude, reduce]).code, /^enable subgroups;\n/m);
   // What the device lacks is a one-line error naming the file.
   assert.throws(
-    () => moduleSource(builtin, "k", "var c = subgroup_matrix_result<f32, 16, 16>();", prelude),
+    () => moduleSource(builtin, "k", "var c = subgroup_matrix_result<f32, 16, 16>();", [prelude]),
     (e: Error) => e instanceof GpuError && /^k\.wgsl: subgroup matrices need Dawn/.test(e.message),
   );
   assert.throws(
-    () => moduleSource({ ...builtin, hasF16: false }, "k", source, prelude),
+    () => moduleSource({ ...builtin, hasF16: false }, "k", source, [prelude]),
     (e: Error) => e instanceof GpuError && /^k\.wgsl: f16 needs shader-f16/.test(e.message),
   );
+});
+
+// The adapter with subgroups (Deno's grants them when asked) and the same adapter without.
+const withSubgroups = await requestGpu();
+const withoutSubgroups = await requestGpu({ subgroups: false });
+
+Deno.test("workgroup_sum gives every invocation its workgroup's total, with subgroups and without", async () => {
+  assert.ok(
+    withSubgroups.hasSubgroups,
+    `${withSubgroups.name} grants no subgroups: the test would prove nothing`,
+  );
+  assert.equal(withoutSubgroups.hasSubgroups, false);
+  for (const gpu of [withSubgroups, withoutSubgroups]) {
+    for (const wg of [64, 256]) {
+      const pipeline = await new Kernels(gpu, FIXTURES).pipeline("sum", "sum", { WG: wg });
+      const groups = 3;
+      const x = Float32Array.from({ length: 4 * wg * groups }, (_, i) => ((i * 7919) % 1000) / 250 - 2);
+      const y = storageBuffer(gpu, "y", x.byteLength);
+      submitDispatches(gpu, [dispatch(gpu, pipeline, [uploadBuffer(gpu, "x", x), y], [groups])]);
+      const got = await readF32(gpu, y);
+      for (let g = 0; g < groups; g++) {
+        const expected = [0, 1, 2, 3].map((c) => {
+          let s = 0;
+          for (let i = 0; i < wg; i++) s += x[4 * (g * wg + i) + c];
+          return s;
+        });
+        for (let i = g * wg; i < (g + 1) * wg; i++) {
+          for (let c = 0; c < 4; c++) {
+            const e = expected[c];
+            assert.ok(
+              Math.abs(got[4 * i + c] - e) <= 1e-5 * (1 + Math.abs(e)),
+              `${gpu.hasSubgroups ? "subgroups" : "workgroup"} WG ${wg}: invocation ${i}, ${
+                got[4 * i + c]
+              } vs ${e}`,
+            );
+          }
+        }
+      }
+    }
+  }
+});
+
+Deno.test("a WGSL error in a reduction file names that file", async () => {
+  for (const gpu of [withSubgroups, withoutSubgroups]) {
+    const file = gpu.hasSubgroups ? "reduce_subgroups" : "reduce_workgroup";
+    await assert.rejects(
+      () => new Kernels(gpu, FIXTURES).pipeline("broken_sum", "main"),
+      (e: Error) => e instanceof GpuError && new RegExp(`^${file}\\.wgsl:\\d+:\\d+: `).test(e.message),
+    );
+  }
 });
 
 Deno.test("a kernel calls the shared prelude", async () => {

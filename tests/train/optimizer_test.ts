@@ -112,12 +112,16 @@ Deno.test("decayFlags marks the 64-element chunks of decayed tensors", () => {
   assert.throws(() => decayFlags(shifted), /parameter a\.weight: offset 32 is not a multiple of 64/);
 });
 
-Deno.test("the gradient norm matches the reference on lengths that are not multiples of the workgroup", async () => {
-  const gpu = await requestGpu();
-  const k = new Kernels(gpu);
+Deno.test("the gradient norm matches the reference on lengths that are not multiples of the workgroup, with subgroups and without", async () => {
   // 333 vec4s in one first-stage workgroup of 256 (each invocation loops), and 1000 in the default 4.
-  const cases: [number, number | undefined][] = [[4 * 333, 1], [4 * 1000, undefined]];
-  for (const [length, partials] of cases) {
+  const cases: [number, number | undefined, boolean][] = [[4 * 333, 1, true], [4 * 1000, undefined, true]];
+  cases.push(
+    ...cases.map(([length, partials]) => [length, partials, false] as [number, number | undefined, boolean]),
+  );
+  for (const [length, partials, subgroups] of cases) {
+    const gpu = await requestGpu({ subgroups });
+    assert.equal(gpu.hasSubgroups, subgroups);
+    const k = new Kernels(gpu);
     const host = seededUniform(length, length);
     const stats = storageBuffer(gpu, "stats", OPTIMIZER_STATS_BYTES);
     const grads = uploadBuffer(gpu, "grads", host);

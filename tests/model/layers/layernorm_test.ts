@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { requestGpu } from "../../../src/gpu/device.ts";
+import { type Gpu, requestGpu } from "../../../src/gpu/device.ts";
 import {
   elementBytes,
   readF32,
@@ -43,8 +43,10 @@ async function checkForward(
   eps: number,
   yType: StorageType,
   center = 3,
+  gpu?: Gpu,
+  yAtol = ATOL,
 ): Promise<void> {
-  const gpu = await requestGpu();
+  gpu ??= await requestGpu();
   const k = new Kernels(gpu);
   const xHost = rowsAround(center, rows, cols, 1);
   xHost.fill(5, 0, cols); // rstd = 1 / sqrt(eps)
@@ -70,21 +72,29 @@ async function checkForward(
   const expected = ref.layerNormForward(xHost, weightHost, biasHost, { rows, cols, eps });
   const what = `${rows}x${cols}`;
   // An f16 y adds the rounding of the store to the f32 result's error.
-  const [atol, rtol] = yType === "f16" ? [ATOL + F16_ATOL, RTOL + F16_RTOL] : [ATOL, RTOL];
+  const [atol, rtol] = yType === "f16" ? [yAtol + F16_ATOL, RTOL + F16_RTOL] : [yAtol, RTOL];
   assertClose(await readFloats(gpu, y), expected.y, { atol, rtol, what: `${what} y` });
   assertClose(await readF32(gpu, mean), expected.mean, { rtol: RTOL, what: `${what} mean` });
   assertClose(await readF32(gpu, rstd), expected.rstd, { rtol: 4 * RTOL, what: `${what} rstd` });
 }
 
-Deno.test("layernorm forward matches the float64 reference, with a constant row and rows of 13 and 75 vec4s (not multiples of the workgroup)", async () => {
-  await checkForward(5, 52, 1e-12, "f32");
-  await checkForward(3, 300, 1e-5, "f32");
+Deno.test("layernorm forward matches the float64 reference, with a constant row and rows of 13 and 75 vec4s (not multiples of the workgroup), with subgroups and without", async () => {
+  for (const subgroups of [true, false]) {
+    const gpu = await requestGpu({ subgroups });
+    assert.equal(gpu.hasSubgroups, subgroups, `${gpu.name}: subgroups ${gpu.hasSubgroups}`);
+    await checkForward(5, 52, 1e-12, "f32", 3, gpu);
+    await checkForward(3, 300, 1e-5, "f32", 3, gpu);
+  }
 });
 
 Deno.test("layernorm forward keeps its precision on rows whose mean is 50 standard deviations from 0", async () => {
   // E[x^2] - E[x]^2 in f32 would lose about 1e-4 of the variance here (x^2 near 900, its ulp 6e-5, against a
-  // variance of 1/3); the two passes keep the error at the f32 rounding of x.
-  await checkForward(4, 768, 1e-12, "f32", 30);
+  // variance of 1/3), which moves y by about 1e-4; the two passes keep y's error at the rounding of the
+  // mean, a few ulps of 30 (1.9e-6 each) times rstd (1.7): 7.7e-6 measured with subgroups of 8 (a
+  // sequential subgroupAdd), 2.6e-6 with the tree.
+  for (const subgroups of [true, false]) {
+    await checkForward(4, 768, 1e-12, "f32", 30, await requestGpu({ subgroups }), 2e-5);
+  }
 });
 
 Deno.test("layernorm forward stores y as f16, within an f16 rounding of the float64 reference", async () => {

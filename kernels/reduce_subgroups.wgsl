@@ -1,0 +1,33 @@
+// Workgroup reductions with subgroup operations: the loader adds this file after the prelude to a family
+// that calls workgroup_sum on a device with subgroups (reduce_workgroup.wgsl is the variant without).
+// The family declares `override WG` (its workgroup size, one dimension, a multiple of the subgroup size).
+//
+// Each subgroup sums its lanes (subgroupAdd), its first lane writes the sum to its slot, and every
+// subgroup sums the slots the same way (each lane a strided share, then subgroupAdd): one barrier to
+// publish, one before the slots are reused, instead of a tree's log2(WG) + 1, and no long sequential sum
+// (whose rounding a test of LayerNorm's precision caught with subgroups of 8). Subgroups are taken to be runs of consecutive local invocation indices, as on
+// every implementation measured (NVIDIA, Mesa's lavapipe); the result is the same bit for bit on every
+// run of one device.
+
+// One slot per subgroup. Sized WG rather than WG / 4 (the most subgroups a workgroup can have): naga 29
+// panics on an override expression as the size of an array in a module with several entry points.
+var<workgroup> reduce_slots: array<vec4<f32>, WG>;
+
+// The sum of `v` over the workgroup; every invocation gets it. Call from uniform control flow.
+fn workgroup_sum(v: vec4<f32>, lid: u32) -> vec4<f32> {
+  let lanes = subgroupAdd(1u);
+  let lane = subgroupExclusiveAdd(1u);
+  let sum = subgroupAdd(v);
+  if (lane == 0u) {
+    reduce_slots[lid / lanes] = sum;
+  }
+  workgroupBarrier();
+  // Every subgroup sums the slots alike: lane i takes slots i, i + lanes, ..., then one more subgroupAdd.
+  var part = vec4<f32>();
+  for (var i = lane; i < WG / lanes; i += lanes) {
+    part += reduce_slots[i];
+  }
+  let total = subgroupAdd(part);
+  workgroupBarrier(); // every invocation has read the slots before they are written again
+  return total;
+}
