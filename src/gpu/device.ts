@@ -39,8 +39,8 @@ export interface Gpu {
   /** `shader-f16` was granted: kernels may store f16 (see StorageType in buffers.ts). */
   hasF16: boolean;
   /**
-   * `subgroups` was granted: reductions use subgroup operations (the loader picks the variant, see
-   * kernels/reduce_subgroups.wgsl).
+   * `subgroups` was granted and asked for: reductions use subgroup operations (the loader picks the
+   * variant, see kernels/reduce_subgroups.wgsl).
    */
   hasSubgroups: boolean;
   /**
@@ -231,7 +231,8 @@ async function deviceOf(adapter: GPUAdapter, backend: GpuBackend, options: Reque
     isCpu: isCpuAdapter(adapter),
     hasTimestamps: device.features.has("timestamp-query"),
     hasF16: device.features.has("shader-f16"),
-    hasSubgroups: device.features.has("subgroups"),
+    // Dawn's subgroup matrices need the feature even when the reductions are asked not to use it.
+    hasSubgroups: (options.subgroups ?? true) && device.features.has("subgroups"),
     subgroupMatrix,
     subgroupSize: info.subgroupMaxSize ?? 0,
     limits: device.limits,
