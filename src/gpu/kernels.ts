@@ -3,7 +3,9 @@
  * file, entry point and override constants, bind groups made once, and dispatches recorded into a
  * single compute pass.
  *
- * Sources are read relative to this module, so `deno compile --include kernels` embeds them.
+ * Sources are read relative to this module, so `deno compile --include kernels` embeds them. A kernel's
+ * uniform buffer is made by src/gpu/uniforms.ts, which checks the wrapper's declaration of the uniform
+ * struct against the WGSL that the loader reads (from {@linkcode Kernels.dir}).
  */
 import type { Gpu } from "./device.ts";
 import { GpuError } from "./device.ts";
@@ -143,13 +145,14 @@ export class Kernels {
   readonly gpu: Gpu;
   readonly #modules = new Map<string, GPUShaderModule>();
   readonly #pipelines = new Map<string, Promise<GPUComputePipeline>>();
-  readonly #dir: URL;
+  /** Where the `.wgsl` files are read from (the shipped `kernels/` unless given). */
+  readonly dir: URL;
   #prelude: string | undefined;
 
   /** `dir` is where the `.wgsl` files are read from (default: the shipped `kernels/`). */
   constructor(gpu: Gpu, dir: URL = KERNELS_DIR) {
     this.gpu = gpu;
-    this.#dir = dir;
+    this.dir = dir;
   }
 
   /**
@@ -189,7 +192,7 @@ export class Kernels {
       const source = moduleSource(
         this.gpu,
         family,
-        typedSource(family, kernelSource(family, this.#dir), types),
+        typedSource(family, kernelSource(family, this.dir), types),
         this.#prelude,
       );
       module = device.createShaderModule({ label: family, code: source.code });
