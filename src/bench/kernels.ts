@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { paramBuffer, storageBuffer, uploadBuffer, writeBuffer } from "../gpu/buffers.ts";
+import { storageBuffer, uploadBuffer, writeBuffer } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Dispatch, Kernels } from "../gpu/kernels.ts";
 import { downInputWidth, headDim, type ModelConfig } from "../model/config.ts";
@@ -34,7 +34,7 @@ import { layerNormBackward, layerNormForward } from "../model/layers/layernorm.t
 import { BERT_MASK_RATE, maxLabels } from "../train/masking.ts";
 import {
   adamw,
-  adamwStepParams,
+  adamwStepBuffer,
   decayFlags,
   gradNorm,
   OPTIMIZER_STATS_BYTES,
@@ -419,7 +419,7 @@ export function kernelCases(
         decay: b.upload("decay", flags),
         // Zero stats: clip factor 0 and a finite norm, so every element is updated.
         stats: b.zeros("stats", OPTIMIZER_STATS_BYTES / 4),
-        step: paramBuffer(k.gpu, "adamw step", adamwStepParams({ lr: 1e-4, step: 1 })),
+        step: adamwStepBuffer(k, { lr: 1e-4, step: 1 }),
       }),
   }, {
     name: "zero_buffer",

@@ -1,13 +1,6 @@
 import assert from "node:assert/strict";
 import { type Gpu, GpuError, requestGpu } from "../../src/gpu/device.ts";
-import {
-  paramBuffer,
-  readF32,
-  readU32,
-  storageBuffer,
-  uploadBuffer,
-  writeParams,
-} from "../../src/gpu/buffers.ts";
+import { readF32, readU32, storageBuffer, uploadBuffer } from "../../src/gpu/buffers.ts";
 import {
   dispatch,
   Kernels,
@@ -17,9 +10,11 @@ import {
   shaderNeeds,
   submitDispatches,
 } from "../../src/gpu/kernels.ts";
+import { uniformBuffer, uniformStruct, writeUniforms } from "../../src/gpu/uniforms.ts";
 import { pcg } from "../../src/model/hash.ts";
 
 const FIXTURES = new URL("../../fixtures/kernels/", import.meta.url);
+const SCALE = uniformStruct("scale", "Params", { n: "u32", scale: "f32" });
 
 Deno.test("a kernel compiles once per constants, binds in order and runs", async () => {
   const gpu = await requestGpu();
@@ -30,12 +25,12 @@ Deno.test("a kernel compiles once per constants, binds in order and runs", async
   const n = 70; // more than two workgroups of 32, not a multiple of either
   const x = uploadBuffer(gpu, "x", Float32Array.from({ length: n }, (_, i) => i - 35));
   const y = storageBuffer(gpu, "y", n * 4);
-  const params = paramBuffer(gpu, "scale params", [n, { f32: -0.5 }]);
-  const step = dispatch(gpu, pipeline, [params, x, y], [Math.ceil(n / 32)]);
+  const uniforms = uniformBuffer(kernels, SCALE, "scale uniforms", { n, scale: -0.5 });
+  const step = dispatch(gpu, pipeline, [uniforms, x, y], [Math.ceil(n / 32)]);
   submitDispatches(gpu, [step, step]); // recorded twice: dispatches are reusable
   assert.deepEqual(Array.from(await readF32(gpu, y)), Array.from({ length: n }, (_, i) => (i - 35) * -0.5));
   // A per-step scalar changes by rewriting the uniform, not by re-planning the dispatch.
-  writeParams(gpu, params, [n, { f32: 2 }]);
+  writeUniforms(gpu, uniforms, { n, scale: 2 });
   submitDispatches(gpu, [step]);
   assert.deepEqual(Array.from(await readF32(gpu, y)), Array.from({ length: n }, (_, i) => (i - 35) * 2));
 });
@@ -55,10 +50,11 @@ Deno.test("a missing kernel source is a GpuError naming the file", async () => {
 
 Deno.test("an impossible workgroup count is rejected before the GPU sees it", async () => {
   const gpu = await requestGpu();
-  const pipeline = await new Kernels(gpu, FIXTURES).pipeline("scale", "scale");
+  const kernels = new Kernels(gpu, FIXTURES);
+  const pipeline = await kernels.pipeline("scale", "scale");
   const x = storageBuffer(gpu, "x", 4);
-  const params = paramBuffer(gpu, "p", [1, { f32: 1 }]);
-  assert.throws(() => dispatch(gpu, pipeline, [params, x, x], [0]), /workgroup count/);
+  const uniforms = uniformBuffer(kernels, SCALE, "u", { n: 1, scale: 1 });
+  assert.throws(() => dispatch(gpu, pipeline, [uniforms, x, x], [0]), /workgroup count/);
 });
 
 Deno.test("the shipped kernels directory holds every family as WGSL", () => {

@@ -6,13 +6,15 @@
  * `inner` a multiple of 8); the model's widths are. Every tensor may be an f32 or an f16 buffer (see
  * `storageBuffer`), each independently of the others; the math is f32 either way.
  */
-import { paramBuffer } from "../../gpu/buffers.ts";
 import type { Binding, Dispatch, Kernels, StorageTypes } from "../../gpu/kernels.ts";
 import { dispatch, storageTypes } from "../../gpu/kernels.ts";
+import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
 import { checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 
 const FAMILY = "activation";
 const WG = 256;
+/** The kernels' uniform: vec4s of work, and the GLU's vec4s per half row (0 for GELU). */
+const SHAPE = uniformStruct(FAMILY, "Shape", { count: "u32", half4: "u32" });
 
 /** Buffers and size of {@linkcode geluForward}. */
 export interface GeluForwardOptions {
@@ -117,6 +119,6 @@ async function elementwise(
   half4 = 0,
 ): Promise<Dispatch> {
   const pipeline = await k.pipeline(FAMILY, entry, { WG }, types);
-  const shape = paramBuffer(k.gpu, `${entry} shape`, [count, half4]);
+  const shape = uniformBuffer(k, SHAPE, `${entry} shape`, { count, half4 });
   return dispatch(k.gpu, pipeline, [shape, ...buffers], flatGrid(k.gpu, Math.ceil(count / WG)));
 }

@@ -5,10 +5,10 @@
  * each step draws a new mask without re-planning. The forward can add a residual in the same pass
  * (a block's dropped output joining the residual stream); the backward is the plain map either way.
  */
-import { paramBuffer } from "../../gpu/buffers.ts";
 import { GpuError } from "../../gpu/device.ts";
 import { dispatch } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
+import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkDistinct, checkMultiple, flatGrid } from "./plan.ts";
 
 /** One dropout site. */
@@ -40,6 +40,12 @@ export interface DropoutBackwardOptions extends DropoutSite {
 }
 
 const WG = 256;
+const UNIFORMS = uniformStruct("dropout", "Params", {
+  count4: "u32",
+  threshold: "u32",
+  scale: "f32",
+  seedIndex: "u32",
+});
 
 /**
  * Throws unless a dropout site's probability, seed index and seeds buffer are usable, naming `what`
@@ -88,13 +94,13 @@ async function planDropout(
   checkBuffer(`dropout ${direction} input`, input, count * 4);
   checkBuffer(`dropout ${direction} output`, output, count * 4);
   checkDistinct(`dropout ${direction} input and output`, input, output);
-  const params = paramBuffer(gpu, `dropout.${direction} params`, [
-    count / 4,
-    dropoutThreshold(p),
-    { f32: 1 / (1 - p) },
+  const uniforms = uniformBuffer(k, UNIFORMS, `dropout.${direction} uniforms`, {
+    count4: count / 4,
+    threshold: dropoutThreshold(p),
+    scale: 1 / (1 - p),
     seedIndex,
-  ]);
+  });
   const pipeline = await k.pipeline("dropout", residual ? "dropout_add" : "dropout", { WG });
-  const bindings = [params, site.seeds, input, output, ...(residual ? [residual] : [])];
+  const bindings = [uniforms, site.seeds, input, output, ...(residual ? [residual] : [])];
   return [dispatch(gpu, pipeline, bindings, flatGrid(gpu, Math.ceil(count / 4 / WG)))];
 }

@@ -9,9 +9,10 @@
  * that fixed order; an id spanning several tiles (a frequent word, [MASK]) leaves one partial sum per
  * tile, which a second kernel adds in tile order. The result is the same bit for bit on every run.
  */
-import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import { storageBuffer } from "../../gpu/buffers.ts";
 import { dispatch } from "../../gpu/kernels.ts";
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
+import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
 
 /** Token positions bucketed by id. */
@@ -120,6 +121,8 @@ export interface EmbeddingBackwardOptions extends EmbeddingShape {
 
 const FAMILY = "embedding";
 const WG = 256;
+/** The kernels' uniform; count is the backward word kernels' segment slots (0 elsewhere). */
+const UNIFORMS = uniformStruct(FAMILY, "Params", { tokens: "u32", seq: "u32", hidden4: "u32", count: "u32" });
 /** The word-gradient kernels' workgroups: COLS4 vec4 columns by LANES lanes. */
 const COLS4 = 64;
 const LANES = 4;
@@ -139,9 +142,14 @@ export async function embeddingForward(k: Kernels, args: EmbeddingForwardOptions
   checkBuffer("embedding word", args.word, vocab * hidden * 4);
   checkBuffer("embedding position table", position.table, seq * hidden * 4);
   checkBuffer("embedding x", args.x, tokens * hidden * 4);
-  const params = paramBuffer(gpu, "embedding.forward params", [tokens, seq, hidden / 4, 0]);
+  const uniforms = uniformBuffer(k, UNIFORMS, "embedding.forward uniforms", {
+    tokens,
+    seq,
+    hidden4: hidden / 4,
+    count: 0,
+  });
   const grid = flatGrid(gpu, Math.ceil((tokens * hidden) / 4 / WG));
-  const bindings = [params, args.ids, args.word, position.table, args.x];
+  const bindings = [uniforms, args.ids, args.word, position.table, args.x];
   if (position.kind === "learned") {
     const pipeline = await k.pipeline(FAMILY, "embedding_forward_learned", { WG });
     return [dispatch(gpu, pipeline, bindings, grid)];
@@ -174,7 +182,12 @@ export async function embeddingBackward(k: Kernels, args: EmbeddingBackwardOptio
   const tiles = Math.ceil(tokens / TILE);
   const chunks = Math.ceil(hidden4 / COLS4);
   const segments = Math.min(tokens, vocab);
-  const wordParams = paramBuffer(gpu, "embedding.backward word params", [tokens, seq, hidden4, segments]);
+  const wordUniforms = uniformBuffer(k, UNIFORMS, "embedding.backward word uniforms", {
+    tokens,
+    seq,
+    hidden4,
+    count: segments,
+  });
   const carry = storageBuffer(gpu, "embedding.backward carry", tiles * 2 * hidden * 4);
   const owners = storageBuffer(gpu, "embedding.backward carry owners", tiles * 8);
   const constants = { COLS4, LANES, TILE, SCALE: scaled ? 1 : 0 };
@@ -186,7 +199,7 @@ export async function embeddingBackward(k: Kernels, args: EmbeddingBackwardOptio
   const scalePartials = scaled
     ? storageBuffer(gpu, "embedding.backward scale partials", tiles * chunks * 4)
     : placeholder();
-  const shared = [wordParams, args.dword, carry, owners];
+  const shared = [wordUniforms, args.dword, carry, owners];
   const grid: [number, number] = [tiles, chunks];
   const dispatches = [
     dispatch(gpu, word, [
@@ -199,10 +212,15 @@ export async function embeddingBackward(k: Kernels, args: EmbeddingBackwardOptio
     dispatch(gpu, carrySum, [...shared, scalePartials, scaled ? position.grad : placeholder()], grid),
   ];
   if (!scaled) {
-    const params = paramBuffer(gpu, "embedding.backward learned params", [tokens, seq, hidden4, 0]);
+    const uniforms = uniformBuffer(k, UNIFORMS, "embedding.backward learned uniforms", {
+      tokens,
+      seq,
+      hidden4,
+      count: 0,
+    });
     const pipeline = await k.pipeline(FAMILY, "embedding_backward_learned", { WG });
     const learnedGrid = flatGrid(gpu, Math.ceil((seq * hidden4) / WG));
-    dispatches.push(dispatch(gpu, pipeline, [params, args.dx, position.grad], learnedGrid));
+    dispatches.push(dispatch(gpu, pipeline, [uniforms, args.dx, position.grad], learnedGrid));
   }
   return dispatches;
 }

@@ -13,12 +13,20 @@
  * @module
  */
 import { GpuError } from "../../gpu/device.ts";
-import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import { storageBuffer } from "../../gpu/buffers.ts";
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
 import { dispatch, storageTypes } from "../../gpu/kernels.ts";
+import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkDistinct, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 
 const FAMILY = "layernorm";
+/** The kernels' uniform; the forward leaves rows_per_block 0, the backward eps 0. */
+const SHAPE = uniformStruct(FAMILY, "Shape", {
+  rows: "u32",
+  cols4: "u32",
+  eps: "f32",
+  rows_per_block: "u32",
+});
 /** Invocations per row of the forward: 768 columns are 192 vec4s, 3 per invocation. */
 const WG = 64;
 /** Invocations per workgroup of the backward's first stage (BWD_WG in the kernel). */
@@ -61,7 +69,12 @@ export async function layerNormForward(k: Kernels, options: LayerNormForwardOpti
   checkBuffer("layerNormForward mean", mean, rows * 4);
   checkBuffer("layerNormForward rstd", rstd, rows * 4);
   const pipeline = await k.pipeline(FAMILY, "layernorm_forward", { WG }, types);
-  const shape = paramBuffer(k.gpu, "layernorm_forward shape", [rows, cols / 4, { f32: eps }, 0]);
+  const shape = uniformBuffer(k, SHAPE, "layernorm_forward shape", {
+    rows,
+    cols4: cols / 4,
+    eps,
+    rows_per_block: 0,
+  });
   return [dispatch(k.gpu, pipeline, [shape, x, weight, bias, y, mean, rstd], flatGrid(k.gpu, rows))];
 }
 
@@ -137,7 +150,12 @@ export async function layerNormBackward(k: Kernels, options: LayerNormBackwardOp
   const blocks = Math.ceil(rows / rowsPerBlock);
   const gpu = k.gpu;
   const partials = storageBuffer(gpu, `${name} partials`, blocks * cols * 8);
-  const shape = paramBuffer(gpu, `${name} shape`, [rows, cols4, { f32: 0 }, rowsPerBlock]);
+  const shape = uniformBuffer(k, SHAPE, `${name} shape`, {
+    rows,
+    cols4,
+    eps: 0,
+    rows_per_block: rowsPerBlock,
+  });
   const rowsPipeline = await k.pipeline(FAMILY, "layernorm_backward", {
     TPR: perRow,
     K: perThread,
