@@ -90,7 +90,7 @@ const WG = 256;
  */
 const SOFTMAX_LANES = { forward: 8, backward: 32 };
 /** The softmax kernels' uniform (see kernels/attention.wgsl); the drop fields are 0 without dropout. */
-const UNIFORMS = uniformStruct(FAMILY, "Params", {
+const UNIFORMS = uniformStruct(FAMILY, "Uniforms", {
   rows: "u32",
   heads: "u32",
   hasMask: "u32",

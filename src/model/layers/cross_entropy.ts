@@ -80,7 +80,7 @@ export const LOSS_TOTALS_BYTES = 8;
 const FAMILY = "cross_entropy";
 const WG = 256;
 /** The kernels' uniform: the masked rows' gather and scatter use hidden4 and tokens, the loss vocab4. */
-const UNIFORMS = uniformStruct(FAMILY, "Params", {
+const UNIFORMS = uniformStruct(FAMILY, "Uniforms", {
   rows: "u32",
   hidden4: "u32",
   vocab4: "u32",

@@ -40,7 +40,7 @@ export interface DropoutBackwardOptions extends DropoutSite {
 }
 
 const WG = 256;
-const UNIFORMS = uniformStruct("dropout", "Params", {
+const UNIFORMS = uniformStruct("dropout", "Uniforms", {
   count4: "u32",
   threshold: "u32",
   scale: "f32",

@@ -122,7 +122,12 @@ export interface EmbeddingBackwardOptions extends EmbeddingShape {
 const FAMILY = "embedding";
 const WG = 256;
 /** The kernels' uniform; count is the backward word kernels' segment slots (0 elsewhere). */
-const UNIFORMS = uniformStruct(FAMILY, "Params", { tokens: "u32", seq: "u32", hidden4: "u32", count: "u32" });
+const UNIFORMS = uniformStruct(FAMILY, "Uniforms", {
+  tokens: "u32",
+  seq: "u32",
+  hidden4: "u32",
+  count: "u32",
+});
 /** The word-gradient kernels' workgroups: COLS4 vec4 columns by LANES lanes. */
 const COLS4 = 64;
 const LANES = 4;

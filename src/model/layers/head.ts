@@ -14,7 +14,7 @@ import { checkBuffer, checkMultiple } from "./plan.ts";
 
 const FAMILY = "head";
 /** The kernels' uniform: the [rows, cols] of an elementwise op, or the loss's [rows, labels]. */
-const SHAPE = uniformStruct(FAMILY, "Params", { rows: "u32", cols: "u32" });
+const SHAPE = uniformStruct(FAMILY, "Uniforms", { rows: "u32", cols: "u32" });
 const WG = 64;
 
 /** A row-major [rows, cols] matrix and a bias of [cols]. */
