@@ -28,8 +28,9 @@ import { LOSS_SCALE_BYTES } from "../model/loss_scale.ts";
 import type { Binding, Constants, Dispatch, Kernels } from "../gpu/kernels.ts";
 import { dispatch } from "../gpu/kernels.ts";
 import { uniformBuffer, uniformStruct, type UniformValues } from "../gpu/uniforms.ts";
-import { PARAM_ALIGNMENT, type ParamLayout } from "../model/params.ts";
+import { PARAM_ALIGNMENT, type ParamLayout, paramLayout } from "../model/params.ts";
 import { checkBuffer, checkDistinct, checkMultiple, flatGrid } from "../model/layers/plan.ts";
+import { type BenchShape, f32Bytes as f32, type KernelCase } from "../bench/case.ts";
 
 const FAMILY = "optimizer";
 const WG = 256;
@@ -362,4 +363,55 @@ export async function planAdamw(
       ...await adamw(k, { params, grads, m, v, length, decay, stats, step: stepUniforms, ...hyper }),
     ],
   };
+}
+
+/**
+ * The optimizer's benchmark cases (timed by src/bench/kernels.ts): the gradient norm, AdamW and the
+ * gradients' zeroing, over the model's flat parameters.
+ */
+export function optimizerBenchCases(shape: BenchShape): KernelCase[] {
+  const layout = paramLayout(shape.config);
+  const P = layout.totalSize;
+  // The wrapper's default partial-sum count for P elements.
+  const normPartials = Math.min(Math.ceil(P / 4 / WG), 1024);
+  const flags = decayFlags(layout);
+  return [{
+    name: "grad_norm",
+    shape: `${P}`,
+    // grads (P) read; the partial sums written, then read.
+    bytes: f32(P + 2 * normPartials),
+    flops: null,
+    plan: (k, b) =>
+      gradNorm(k, {
+        grads: b.random("grads", P),
+        length: P,
+        stats: b.zeros("stats", OPTIMIZER_STATS_BYTES / 4),
+        maxNorm: 0.5,
+      }),
+  }, {
+    name: "adamw",
+    shape: `${P}`,
+    // grads read; params, m and v read and written (P each); one decay flag per 64 elements.
+    bytes: f32(7 * P + flags.length),
+    flops: null,
+    plan: (k, b) =>
+      adamw(k, {
+        params: b.random("params", P),
+        grads: b.random("grads", P),
+        m: b.random("m", P),
+        v: b.random("v", P),
+        length: P,
+        decay: b.upload("decay", flags),
+        // Zero stats: clip factor 0 and a finite norm, so every element is updated.
+        stats: b.zeros("stats", OPTIMIZER_STATS_BYTES / 4),
+        step: adamwStepBuffer(k, { lr: 1e-4, step: 1 }),
+      }),
+  }, {
+    name: "zero_buffer",
+    shape: `${P}`,
+    // grads written.
+    bytes: f32(P),
+    flops: null,
+    plan: (k, b) => zeroBuffer(k, { buffer: b.random("grads", P), length: P }),
+  }];
 }

@@ -23,6 +23,14 @@ import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
 import { checkDropoutSite, dropoutThreshold } from "./dropout.ts";
 import { matmul, type MatmulOptions } from "./matmul.ts";
 import { checkBuffer, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
+import {
+  type BenchShape,
+  benchTokens,
+  type CaseBuffers,
+  f32Bytes as f32,
+  type KernelCase,
+} from "../../bench/case.ts";
+import { headDim as headDimOf } from "../config.ts";
 
 /** Shapes of one attention layer. */
 export interface AttentionShape {
@@ -316,4 +324,71 @@ function planAttention(k: Kernels, shape: AttentionShape, pass: keyof typeof SOF
       }),
     seeds,
   };
+}
+
+/**
+ * Attention's benchmark cases (timed by src/bench/kernels.ts): the forward and backward with their
+ * batched products, and the softmax passes alone, at `shape.softmaxLanes` lanes per row of scores.
+ */
+export function attentionBenchCases(shape: BenchShape): KernelCase[] {
+  const { config, microBatch: B } = shape;
+  const { hidden: H, heads, maxSeqLen: S } = config;
+  const N = benchTokens(shape);
+  const d = headDimOf(config);
+  const probs = B * heads * S * S;
+  const attentionShape = { batch: B, seq: S, heads, headDim: d, lanes: shape.softmaxLanes };
+  const attentionDims = `${B}x${heads}x${S}x${d}`;
+  // One S x S x d product per (batch, head) is 2 S^2 d FLOPs.
+  const product = 2 * B * heads * S * S * d;
+  const forward = (k: Kernels, b: CaseBuffers) =>
+    attentionForward(k, {
+      ...attentionShape,
+      qkv: b.random("qkv", 3 * N * H),
+      out: b.zeros("out", N * H),
+      probs: b.random("probs", probs),
+    });
+  const backward = (k: Kernels, b: CaseBuffers) =>
+    attentionBackward(k, {
+      ...attentionShape,
+      dout: b.random("dout", N * H),
+      qkv: b.random("qkv", 3 * N * H),
+      probs: b.random("probs", probs),
+      scratch: b.random("scratch", probs),
+      dqkv: b.zeros("dqkv", 3 * N * H),
+    });
+  // The softmax passes alone (the attention family's dispatches; the rest are matmuls).
+  const softmaxOnly = async (dispatches: Promise<Dispatch[]>) =>
+    (await dispatches).filter((one) => one.pipeline.label.startsWith(`${FAMILY}.`));
+  return [{
+    name: "attention_forward",
+    shape: attentionDims,
+    // Scores: q, k read, written. Softmax: scores read, probs written. Out: probs and v read, out written.
+    bytes: f32(4 * N * H + 4 * probs),
+    // Scores Q K^T and out = P V.
+    flops: 2 * product,
+    plan: forward,
+  }, {
+    name: "attention_backward",
+    shape: attentionDims,
+    // dV: probs, dout read, dV written. Grads: dout, v read, grads written. Softmax: probs, grads read,
+    // dS written. dQ: dS, k read, dQ written. dK: dS, q read, dK written.
+    bytes: f32(8 * N * H + 7 * probs),
+    // dV = P^T dO, dO V^T, dQ = dS K, dK = dS^T Q.
+    flops: 4 * product,
+    plan: backward,
+  }, {
+    name: "softmax_forward",
+    shape: attentionDims,
+    // Scores read, probs written in place.
+    bytes: f32(2 * probs),
+    flops: null,
+    plan: (k, b) => softmaxOnly(forward(k, b)),
+  }, {
+    name: "softmax_backward",
+    shape: attentionDims,
+    // Probs and their gradient read, score gradients written in place.
+    bytes: f32(3 * probs),
+    flops: null,
+    plan: (k, b) => softmaxOnly(backward(k, b)),
+  }];
 }

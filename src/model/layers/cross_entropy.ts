@@ -19,6 +19,7 @@ import { GpuError } from "../../gpu/device.ts";
 import { dispatch, storageTypes } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
 import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
+import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
 import { checkBuffer, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 import { LOSS_SCALE_BYTES } from "../loss_scale.ts";
 
@@ -194,4 +195,68 @@ function checkRowsShape({ tokens, rows, hidden }: MaskedRowsShape): void {
   checkMultiple("masked rows tokens", tokens, 1);
   checkMultiple("masked rows rows", rows, 1);
   checkMultiple("masked rows hidden", hidden, 4);
+}
+
+/**
+ * The MLM loss's benchmark cases (timed by src/bench/kernels.ts): the gather of the batch's masked rows,
+ * the fused cross-entropy over the vocabulary, and the scatter of their gradient.
+ */
+export function crossEntropyBenchCases(shape: BenchShape): KernelCase[] {
+  const { config, batch, maskedRows: R } = shape;
+  const { hidden: H, vocabSize: V } = config;
+  const N = benchTokens(shape);
+  const M = batch.labelIds.length;
+  const labelPositions = new Uint32Array(R);
+  labelPositions.set(batch.labelPositions);
+  const labelIds = new Uint32Array(R);
+  labelIds.set(batch.labelIds);
+  const maskedRows = { tokens: N, rows: R, hidden: H };
+  const rowsOf = `${M} of ${R} rows`;
+  const rowsShape = `${N}x${H}`;
+  return [{
+    name: "gather_rows",
+    shape: `${rowsOf} of ${rowsShape}`,
+    // positions M and the M masked rows of the states read; gathered (R x H, zero past M) written.
+    bytes: f32(M + M * H + R * H),
+    flops: null,
+    plan: (k, b) =>
+      gatherRows(k, {
+        ...maskedRows,
+        states: b.random("states", N * H),
+        positions: b.upload("positions", labelPositions),
+        count: b.upload("count", Uint32Array.of(M)),
+        gathered: b.zeros("gathered", R * H),
+      }),
+  }, {
+    name: "cross_entropy",
+    shape: `${rowsOf} x ${V}`,
+    // labels M and the first M logits rows read; every logits row (R x V) written (zero past M); the
+    // row losses (R) written, then read by the total.
+    bytes: f32(M + M * V + R * V + 2 * R),
+    flops: null,
+    plan: (k, b) =>
+      crossEntropy(k, {
+        rows: R,
+        vocab: V,
+        logits: b.random("logits", R * V),
+        labels: b.upload("labels", labelIds),
+        count: b.upload("count", Uint32Array.of(M)),
+        gradScale: b.upload("grad scale", Float32Array.of(1 / Math.max(1, M))),
+        totals: b.zeros("totals", LOSS_TOTALS_BYTES / 4),
+      }),
+  }, {
+    name: "scatter_rows",
+    shape: `${rowsOf} of ${rowsShape}`,
+    // dstates (N x H) zeroed; positions M and the M rows of dgathered read, M rows of dstates written.
+    bytes: f32(N * H + M + 2 * M * H),
+    flops: null,
+    plan: (k, b) =>
+      scatterRows(k, {
+        ...maskedRows,
+        dgathered: b.random("dgathered", R * H),
+        positions: b.upload("positions", labelPositions),
+        count: b.upload("count", Uint32Array.of(M)),
+        dstates: b.zeros("dstates", N * H),
+      }),
+  }];
 }

@@ -10,6 +10,7 @@ import { dispatch } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
 import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkDistinct, checkMultiple, flatGrid } from "./plan.ts";
+import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
 
 /** One dropout site. */
 export interface DropoutSite {
@@ -103,4 +104,29 @@ async function planDropout(
   const pipeline = await k.pipeline("dropout", residual ? "dropout_add" : "dropout", { WG });
   const bindings = [uniforms, site.seeds, input, output, ...(residual ? [residual] : [])];
   return [dispatch(gpu, pipeline, bindings, flatGrid(gpu, Math.ceil(count / 4 / WG)))];
+}
+
+/**
+ * Dropout's benchmark case (timed by src/bench/kernels.ts): one site over the hidden states, as finetuning
+ * runs it (the backward is the same kernel).
+ */
+export function dropoutBenchCases(shape: BenchShape): KernelCase[] {
+  const H = shape.config.hidden;
+  const N = benchTokens(shape);
+  return [{
+    name: "dropout",
+    shape: `${N}x${H}, finetuning only`,
+    // input read, output written.
+    bytes: f32(2 * N * H),
+    flops: null,
+    plan: (k, b) =>
+      dropoutForward(k, {
+        count: N * H,
+        p: 0.1,
+        seeds: b.upload("seeds", Uint32Array.of(12345)),
+        seedIndex: 0,
+        x: b.random("x", N * H),
+        y: b.zeros("y", N * H),
+      }),
+  }];
 }

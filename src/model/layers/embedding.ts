@@ -14,6 +14,7 @@ import { dispatch } from "../../gpu/kernels.ts";
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
 import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
+import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
 
 /** Token positions bucketed by id. */
 export interface SortedTokens {
@@ -235,4 +236,59 @@ function checkShape({ tokens, seq, hidden, vocab }: EmbeddingShape): void {
   checkMultiple("embedding seq", seq, 1);
   checkMultiple("embedding hidden", hidden, 4);
   checkMultiple("embedding vocab", vocab, 1);
+}
+
+/**
+ * The embedding's benchmark cases (timed by src/bench/kernels.ts): its forward and its backward, with the
+ * configured position embedding, on the batch's token ids (the backward sorts them as training does).
+ */
+export function embeddingBenchCases(shape: BenchShape): [forward: KernelCase, backward: KernelCase] {
+  const { config, batch } = shape;
+  const { hidden: H, vocabSize: V, maxSeqLen: S } = config;
+  const N = benchTokens(shape);
+  const sorted = sortTokens(batch.inputIds);
+  const U = sorted.uniqueIds.length;
+  const scaled = config.positions === "scaled-sinusoidal";
+  const rowsShape = `${N}x${H}`;
+  return [{
+    name: "embedding_forward",
+    shape: `${rowsShape}, ${U} distinct ids`,
+    // ids N, the distinct word rows U x H, the position table S x H; x N x H written.
+    bytes: f32(N + U * H + S * H + N * H),
+    flops: null,
+    plan: (k, b) =>
+      embeddingForward(k, {
+        tokens: N,
+        seq: S,
+        hidden: H,
+        vocab: V,
+        ids: b.upload("ids", batch.inputIds),
+        word: b.random("word", V * H),
+        position: scaled
+          ? { kind: "scaled-sinusoidal", table: b.random("sinusoid", S * H), scale: b.random("scale", 1) }
+          : { kind: "learned", table: b.random("position", S * H) },
+        x: b.zeros("x", N * H),
+      }),
+  }, {
+    name: "embedding_backward",
+    shape: `${rowsShape}, ${U} distinct ids`,
+    // dx (N x H) read once; of tokenOrder the positions (N) and the U distinct ids read; the U distinct
+    // dword rows read and written. Position scale: the sinusoid table (S x H) read. Learned table
+    // instead: its gradient (S x H) read and written. Partial sums and segment bounds are not counted.
+    bytes: f32(N * H + N + U + 2 * U * H + (scaled ? S * H : 2 * S * H)),
+    flops: null,
+    plan: (k, b) =>
+      embeddingBackward(k, {
+        tokens: N,
+        seq: S,
+        hidden: H,
+        vocab: V,
+        dx: b.random("dx", N * H),
+        tokenOrder: b.upload("token order", packTokenOrder(sorted, N)),
+        dword: b.zeros("dword", V * H),
+        position: scaled
+          ? { kind: "scaled-sinusoidal", table: b.random("sinusoid", S * H), grad: b.zeros("dscale", 1) }
+          : { kind: "learned", grad: b.zeros("dposition", S * H) },
+      }),
+  }];
 }

@@ -18,6 +18,7 @@ import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
 import { dispatch, storageTypes } from "../../gpu/kernels.ts";
 import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkDistinct, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
+import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
 
 const FAMILY = "layernorm";
 /** The kernels' uniform; the forward leaves rows_per_block 0, the backward eps 0. */
@@ -180,4 +181,52 @@ export async function layerNormBackward(k: Kernels, options: LayerNormBackwardOp
 function checkShape(name: string, rows: number, cols: number): void {
   checkMultiple(`${name}: rows`, rows, 1);
   checkMultiple(`${name}: cols`, cols, 4);
+}
+
+/** LayerNorm's benchmark cases (timed by src/bench/kernels.ts): forward, and backward with a residual. */
+export function layerNormBenchCases(shape: BenchShape): KernelCase[] {
+  const { hidden: H, normEps: eps } = shape.config;
+  const N = benchTokens(shape);
+  const rowsShape = `${N}x${H}`;
+  return [{
+    name: "layernorm_forward",
+    shape: rowsShape,
+    // x read, y written (N x H each); weight and bias H each; mean and rstd N each written.
+    bytes: f32(2 * N * H + 2 * H + 2 * N),
+    flops: null,
+    plan: (k, b) =>
+      layerNormForward(k, {
+        x: b.random("x", N * H),
+        weight: b.random("weight", H),
+        bias: b.random("bias", H),
+        y: b.zeros("y", N * H),
+        mean: b.zeros("mean", N),
+        rstd: b.zeros("rstd", N),
+        rows: N,
+        cols: H,
+        eps,
+      }),
+  }, {
+    // The wrapper's default rows per block of the first stage (8 per row slot).
+    name: "layernorm_backward",
+    shape: `${rowsShape}, residual`,
+    // dy, x and residual read, dx written (N x H each), weight H, mean and rstd N each, dweight and
+    // dbias read and written. The two-stage reduction's partial sums are not counted.
+    bytes: f32(4 * N * H + H + 2 * N + 4 * H),
+    flops: null,
+    plan: (k, b) =>
+      layerNormBackward(k, {
+        dy: b.random("dy", N * H),
+        x: b.random("x", N * H),
+        weight: b.random("weight", H),
+        mean: b.random("mean", N),
+        rstd: b.random("rstd", N),
+        dx: b.zeros("dx", N * H),
+        residual: b.random("residual", N * H),
+        dweight: b.zeros("dweight", H),
+        dbias: b.zeros("dbias", H),
+        rows: N,
+        cols: H,
+      }),
+  }];
 }
