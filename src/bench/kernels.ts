@@ -29,7 +29,7 @@ import type { BenchShape, CaseBuffers, KernelCase } from "./case.ts";
 import { timeDispatches, type TimingOptions } from "./timing.ts";
 import { zipfBatch } from "./batches.ts";
 
-/** The H200's measured copy bandwidth, bytes per second (the issue's yardstick). */
+/** The memory bandwidth a buffer copy measured on the H200, bytes per second (its HBM3e peak is 4.8e12). */
 export const H200_BANDWIDTH = 4.3e12;
 
 export interface KernelBenchOptions extends TimingOptions {
@@ -58,7 +58,7 @@ export interface KernelResult {
   bytes: number;
   /** Achieved bytes per second / 1e9. */
   gb_s: number;
-  /** Time over the time `bytes` take at the bandwidth (the issue's target: at most 2). */
+  /** Time over the time `bytes` take at the bandwidth: 1 is the copy's rate, 2 half of it. */
   vs_bandwidth: number;
   /** Floating-point operations of a call (attention only; null for the memory-bound kernels). */
   flops: number | null;

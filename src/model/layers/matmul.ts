@@ -259,8 +259,10 @@ const MIN_SPLIT_DEPTH = 512;
 const MAX_SPLITS = 16;
 /**
  * Tiles for the default choice, largest first, each with the H200's time for one workgroup's pass over a
- * unit of K relative to {@linkcode DEFAULT_MATMUL_TILE}'s (fitted to the tile sweep of session 3 over
- * finetuning shapes: 64-row tiles do half the work at 0.9x the efficiency, 64x64 a quarter at 0.625x).
+ * unit of K relative to {@linkcode DEFAULT_MATMUL_TILE}'s, fitted to the TFLOP/s of the three tiles that
+ * `deno task bench --shape MxNxK --tile T` measured on an H200 at finetuning's product shapes (listed in
+ * tests/model/layers/matmul_test.ts): 64-row tiles do half the work at 0.9x the efficiency, 64x64 a
+ * quarter at 0.625x.
  */
 const FILL_TILES: readonly { tile: Readonly<MatmulTile>; cost: number }[] = [
   { tile: DEFAULT_MATMUL_TILE, cost: 1 },
