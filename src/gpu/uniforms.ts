@@ -92,13 +92,13 @@ function splitTopLevel(text: string): string[] {
   return parts.map((p) => p.trim()).filter((p) => p.length > 0);
 }
 
-/** The structs `source` declares, by name, each with its fields in order. */
-export function wgslStructs(source: string): Map<string, WgslField[]> {
+/** The structs `source` declares, by name, each with its fields in order; `file` names it in errors. */
+export function wgslStructs(source: string, file = "WGSL"): Map<string, WgslField[]> {
   const structs = new Map<string, WgslField[]>();
   for (const match of stripComments(source).matchAll(/\bstruct\s+(\w+)\s*\{([^}]*)\}/g)) {
     const fields = splitTopLevel(match[2]).map((text) => {
       const field = /^((?:@\w+(?:\s*\([^)]*\))?\s*)*)(\w+)\s*:\s*([^]+)$/.exec(text);
-      if (!field) throw new GpuError(`struct ${match[1]}: cannot read the field \`${text}\``);
+      if (!field) throw new GpuError(`${file} struct ${match[1]}: cannot read the field \`${text}\``);
       return { attributes: field[1].trim(), name: field[2], type: field[3].replace(/\s+/g, "") };
     });
     structs.set(match[1], fields);
@@ -126,7 +126,8 @@ export function uniformLayout(declaration: UniformStruct, source: string, prelud
   const { family, struct } = declaration;
   const where = `${family}.wgsl struct ${struct}`;
   const uniformTypes = wgslUniformTypes(source);
-  const fields = wgslStructs(source).get(struct) ?? wgslStructs(prelude).get(struct);
+  const fields = wgslStructs(source, `${family}.wgsl`).get(struct) ??
+    wgslStructs(prelude, "prelude.wgsl").get(struct);
   if (!fields) {
     throw new GpuError(
       `${family}.wgsl declares no struct ${struct} (uniform structs: ${list(uniformTypes)})`,

@@ -138,6 +138,10 @@ Deno.test("a struct with a vector, array or attribute is rejected by name, not p
   const array = "struct A { weights: array<vec4<f32>, 2>, n: u32 }\nvar<uniform> a: A;";
   assert.deepEqual(wgslStructs(array).get("A")?.map((f) => f.type), ["array<vec4<f32>,2>", "u32"]);
   assert.match(mismatch({ n: "u32" }, array, "A"), /field weights is array<vec4<f32>,2>; the uniform packer/);
+  assert.throws(
+    () => wgslStructs("struct S { n u32 }", "x.wgsl"),
+    /^GpuError: x\.wgsl struct S: cannot read the field `n u32`$/,
+  );
   const aligned = "struct B { @align(16) n: u32 }\nvar<uniform> b: B;";
   assert.match(mismatch({ n: "u32" }, aligned, "B"), /field n is @align\(16\) u32; the uniform packer/);
 });
