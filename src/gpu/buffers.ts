@@ -1,6 +1,7 @@
 /**
  * Buffer helpers. Every buffer of a model/batch shape is created once, at plan time, with these;
- * nothing here is meant to run inside a training step. Kernel uniforms are src/gpu/uniforms.ts's.
+ * nothing here is meant to run inside a training step. Kernel uniforms are made by `uniformBuffer`
+ * (src/gpu/kernels.ts).
  */
 import type { Gpu } from "./device.ts";
 import { GpuError } from "./device.ts";

@@ -1,10 +1,12 @@
 /**
  * Kernel uniforms, by name. Each wrapper declares the uniform struct of its kernel family once
  * (`uniformStruct("layernorm", "Shape", { rows: "u32", cols4: "u32", eps: "f32", rows_per_block: "u32" })`)
- * and gives its values by name; the first time a {@linkcode Kernels} makes a buffer of a declaration, it
- * reads the struct from the family's WGSL (after the shared prelude, where `MatmulParams` lives) and checks
- * the declaration against it: a field missing, extra, misspelled or of another type is a one-line
- * `GpuError` naming the family, the struct and the field. Values are packed at the WGSL struct's offsets.
+ * and gives its values by name to `uniformBuffer` (src/gpu/kernels.ts). The first time a loader makes a
+ * buffer of a declaration, it reads the struct from the family's WGSL (or the shared prelude, where
+ * `MatmulParams` lives) and checks the declaration against it here: a field missing, extra, misspelled or
+ * of another type is a one-line `GpuError` naming the family, the struct and the field. Values are packed
+ * at the WGSL struct's offsets, and a dispatch checks that each uniform buffer goes to a `var<uniform>` of
+ * its struct.
  *
  * The packer takes structs of u32, i32 and f32 fields (4 bytes each, 4-byte aligned, so the offsets are
  * 4 * the field's index and the buffer is rounded up to 16 bytes); a struct with a vector, matrix, array,
@@ -14,8 +16,7 @@
  *
  * @module
  */
-import { type Gpu, GpuError } from "./device.ts";
-import { type Kernels, kernelSource } from "./kernels.ts";
+import { GpuError } from "./device.ts";
 
 /** The WGSL scalar types a uniform field may have. */
 export type UniformType = "u32" | "i32" | "f32";
@@ -104,6 +105,21 @@ export function wgslStructs(source: string, file = "WGSL"): Map<string, WgslFiel
     structs.set(match[1], fields);
   }
   return structs;
+}
+
+/** The struct types of the `var<uniform>` declarations of group 0 in `source`, by binding. */
+export function wgslUniformBindings(source: string): Map<number, string[]> {
+  const bindings = new Map<number, string[]>();
+  const code = stripComments(source);
+  const declaration = /((?:@\w+\s*\([^)]*\)\s*)+)var\s*<\s*uniform\s*>\s*\w+\s*:\s*(\w+)/g;
+  for (const match of code.matchAll(declaration)) {
+    const group = /@group\s*\(\s*(\d+)\s*\)/.exec(match[1]);
+    const binding = /@binding\s*\(\s*(\d+)\s*\)/.exec(match[1]);
+    if (!group || !binding || group[1] !== "0") continue;
+    const index = Number(binding[1]);
+    bindings.set(index, [...bindings.get(index) ?? [], match[2]]);
+  }
+  return bindings;
 }
 
 /** The types of the `var<uniform>` declarations of `source`. */
@@ -198,51 +214,4 @@ export function packUniforms(layout: UniformLayout, values: UniformValues): Arra
     else view.setFloat32(offset, v, true);
   }
   return data;
-}
-
-const layouts = new WeakMap<Kernels, Map<UniformStruct, UniformLayout>>();
-const bufferLayouts = new WeakMap<GPUBuffer, UniformLayout>();
-
-/**
- * `declaration` checked against the WGSL that `k` loads (once per loader and declaration; see
- * {@linkcode uniformLayout}).
- */
-export function checkedUniformLayout(k: Kernels, declaration: UniformStruct): UniformLayout {
-  let checked = layouts.get(k);
-  if (!checked) layouts.set(k, checked = new Map());
-  let layout = checked.get(declaration);
-  if (!layout) {
-    layout = uniformLayout(declaration, kernelSource(declaration.family, k.dir), kernelSource("prelude"));
-    checked.set(declaration, layout);
-  }
-  return layout;
-}
-
-/**
- * Creates a uniform buffer of `declaration`'s struct holding `values`, labelled for error messages. The
- * first buffer of a declaration checks it against the family's WGSL.
- */
-export function uniformBuffer<F extends string>(
-  k: Kernels,
-  declaration: UniformStruct<F>,
-  label: string,
-  values: UniformValues<F>,
-): GPUBuffer {
-  const layout = checkedUniformLayout(k, declaration);
-  const data = packUniforms(layout, values);
-  const buffer = k.gpu.device.createBuffer({
-    label,
-    size: data.byteLength,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  });
-  k.gpu.device.queue.writeBuffer(buffer, 0, data);
-  bufferLayouts.set(buffer, layout);
-  return buffer;
-}
-
-/** Rewrites a buffer made by {@linkcode uniformBuffer} with `values` (e.g. the next step's learning rate). */
-export function writeUniforms(gpu: Gpu, buffer: GPUBuffer, values: UniformValues): void {
-  const layout = bufferLayouts.get(buffer);
-  if (!layout) throw new GpuError(`buffer ${buffer.label || "(unlabelled)"} was not made by uniformBuffer`);
-  gpu.device.queue.writeBuffer(buffer, 0, packUniforms(layout, values));
 }

@@ -11,8 +11,7 @@
  * another task with as many labels) on the same buffers.
  */
 import { readF32, writeBuffer } from "../gpu/buffers.ts";
-import { writeUniforms } from "../gpu/uniforms.ts";
-import { type Kernels, submitDispatches } from "../gpu/kernels.ts";
+import { type Kernels, submitDispatches, writeUniforms } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import {
   type ClassifierBatch,

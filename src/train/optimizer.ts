@@ -26,8 +26,8 @@ import { readBuffer, readBuffers, storageBuffer, uploadBuffer, writeBuffer } fro
 import { decodeLossTotals, LOSS_TOTALS_BYTES } from "../model/layers/cross_entropy.ts";
 import { LOSS_SCALE_BYTES } from "../model/loss_scale.ts";
 import type { Binding, Constants, Dispatch, Kernels } from "../gpu/kernels.ts";
-import { dispatch } from "../gpu/kernels.ts";
-import { uniformBuffer, uniformStruct, type UniformValues } from "../gpu/uniforms.ts";
+import { dispatch, uniformBuffer } from "../gpu/kernels.ts";
+import { uniformStruct, type UniformValues } from "../gpu/uniforms.ts";
 import { PARAM_ALIGNMENT, type ParamLayout, paramLayout } from "../model/params.ts";
 import { checkBuffer, checkDistinct, checkMultiple, flatGrid } from "../model/layers/plan.ts";
 import { type BenchShape, f32Bytes as f32, type KernelCase } from "../bench/case.ts";

@@ -13,9 +13,8 @@
  * step's GPU time (timestamp queries on its first and last pass), sleeps until the oldest step should be
  * done, and then maps a marker that the step wrote last.
  */
-import { writeUniforms } from "../gpu/uniforms.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
+import { type Dispatch, encodeDispatches, type Kernels, writeUniforms } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
 import { adamwStepUniforms, planAdamw, type PlannedAdamw, readStepStats } from "./optimizer.ts";

@@ -9,8 +9,10 @@ import {
   moduleSource,
   shaderNeeds,
   submitDispatches,
+  uniformBuffer,
+  writeUniforms,
 } from "../../src/gpu/kernels.ts";
-import { uniformBuffer, uniformStruct, writeUniforms } from "../../src/gpu/uniforms.ts";
+import { uniformStruct } from "../../src/gpu/uniforms.ts";
 import { pcg } from "../../src/model/hash.ts";
 
 const FIXTURES = new URL("../../fixtures/kernels/", import.meta.url);
@@ -33,6 +35,28 @@ Deno.test("a kernel compiles once per constants, binds in order and runs", async
   writeUniforms(gpu, uniforms, { n, scale: 2 });
   submitDispatches(gpu, [step]);
   assert.deepEqual(Array.from(await readF32(gpu, y)), Array.from({ length: n }, (_, i) => (i - 35) * 2));
+});
+
+Deno.test("a dispatch refuses a uniform buffer at a binding that is no var<uniform> of its struct", async () => {
+  const gpu = await requestGpu();
+  const kernels = new Kernels(gpu, FIXTURES);
+  const pipeline = await kernels.pipeline("scale", "scale");
+  const x = storageBuffer(gpu, "x", 4);
+  const uniforms = uniformBuffer(kernels, SCALE, "scale uniforms", { n: 1, scale: 1 });
+  // Another family's struct: convert.wgsl's Shape, made by a loader of the shipped kernels.
+  const convertShape = uniformStruct("convert", "Shape", { length4: "u32" });
+  const other = uniformBuffer(new Kernels(gpu), convertShape, "convert shape", { length4: 1 });
+  assert.throws(
+    () => dispatch(gpu, pipeline, [other, x, x], [1]),
+    (e: Error) =>
+      e instanceof GpuError &&
+      e.message === "kernel scale.scale: buffer convert shape holds convert.wgsl's " +
+          "Shape, but @binding(0) is a var<uniform> of scale.wgsl's Params",
+  );
+  assert.throws(
+    () => dispatch(gpu, pipeline, [uniforms, uniforms, x], [1]),
+    /^GpuError: kernel scale\.scale: buffer scale uniforms holds scale\.wgsl's Params, but @binding\(1\) is no var<uniform>$/,
+  );
 });
 
 Deno.test("a WGSL error names the file, line and column", async () => {

@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { GpuError, requestGpu } from "../../src/gpu/device.ts";
-import { Kernels } from "../../src/gpu/kernels.ts";
+import { Kernels, KERNELS_DIR, kernelSource, uniformBuffer, writeUniforms } from "../../src/gpu/kernels.ts";
 import {
   packUniforms,
-  uniformBuffer,
   uniformLayout,
   uniformStruct,
   wgslStructs,
-  writeUniforms,
+  wgslUniformBindings,
 } from "../../src/gpu/uniforms.ts";
 
 // A family whose uniform struct has its fields out of alphabetical order, comments and a one-line sibling.
@@ -180,4 +179,32 @@ Deno.test("uniformBuffer checks its declaration against the loader's WGSL at fir
   );
   const plain = gpu.device.createBuffer({ label: "plain", size: 16, usage: GPUBufferUsage.UNIFORM });
   assert.throws(() => writeUniforms(gpu, plain, { n: 1 }), /buffer plain was not made by uniformBuffer/);
+});
+
+Deno.test("wgslUniformBindings finds group 0's var<uniform> structs by binding, in any attribute order", () => {
+  const source = `
+    @group(0) @binding(0) var<uniform> a: A;
+    @binding(0) @group(0) var<uniform> b: B;
+    @group(1) @binding(2) var<uniform> c: C;
+    // @group(0) @binding(3) var<uniform> d: D;
+    @group(0)
+    @binding(4) var<uniform> e: E;
+    @group(0) @binding(5) var<storage, read> f: array<f32>;
+  `;
+  assert.deepEqual([...wgslUniformBindings(source)], [[0, ["A", "B"]], [4, ["E"]]]);
+});
+
+Deno.test("every shipped family's uniform structs are ones the packer lays out", () => {
+  const prelude = kernelSource("prelude");
+  for (const entry of Deno.readDirSync(KERNELS_DIR)) {
+    const family = entry.name.replace(/\.wgsl$/, "");
+    if (family === "prelude") continue;
+    const source = kernelSource(family);
+    const structs = new Map([...wgslStructs(prelude), ...wgslStructs(source)]);
+    for (const struct of new Set([...wgslUniformBindings(source).values()].flat())) {
+      const fields = Object.fromEntries(structs.get(struct)!.map((f) => [f.name, f.type as "u32"]));
+      const layout = uniformLayout(uniformStruct(family, struct, fields), source, prelude);
+      assert.ok(layout.fields.length > 0, `${family} ${struct}`);
+    }
+  }
 });

@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import { requestGpu } from "../../src/gpu/device.ts";
 import type { Gpu } from "../../src/gpu/device.ts";
 import { readF32, storageBuffer, uploadBuffer, writeBuffer } from "../../src/gpu/buffers.ts";
-import { writeUniforms } from "../../src/gpu/uniforms.ts";
-import { Kernels, submitDispatches } from "../../src/gpu/kernels.ts";
+import { Kernels, submitDispatches, writeUniforms } from "../../src/gpu/kernels.ts";
 import type { ParamLayout } from "../../src/model/params.ts";
 import {
   adamw,

@@ -7,8 +7,8 @@
  * `storageBuffer`), each independently of the others; the math is f32 either way.
  */
 import type { Binding, Dispatch, Kernels, StorageTypes } from "../../gpu/kernels.ts";
-import { dispatch, storageTypes } from "../../gpu/kernels.ts";
-import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
+import { dispatch, storageTypes, uniformBuffer } from "../../gpu/kernels.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
 import { downInputWidth } from "../config.ts";

@@ -17,9 +17,9 @@
  */
 import { storageBuffer } from "../../gpu/buffers.ts";
 import { GpuError } from "../../gpu/device.ts";
-import { dispatch, storageTypes } from "../../gpu/kernels.ts";
+import { dispatch, storageTypes, uniformBuffer } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkDropoutSite, dropoutThreshold } from "./dropout.ts";
 import { matmul, type MatmulOptions } from "./matmul.ts";
 import { checkBuffer, checkFloats, checkMultiple, flatGrid } from "./plan.ts";

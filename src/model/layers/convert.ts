@@ -3,8 +3,8 @@
  * refreshed before each micro-batch, that the matrix products read.
  */
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { dispatch } from "../../gpu/kernels.ts";
-import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
+import { dispatch, uniformBuffer } from "../../gpu/kernels.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 
 const FAMILY = "convert";

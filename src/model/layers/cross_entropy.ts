@@ -16,9 +16,9 @@
 import { readBuffer, storageBuffer } from "../../gpu/buffers.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { GpuError } from "../../gpu/device.ts";
-import { dispatch, storageTypes } from "../../gpu/kernels.ts";
+import { dispatch, storageTypes, uniformBuffer } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
 import { checkBuffer, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 import { LOSS_SCALE_BYTES } from "../loss_scale.ts";

@@ -6,9 +6,9 @@
  * (a block's dropped output joining the residual stream); the backward is the plain map either way.
  */
 import { GpuError } from "../../gpu/device.ts";
-import { dispatch } from "../../gpu/kernels.ts";
+import { dispatch, uniformBuffer } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkDistinct, checkMultiple, flatGrid } from "./plan.ts";
 import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
 

@@ -10,9 +10,9 @@
  * tile, which a second kernel adds in tile order. The result is the same bit for bit on every run.
  */
 import { storageBuffer } from "../../gpu/buffers.ts";
-import { dispatch } from "../../gpu/kernels.ts";
+import { dispatch, uniformBuffer } from "../../gpu/kernels.ts";
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
 import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
 

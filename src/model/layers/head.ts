@@ -7,8 +7,8 @@
  * @module
  */
 import { GpuError } from "../../gpu/device.ts";
-import { type Binding, type Dispatch, dispatch, type Kernels } from "../../gpu/kernels.ts";
-import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
+import { type Binding, type Dispatch, dispatch, type Kernels, uniformBuffer } from "../../gpu/kernels.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { LOSS_TOTALS_BYTES } from "./cross_entropy.ts";
 import { checkBuffer, checkMultiple } from "./plan.ts";
 

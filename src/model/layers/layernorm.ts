@@ -15,8 +15,8 @@
 import { GpuError } from "../../gpu/device.ts";
 import { storageBuffer } from "../../gpu/buffers.ts";
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { dispatch, storageTypes } from "../../gpu/kernels.ts";
-import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
+import { dispatch, storageTypes, uniformBuffer } from "../../gpu/kernels.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkDistinct, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
 

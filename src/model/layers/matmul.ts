@@ -20,8 +20,9 @@ import {
   type Kernels,
   type StorageTypes,
   storageTypes,
+  uniformBuffer,
 } from "../../gpu/kernels.ts";
-import { uniformBuffer, uniformStruct } from "../../gpu/uniforms.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 
 /** Shape of the tiled kernel's work split (see kernels/matmul.wgsl). */
 export interface MatmulTile {
