@@ -16,7 +16,7 @@
 // The float buffers may be stored as f16 (each by its own alias below, see src/gpu/kernels.ts): the
 // kernels widen on load, compute in f32 and round on store.
 
-struct Params {
+struct Uniforms {
   // batch * heads * SEQ.
   rows: u32,
   heads: u32,
@@ -45,7 +45,7 @@ alias D_T = f32;
 alias G_T = f32;
 alias R_T = f32;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<uniform> uniforms: Uniforms;
 @group(0) @binding(1) var<storage, read_write> probs: array<P_T>;
 @group(0) @binding(2) var<storage, read> seeds: array<u32>;
 // softmax_forward: the key mask [batch * SEQ] and, with dropout, the dropped probabilities (written).
@@ -60,7 +60,7 @@ var<workgroup> partial: array<vec2<f32>, WG>;
 
 // keep / (1 - p) of flat probs index `index` for the mask of seed `seed`.
 fn drop_factor(seed: u32, index: u32) -> f32 {
-  return select(0.0, params.dropScale, (pcg(pcg(seed) ^ index) >> 8u) >= params.dropThreshold);
+  return select(0.0, uniforms.dropScale, (pcg(pcg(seed) ^ index) >> 8u) >= uniforms.dropThreshold);
 }
 
 // Combines the lanes' pairs of a row by a fixed tree: .x by `op_max` (max) or sum, .y by sum. Every
@@ -87,7 +87,7 @@ fn row_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 }
 
 fn attends(row: u32, key: u32) -> bool {
-  return params.hasMask == 0u || keyMask[row / (params.heads * SEQ) * SEQ + key] != 0u;
+  return uniforms.hasMask == 0u || keyMask[row / (uniforms.heads * SEQ) * SEQ + key] != 0u;
 }
 
 // Row-wise softmax of the scaled scores over the attended keys (online maximum and sum in one pass, then
@@ -99,13 +99,13 @@ fn softmax_forward(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let row = row_of(wid, nwg, lid);
-  let live = row < params.rows;
+  let live = row < uniforms.rows;
   let base = row * SEQ;
   // (running maximum, sum of exp(score - maximum)) of this lane's keys.
   var stats = vec2<f32>(LOWEST, 0.0);
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
     if (attends(row, c)) {
-      let s = f32(probs[base + c]) * params.scale;
+      let s = f32(probs[base + c]) * uniforms.scale;
       let m = max(stats.x, s);
       stats = vec2<f32>(m, stats.y * exp(stats.x - m) + exp(s - m));
     }
@@ -113,11 +113,11 @@ fn softmax_forward(
   let row_max = row_reduce(lid, vec2<f32>(stats.x, 0.0), true).x;
   let row_sum = row_reduce(lid, vec2<f32>(0.0, stats.y * exp(stats.x - row_max)), false).y;
   let inverse = select(0.0, 1.0 / row_sum, row_sum > 0.0);
-  let seed = seeds[params.seedIndex];
+  let seed = seeds[uniforms.seedIndex];
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
     var p = 0.0;
     if (attends(row, c)) {
-      p = exp(f32(probs[base + c]) * params.scale - row_max) * inverse;
+      p = exp(f32(probs[base + c]) * uniforms.scale - row_max) * inverse;
     }
     probs[base + c] = P_T(p);
     if (PROBS_DROPOUT) {
@@ -143,16 +143,16 @@ fn softmax_backward(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let row = row_of(wid, nwg, lid);
-  let live = row < params.rows;
+  let live = row < uniforms.rows;
   let base = row * SEQ;
-  let seed = seeds[params.seedIndex];
+  let seed = seeds[uniforms.seedIndex];
   var dot = 0.0;
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
     dot += f32(probs[base + c]) * probs_grad(seed, base + c);
   }
   let row_dot = row_reduce(lid, vec2<f32>(0.0, dot), false).y;
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
-    probs[base + c] = P_T(params.scale * f32(probs[base + c]) * (probs_grad(seed, base + c) - row_dot));
+    probs[base + c] = P_T(uniforms.scale * f32(probs[base + c]) * (probs_grad(seed, base + c) - row_dot));
   }
 }
 
@@ -164,7 +164,7 @@ fn dropped_probs(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let i = (wid.y * nwg.x + wid.x) * WG + lid;
-  if (i < params.rows * SEQ) {
-    rebuilt[i] = R_T(f32(probs[i]) * drop_factor(seeds[params.seedIndex], i));
+  if (i < uniforms.rows * SEQ) {
+    rebuilt[i] = R_T(f32(probs[i]) * drop_factor(seeds[uniforms.seedIndex], i));
   }
 }

@@ -10,7 +10,7 @@
 // The gather's and the scatter's float tensors are each stored as their own alias (f32 unless the
 // wrapper sets it to f16), converted to f32 on load and rounded on store; the logits stay f32.
 
-struct Params {
+struct Uniforms {
   // Capacity in masked rows.
   rows: u32,
   // hidden / 4.
@@ -36,7 +36,7 @@ struct LossScale {
 override WG: u32 = 256u;
 const LOWEST = -3.0e38;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<uniform> uniforms: Uniforms;
 @group(0) @binding(1) var<storage, read> count: array<u32>;
 // gather_rows and scatter_rows: positions [rows] u32, token index of each masked row.
 @group(0) @binding(2) var<storage, read> positions: array<u32>;
@@ -76,13 +76,13 @@ fn gather_rows(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i >= params.rows * params.hidden4) {
+  if (i >= uniforms.rows * uniforms.hidden4) {
     return;
   }
-  let m = i / params.hidden4;
+  let m = i / uniforms.hidden4;
   var v = vec4<f32>(0.0);
   if (m < count[0]) {
-    v = vec4<f32>(states[positions[m] * params.hidden4 + i % params.hidden4]);
+    v = vec4<f32>(states[positions[m] * uniforms.hidden4 + i % uniforms.hidden4]);
   }
   gathered[i] = vec4<GATHERED_T>(v);
 }
@@ -95,7 +95,7 @@ fn zero_rows(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i < params.tokens * params.hidden4) {
+  if (i < uniforms.tokens * uniforms.hidden4) {
     cleared[i] = vec4<DSTATES_T>(0.0);
   }
 }
@@ -109,9 +109,9 @@ fn scatter_rows(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let i = flat_index(wid, nwg, lid, WG);
-  let m = i / params.hidden4;
-  if (i < params.rows * params.hidden4 && m < count[0]) {
-    dstates[positions[m] * params.hidden4 + i % params.hidden4] = vec4<DSTATES_T>(vec4<f32>(dgathered[i]));
+  let m = i / uniforms.hidden4;
+  if (i < uniforms.rows * uniforms.hidden4 && m < count[0]) {
+    dstates[positions[m] * uniforms.hidden4 + i % uniforms.hidden4] = vec4<DSTATES_T>(vec4<f32>(dgathered[i]));
   }
 }
 
@@ -131,12 +131,12 @@ fn cross_entropy_scaled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
 // Row `row` of cross_entropy with the gradient's factor `scale`. One read pass keeps a running (max, sum of
 // exp) per thread, merged in a fixed tree; a second pass writes the gradient.
 fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
-  let base = row * params.vocab4;
+  let base = row * uniforms.vocab4;
   if (lid == 0u) {
     row_count = count[0];
   }
   if (row >= workgroupUniformLoad(&row_count)) {
-    for (var j = lid; j < params.vocab4; j += WG) {
+    for (var j = lid; j < uniforms.vocab4; j += WG) {
       logits[base + j] = vec4<f32>(0.0);
     }
     if (lid == 0u) {
@@ -150,7 +150,7 @@ fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
   }
   var m = LOWEST;
   var s = 0.0;
-  for (var j = lid; j < params.vocab4; j += WG) {
+  for (var j = lid; j < uniforms.vocab4; j += WG) {
     let v = logits[base + j];
     let next = max(m, max(max(v.x, v.y), max(v.z, v.w)));
     let e = exp(v - vec4<f32>(next));
@@ -176,7 +176,7 @@ fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
     rowLoss[row] = log(row_sum) + (row_max - label_logit);
   }
   let factor = scale / row_sum;
-  for (var j = lid; j < params.vocab4; j += WG) {
+  for (var j = lid; j < uniforms.vocab4; j += WG) {
     let column = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
     let hot = select(vec4<f32>(0.0), vec4<f32>(scale), column == vec4<u32>(label));
     logits[base + j] = exp(logits[base + j] - vec4<f32>(row_max)) * factor - hot;
@@ -187,7 +187,7 @@ fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
 @compute @workgroup_size(WG)
 fn loss_total(@builtin(local_invocation_index) lid: u32) {
   var s = 0.0;
-  for (var i = lid; i < params.rows; i += WG) {
+  for (var i = lid; i < uniforms.rows; i += WG) {
     s += rowLossIn[i];
   }
   sums[lid] = s;

@@ -7,7 +7,7 @@
 // dropout_add fuses the residual connection of a dropped block output: output = residual + dropout(input);
 // its backward is the plain map (the residual's gradient passes through unchanged).
 
-struct Params {
+struct Uniforms {
   // Elements / 4.
   count4: u32,
   threshold: u32,
@@ -19,7 +19,7 @@ struct Params {
 
 override WG: u32 = 256u;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<uniform> uniforms: Uniforms;
 // Seeds of the step's dropout sites, rewritten by the host every step.
 @group(0) @binding(1) var<storage, read> seeds: array<u32>;
 @group(0) @binding(2) var<storage, read> input: array<vec4<f32>>;
@@ -28,12 +28,12 @@ override WG: u32 = 256u;
 @group(0) @binding(4) var<storage, read> residual: array<vec4<f32>>;
 
 fn keep(key: u32, index: u32) -> f32 {
-  return select(0.0, params.scale, (pcg(key ^ index) >> 8u) >= params.threshold);
+  return select(0.0, uniforms.scale, (pcg(key ^ index) >> 8u) >= uniforms.threshold);
 }
 
 // keep / (1 - p) of the four elements of vec4 i.
 fn factors(i: u32) -> vec4<f32> {
-  let key = pcg(seeds[params.seedIndex]);
+  let key = pcg(seeds[uniforms.seedIndex]);
   let first = 4u * i;
   return vec4<f32>(keep(key, first), keep(key, first + 1u), keep(key, first + 2u), keep(key, first + 3u));
 }
@@ -46,7 +46,7 @@ fn dropout(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i < params.count4) {
+  if (i < uniforms.count4) {
     output[i] = input[i] * factors(i);
   }
 }
@@ -59,7 +59,7 @@ fn dropout_add(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i < params.count4) {
+  if (i < uniforms.count4) {
     output[i] = residual[i] + input[i] * factors(i);
   }
 }

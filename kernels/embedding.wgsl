@@ -14,7 +14,7 @@
 //   gradients), one partial per workgroup, then one workgroup of embedding_backward_carry adds the
 //   partials in order.
 
-struct Params {
+struct Uniforms {
   tokens: u32,
   seq: u32,
   // hidden / 4.
@@ -37,7 +37,7 @@ override SCALE: bool = false;
 // Loads issued together before they are summed, in order.
 const BATCH: u32 = 8u;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<uniform> uniforms: Uniforms;
 // Forward.
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read> word: array<vec4<f32>>;
@@ -80,12 +80,12 @@ var<workgroup> lane_sums: array<vec4<f32>, COLS4 * LANES>;
 var<workgroup> scale_sums: array<f32, COLS4 * LANES>;
 
 fn embed(i: u32, scale: f32) {
-  if (i >= params.tokens * params.hidden4) {
+  if (i >= uniforms.tokens * uniforms.hidden4) {
     return;
   }
-  let t = i / params.hidden4;
-  let e = i % params.hidden4;
-  x[i] = word[ids[t] * params.hidden4 + e] + scale * position[(t % params.seq) * params.hidden4 + e];
+  let t = i / uniforms.hidden4;
+  let e = i % uniforms.hidden4;
+  x[i] = word[ids[t] * uniforms.hidden4 + e] + scale * position[(t % uniforms.seq) * uniforms.hidden4 + e];
 }
 
 // One thread per vec4 of x; position is the learned table.
@@ -111,7 +111,7 @@ fn embedding_forward_scaled(
 // segment_start(u): where slot u's positions begin in the sorted order (slots past the distinct ids, and
 // u = count, give `tokens`).
 fn segment_start(u: u32) -> u32 {
-  return tokenOrder[params.tokens + min(u, params.count)];
+  return tokenOrder[uniforms.tokens + min(u, uniforms.count)];
 }
 
 // The slot of the id at sorted position `p`: the last u with segment_start(u) <= p, found by the whole
@@ -119,7 +119,7 @@ fn segment_start(u: u32) -> u32 {
 fn find_segment(p: u32, lid: u32) -> u32 {
   let threads = COLS4 * LANES;
   var lo = 0u;
-  var len = params.count + 1u;
+  var len = uniforms.count + 1u;
   loop {
     if (len <= 1u) {
       break;
@@ -144,9 +144,9 @@ fn gather(p: u32, hi: u32, tile_start: u32, e: u32) -> mat2x4<f32> {
   var g = mat2x4<f32>();
   if (p < hi) {
     let t = tile_rows[p - tile_start];
-    g[0] = dx[t * params.hidden4 + e];
+    g[0] = dx[t * uniforms.hidden4 + e];
     if (SCALE) {
-      g[1] = sinusoid[(t % params.seq) * params.hidden4 + e];
+      g[1] = sinusoid[(t % uniforms.seq) * uniforms.hidden4 + e];
     }
   }
   return g;
@@ -189,16 +189,16 @@ fn sum_rows(begin: u32, hi: u32, step: u32, tile_start: u32, e: u32, scale: ptr<
 // (`old` is dword's value, read ahead so that its latency overlaps the rows'), else left as a carry.
 fn finish_segment(s: u32, tile: u32, tile_start: u32, tile_end: u32, e: u32, old: vec4<f32>, sum: vec4<f32>) {
   if (seg_start[s] >= tile_start && seg_end[s] <= tile_end) {
-    dword[seg_id[s] * params.hidden4 + e] = old + sum;
+    dword[seg_id[s] * uniforms.hidden4 + e] = old + sum;
   } else {
-    carry[(2u * tile + select(1u, 0u, seg_start[s] < tile_start)) * params.hidden4 + e] = sum;
+    carry[(2u * tile + select(1u, 0u, seg_start[s] < tile_start)) * uniforms.hidden4 + e] = sum;
   }
 }
 
 // dword's value for local segment s at column e if the tile adds to it, else 0.
 fn read_ahead(s: u32, tile_start: u32, tile_end: u32, e: u32) -> vec4<f32> {
   if (seg_start[s] >= tile_start && seg_end[s] <= tile_end) {
-    return dword[seg_id[s] * params.hidden4 + e];
+    return dword[seg_id[s] * uniforms.hidden4 + e];
   }
   return vec4<f32>(0.0);
 }
@@ -226,7 +226,7 @@ fn embedding_backward_word(
   @builtin(local_invocation_id) local: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let n = params.tokens;
+  let n = uniforms.tokens;
   let tile = wid.x;
   let tile_start = tile * TILE;
   let tile_end = min(tile_start + TILE, n);
@@ -254,7 +254,7 @@ fn embedding_backward_word(
   }
   let count = workgroupUniformLoad(&seg_count);
   let e = wid.y * COLS4 + local.x;
-  let inside = e < params.hidden4;
+  let inside = e < uniforms.hidden4;
   var scale = 0.0;
   if (count == 1u) {
     var old = vec4<f32>(0.0);
@@ -292,7 +292,7 @@ fn embedding_backward_word(
 // Tile k's row-0 carry at column e; zero past last_tile.
 fn carried(k: u32, last_tile: u32, e: u32) -> vec4<f32> {
   if (k <= last_tile) {
-    return carry[2u * k * params.hidden4 + e];
+    return carry[2u * k * uniforms.hidden4 + e];
   }
   return vec4<f32>(0.0);
 }
@@ -328,7 +328,7 @@ fn embedding_backward_carry(
   if (last_tile <= tile) {
     return;
   }
-  let h4 = params.hidden4;
+  let h4 = uniforms.hidden4;
   let e = wid.y * COLS4 + local.x;
   let inside = e < h4;
   let row = info.y * h4 + e;
@@ -385,11 +385,11 @@ fn embedding_backward_learned(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let i = flat_index(wid, nwg, lid, WG);
-  let stride = params.seq * params.hidden4;
+  let stride = uniforms.seq * uniforms.hidden4;
   if (i >= stride) {
     return;
   }
-  let total = params.tokens * params.hidden4;
+  let total = uniforms.tokens * uniforms.hidden4;
   var sum = vec4<f32>(0.0);
   for (var j = i; j < total; j += BATCH * stride) {
     let v0 = learned_row(j, total);

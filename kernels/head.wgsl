@@ -3,7 +3,7 @@
 // The head's tensors are tiny ([batch, 1024] at most), so these are plain one-thread-per-element kernels;
 // the matrix products around them are matmul.wgsl's.
 
-struct Params {
+struct Uniforms {
   rows: u32,
   cols: u32,
 }
@@ -20,7 +20,7 @@ const LOWEST = -3.0e38;
 // tanh is 1 in f32 from |x| > 9.01; clamping keeps the builtin away from exp overflow.
 const TANH_LIMIT = 16.0;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<uniform> uniforms: Uniforms;
 // bias_tanh and bias_add: values [rows, cols] (in place), bias [cols].
 @group(0) @binding(1) var<storage, read> bias: array<f32>;
 @group(0) @binding(2) var<storage, read_write> values: array<f32>;
@@ -41,8 +41,8 @@ const TANH_LIMIT = 16.0;
 @compute @workgroup_size(WG)
 fn bias_tanh(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
-  if (i < params.rows * params.cols) {
-    values[i] = tanh(clamp(values[i] + bias[i % params.cols], -TANH_LIMIT, TANH_LIMIT));
+  if (i < uniforms.rows * uniforms.cols) {
+    values[i] = tanh(clamp(values[i] + bias[i % uniforms.cols], -TANH_LIMIT, TANH_LIMIT));
   }
 }
 
@@ -50,8 +50,8 @@ fn bias_tanh(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(WG)
 fn bias_add(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
-  if (i < params.rows * params.cols) {
-    values[i] += bias[i % params.cols];
+  if (i < uniforms.rows * uniforms.cols) {
+    values[i] += bias[i % uniforms.cols];
   }
 }
 
@@ -59,7 +59,7 @@ fn bias_add(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(WG)
 fn tanh_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
-  if (i < params.rows * params.cols) {
+  if (i < uniforms.rows * uniforms.cols) {
     let a = activated[i];
     values[i] *= 1.0 - a * a;
   }
@@ -69,12 +69,12 @@ fn tanh_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(WG)
 fn bias_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c = gid.x;
-  if (c >= params.cols) {
+  if (c >= uniforms.cols) {
     return;
   }
   var s = 0.0;
-  for (var r = 0u; r < params.rows; r++) {
-    s += gradient[r * params.cols + c];
+  for (var r = 0u; r < uniforms.rows; r++) {
+    s += gradient[r * uniforms.cols + c];
   }
   dbias[c] += s;
 }
@@ -86,9 +86,9 @@ fn bias_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn head_loss(@builtin(local_invocation_index) lid: u32) {
   let n = count[0];
   let inverse = 1.0 / f32(max(n, 1u));
-  let cols = params.cols;
+  let cols = uniforms.cols;
   var sum = 0.0;
-  for (var r = lid; r < params.rows; r += WG) {
+  for (var r = lid; r < uniforms.rows; r += WG) {
     let base = r * cols;
     if (r >= n) {
       for (var c = 0u; c < cols; c++) {

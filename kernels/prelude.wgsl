@@ -17,7 +17,7 @@ fn pcg(v: u32) -> u32 {
 }
 
 // The uniform of the matrix products, which matmul.wgsl and matmul_subgroup_matrix.wgsl share field for
-// field (src/model/layers/matmul.ts packs one list for either).
+// field (src/model/layers/matmul.ts declares it once, by name, for either).
 struct MatmulParams {
   m: u32,
   n: u32,

@@ -1,6 +1,7 @@
 /**
  * Buffer helpers. Every buffer of a model/batch shape is created once, at plan time, with these;
- * nothing here is meant to run inside a training step except `writeParams` on a buffer made earlier.
+ * nothing here is meant to run inside a training step. Kernel uniforms are made by `uniformBuffer`
+ * (src/gpu/kernels.ts).
  */
 import type { Gpu } from "./device.ts";
 import { GpuError } from "./device.ts";
@@ -142,41 +143,4 @@ export async function readFloats(gpu: Gpu, buffer: GPUBuffer, count?: number): P
 /** Reads a buffer of u32 values. */
 export async function readU32(gpu: Gpu, buffer: GPUBuffer, count?: number): Promise<Uint32Array> {
   return new Uint32Array(await readBuffer(gpu, buffer, count === undefined ? buffer.size : count * 4));
-}
-
-/** A kernel parameter: a plain number is a `u32`, `{ f32 }` a float, `{ i32 }` a signed integer. */
-export type Param = number | { f32: number } | { i32: number };
-
-/** Packs parameters into 4-byte words, in order, padded to 16 bytes (WGSL uniform struct layout). */
-export function packParams(values: readonly Param[]): ArrayBuffer {
-  const words = Math.max(4, Math.ceil(values.length / 4) * 4);
-  const data = new ArrayBuffer(words * 4);
-  const view = new DataView(data);
-  values.forEach((v, i) => {
-    if (typeof v === "number") {
-      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-        throw new RangeError(`param ${i}: ${v} is not a u32`);
-      }
-      view.setUint32(i * 4, v, true);
-    } else if ("f32" in v) view.setFloat32(i * 4, v.f32, true);
-    else view.setInt32(i * 4, v.i32, true);
-  });
-  return data;
-}
-
-/** Creates a uniform buffer holding `values` (see `packParams`). */
-export function paramBuffer(gpu: Gpu, label: string, values: readonly Param[]): GPUBuffer {
-  const data = packParams(values);
-  const buffer = gpu.device.createBuffer({
-    label,
-    size: data.byteLength,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  });
-  gpu.device.queue.writeBuffer(buffer, 0, data);
-  return buffer;
-}
-
-/** Rewrites a uniform buffer made by `paramBuffer` (e.g. the learning rate of the next step). */
-export function writeParams(gpu: Gpu, buffer: GPUBuffer, values: readonly Param[]): void {
-  gpu.device.queue.writeBuffer(buffer, 0, packParams(values));
 }

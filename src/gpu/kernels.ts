@@ -4,10 +4,25 @@
  * single compute pass.
  *
  * Sources are read relative to this module, so `deno compile --include kernels` embeds them.
+ *
+ * Uniforms go by name: a wrapper declares its kernel's uniform struct once (`uniformStruct`, see
+ * src/gpu/uniforms.ts) and fills it with `uniformBuffer`, which checks the declaration against the struct
+ * in the WGSL the loader reads (once per loader and declaration) and packs the values at its offsets;
+ * `dispatch` then checks that each such buffer goes to a `var<uniform>` of its struct.
  */
 import type { Gpu } from "./device.ts";
 import { GpuError } from "./device.ts";
 import { type StorageType, storageTypeOf } from "./buffers.ts";
+import {
+  packUniforms,
+  type UniformLayout,
+  uniformLayout,
+  type UniformStruct,
+  type UniformValues,
+  type WgslField,
+  wgslStructs,
+  wgslUniformBindings,
+} from "./uniforms.ts";
 
 /** The folder of the WGSL sources shipped with cram. */
 export const KERNELS_DIR: URL = new URL("../../kernels/", import.meta.url);
@@ -156,19 +171,31 @@ function callsReductions(source: string): boolean {
   return /\bworkgroup_sum\s*\(/.test(source.replace(/\/\/.*$/gm, ""));
 }
 
+/** A pipeline's family and its `var<uniform>` structs by binding (each struct's fields by name). */
+interface PipelineUniforms {
+  family: string;
+  bindings: Map<number, Map<string, readonly WgslField[]>>;
+}
+
+const pipelineUniforms = new WeakMap<GPUComputePipeline, PipelineUniforms>();
+const checkedLayouts = new WeakMap<Kernels, Map<UniformStruct, UniformLayout>>();
+const bufferLayouts = new WeakMap<GPUBuffer, UniformLayout>();
+
 /** Compiles and caches compute pipelines for one device. */
 export class Kernels {
   /** The device these pipelines belong to. */
   readonly gpu: Gpu;
   readonly #modules = new Map<string, GPUShaderModule>();
   readonly #pipelines = new Map<string, Promise<GPUComputePipeline>>();
-  readonly #dir: URL;
+  readonly #uniforms = new Map<string, PipelineUniforms>();
+  /** Where the `.wgsl` files are read from (the shipped `kernels/` unless given). */
+  readonly dir: URL;
   readonly #sharedSources = new Map<string, string>();
 
   /** `dir` is where the `.wgsl` files are read from (default: the shipped `kernels/`). */
   constructor(gpu: Gpu, dir: URL = KERNELS_DIR) {
     this.gpu = gpu;
-    this.#dir = dir;
+    this.dir = dir;
   }
 
   /** A shared file (the prelude, a reduction variant), read once; always from the shipped `kernels/`. */
@@ -214,7 +241,7 @@ export class Kernels {
     const moduleKey = `${family}:${JSON.stringify(types)}`;
     let module = this.#modules.get(moduleKey);
     if (!module) {
-      const typed = typedSource(family, kernelSource(family, this.#dir), types);
+      const typed = typedSource(family, kernelSource(family, this.dir), types);
       const shared = [{ name: "prelude", text: this.#shared("prelude") }];
       if (callsReductions(typed)) {
         // Subgroup operations where the device has them, else a tree in workgroup memory.
@@ -231,8 +258,9 @@ export class Kernels {
       }
       this.#modules.set(moduleKey, module);
     }
+    let pipeline: GPUComputePipeline;
     try {
-      return await device.createComputePipelineAsync({
+      pipeline = await device.createComputePipelineAsync({
         label: `${family}.${entry}`,
         layout: "auto",
         compute: { module, entryPoint: entry, constants },
@@ -240,7 +268,96 @@ export class Kernels {
     } catch (e) {
       throw new GpuError(`kernel ${family}.${entry}: ${(e as Error).message}`);
     }
+    pipelineUniforms.set(pipeline, this.#familyUniforms(family));
+    return pipeline;
   }
+
+  /** The `var<uniform>` structs of `family` by binding, read from its WGSL and the prelude. */
+  #familyUniforms(family: string): PipelineUniforms {
+    let uniforms = this.#uniforms.get(family);
+    if (!uniforms) {
+      const source = kernelSource(family, this.dir);
+      const structs = new Map([
+        ...wgslStructs(this.#shared("prelude"), "prelude.wgsl"),
+        ...wgslStructs(source, `${family}.wgsl`),
+      ]);
+      const bindings = new Map<number, Map<string, readonly WgslField[]>>();
+      for (const [binding, types] of wgslUniformBindings(source)) {
+        bindings.set(binding, new Map(types.map((type) => [type, structs.get(type) ?? []])));
+      }
+      uniforms = { family, bindings };
+      this.#uniforms.set(family, uniforms);
+    }
+    return uniforms;
+  }
+}
+
+/**
+ * `declaration` checked against the WGSL that `k` reads (`kernels/<family>.wgsl`, or the prelude for a
+ * struct it declares), once per loader and declaration: see `uniformLayout` in src/gpu/uniforms.ts.
+ */
+function checkedLayout(k: Kernels, declaration: UniformStruct): UniformLayout {
+  let layouts = checkedLayouts.get(k);
+  if (!layouts) checkedLayouts.set(k, layouts = new Map());
+  let layout = layouts.get(declaration);
+  if (!layout) {
+    layout = uniformLayout(declaration, kernelSource(declaration.family, k.dir), kernelSource("prelude"));
+    layouts.set(declaration, layout);
+  }
+  return layout;
+}
+
+/**
+ * Creates a uniform buffer of `declaration`'s struct holding `values`, by name, labelled for error
+ * messages (plan time). The first buffer of a declaration checks it against the family's WGSL struct.
+ */
+export function uniformBuffer<F extends string>(
+  k: Kernels,
+  declaration: UniformStruct<F>,
+  label: string,
+  values: UniformValues<F>,
+): GPUBuffer {
+  const layout = checkedLayout(k, declaration);
+  const data = packUniforms(layout, values);
+  const buffer = k.gpu.device.createBuffer({
+    label,
+    size: data.byteLength,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  k.gpu.device.queue.writeBuffer(buffer, 0, data);
+  bufferLayouts.set(buffer, layout);
+  return buffer;
+}
+
+/** Rewrites a buffer made by {@linkcode uniformBuffer} with `values` (e.g. the next step's learning rate). */
+export function writeUniforms(gpu: Gpu, buffer: GPUBuffer, values: UniformValues): void {
+  const layout = bufferLayouts.get(buffer);
+  if (!layout) throw new GpuError(`buffer ${buffer.label || "(unlabelled)"} was not made by uniformBuffer`);
+  gpu.device.queue.writeBuffer(buffer, 0, packUniforms(layout, values));
+}
+
+/** Throws unless each buffer made by {@linkcode uniformBuffer} goes to a `var<uniform>` of its struct. */
+function checkUniformBindings(pipeline: GPUComputePipeline, bindings: readonly Binding[]): void {
+  const uniforms = pipelineUniforms.get(pipeline);
+  if (!uniforms) return;
+  bindings.forEach((binding, i) => {
+    const buffer = bufferOf(binding);
+    const layout = bufferLayouts.get(buffer);
+    if (!layout) return;
+    const structs = uniforms.bindings.get(i);
+    const fields = structs?.get(layout.struct);
+    const same = fields?.length === layout.fields.length &&
+      fields.every((f, j) => f.name === layout.fields[j].name && f.type === layout.fields[j].type);
+    if (!same) {
+      const bound = structs
+        ? `a var<uniform> of ${uniforms.family}.wgsl's ${[...structs.keys()].join(" or ")}`
+        : "no var<uniform>";
+      throw new GpuError(
+        `kernel ${pipeline.label}: buffer ${buffer.label} holds ${layout.family}.wgsl's ${layout.struct}, ` +
+          `but @binding(${i}) is ${bound}`,
+      );
+    }
+  });
 }
 
 /** A buffer binding, or a sub-range of a buffer (offset must be a multiple of 256 bytes). */
@@ -300,6 +417,7 @@ export function dispatch(
   if (workgroups.some((n) => n !== undefined && (n < 1 || n > limit || !Number.isInteger(n)))) {
     throw new GpuError(`kernel ${pipeline.label}: workgroup count ${workgroups} outside 1..${limit}`);
   }
+  checkUniformBindings(pipeline, bindings);
   return { pipeline, bindGroup: bindGroup(gpu, pipeline, bindings), workgroups };
 }
 

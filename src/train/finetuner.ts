@@ -10,8 +10,8 @@
  * A finetuner is planned once per label count and reused: `reset` starts a new run (another seed,
  * another task with as many labels) on the same buffers.
  */
-import { readF32, writeBuffer, writeParams } from "../gpu/buffers.ts";
-import { type Kernels, submitDispatches } from "../gpu/kernels.ts";
+import { readF32, writeBuffer } from "../gpu/buffers.ts";
+import { type Kernels, submitDispatches, writeUniforms } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import {
   type ClassifierBatch,
@@ -20,7 +20,13 @@ import {
   planClassifier,
 } from "../model/classifier.ts";
 import { dropoutSiteCount } from "../model/dropout_sites.ts";
-import { adamwStepParams, OPTIMIZER_STATS_BYTES, planAdamw, readStepStats, zeroBuffer } from "./optimizer.ts";
+import {
+  adamwStepUniforms,
+  OPTIMIZER_STATS_BYTES,
+  planAdamw,
+  readStepStats,
+  zeroBuffer,
+} from "./optimizer.ts";
 import { hash, streamKey } from "./random.ts";
 
 /** The random streams of a finetuning seed: the data order's (src/eval/finetune.ts) and dropout's. */
@@ -78,7 +84,7 @@ export async function planFinetuner(
   const classifier = await planClassifier(k, config, shape);
   const { params, grads, layout } = classifier;
   const length = layout.totalSize;
-  const { m, v, stats, stepParams, zero, update } = await planAdamw(k, {
+  const { m, v, stats, stepUniforms, zero, update } = await planAdamw(k, {
     params,
     grads,
     layout,
@@ -120,7 +126,7 @@ export async function planFinetuner(
         for (let i = 0; i < seeds.length; i++) seeds[i] = hash(key, i);
         classifier.writeSeeds(seeds);
       }
-      writeParams(gpu, stepParams, adamwStepParams({ lr, step: steps }));
+      writeUniforms(gpu, stepUniforms, adamwStepUniforms({ lr, step: steps }));
       submitDispatches(gpu, stepLists.get(batch.seq)!);
     },
     async readStats() {

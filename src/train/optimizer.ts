@@ -4,8 +4,8 @@
  * accumulation.
  *
  * Parameters, gradients and the AdamW moments are flat f32 buffers of one layout (`paramLayout`). Each
- * step the host writes only the learning rate and step number (`adamwStepParams` into a uniform made
- * with `paramBuffer`); the norm kernels leave their results in a small `stats` buffer that AdamW reads
+ * step the host writes only the learning rate and step number (`adamwStepUniforms` into the uniform
+ * that `adamwStepBuffer` makes); the norm kernels leave their results in a small `stats` buffer that AdamW reads
  * on the GPU and the host reads every N steps (`readOptimizerStats`). A step whose gradient norm is NaN
  * or infinite is skipped (parameters and moments untouched) and counted. Its step number still counts
  * for the bias corrections, as the host cannot know of the skip before it reads the stats.
@@ -22,24 +22,31 @@
  */
 import { checked, GpuError } from "../gpu/device.ts";
 import type { Gpu } from "../gpu/device.ts";
-import {
-  type Param,
-  paramBuffer,
-  readBuffer,
-  readBuffers,
-  storageBuffer,
-  uploadBuffer,
-  writeBuffer,
-} from "../gpu/buffers.ts";
+import { readBuffer, readBuffers, storageBuffer, uploadBuffer, writeBuffer } from "../gpu/buffers.ts";
 import { decodeLossTotals, LOSS_TOTALS_BYTES } from "../model/layers/cross_entropy.ts";
 import { LOSS_SCALE_BYTES } from "../model/loss_scale.ts";
 import type { Binding, Constants, Dispatch, Kernels } from "../gpu/kernels.ts";
-import { dispatch } from "../gpu/kernels.ts";
-import { PARAM_ALIGNMENT, type ParamLayout } from "../model/params.ts";
+import { dispatch, uniformBuffer } from "../gpu/kernels.ts";
+import { uniformStruct, type UniformValues } from "../gpu/uniforms.ts";
+import { PARAM_ALIGNMENT, type ParamLayout, paramLayout } from "../model/params.ts";
 import { checkBuffer, checkDistinct, checkMultiple, flatGrid } from "../model/layers/plan.ts";
+import { type BenchShape, f32Bytes as f32, type KernelCase } from "../bench/case.ts";
 
 const FAMILY = "optimizer";
 const WG = 256;
+/** The uniforms of kernels/optimizer.wgsl: the norm's, AdamW's fixed and per-step ones, the fill's. */
+const NORM_SHAPE = uniformStruct(FAMILY, "NormShape", { length4: "u32", partials: "u32", max_norm: "f32" });
+const ADAMW_CONFIG = uniformStruct(FAMILY, "AdamwConfig", {
+  length4: "u32",
+  beta1: "f32",
+  one_minus_beta1: "f32",
+  beta2: "f32",
+  one_minus_beta2: "f32",
+  eps: "f32",
+  weight_decay: "f32",
+});
+const ADAMW_STEP = uniformStruct(FAMILY, "AdamwStep", { lr: "f32", step: "u32" });
+const FILL_SHAPE = uniformStruct(FAMILY, "FillShape", { length4: "u32" });
 /**
  * Bytes of the stats buffer (norm, AdamW's factor, non-finite flag, skipped steps, clip factor, loss
  * scale, padding); create it zero-filled.
@@ -180,7 +187,11 @@ export async function gradNorm(k: Kernels, options: GradNormOptions): Promise<Di
   }
   const gpu = k.gpu;
   const sums = storageBuffer(gpu, "gradNorm partials", partials * 4);
-  const shape = paramBuffer(gpu, "gradNorm shape", [length / 4, partials, { f32: maxNorm }]);
+  const shape = uniformBuffer(k, NORM_SHAPE, "gradNorm shape", {
+    length4: length / 4,
+    partials,
+    max_norm: maxNorm,
+  });
   const scaling: Constants = dynamicLossScale
     ? { DYNAMIC_SCALE: 1, GROWTH_INTERVAL: dynamicLossScale.growthInterval }
     : {};
@@ -196,12 +207,23 @@ export async function gradNorm(k: Kernels, options: GradNormOptions): Promise<Di
   ];
 }
 
-/** The per-step AdamW values, for `paramBuffer` (once) and `writeParams` (before each step's submit). */
-export function adamwStepParams(step: { lr: number; step: number }): Param[] {
+/**
+ * The per-step AdamW uniform's values, for {@linkcode adamwStepBuffer} (once) and `writeUniforms` (before
+ * each step's submit).
+ */
+export function adamwStepUniforms(step: { lr: number; step: number }): UniformValues<"lr" | "step"> {
   if (!(Number.isInteger(step.step) && step.step >= 1)) {
     throw new RangeError(`AdamW step = ${step.step}, expected an integer >= 1`);
   }
-  return [{ f32: step.lr }, step.step];
+  return { lr: step.lr, step: step.step };
+}
+
+/** Creates the per-step AdamW uniform holding `step` (see {@linkcode adamwStepUniforms}). */
+export function adamwStepBuffer(
+  k: Kernels,
+  step: { lr: number; step: number } = { lr: 0, step: 1 },
+): GPUBuffer {
+  return uniformBuffer(k, ADAMW_STEP, "adamw step", adamwStepUniforms(step));
 }
 
 /** Buffers and hyperparameters of {@linkcode adamw}. */
@@ -219,7 +241,7 @@ export interface GpuAdamwOptions {
   decay: Binding;
   /** The stats buffer that {@linkcode gradNorm} writes. */
   stats: Binding;
-  /** Uniform holding {@linkcode adamwStepParams}, rewritten by the host every step. */
+  /** Uniform made by {@linkcode adamwStepBuffer}, rewritten by the host every step. */
   step: GPUBuffer;
   /** Default 0.9. */
   beta1?: number;
@@ -254,15 +276,15 @@ export async function adamw(k: Kernels, options: GpuAdamwOptions): Promise<Dispa
   checkBuffer("adamw step", step, 8);
   const gpu = k.gpu;
   const pipeline = await k.pipeline(FAMILY, "adamw", { WG, DECAY_CHUNK4: PARAM_ALIGNMENT / 4 });
-  const config = paramBuffer(gpu, "adamw config", [
-    length / 4,
-    { f32: beta1 },
-    { f32: 1 - beta1 },
-    { f32: beta2 },
-    { f32: 1 - beta2 },
-    { f32: eps },
-    { f32: weightDecay },
-  ]);
+  const config = uniformBuffer(k, ADAMW_CONFIG, "adamw config", {
+    length4: length / 4,
+    beta1,
+    one_minus_beta1: 1 - beta1,
+    beta2,
+    one_minus_beta2: 1 - beta2,
+    eps,
+    weight_decay: weightDecay,
+  });
   const bindings = [config, step, stats, decay, grads, params, m, v];
   return [dispatch(gpu, pipeline, bindings, flatGrid(gpu, Math.ceil(length / 4 / WG)))];
 }
@@ -279,7 +301,7 @@ export async function zeroBuffer(k: Kernels, options: FillOptions): Promise<Disp
   checkMultiple("zeroBuffer: length", length, 4);
   checkBuffer("zeroBuffer buffer", buffer, length * 4);
   const pipeline = await k.pipeline(FAMILY, "zero_buffer", { WG });
-  const shape = paramBuffer(k.gpu, "zero_buffer shape", [length / 4]);
+  const shape = uniformBuffer(k, FILL_SHAPE, "zero_buffer shape", { length4: length / 4 });
   return [dispatch(k.gpu, pipeline, [shape, buffer], flatGrid(k.gpu, Math.ceil(length / 4 / WG)))];
 }
 
@@ -290,8 +312,8 @@ export interface PlannedAdamw {
   v: GPUBuffer;
   /** The stats buffer (norm, clip factor, skip flag, skipped steps, loss scale): `readOptimizerStats`. */
   stats: GPUBuffer;
-  /** The per-step uniform: rewrite it with `writeParams(gpu, stepParams, adamwStepParams(...))`. */
-  stepParams: GPUBuffer;
+  /** The per-step uniform: rewrite it with `writeUniforms(gpu, stepUniforms, adamwStepUniforms(...))`. */
+  stepUniforms: GPUBuffer;
   /** Zeroes the gradients: record before a step's first micro-batch. */
   zero: Dispatch[];
   /** Gradient norm, clipping and the AdamW update: record after a step's last micro-batch. */
@@ -328,17 +350,68 @@ export async function planAdamw(
   }
   const [m, v] = moments;
   const stats = storageBuffer(gpu, "optimizer stats", OPTIMIZER_STATS_BYTES);
-  const stepParams = paramBuffer(gpu, "adamw step", adamwStepParams({ lr: 0, step: 1 }));
+  const stepUniforms = adamwStepBuffer(k);
   const decay = uploadBuffer(gpu, "weight decay flags", decayFlags(layout));
   return {
     m,
     v,
     stats,
-    stepParams,
+    stepUniforms,
     zero: await zeroBuffer(k, { buffer: grads, length }),
     update: [
       ...await gradNorm(k, { grads, length, stats, maxNorm, lossScale, dynamicLossScale }),
-      ...await adamw(k, { params, grads, m, v, length, decay, stats, step: stepParams, ...hyper }),
+      ...await adamw(k, { params, grads, m, v, length, decay, stats, step: stepUniforms, ...hyper }),
     ],
   };
+}
+
+/**
+ * The optimizer's benchmark cases (timed by src/bench/kernels.ts): the gradient norm, AdamW and the
+ * gradients' zeroing, over the model's flat parameters.
+ */
+export function optimizerBenchCases(shape: BenchShape): KernelCase[] {
+  const layout = paramLayout(shape.config);
+  const P = layout.totalSize;
+  // The wrapper's default partial-sum count for P elements.
+  const normPartials = Math.min(Math.ceil(P / 4 / WG), 1024);
+  const flags = decayFlags(layout);
+  return [{
+    name: "grad_norm",
+    shape: `${P}`,
+    // grads (P) read; the partial sums written, then read.
+    bytes: f32(P + 2 * normPartials),
+    flops: null,
+    plan: (k, b) =>
+      gradNorm(k, {
+        grads: b.random("grads", P),
+        length: P,
+        stats: b.zeros("stats", OPTIMIZER_STATS_BYTES / 4),
+        maxNorm: 0.5,
+      }),
+  }, {
+    name: "adamw",
+    shape: `${P}`,
+    // grads read; params, m and v read and written (P each); one decay flag per 64 elements.
+    bytes: f32(7 * P + flags.length),
+    flops: null,
+    plan: (k, b) =>
+      adamw(k, {
+        params: b.random("params", P),
+        grads: b.random("grads", P),
+        m: b.random("m", P),
+        v: b.random("v", P),
+        length: P,
+        decay: b.upload("decay", flags),
+        // Zero stats: clip factor 0 and a finite norm, so every element is updated.
+        stats: b.zeros("stats", OPTIMIZER_STATS_BYTES / 4),
+        step: adamwStepBuffer(k, { lr: 1e-4, step: 1 }),
+      }),
+  }, {
+    name: "zero_buffer",
+    shape: `${P}`,
+    // grads written.
+    bytes: f32(P),
+    flops: null,
+    plan: (k, b) => zeroBuffer(k, { buffer: b.random("grads", P), length: P }),
+  }];
 }

@@ -13,12 +13,11 @@
  * step's GPU time (timestamp queries on its first and last pass), sleeps until the oldest step should be
  * done, and then maps a marker that the step wrote last.
  */
-import { writeParams } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { type Dispatch, encodeDispatches, type Kernels } from "../gpu/kernels.ts";
+import { type Dispatch, encodeDispatches, type Kernels, writeUniforms } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
-import { adamwStepParams, planAdamw, type PlannedAdamw, readStepStats } from "./optimizer.ts";
+import { adamwStepUniforms, planAdamw, type PlannedAdamw, readStepStats } from "./optimizer.ts";
 import { emptyQueue, finished, settleTime, submitted } from "./pacing.ts";
 
 /** The recipe's clipping threshold of the gradients' global L2 norm. */
@@ -102,7 +101,7 @@ export async function planTrainer(
     model.destroy(); // so that the caller can try a smaller micro-batch
     throw e;
   }
-  const { m, v, stats, stepParams, zero, update } = optimizer;
+  const { m, v, stats, stepUniforms, zero, update } = optimizer;
   let steps = 0;
   const wait = (options.paced ?? gpu.backend === "dawn") ? pacedWaiter(gpu, stats) : doneWaiter(gpu);
 
@@ -126,7 +125,7 @@ export async function planTrainer(
       if (microBatches.length === 0) throw new RangeError("a step needs at least one micro-batch");
       await wait.beforeSubmit();
       steps++;
-      writeParams(gpu, stepParams, adamwStepParams({ lr, step: steps }));
+      writeUniforms(gpu, stepUniforms, adamwStepUniforms({ lr, step: steps }));
       microBatches.forEach((batch, i) => {
         // Each micro-batch's loss is the mean over its labels; the step averages the micro-batches.
         model.writeBatch(batch, 1 / (Math.max(1, batch.labelIds.length) * microBatches.length));

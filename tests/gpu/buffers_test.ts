@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { requestGpu } from "../../src/gpu/device.ts";
 import {
-  packParams,
   readBuffer,
   readBuffers,
   readF32,
@@ -10,18 +9,6 @@ import {
   uploadBuffer,
   writeBuffer,
 } from "../../src/gpu/buffers.ts";
-
-Deno.test("packParams lays out u32, f32 and i32 words padded to 16 bytes", () => {
-  const data = packParams([7, { f32: 0.5 }, { i32: -3 }, 1, 2]);
-  assert.deepEqual(data.byteLength, 32);
-  const view = new DataView(data);
-  assert.deepEqual(view.getUint32(0, true), 7);
-  assert.deepEqual(view.getFloat32(4, true), 0.5);
-  assert.deepEqual(view.getInt32(8, true), -3);
-  assert.deepEqual(view.getUint32(16, true), 2);
-  assert.throws(() => packParams([1.5]), RangeError);
-  assert.throws(() => packParams([-1]), RangeError);
-});
 
 Deno.test("upload, partial write and readback round-trip exactly", async () => {
   const gpu = await requestGpu();

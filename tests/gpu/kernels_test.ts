@@ -1,13 +1,6 @@
 import assert from "node:assert/strict";
 import { type Gpu, GpuError, requestGpu } from "../../src/gpu/device.ts";
-import {
-  paramBuffer,
-  readF32,
-  readU32,
-  storageBuffer,
-  uploadBuffer,
-  writeParams,
-} from "../../src/gpu/buffers.ts";
+import { readF32, readU32, storageBuffer, uploadBuffer } from "../../src/gpu/buffers.ts";
 import {
   dispatch,
   Kernels,
@@ -16,10 +9,14 @@ import {
   moduleSource,
   shaderNeeds,
   submitDispatches,
+  uniformBuffer,
+  writeUniforms,
 } from "../../src/gpu/kernels.ts";
+import { uniformStruct } from "../../src/gpu/uniforms.ts";
 import { pcg } from "../../src/model/hash.ts";
 
 const FIXTURES = new URL("../../fixtures/kernels/", import.meta.url);
+const SCALE = uniformStruct("scale", "Params", { n: "u32", scale: "f32" });
 
 Deno.test("a kernel compiles once per constants, binds in order and runs", async () => {
   const gpu = await requestGpu();
@@ -30,14 +27,36 @@ Deno.test("a kernel compiles once per constants, binds in order and runs", async
   const n = 70; // more than two workgroups of 32, not a multiple of either
   const x = uploadBuffer(gpu, "x", Float32Array.from({ length: n }, (_, i) => i - 35));
   const y = storageBuffer(gpu, "y", n * 4);
-  const params = paramBuffer(gpu, "scale params", [n, { f32: -0.5 }]);
-  const step = dispatch(gpu, pipeline, [params, x, y], [Math.ceil(n / 32)]);
+  const uniforms = uniformBuffer(kernels, SCALE, "scale uniforms", { n, scale: -0.5 });
+  const step = dispatch(gpu, pipeline, [uniforms, x, y], [Math.ceil(n / 32)]);
   submitDispatches(gpu, [step, step]); // recorded twice: dispatches are reusable
   assert.deepEqual(Array.from(await readF32(gpu, y)), Array.from({ length: n }, (_, i) => (i - 35) * -0.5));
   // A per-step scalar changes by rewriting the uniform, not by re-planning the dispatch.
-  writeParams(gpu, params, [n, { f32: 2 }]);
+  writeUniforms(gpu, uniforms, { n, scale: 2 });
   submitDispatches(gpu, [step]);
   assert.deepEqual(Array.from(await readF32(gpu, y)), Array.from({ length: n }, (_, i) => (i - 35) * 2));
+});
+
+Deno.test("a dispatch refuses a uniform buffer at a binding that is no var<uniform> of its struct", async () => {
+  const gpu = await requestGpu();
+  const kernels = new Kernels(gpu, FIXTURES);
+  const pipeline = await kernels.pipeline("scale", "scale");
+  const x = storageBuffer(gpu, "x", 4);
+  const uniforms = uniformBuffer(kernels, SCALE, "scale uniforms", { n: 1, scale: 1 });
+  // Another family's struct: convert.wgsl's Shape, made by a loader of the shipped kernels.
+  const convertShape = uniformStruct("convert", "Shape", { length4: "u32" });
+  const other = uniformBuffer(new Kernels(gpu), convertShape, "convert shape", { length4: 1 });
+  assert.throws(
+    () => dispatch(gpu, pipeline, [other, x, x], [1]),
+    (e: Error) =>
+      e instanceof GpuError &&
+      e.message === "kernel scale.scale: buffer convert shape holds convert.wgsl's " +
+          "Shape, but @binding(0) is a var<uniform> of scale.wgsl's Params",
+  );
+  assert.throws(
+    () => dispatch(gpu, pipeline, [uniforms, uniforms, x], [1]),
+    /^GpuError: kernel scale\.scale: buffer scale uniforms holds scale\.wgsl's Params, but @binding\(1\) is no var<uniform>$/,
+  );
 });
 
 Deno.test("a WGSL error names the file, line and column", async () => {
@@ -55,10 +74,11 @@ Deno.test("a missing kernel source is a GpuError naming the file", async () => {
 
 Deno.test("an impossible workgroup count is rejected before the GPU sees it", async () => {
   const gpu = await requestGpu();
-  const pipeline = await new Kernels(gpu, FIXTURES).pipeline("scale", "scale");
+  const kernels = new Kernels(gpu, FIXTURES);
+  const pipeline = await kernels.pipeline("scale", "scale");
   const x = storageBuffer(gpu, "x", 4);
-  const params = paramBuffer(gpu, "p", [1, { f32: 1 }]);
-  assert.throws(() => dispatch(gpu, pipeline, [params, x, x], [0]), /workgroup count/);
+  const uniforms = uniformBuffer(kernels, SCALE, "u", { n: 1, scale: 1 });
+  assert.throws(() => dispatch(gpu, pipeline, [uniforms, x, x], [0]), /workgroup count/);
 });
 
 Deno.test("the shipped kernels directory holds every family as WGSL", () => {

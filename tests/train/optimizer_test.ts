@@ -1,19 +1,13 @@
 import assert from "node:assert/strict";
 import { requestGpu } from "../../src/gpu/device.ts";
 import type { Gpu } from "../../src/gpu/device.ts";
-import {
-  paramBuffer,
-  readF32,
-  storageBuffer,
-  uploadBuffer,
-  writeBuffer,
-  writeParams,
-} from "../../src/gpu/buffers.ts";
-import { Kernels, submitDispatches } from "../../src/gpu/kernels.ts";
+import { readF32, storageBuffer, uploadBuffer, writeBuffer } from "../../src/gpu/buffers.ts";
+import { Kernels, submitDispatches, writeUniforms } from "../../src/gpu/kernels.ts";
 import type { ParamLayout } from "../../src/model/params.ts";
 import {
   adamw,
-  adamwStepParams,
+  adamwStepBuffer,
+  adamwStepUniforms,
   decayFlags,
   gradNorm,
   type GradNormOptions,
@@ -85,7 +79,7 @@ async function gpuOptimizer(
     v: storageBuffer(gpu, "v", length * 4),
     stats: storageBuffer(gpu, "stats", OPTIMIZER_STATS_BYTES),
   };
-  const stepParams = paramBuffer(gpu, "adamw step", adamwStepParams({ lr: 0, step: 1 }));
+  const stepUniforms = adamwStepBuffer(k);
   const plan = [
     ...await gradNorm(k, { grads: o.grads, length, stats: o.stats, maxNorm, ...scaling }),
     ...await adamw(k, {
@@ -93,14 +87,14 @@ async function gpuOptimizer(
       ...HYPER,
       length,
       decay: uploadBuffer(gpu, "decay", decayFlags(layout)),
-      step: stepParams,
+      step: stepUniforms,
     }),
   ];
   return {
     ...o,
     run(grads, lr, step) {
       writeBuffer(gpu, o.grads, grads);
-      writeParams(gpu, stepParams, adamwStepParams({ lr, step }));
+      writeUniforms(gpu, stepUniforms, adamwStepUniforms({ lr, step }));
       submitDispatches(gpu, plan);
     },
   };
@@ -312,5 +306,5 @@ Deno.test("optimizer wrappers name a bad option", async () => {
   );
   await assert.rejects(() => zeroBuffer(k, { buffer: b, length: 6 }), /zeroBuffer: length = 6/);
   await assert.rejects(() => zeroBuffer(k, { buffer: b, length: 128 }), /zeroBuffer buffer: buffer b/);
-  assert.throws(() => adamwStepParams({ lr: 1e-3, step: 0 }), /AdamW step = 0, expected an integer >= 1/);
+  assert.throws(() => adamwStepUniforms({ lr: 1e-3, step: 0 }), /AdamW step = 0, expected an integer >= 1/);
 });

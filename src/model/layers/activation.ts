@@ -6,13 +6,17 @@
  * `inner` a multiple of 8); the model's widths are. Every tensor may be an f32 or an f16 buffer (see
  * `storageBuffer`), each independently of the others; the math is f32 either way.
  */
-import { paramBuffer } from "../../gpu/buffers.ts";
 import type { Binding, Dispatch, Kernels, StorageTypes } from "../../gpu/kernels.ts";
-import { dispatch, storageTypes } from "../../gpu/kernels.ts";
+import { dispatch, storageTypes, uniformBuffer } from "../../gpu/kernels.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkFloats, checkMultiple, flatGrid } from "./plan.ts";
+import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
+import { downInputWidth } from "../config.ts";
 
 const FAMILY = "activation";
 const WG = 256;
+/** The kernels' uniform: vec4s of work, and the GLU's vec4s per half row (0 for GELU). */
+const SHAPE = uniformStruct(FAMILY, "Shape", { count: "u32", half4: "u32" });
 
 /** Buffers and size of {@linkcode geluForward}. */
 export interface GeluForwardOptions {
@@ -117,6 +121,63 @@ async function elementwise(
   half4 = 0,
 ): Promise<Dispatch> {
   const pipeline = await k.pipeline(FAMILY, entry, { WG }, types);
-  const shape = paramBuffer(k.gpu, `${entry} shape`, [count, half4]);
+  const shape = uniformBuffer(k, SHAPE, `${entry} shape`, { count, half4 });
   return dispatch(k.gpu, pipeline, [shape, ...buffers], flatGrid(k.gpu, Math.ceil(count / WG)));
+}
+
+/**
+ * The benchmark cases of the configured FFN activation (timed by src/bench/kernels.ts): GELU's or the
+ * GLU's forward and backward.
+ */
+export function activationBenchCases(shape: BenchShape): KernelCase[] {
+  const { config } = shape;
+  const I = config.intermediate;
+  const N = benchTokens(shape);
+  if (config.ffn === "gelu") {
+    return [{
+      name: "gelu_forward",
+      shape: `${N}x${I}`,
+      // x read, y written.
+      bytes: f32(2 * N * I),
+      flops: null,
+      plan: (k, b) => geluForward(k, { x: b.random("x", N * I), y: b.zeros("y", N * I), length: N * I }),
+    }, {
+      name: "gelu_backward",
+      shape: `${N}x${I}`,
+      // dy and x read, dx written.
+      bytes: f32(3 * N * I),
+      flops: null,
+      plan: (k, b) =>
+        geluBackward(k, {
+          dy: b.random("dy", N * I),
+          x: b.random("x", N * I),
+          dx: b.zeros("dx", N * I),
+          length: N * I,
+        }),
+    }];
+  }
+  const half = downInputWidth(config);
+  return [{
+    name: "glu_forward",
+    shape: `${N}x${I}`,
+    // h (N x I) read, out (N x I/2) written.
+    bytes: f32(N * I + N * half),
+    flops: null,
+    plan: (k, b) =>
+      gluForward(k, { h: b.random("h", N * I), out: b.zeros("out", N * half), rows: N, inner: I }),
+  }, {
+    name: "glu_backward",
+    shape: `${N}x${I}`,
+    // dout (N x I/2) and h (N x I) read, dh (N x I) written.
+    bytes: f32(N * half + 2 * N * I),
+    flops: null,
+    plan: (k, b) =>
+      gluBackward(k, {
+        dout: b.random("dout", N * half),
+        h: b.random("h", N * I),
+        dh: b.zeros("dh", N * I),
+        rows: N,
+        inner: I,
+      }),
+  }];
 }

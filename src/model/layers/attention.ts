@@ -15,14 +15,22 @@
  * Every float buffer may be stored as f32 or f16, each as it was created (see `storageBuffer`): the
  * kernels compute in f32 and round to f16 when they store.
  */
-import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import { storageBuffer } from "../../gpu/buffers.ts";
 import { GpuError } from "../../gpu/device.ts";
-import type { Gpu } from "../../gpu/device.ts";
-import { dispatch, storageTypes } from "../../gpu/kernels.ts";
+import { dispatch, storageTypes, uniformBuffer } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkDropoutSite, dropoutThreshold } from "./dropout.ts";
 import { matmul, type MatmulOptions } from "./matmul.ts";
 import { checkBuffer, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
+import {
+  type BenchShape,
+  benchTokens,
+  type CaseBuffers,
+  f32Bytes as f32,
+  type KernelCase,
+} from "../../bench/case.ts";
+import { headDim as headDimOf } from "../config.ts";
 
 /** Shapes of one attention layer. */
 export interface AttentionShape {
@@ -89,11 +97,21 @@ const WG = 256;
  * backward 114.3 µs at 32 (16: 117.8, 8: 149.0).
  */
 const SOFTMAX_LANES = { forward: 8, backward: 32 };
+/** The softmax kernels' uniform (see kernels/attention.wgsl); the drop fields are 0 without dropout. */
+const UNIFORMS = uniformStruct(FAMILY, "Uniforms", {
+  rows: "u32",
+  heads: "u32",
+  hasMask: "u32",
+  scale: "f32",
+  dropThreshold: "u32",
+  dropScale: "f32",
+  seedIndex: "u32",
+});
 
 /** Records the attention forward: probs and out from qkv. */
 export async function attentionForward(k: Kernels, args: AttentionForwardOptions): Promise<Dispatch[]> {
   const gpu = k.gpu;
-  const plan = planAttention(gpu, args, "forward");
+  const plan = planAttention(k, args, "forward");
   checkFloats("attention qkv", args.qkv, plan.tokens * 3 * plan.hidden);
   checkFloats("attention out", args.out, plan.tokens * plan.hidden);
   checkFloats("attention probs", args.probs, plan.probsCount);
@@ -120,7 +138,7 @@ export async function attentionForward(k: Kernels, args: AttentionForwardOptions
       bOffset: plan.hidden,
     }),
     dispatch(gpu, softmax, [
-      plan.params(args.keyMask ? 1 : 0),
+      plan.uniforms(args.keyMask ? 1 : 0),
       args.probs,
       plan.seeds,
       keyMask,
@@ -144,7 +162,7 @@ export async function attentionForward(k: Kernels, args: AttentionForwardOptions
 /** Records the attention backward: dqkv from dout, overwriting probs (see {@linkcode AttentionBackwardOptions}). */
 export async function attentionBackward(k: Kernels, args: AttentionBackwardOptions): Promise<Dispatch[]> {
   const gpu = k.gpu;
-  const plan = planAttention(gpu, args, "backward");
+  const plan = planAttention(k, args, "backward");
   const { hidden, products } = plan;
   checkFloats("attention backward dout", args.dout, plan.tokens * hidden);
   checkFloats("attention backward qkv", args.qkv, plan.tokens * 3 * hidden);
@@ -177,7 +195,7 @@ export async function attentionBackward(k: Kernels, args: AttentionBackwardOptio
   return [
     // The dropped probabilities again, for dV.
     ...(args.dropout
-      ? [dispatch(gpu, rebuild, [plan.params(0), args.probs, plan.seeds, args.scratch], plan.elementGrid)]
+      ? [dispatch(gpu, rebuild, [plan.uniforms(0), args.probs, plan.seeds, args.scratch], plan.elementGrid)]
       : []),
     // dV = dropped^T dO
     ...await matmul(k, {
@@ -198,7 +216,7 @@ export async function attentionBackward(k: Kernels, args: AttentionBackwardOptio
       c: args.scratch,
       batch: { ...products.rowsByRows.batch!, a: hiddenStrides },
     }),
-    dispatch(gpu, softmax, [plan.params(0), args.probs, plan.seeds, args.scratch], plan.grid),
+    dispatch(gpu, softmax, [plan.uniforms(0), args.probs, plan.seeds, args.scratch], plan.grid),
     // dQ = dS k
     ...await matmul(k, {
       ...products.probsTimesRows,
@@ -243,12 +261,13 @@ interface AttentionPlan {
   grid: [number, number];
   elementGrid: [number, number];
   /** The kernels' uniform, with the key mask flag. */
-  params: (hasMask: number) => GPUBuffer;
+  uniforms: (hasMask: number) => GPUBuffer;
   /** The seeds binding, or a placeholder word (WebGPU binds every declared binding). */
   seeds: GPUBuffer;
 }
 
-function planAttention(gpu: Gpu, shape: AttentionShape, pass: keyof typeof SOFTMAX_LANES): AttentionPlan {
+function planAttention(k: Kernels, shape: AttentionShape, pass: keyof typeof SOFTMAX_LANES): AttentionPlan {
+  const gpu = k.gpu;
   const { batch, seq, heads, headDim, dropout, lanes = SOFTMAX_LANES[pass] } = shape;
   checkMultiple("attention batch", batch, 1);
   checkMultiple("attention seq", seq, 1);
@@ -289,16 +308,87 @@ function planAttention(gpu: Gpu, shape: AttentionShape, pass: keyof typeof SOFTM
     constants: { SEQ: seq, LANES: lanes, WG, PROBS_DROPOUT: dropout ? 1 : 0 },
     grid: flatGrid(gpu, Math.ceil(rows / (WG / lanes))),
     elementGrid: flatGrid(gpu, Math.ceil((rows * seq) / WG)),
-    params: (hasMask) =>
-      paramBuffer(gpu, "attention params", [
+    uniforms: (hasMask) =>
+      uniformBuffer(k, UNIFORMS, "attention uniforms", {
         rows,
         heads,
         hasMask,
-        { f32: scale },
+        scale,
         ...(dropout
-          ? [dropoutThreshold(dropout.p), { f32: 1 / (1 - dropout.p) }, dropout.seedIndex]
-          : [0, { f32: 0 }, 0]),
-      ]),
+          ? {
+            dropThreshold: dropoutThreshold(dropout.p),
+            dropScale: 1 / (1 - dropout.p),
+            seedIndex: dropout.seedIndex,
+          }
+          : { dropThreshold: 0, dropScale: 0, seedIndex: 0 }),
+      }),
     seeds,
   };
+}
+
+/**
+ * Attention's benchmark cases (timed by src/bench/kernels.ts): the forward and backward with their
+ * batched products, and the softmax passes alone, at `shape.softmaxLanes` lanes per row of scores.
+ */
+export function attentionBenchCases(shape: BenchShape): KernelCase[] {
+  const { config, microBatch: B } = shape;
+  const { hidden: H, heads, maxSeqLen: S } = config;
+  const N = benchTokens(shape);
+  const d = headDimOf(config);
+  const probs = B * heads * S * S;
+  const attentionShape = { batch: B, seq: S, heads, headDim: d, lanes: shape.softmaxLanes };
+  const attentionDims = `${B}x${heads}x${S}x${d}`;
+  // One S x S x d product per (batch, head) is 2 S^2 d FLOPs.
+  const product = 2 * B * heads * S * S * d;
+  const forward = (k: Kernels, b: CaseBuffers) =>
+    attentionForward(k, {
+      ...attentionShape,
+      qkv: b.random("qkv", 3 * N * H),
+      out: b.zeros("out", N * H),
+      probs: b.random("probs", probs),
+    });
+  const backward = (k: Kernels, b: CaseBuffers) =>
+    attentionBackward(k, {
+      ...attentionShape,
+      dout: b.random("dout", N * H),
+      qkv: b.random("qkv", 3 * N * H),
+      probs: b.random("probs", probs),
+      scratch: b.random("scratch", probs),
+      dqkv: b.zeros("dqkv", 3 * N * H),
+    });
+  // The softmax passes alone (the attention family's dispatches; the rest are matmuls).
+  const softmaxOnly = async (dispatches: Promise<Dispatch[]>) =>
+    (await dispatches).filter((one) => one.pipeline.label.startsWith(`${FAMILY}.`));
+  return [{
+    name: "attention_forward",
+    shape: attentionDims,
+    // Scores: q, k read, written. Softmax: scores read, probs written. Out: probs and v read, out written.
+    bytes: f32(4 * N * H + 4 * probs),
+    // Scores Q K^T and out = P V.
+    flops: 2 * product,
+    plan: forward,
+  }, {
+    name: "attention_backward",
+    shape: attentionDims,
+    // dV: probs, dout read, dV written. Grads: dout, v read, grads written. Softmax: probs, grads read,
+    // dS written. dQ: dS, k read, dQ written. dK: dS, q read, dK written.
+    bytes: f32(8 * N * H + 7 * probs),
+    // dV = P^T dO, dO V^T, dQ = dS K, dK = dS^T Q.
+    flops: 4 * product,
+    plan: backward,
+  }, {
+    name: "softmax_forward",
+    shape: attentionDims,
+    // Scores read, probs written in place.
+    bytes: f32(2 * probs),
+    flops: null,
+    plan: (k, b) => softmaxOnly(forward(k, b)),
+  }, {
+    name: "softmax_backward",
+    shape: attentionDims,
+    // Probs and their gradient read, score gradients written in place.
+    bytes: f32(3 * probs),
+    flops: null,
+    plan: (k, b) => softmaxOnly(backward(k, b)),
+  }];
 }

@@ -2,13 +2,14 @@
  * Storage-type conversion on the GPU (kernels/convert.wgsl): the f16 copy of the f32 master weights,
  * refreshed before each micro-batch, that the matrix products read.
  */
-import { paramBuffer } from "../../gpu/buffers.ts";
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { dispatch } from "../../gpu/kernels.ts";
+import { dispatch, uniformBuffer } from "../../gpu/kernels.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 
 const FAMILY = "convert";
 const WG = 256;
+const SHAPE = uniformStruct(FAMILY, "Shape", { length4: "u32" });
 
 /** Buffers and size of {@linkcode castToF16}. */
 export interface CastToF16Options {
@@ -30,6 +31,6 @@ export async function castToF16(k: Kernels, options: CastToF16Options): Promise<
   checkBuffer("castToF16 x", x, length * 4);
   checkFloats("castToF16 y", y, length, "f16");
   const pipeline = await k.pipeline(FAMILY, "to_f16", { WG }, { Y_T: "f16" });
-  const shape = paramBuffer(k.gpu, "castToF16 shape", [length / 4]);
+  const shape = uniformBuffer(k, SHAPE, "castToF16 shape", { length4: length / 4 });
   return [dispatch(k.gpu, pipeline, [shape, x, y], flatGrid(k.gpu, Math.ceil(length / 4 / WG)))];
 }

@@ -13,11 +13,13 @@
  * the logits are f32. With f16 storage the loss gradient is also multiplied by a loss scale
  * (src/model/loss_scale.ts), so that small gradients survive f16; the optimizer divides it out.
  */
-import { paramBuffer, readBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import { readBuffer, storageBuffer } from "../../gpu/buffers.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { GpuError } from "../../gpu/device.ts";
-import { dispatch, storageTypes } from "../../gpu/kernels.ts";
+import { dispatch, storageTypes, uniformBuffer } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
+import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
 import { checkBuffer, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 import { LOSS_SCALE_BYTES } from "../loss_scale.ts";
 
@@ -78,6 +80,13 @@ export const LOSS_TOTALS_BYTES = 8;
 
 const FAMILY = "cross_entropy";
 const WG = 256;
+/** The kernels' uniform: the masked rows' gather and scatter use hidden4 and tokens, the loss vocab4. */
+const UNIFORMS = uniformStruct(FAMILY, "Uniforms", {
+  rows: "u32",
+  hidden4: "u32",
+  vocab4: "u32",
+  tokens: "u32",
+});
 
 /** Records the gather of the masked rows. */
 export async function gatherRows(k: Kernels, args: GatherRowsOptions): Promise<Dispatch[]> {
@@ -89,10 +98,15 @@ export async function gatherRows(k: Kernels, args: GatherRowsOptions): Promise<D
   checkBuffer("gatherRows positions", args.positions, rows * 4);
   checkBuffer("gatherRows count", args.count, 4);
   checkFloats("gatherRows gathered", args.gathered, rows * hidden);
-  const params = paramBuffer(gpu, "gatherRows params", [rows, hidden / 4, 0, tokens]);
+  const uniforms = uniformBuffer(k, UNIFORMS, "gatherRows uniforms", {
+    rows,
+    hidden4: hidden / 4,
+    vocab4: 0,
+    tokens,
+  });
   const pipeline = await k.pipeline(FAMILY, "gather_rows", { WG }, types);
   const grid = flatGrid(gpu, Math.ceil((rows * hidden) / 4 / WG));
-  return [dispatch(gpu, pipeline, [params, args.count, args.positions, args.states, args.gathered], grid)];
+  return [dispatch(gpu, pipeline, [uniforms, args.count, args.positions, args.states, args.gathered], grid)];
 }
 
 /** Records the backward of the gather: dstates zeroed, then the masked rows written. */
@@ -105,17 +119,22 @@ export async function scatterRows(k: Kernels, args: ScatterRowsOptions): Promise
   checkBuffer("scatterRows positions", args.positions, rows * 4);
   checkBuffer("scatterRows count", args.count, 4);
   checkFloats("scatterRows dstates", args.dstates, tokens * hidden);
-  const params = paramBuffer(gpu, "scatterRows params", [rows, hidden / 4, 0, tokens]);
+  const uniforms = uniformBuffer(k, UNIFORMS, "scatterRows uniforms", {
+    rows,
+    hidden4: hidden / 4,
+    vocab4: 0,
+    tokens,
+  });
   const [zero, scatter] = await Promise.all([
     k.pipeline(FAMILY, "zero_rows", { WG }, types),
     k.pipeline(FAMILY, "scatter_rows", { WG }, types),
   ]);
   return [
-    dispatch(gpu, zero, [params, args.dstates], flatGrid(gpu, Math.ceil((tokens * hidden) / 4 / WG))),
+    dispatch(gpu, zero, [uniforms, args.dstates], flatGrid(gpu, Math.ceil((tokens * hidden) / 4 / WG))),
     dispatch(
       gpu,
       scatter,
-      [params, args.count, args.positions, args.dgathered, args.dstates],
+      [uniforms, args.count, args.positions, args.dgathered, args.dstates],
       flatGrid(gpu, Math.ceil((rows * hidden) / 4 / WG)),
     ),
   ];
@@ -143,16 +162,21 @@ export async function crossEntropy(k: Kernels, args: CrossEntropyOptions): Promi
   checkBuffer("crossEntropy totals", args.totals, LOSS_TOTALS_BYTES);
   if (args.lossScale) checkBuffer("crossEntropy lossScale", args.lossScale, LOSS_SCALE_BYTES);
   const rowLoss = storageBuffer(gpu, "crossEntropy row losses", rows * 4);
-  const params = paramBuffer(gpu, "crossEntropy params", [rows, 0, vocab / 4, 0]);
+  const uniforms = uniformBuffer(k, UNIFORMS, "crossEntropy uniforms", {
+    rows,
+    hidden4: 0,
+    vocab4: vocab / 4,
+    tokens: 0,
+  });
   const [rowPass, total] = await Promise.all([
     k.pipeline(FAMILY, args.lossScale ? "cross_entropy_scaled" : "cross_entropy", { WG }),
     k.pipeline(FAMILY, "loss_total", { WG }),
   ]);
-  const rowBindings = [params, args.count, args.gradScale, args.labels, args.logits, rowLoss];
+  const rowBindings = [uniforms, args.count, args.gradScale, args.labels, args.logits, rowLoss];
   if (args.lossScale) rowBindings.push(args.lossScale);
   return [
     dispatch(gpu, rowPass, rowBindings, [rows]),
-    dispatch(gpu, total, [params, args.count, rowLoss, args.totals], [1]),
+    dispatch(gpu, total, [uniforms, args.count, rowLoss, args.totals], [1]),
   ];
 }
 
@@ -171,4 +195,68 @@ function checkRowsShape({ tokens, rows, hidden }: MaskedRowsShape): void {
   checkMultiple("masked rows tokens", tokens, 1);
   checkMultiple("masked rows rows", rows, 1);
   checkMultiple("masked rows hidden", hidden, 4);
+}
+
+/**
+ * The MLM loss's benchmark cases (timed by src/bench/kernels.ts): the gather of the batch's masked rows,
+ * the fused cross-entropy over the vocabulary, and the scatter of their gradient.
+ */
+export function crossEntropyBenchCases(shape: BenchShape): KernelCase[] {
+  const { config, batch, maskedRows: R } = shape;
+  const { hidden: H, vocabSize: V } = config;
+  const N = benchTokens(shape);
+  const M = batch.labelIds.length;
+  const labelPositions = new Uint32Array(R);
+  labelPositions.set(batch.labelPositions);
+  const labelIds = new Uint32Array(R);
+  labelIds.set(batch.labelIds);
+  const maskedRows = { tokens: N, rows: R, hidden: H };
+  const rowsOf = `${M} of ${R} rows`;
+  const rowsShape = `${N}x${H}`;
+  return [{
+    name: "gather_rows",
+    shape: `${rowsOf} of ${rowsShape}`,
+    // positions M and the M masked rows of the states read; gathered (R x H, zero past M) written.
+    bytes: f32(M + M * H + R * H),
+    flops: null,
+    plan: (k, b) =>
+      gatherRows(k, {
+        ...maskedRows,
+        states: b.random("states", N * H),
+        positions: b.upload("positions", labelPositions),
+        count: b.upload("count", Uint32Array.of(M)),
+        gathered: b.zeros("gathered", R * H),
+      }),
+  }, {
+    name: "cross_entropy",
+    shape: `${rowsOf} x ${V}`,
+    // labels M and the first M logits rows read; every logits row (R x V) written (zero past M); the
+    // row losses (R) written, then read by the total.
+    bytes: f32(M + M * V + R * V + 2 * R),
+    flops: null,
+    plan: (k, b) =>
+      crossEntropy(k, {
+        rows: R,
+        vocab: V,
+        logits: b.random("logits", R * V),
+        labels: b.upload("labels", labelIds),
+        count: b.upload("count", Uint32Array.of(M)),
+        gradScale: b.upload("grad scale", Float32Array.of(1 / Math.max(1, M))),
+        totals: b.zeros("totals", LOSS_TOTALS_BYTES / 4),
+      }),
+  }, {
+    name: "scatter_rows",
+    shape: `${rowsOf} of ${rowsShape}`,
+    // dstates (N x H) zeroed; positions M and the M rows of dgathered read, M rows of dstates written.
+    bytes: f32(N * H + M + 2 * M * H),
+    flops: null,
+    plan: (k, b) =>
+      scatterRows(k, {
+        ...maskedRows,
+        dgathered: b.random("dgathered", R * H),
+        positions: b.upload("positions", labelPositions),
+        count: b.upload("count", Uint32Array.of(M)),
+        dstates: b.zeros("dstates", N * H),
+      }),
+  }];
 }

@@ -5,11 +5,12 @@
  * each step draws a new mask without re-planning. The forward can add a residual in the same pass
  * (a block's dropped output joining the residual stream); the backward is the plain map either way.
  */
-import { paramBuffer } from "../../gpu/buffers.ts";
 import { GpuError } from "../../gpu/device.ts";
-import { dispatch } from "../../gpu/kernels.ts";
+import { dispatch, uniformBuffer } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkDistinct, checkMultiple, flatGrid } from "./plan.ts";
+import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
 
 /** One dropout site. */
 export interface DropoutSite {
@@ -40,6 +41,12 @@ export interface DropoutBackwardOptions extends DropoutSite {
 }
 
 const WG = 256;
+const UNIFORMS = uniformStruct("dropout", "Uniforms", {
+  count4: "u32",
+  threshold: "u32",
+  scale: "f32",
+  seedIndex: "u32",
+});
 
 /**
  * Throws unless a dropout site's probability, seed index and seeds buffer are usable, naming `what`
@@ -88,13 +95,38 @@ async function planDropout(
   checkBuffer(`dropout ${direction} input`, input, count * 4);
   checkBuffer(`dropout ${direction} output`, output, count * 4);
   checkDistinct(`dropout ${direction} input and output`, input, output);
-  const params = paramBuffer(gpu, `dropout.${direction} params`, [
-    count / 4,
-    dropoutThreshold(p),
-    { f32: 1 / (1 - p) },
+  const uniforms = uniformBuffer(k, UNIFORMS, `dropout.${direction} uniforms`, {
+    count4: count / 4,
+    threshold: dropoutThreshold(p),
+    scale: 1 / (1 - p),
     seedIndex,
-  ]);
+  });
   const pipeline = await k.pipeline("dropout", residual ? "dropout_add" : "dropout", { WG });
-  const bindings = [params, site.seeds, input, output, ...(residual ? [residual] : [])];
+  const bindings = [uniforms, site.seeds, input, output, ...(residual ? [residual] : [])];
   return [dispatch(gpu, pipeline, bindings, flatGrid(gpu, Math.ceil(count / 4 / WG)))];
+}
+
+/**
+ * Dropout's benchmark case (timed by src/bench/kernels.ts): one site over the hidden states, as finetuning
+ * runs it (the backward is the same kernel).
+ */
+export function dropoutBenchCases(shape: BenchShape): KernelCase[] {
+  const H = shape.config.hidden;
+  const N = benchTokens(shape);
+  return [{
+    name: "dropout",
+    shape: `${N}x${H}, finetuning only`,
+    // input read, output written.
+    bytes: f32(2 * N * H),
+    flops: null,
+    plan: (k, b) =>
+      dropoutForward(k, {
+        count: N * H,
+        p: 0.1,
+        seeds: b.upload("seeds", Uint32Array.of(12345)),
+        seedIndex: 0,
+        x: b.random("x", N * H),
+        y: b.zeros("y", N * H),
+      }),
+  }];
 }

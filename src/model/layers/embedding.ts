@@ -9,10 +9,12 @@
  * that fixed order; an id spanning several tiles (a frequent word, [MASK]) leaves one partial sum per
  * tile, which a second kernel adds in tile order. The result is the same bit for bit on every run.
  */
-import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
-import { dispatch } from "../../gpu/kernels.ts";
+import { storageBuffer } from "../../gpu/buffers.ts";
+import { dispatch, uniformBuffer } from "../../gpu/kernels.ts";
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkMultiple, flatGrid } from "./plan.ts";
+import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
 
 /** Token positions bucketed by id. */
 export interface SortedTokens {
@@ -120,6 +122,13 @@ export interface EmbeddingBackwardOptions extends EmbeddingShape {
 
 const FAMILY = "embedding";
 const WG = 256;
+/** The kernels' uniform; count is the backward word kernels' segment slots (0 elsewhere). */
+const UNIFORMS = uniformStruct(FAMILY, "Uniforms", {
+  tokens: "u32",
+  seq: "u32",
+  hidden4: "u32",
+  count: "u32",
+});
 /** The word-gradient kernels' workgroups: COLS4 vec4 columns by LANES lanes. */
 const COLS4 = 64;
 const LANES = 4;
@@ -139,9 +148,14 @@ export async function embeddingForward(k: Kernels, args: EmbeddingForwardOptions
   checkBuffer("embedding word", args.word, vocab * hidden * 4);
   checkBuffer("embedding position table", position.table, seq * hidden * 4);
   checkBuffer("embedding x", args.x, tokens * hidden * 4);
-  const params = paramBuffer(gpu, "embedding.forward params", [tokens, seq, hidden / 4, 0]);
+  const uniforms = uniformBuffer(k, UNIFORMS, "embedding.forward uniforms", {
+    tokens,
+    seq,
+    hidden4: hidden / 4,
+    count: 0,
+  });
   const grid = flatGrid(gpu, Math.ceil((tokens * hidden) / 4 / WG));
-  const bindings = [params, args.ids, args.word, position.table, args.x];
+  const bindings = [uniforms, args.ids, args.word, position.table, args.x];
   if (position.kind === "learned") {
     const pipeline = await k.pipeline(FAMILY, "embedding_forward_learned", { WG });
     return [dispatch(gpu, pipeline, bindings, grid)];
@@ -174,7 +188,12 @@ export async function embeddingBackward(k: Kernels, args: EmbeddingBackwardOptio
   const tiles = Math.ceil(tokens / TILE);
   const chunks = Math.ceil(hidden4 / COLS4);
   const segments = Math.min(tokens, vocab);
-  const wordParams = paramBuffer(gpu, "embedding.backward word params", [tokens, seq, hidden4, segments]);
+  const wordUniforms = uniformBuffer(k, UNIFORMS, "embedding.backward word uniforms", {
+    tokens,
+    seq,
+    hidden4,
+    count: segments,
+  });
   const carry = storageBuffer(gpu, "embedding.backward carry", tiles * 2 * hidden * 4);
   const owners = storageBuffer(gpu, "embedding.backward carry owners", tiles * 8);
   const constants = { COLS4, LANES, TILE, SCALE: scaled ? 1 : 0 };
@@ -186,7 +205,7 @@ export async function embeddingBackward(k: Kernels, args: EmbeddingBackwardOptio
   const scalePartials = scaled
     ? storageBuffer(gpu, "embedding.backward scale partials", tiles * chunks * 4)
     : placeholder();
-  const shared = [wordParams, args.dword, carry, owners];
+  const shared = [wordUniforms, args.dword, carry, owners];
   const grid: [number, number] = [tiles, chunks];
   const dispatches = [
     dispatch(gpu, word, [
@@ -199,10 +218,15 @@ export async function embeddingBackward(k: Kernels, args: EmbeddingBackwardOptio
     dispatch(gpu, carrySum, [...shared, scalePartials, scaled ? position.grad : placeholder()], grid),
   ];
   if (!scaled) {
-    const params = paramBuffer(gpu, "embedding.backward learned params", [tokens, seq, hidden4, 0]);
+    const uniforms = uniformBuffer(k, UNIFORMS, "embedding.backward learned uniforms", {
+      tokens,
+      seq,
+      hidden4,
+      count: 0,
+    });
     const pipeline = await k.pipeline(FAMILY, "embedding_backward_learned", { WG });
     const learnedGrid = flatGrid(gpu, Math.ceil((seq * hidden4) / WG));
-    dispatches.push(dispatch(gpu, pipeline, [params, args.dx, position.grad], learnedGrid));
+    dispatches.push(dispatch(gpu, pipeline, [uniforms, args.dx, position.grad], learnedGrid));
   }
   return dispatches;
 }
@@ -212,4 +236,59 @@ function checkShape({ tokens, seq, hidden, vocab }: EmbeddingShape): void {
   checkMultiple("embedding seq", seq, 1);
   checkMultiple("embedding hidden", hidden, 4);
   checkMultiple("embedding vocab", vocab, 1);
+}
+
+/**
+ * The embedding's benchmark cases (timed by src/bench/kernels.ts): its forward and its backward, with the
+ * configured position embedding, on the batch's token ids (the backward sorts them as training does).
+ */
+export function embeddingBenchCases(shape: BenchShape): [forward: KernelCase, backward: KernelCase] {
+  const { config, batch } = shape;
+  const { hidden: H, vocabSize: V, maxSeqLen: S } = config;
+  const N = benchTokens(shape);
+  const sorted = sortTokens(batch.inputIds);
+  const U = sorted.uniqueIds.length;
+  const scaled = config.positions === "scaled-sinusoidal";
+  const rowsShape = `${N}x${H}`;
+  return [{
+    name: "embedding_forward",
+    shape: `${rowsShape}, ${U} distinct ids`,
+    // ids N, the distinct word rows U x H, the position table S x H; x N x H written.
+    bytes: f32(N + U * H + S * H + N * H),
+    flops: null,
+    plan: (k, b) =>
+      embeddingForward(k, {
+        tokens: N,
+        seq: S,
+        hidden: H,
+        vocab: V,
+        ids: b.upload("ids", batch.inputIds),
+        word: b.random("word", V * H),
+        position: scaled
+          ? { kind: "scaled-sinusoidal", table: b.random("sinusoid", S * H), scale: b.random("scale", 1) }
+          : { kind: "learned", table: b.random("position", S * H) },
+        x: b.zeros("x", N * H),
+      }),
+  }, {
+    name: "embedding_backward",
+    shape: `${rowsShape}, ${U} distinct ids`,
+    // dx (N x H) read once; of tokenOrder the positions (N) and the U distinct ids read; the U distinct
+    // dword rows read and written. Position scale: the sinusoid table (S x H) read. Learned table
+    // instead: its gradient (S x H) read and written. Partial sums and segment bounds are not counted.
+    bytes: f32(N * H + N + U + 2 * U * H + (scaled ? S * H : 2 * S * H)),
+    flops: null,
+    plan: (k, b) =>
+      embeddingBackward(k, {
+        tokens: N,
+        seq: S,
+        hidden: H,
+        vocab: V,
+        dx: b.random("dx", N * H),
+        tokenOrder: b.upload("token order", packTokenOrder(sorted, N)),
+        dword: b.zeros("dword", V * H),
+        position: scaled
+          ? { kind: "scaled-sinusoidal", table: b.random("sinusoid", S * H), grad: b.zeros("dscale", 1) }
+          : { kind: "learned", grad: b.zeros("dposition", S * H) },
+      }),
+  }];
 }

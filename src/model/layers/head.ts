@@ -6,13 +6,15 @@
  *
  * @module
  */
-import { paramBuffer } from "../../gpu/buffers.ts";
 import { GpuError } from "../../gpu/device.ts";
-import { type Binding, type Dispatch, dispatch, type Kernels } from "../../gpu/kernels.ts";
+import { type Binding, type Dispatch, dispatch, type Kernels, uniformBuffer } from "../../gpu/kernels.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { LOSS_TOTALS_BYTES } from "./cross_entropy.ts";
 import { checkBuffer, checkMultiple } from "./plan.ts";
 
 const FAMILY = "head";
+/** The kernels' uniform: the [rows, cols] of an elementwise op, or the loss's [rows, labels]. */
+const SHAPE = uniformStruct(FAMILY, "Uniforms", { rows: "u32", cols: "u32" });
 const WG = 64;
 
 /** A row-major [rows, cols] matrix and a bias of [cols]. */
@@ -80,8 +82,8 @@ export async function biasGradient(k: Kernels, args: BiasGradientOptions): Promi
   checkBuffer("biasGradient gradient", args.gradient, rows * cols * 4);
   checkBuffer("biasGradient dbias", args.dbias, cols * 4);
   const pipeline = await k.pipeline(FAMILY, "bias_grad", { WG });
-  const params = paramBuffer(k.gpu, "bias_grad params", [rows, cols]);
-  return [dispatch(k.gpu, pipeline, [params, args.gradient, args.dbias], [Math.ceil(cols / WG)])];
+  const shape = uniformBuffer(k, SHAPE, "bias_grad shape", { rows, cols });
+  return [dispatch(k.gpu, pipeline, [shape, args.gradient, args.dbias], [Math.ceil(cols / WG)])];
 }
 
 export interface HeadLossOptions {
@@ -114,8 +116,8 @@ export async function headLoss(k: Kernels, args: HeadLossOptions): Promise<Dispa
   checkBuffer("headLoss dlogits", args.dlogits, rows * labels * 4);
   checkBuffer("headLoss totals", args.totals, LOSS_TOTALS_BYTES);
   const pipeline = await k.pipeline(FAMILY, "head_loss", { WG, REGRESSION: labels === 1 ? 1 : 0 });
-  const params = paramBuffer(k.gpu, "head_loss params", [rows, labels]);
-  const bindings = [params, args.count, args.targets, args.logits, args.dlogits, args.totals];
+  const shape = uniformBuffer(k, SHAPE, "head_loss shape", { rows, cols: labels });
+  const bindings = [shape, args.count, args.targets, args.logits, args.dlogits, args.totals];
   return [dispatch(k.gpu, pipeline, bindings, [1])];
 }
 
@@ -132,8 +134,8 @@ async function elementwise(
     throw new GpuError(`${entry}: ${rows} x ${cols} elements exceed one grid dimension`);
   }
   const pipeline = await k.pipeline(FAMILY, entry, { WG });
-  const params = paramBuffer(k.gpu, `${entry} params`, [rows, cols]);
-  return [dispatch(k.gpu, pipeline, [params, ...buffers], [workgroups])];
+  const shape = uniformBuffer(k, SHAPE, `${entry} shape`, { rows, cols });
+  return [dispatch(k.gpu, pipeline, [shape, ...buffers], [workgroups])];
 }
 
 function checkShape(what: string, rows: number, cols: number): void {

@@ -13,12 +13,21 @@
  * @module
  */
 import { GpuError } from "../../gpu/device.ts";
-import { paramBuffer, storageBuffer } from "../../gpu/buffers.ts";
+import { storageBuffer } from "../../gpu/buffers.ts";
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { dispatch, storageTypes } from "../../gpu/kernels.ts";
+import { dispatch, storageTypes, uniformBuffer } from "../../gpu/kernels.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkDistinct, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
+import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
 
 const FAMILY = "layernorm";
+/** The kernels' uniform; the forward leaves rows_per_block 0, the backward eps 0. */
+const SHAPE = uniformStruct(FAMILY, "Shape", {
+  rows: "u32",
+  cols4: "u32",
+  eps: "f32",
+  rows_per_block: "u32",
+});
 /** Invocations per row of the forward: 768 columns are 192 vec4s, 3 per invocation. */
 const WG = 64;
 /** Invocations per workgroup of the backward's first stage (BWD_WG in the kernel). */
@@ -61,7 +70,12 @@ export async function layerNormForward(k: Kernels, options: LayerNormForwardOpti
   checkBuffer("layerNormForward mean", mean, rows * 4);
   checkBuffer("layerNormForward rstd", rstd, rows * 4);
   const pipeline = await k.pipeline(FAMILY, "layernorm_forward", { WG }, types);
-  const shape = paramBuffer(k.gpu, "layernorm_forward shape", [rows, cols / 4, { f32: eps }, 0]);
+  const shape = uniformBuffer(k, SHAPE, "layernorm_forward shape", {
+    rows,
+    cols4: cols / 4,
+    eps,
+    rows_per_block: 0,
+  });
   return [dispatch(k.gpu, pipeline, [shape, x, weight, bias, y, mean, rstd], flatGrid(k.gpu, rows))];
 }
 
@@ -137,7 +151,12 @@ export async function layerNormBackward(k: Kernels, options: LayerNormBackwardOp
   const blocks = Math.ceil(rows / rowsPerBlock);
   const gpu = k.gpu;
   const partials = storageBuffer(gpu, `${name} partials`, blocks * cols * 8);
-  const shape = paramBuffer(gpu, `${name} shape`, [rows, cols4, { f32: 0 }, rowsPerBlock]);
+  const shape = uniformBuffer(k, SHAPE, `${name} shape`, {
+    rows,
+    cols4,
+    eps: 0,
+    rows_per_block: rowsPerBlock,
+  });
   const rowsPipeline = await k.pipeline(FAMILY, "layernorm_backward", {
     TPR: perRow,
     K: perThread,
@@ -162,4 +181,52 @@ export async function layerNormBackward(k: Kernels, options: LayerNormBackwardOp
 function checkShape(name: string, rows: number, cols: number): void {
   checkMultiple(`${name}: rows`, rows, 1);
   checkMultiple(`${name}: cols`, cols, 4);
+}
+
+/** LayerNorm's benchmark cases (timed by src/bench/kernels.ts): forward, and backward with a residual. */
+export function layerNormBenchCases(shape: BenchShape): KernelCase[] {
+  const { hidden: H, normEps: eps } = shape.config;
+  const N = benchTokens(shape);
+  const rowsShape = `${N}x${H}`;
+  return [{
+    name: "layernorm_forward",
+    shape: rowsShape,
+    // x read, y written (N x H each); weight and bias H each; mean and rstd N each written.
+    bytes: f32(2 * N * H + 2 * H + 2 * N),
+    flops: null,
+    plan: (k, b) =>
+      layerNormForward(k, {
+        x: b.random("x", N * H),
+        weight: b.random("weight", H),
+        bias: b.random("bias", H),
+        y: b.zeros("y", N * H),
+        mean: b.zeros("mean", N),
+        rstd: b.zeros("rstd", N),
+        rows: N,
+        cols: H,
+        eps,
+      }),
+  }, {
+    // The wrapper's default rows per block of the first stage (8 per row slot).
+    name: "layernorm_backward",
+    shape: `${rowsShape}, residual`,
+    // dy, x and residual read, dx written (N x H each), weight H, mean and rstd N each, dweight and
+    // dbias read and written. The two-stage reduction's partial sums are not counted.
+    bytes: f32(4 * N * H + H + 2 * N + 4 * H),
+    flops: null,
+    plan: (k, b) =>
+      layerNormBackward(k, {
+        dy: b.random("dy", N * H),
+        x: b.random("x", N * H),
+        weight: b.random("weight", H),
+        mean: b.random("mean", N),
+        rstd: b.random("rstd", N),
+        dx: b.zeros("dx", N * H),
+        residual: b.random("residual", N * H),
+        dweight: b.zeros("dweight", H),
+        dbias: b.zeros("dbias", H),
+        rows: N,
+        cols: H,
+      }),
+  }];
 }

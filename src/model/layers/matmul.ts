@@ -12,7 +12,7 @@
  * @module
  */
 import { checked, GpuError } from "../../gpu/device.ts";
-import { elementBytes, paramBuffer, storageBuffer, storageTypeOf } from "../../gpu/buffers.ts";
+import { elementBytes, storageBuffer, storageTypeOf } from "../../gpu/buffers.ts";
 import {
   type Constants,
   type Dispatch,
@@ -20,7 +20,9 @@ import {
   type Kernels,
   type StorageTypes,
   storageTypes,
+  uniformBuffer,
 } from "../../gpu/kernels.ts";
+import { uniformStruct } from "../../gpu/uniforms.ts";
 
 /** Shape of the tiled kernel's work split (see kernels/matmul.wgsl). */
 export interface MatmulTile {
@@ -258,8 +260,10 @@ const MIN_SPLIT_DEPTH = 512;
 const MAX_SPLITS = 16;
 /**
  * Tiles for the default choice, largest first, each with the H200's time for one workgroup's pass over a
- * unit of K relative to {@linkcode DEFAULT_MATMUL_TILE}'s (fitted to the tile sweep of session 3 over
- * finetuning shapes: 64-row tiles do half the work at 0.9x the efficiency, 64x64 a quarter at 0.625x).
+ * unit of K relative to {@linkcode DEFAULT_MATMUL_TILE}'s, fitted to the TFLOP/s of the three tiles that
+ * `deno task bench --shape MxNxK --tile T` measured on an H200 at finetuning's product shapes (listed in
+ * tests/model/layers/matmul_test.ts): 64-row tiles do half the work at 0.9x the efficiency, 64x64 a
+ * quarter at 0.625x.
  */
 const FILL_TILES: readonly { tile: Readonly<MatmulTile>; cost: number }[] = [
   { tile: DEFAULT_MATMUL_TILE, cost: 1 },
@@ -272,6 +276,37 @@ const FILL_TILES: readonly { tile: Readonly<MatmulTile>; cost: number }[] = [
  * tile: 1024 x 768 x 768 makes 48 workgroups of 128x128 (13 TFLOP/s) or 96 of 64x128 (21 TFLOP/s).
  */
 const WORKGROUP_SLOTS = 132;
+
+/**
+ * The uniform both matmul families take (`MatmulParams`, declared once in kernels/prelude.wgsl): sizes,
+ * element offsets, split-K slicing, row strides and batch strides, all u32.
+ */
+const MATMUL_FIELDS = {
+  m: "u32",
+  n: "u32",
+  k: "u32",
+  a_offset: "u32",
+  b_offset: "u32",
+  c_offset: "u32",
+  add_offset: "u32",
+  k_chunk: "u32",
+  split_stride: "u32",
+  splits: "u32",
+  lda: "u32",
+  ldb: "u32",
+  ldc: "u32",
+  batch_inner: "u32",
+  a_outer: "u32",
+  a_inner: "u32",
+  b_outer: "u32",
+  b_inner: "u32",
+  c_outer: "u32",
+  c_inner: "u32",
+} as const;
+const MATMUL_UNIFORMS = {
+  matmul: uniformStruct("matmul", "MatmulParams", MATMUL_FIELDS),
+  matmul_subgroup_matrix: uniformStruct("matmul_subgroup_matrix", "MatmulParams", MATMUL_FIELDS),
+};
 
 /** How a product runs: which kernel, with what constants and grid, split K how many ways. */
 interface Plan {
@@ -567,10 +602,28 @@ export async function matmul(k: Kernels, options: MatmulOptions): Promise<Dispat
   const gpu = k.gpu;
   const what = `matmul ${m}x${n}x${depth}${transA ? " transA" : ""}${transB ? " transB" : ""}` +
     (count > 1 ? ` x${count}` : "");
-  const values = [
-    ...[m, n, depth, aOffset, bOffset, cOffset, addOffset, kChunk, m * n, splits],
-    ...[lda, ldb, ldc, inner, ...strides.a, ...strides.b, ...strides.c],
-  ];
+  const values = {
+    m,
+    n,
+    k: depth,
+    a_offset: aOffset,
+    b_offset: bOffset,
+    c_offset: cOffset,
+    add_offset: addOffset,
+    k_chunk: kChunk,
+    split_stride: m * n,
+    splits,
+    lda,
+    ldb,
+    ldc,
+    batch_inner: inner,
+    a_outer: strides.a[0],
+    a_inner: strides.a[1],
+    b_outer: strides.b[0],
+    b_inner: strides.b[1],
+    c_outer: strides.c[0],
+    c_inner: strides.c[1],
+  };
   // A split writes its partial products to the f32 scratch; the sum stores them as C's type.
   const pipeline = await k.pipeline(
     family,
@@ -580,9 +633,9 @@ export async function matmul(k: Kernels, options: MatmulOptions): Promise<Dispat
   );
   if (splits === 1) {
     return await checked(gpu, what, () => {
-      const params = paramBuffer(gpu, `${what} params`, values);
+      const uniforms = uniformBuffer(k, MATMUL_UNIFORMS[family], `${what} uniforms`, values);
       // Binding 4 is read only when adding; otherwise B stands in (read-only, so no usage conflict).
-      return [dispatch(gpu, pipeline, [params, a, b, c, add ?? b], workgroups)];
+      return [dispatch(gpu, pipeline, [uniforms, a, b, c, add ?? b], workgroups)];
     });
   }
   const scratchBytes = splits * m * n * 4;
@@ -602,11 +655,15 @@ export async function matmul(k: Kernels, options: MatmulOptions): Promise<Dispat
   );
   return await checked(gpu, what, () => {
     const scratch = options.scratch ?? storageBuffer(gpu, `${what} split-K partials`, scratchBytes);
-    const partialParams = paramBuffer(gpu, `${what} partial params`, values.with(5, 0));
-    const sumParams = paramBuffer(gpu, `${what} sum params`, values);
+    // The partial products start at the scratch buffer's beginning.
+    const partialUniforms = uniformBuffer(k, MATMUL_UNIFORMS[family], `${what} partial uniforms`, {
+      ...values,
+      c_offset: 0,
+    });
+    const sumUniforms = uniformBuffer(k, MATMUL_UNIFORMS.matmul, `${what} sum uniforms`, values);
     return [
-      dispatch(gpu, pipeline, [partialParams, a, b, scratch, b], workgroups),
-      dispatch(gpu, sum, [sumParams, scratch, c, add ?? scratch], [Math.ceil((m * n) / 4 / 256)]),
+      dispatch(gpu, pipeline, [partialUniforms, a, b, scratch, b], workgroups),
+      dispatch(gpu, sum, [sumUniforms, scratch, c, add ?? scratch], [Math.ceil((m * n) / 4 / 256)]),
     ];
   });
 }
