@@ -64,8 +64,6 @@ alias DSTATES_T = f32;
 @group(0) @binding(3) var<storage, read_write> totals: LossTotals;
 
 var<workgroup> row_count: u32;
-var<workgroup> maxes: array<f32, WG>;
-var<workgroup> sums: array<f32, WG>;
 var<workgroup> label_logit: f32;
 
 // One thread per vec4 of gathered: gathered[m] = states[positions[m]] for m < M, zero past M.
@@ -129,7 +127,7 @@ fn cross_entropy_scaled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
 }
 
 // Row `row` of cross_entropy with the gradient's factor `scale`. One read pass keeps a running (max, sum of
-// exp) per thread, merged in a fixed tree; a second pass writes the gradient.
+// exp) per thread; the workgroup's max and rescaled sum follow; a second pass writes the gradient.
 fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
   let base = row * uniforms.vocab4;
   if (lid == 0u) {
@@ -157,21 +155,10 @@ fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
     s = s * exp(m - next) + (e.x + e.y) + (e.z + e.w);
     m = next;
   }
-  maxes[lid] = m;
-  sums[lid] = s;
-  workgroupBarrier();
-  for (var half = WG / 2u; half > 0u; half /= 2u) {
-    if (lid < half) {
-      let a = maxes[lid];
-      let b = maxes[lid + half];
-      let next = max(a, b);
-      sums[lid] = sums[lid] * exp(a - next) + sums[lid + half] * exp(b - next);
-      maxes[lid] = next;
-    }
-    workgroupBarrier();
-  }
-  let row_max = maxes[0];
-  let row_sum = sums[0];
+  // The row's max, then each thread's sum rescaled to it (workgroup_max and workgroup_sum: the loader
+  // adds a variant of them).
+  let row_max = workgroup_max(m, lid);
+  let row_sum = workgroup_sum(vec4<f32>(s * exp(m - row_max), 0.0, 0.0, 0.0), lid).x;
   if (lid == 0u) {
     rowLoss[row] = log(row_sum) + (row_max - label_logit);
   }
@@ -183,23 +170,16 @@ fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
   }
 }
 
-// One workgroup: totals.sum += the sum of rowLoss in a fixed tree order, totals.count += M.
+// One workgroup: totals.sum += the sum of rowLoss (workgroup_sum), totals.count += M.
 @compute @workgroup_size(WG)
 fn loss_total(@builtin(local_invocation_index) lid: u32) {
   var s = 0.0;
   for (var i = lid; i < uniforms.rows; i += WG) {
     s += rowLossIn[i];
   }
-  sums[lid] = s;
-  workgroupBarrier();
-  for (var half = WG / 2u; half > 0u; half /= 2u) {
-    if (lid < half) {
-      sums[lid] += sums[lid + half];
-    }
-    workgroupBarrier();
-  }
+  let total = workgroup_sum(vec4<f32>(s, 0.0, 0.0, 0.0), lid).x;
   if (lid == 0u) {
-    totals.sum += sums[0];
+    totals.sum += total;
     totals.count += count[0];
   }
 }

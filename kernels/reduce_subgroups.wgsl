@@ -1,5 +1,5 @@
 // Workgroup reductions with subgroup operations: the loader adds this file after the prelude to a family
-// that calls workgroup_sum on a device with subgroups (reduce_workgroup.wgsl is the variant without).
+// that calls workgroup_sum or workgroup_max on a device with subgroups (reduce_workgroup.wgsl is the variant without).
 // The family declares `override WG` (its workgroup size, one dimension, a multiple of the subgroup size).
 //
 // Each subgroup sums its lanes (subgroupAdd), its first lane writes the sum to its slot, and every
@@ -28,6 +28,24 @@ fn workgroup_sum(v: vec4<f32>, lid: u32) -> vec4<f32> {
     part += reduce_slots[i];
   }
   let total = subgroupAdd(part);
+  workgroupBarrier(); // every invocation has read the slots before they are written again
+  return total;
+}
+
+// The largest `v` over the workgroup; every invocation gets it. Call from uniform control flow.
+fn workgroup_max(v: f32, lid: u32) -> f32 {
+  let lanes = subgroupAdd(1u);
+  let lane = subgroupExclusiveAdd(1u);
+  let m = subgroupMax(v);
+  if (lane == 0u) {
+    reduce_slots[lid / lanes] = vec4<f32>(m);
+  }
+  workgroupBarrier();
+  var part = reduce_slots[0].x;
+  for (var i = lane; i < WG / lanes; i += lanes) {
+    part = max(part, reduce_slots[i].x);
+  }
+  let total = subgroupMax(part);
   workgroupBarrier(); // every invocation has read the slots before they are written again
   return total;
 }

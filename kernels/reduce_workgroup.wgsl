@@ -1,5 +1,5 @@
 // Workgroup reductions in workgroup memory by a fixed tree: the loader adds this file after the prelude
-// to a family that calls workgroup_sum on a device without subgroups (reduce_subgroups.wgsl is the other
+// to a family that calls workgroup_sum or workgroup_max on a device without subgroups (reduce_subgroups.wgsl is the other
 // variant, with the same functions). The family declares `override WG` (its workgroup size, one
 // dimension, a power of two). The result is the same bit for bit on every run.
 
@@ -16,6 +16,21 @@ fn workgroup_sum(v: vec4<f32>, lid: u32) -> vec4<f32> {
     workgroupBarrier();
   }
   let total = reduce_slots[0];
+  workgroupBarrier(); // every invocation has read the total before the slots are written again
+  return total;
+}
+
+// The largest `v` over the workgroup; every invocation gets it. Call from uniform control flow.
+fn workgroup_max(v: f32, lid: u32) -> f32 {
+  reduce_slots[lid] = vec4<f32>(v);
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+    if (lid < stride) {
+      reduce_slots[lid] = max(reduce_slots[lid], reduce_slots[lid + stride]);
+    }
+    workgroupBarrier();
+  }
+  let total = reduce_slots[0].x;
   workgroupBarrier(); // every invocation has read the total before the slots are written again
   return total;
 }

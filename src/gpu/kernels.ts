@@ -166,9 +166,9 @@ function messagePlace(lineNum: number, linePos: number, parts: readonly SourcePa
   return `${part.file}:${lineNum - part.first + 1}:${linePos}`;
 }
 
-/** The reduction functions (workgroup_sum) are called in `source`: the loader adds a variant of them. */
+/** The reduction functions (workgroup_sum, workgroup_max) are called in `source`: the loader adds a variant. */
 function callsReductions(source: string): boolean {
-  return /\bworkgroup_sum\s*\(/.test(source.replace(/\/\/.*$/gm, ""));
+  return /\bworkgroup_(sum|max)\s*\(/.test(source.replace(/\/\/.*$/gm, ""));
 }
 
 /** A pipeline's family and its `var<uniform>` structs by binding (each struct's fields by name). */

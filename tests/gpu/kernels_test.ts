@@ -154,7 +154,7 @@ Deno.test("moduleSource puts each backend's enable lines and the shared files be
 const withSubgroups = await requestGpu();
 const withoutSubgroups = await requestGpu({ subgroups: false });
 
-Deno.test("workgroup_sum gives every invocation its workgroup's total, with subgroups and without", async () => {
+Deno.test("workgroup_sum and workgroup_max give every invocation its workgroup's total and max, with subgroups and without", async () => {
   assert.ok(
     withSubgroups.hasSubgroups,
     `${withSubgroups.name} grants no subgroups: the test would prove nothing`,
@@ -166,15 +166,20 @@ Deno.test("workgroup_sum gives every invocation its workgroup's total, with subg
       const groups = 3;
       const x = Float32Array.from({ length: 4 * wg * groups }, (_, i) => ((i * 7919) % 1000) / 250 - 2);
       const y = storageBuffer(gpu, "y", x.byteLength);
-      submitDispatches(gpu, [dispatch(gpu, pipeline, [uploadBuffer(gpu, "x", x), y], [groups])]);
+      const largest = storageBuffer(gpu, "largest", x.byteLength / 4);
+      submitDispatches(gpu, [dispatch(gpu, pipeline, [uploadBuffer(gpu, "x", x), y, largest], [groups])]);
       const got = await readF32(gpu, y);
+      const gotMax = await readF32(gpu, largest);
       for (let g = 0; g < groups; g++) {
         const expected = [0, 1, 2, 3].map((c) => {
           let s = 0;
           for (let i = 0; i < wg; i++) s += x[4 * (g * wg + i) + c];
           return s;
         });
+        let max = -Infinity;
+        for (let i = g * wg; i < (g + 1) * wg; i++) max = Math.max(max, x[4 * i]);
         for (let i = g * wg; i < (g + 1) * wg; i++) {
+          assert.equal(gotMax[i], max, `max of workgroup ${g} at invocation ${i}`);
           for (let c = 0; c < 4; c++) {
             const e = expected[c];
             assert.ok(

@@ -7,7 +7,7 @@ import {
   uploadBuffer,
   writeBuffer,
 } from "../../../src/gpu/buffers.ts";
-import { requestGpu } from "../../../src/gpu/device.ts";
+import { type Gpu, requestGpu } from "../../../src/gpu/device.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import {
   crossEntropy,
@@ -22,6 +22,7 @@ import { assertClose, seededUniform } from "../../_helpers.ts";
 
 const gpu = await requestGpu();
 const kernels = new Kernels(gpu);
+const [defaultGpu, defaultKernels] = [gpu, kernels];
 
 /** `values` in a new buffer stored as `type`. */
 function upload(label: string, values: Float32Array<ArrayBuffer>, type: StorageType): GPUBuffer {
@@ -119,11 +120,15 @@ interface RunOptions {
   lossScale?: GPUBuffer;
   /** Called before each run is submitted. */
   beforeRun?: (run: number) => void;
+  /** The device (default: the module's, with subgroups). */
+  device?: Gpu;
 }
 
 /** Runs the cross-entropy as `options` say; returns the last gradient and the loss totals. */
 async function runCrossEntropy(c: CrossEntropyCase, options: RunOptions = {}) {
   const { repeats = 1, lossScale, beforeRun } = options;
+  const gpu = options.device ?? defaultGpu;
+  const kernels = options.device ? new Kernels(gpu) : defaultKernels;
   const logits = uploadBuffer(gpu, "logits", c.logits);
   const totals = storageBuffer(gpu, "totals", LOSS_TOTALS_BYTES);
   const steps = await crossEntropy(kernels, {
@@ -177,14 +182,16 @@ const CAPACITY_CASE = {
   gradScale: 1 / 5,
 };
 
-Deno.test("crossEntropy matches the reference for M rows of a larger capacity", async () => {
+Deno.test("crossEntropy matches the reference for M rows of a larger capacity, with subgroups and without", async () => {
   const c = CAPACITY_CASE;
-  const { dlogits, totals } = await runCrossEntropy(c, { repeats: 2 });
-  // f32: exp and the row sum of 100 terms carry ~1e-6 relative error.
-  const loss = checkAgainstReference(c, dlogits, 1e-5);
-  // Two runs: the totals add up.
-  assert.equal(totals.count, 2 * c.m);
-  assertClose([totals.sum / totals.count], [loss], { rtol: 1e-5, what: "mean loss" });
+  for (const device of [defaultGpu, await requestGpu({ subgroups: false })]) {
+    const { dlogits, totals } = await runCrossEntropy(c, { repeats: 2, device });
+    // f32: exp and the row sum of 100 terms carry ~1e-6 relative error.
+    const loss = checkAgainstReference(c, dlogits, 1e-5);
+    // Two runs: the totals add up.
+    assert.equal(totals.count, 2 * c.m);
+    assertClose([totals.sum / totals.count], [loss], { rtol: 1e-5, what: "mean loss" });
+  }
 });
 
 Deno.test("crossEntropy is stable for huge logits and wide rows", async () => {
