@@ -11,7 +11,8 @@
 // (seed, flat probs index) as in dropout.wgsl. probs stay undropped for the backward, which rebuilds
 // `dropped` (dropped_probs) for dV and scales grads by the same mask.
 //
-// A row is reduced by LANES invocations in a fixed tree, so the results are the same on every run.
+// A row is reduced by LANES invocations with lanes_reduce (the loader adds it: shuffles within a subgroup
+// where the device has subgroups, else a tree in workgroup memory), the same on every run.
 //
 // The float buffers may be stored as f16 (each by its own alias below, see src/gpu/kernels.ts): the
 // kernels widen on load, compute in f32 and round on store.
@@ -32,7 +33,8 @@ struct Uniforms {
 }
 
 override SEQ: u32;
-// Invocations per row, a power of two; WG / LANES rows per workgroup.
+// Invocations per row, a power of two (with subgroups, at most the smallest subgroup); WG / LANES rows per
+// workgroup.
 override LANES: u32 = 32u;
 override WG: u32 = 256u;
 override PROBS_DROPOUT: bool = false;
@@ -56,29 +58,10 @@ alias R_T = f32;
 // dropped_probs: the dropped probabilities, written.
 @group(0) @binding(3) var<storage, read_write> rebuilt: array<R_T>;
 
-var<workgroup> partial: array<vec2<f32>, WG>;
 
 // keep / (1 - p) of flat probs index `index` for the mask of seed `seed`.
 fn drop_factor(seed: u32, index: u32) -> f32 {
   return select(0.0, uniforms.dropScale, (pcg(pcg(seed) ^ index) >> 8u) >= uniforms.dropThreshold);
-}
-
-// Combines the lanes' pairs of a row by a fixed tree: .x by `op_max` (max) or sum, .y by sum. Every
-// invocation of the workgroup must call it (it has barriers).
-fn row_reduce(lid: u32, v: vec2<f32>, op_max: bool) -> vec2<f32> {
-  partial[lid] = v;
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride /= 2u) {
-    if (lid % LANES < stride) {
-      let a = partial[lid];
-      let b = partial[lid + stride];
-      partial[lid] = vec2<f32>(select(a.x + b.x, max(a.x, b.x), op_max), a.y + b.y);
-    }
-    workgroupBarrier();
-  }
-  let total = partial[lid - lid % LANES];
-  workgroupBarrier();
-  return total;
 }
 
 // The row of this invocation (or rows past the end, which compute nothing but join the barriers).
@@ -110,8 +93,8 @@ fn softmax_forward(
       stats = vec2<f32>(m, stats.y * exp(stats.x - m) + exp(s - m));
     }
   }
-  let row_max = row_reduce(lid, vec2<f32>(stats.x, 0.0), true).x;
-  let row_sum = row_reduce(lid, vec2<f32>(0.0, stats.y * exp(stats.x - row_max)), false).y;
+  let row_max = lanes_reduce(lid, vec2<f32>(stats.x, 0.0), true).x;
+  let row_sum = lanes_reduce(lid, vec2<f32>(0.0, stats.y * exp(stats.x - row_max)), false).y;
   let inverse = select(0.0, 1.0 / row_sum, row_sum > 0.0);
   let seed = seeds[uniforms.seedIndex];
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
@@ -150,7 +133,7 @@ fn softmax_backward(
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
     dot += f32(probs[base + c]) * probs_grad(seed, base + c);
   }
-  let row_dot = row_reduce(lid, vec2<f32>(0.0, dot), false).y;
+  let row_dot = lanes_reduce(lid, vec2<f32>(0.0, dot), false).y;
   for (var c = lid % LANES; live && c < SEQ; c += LANES) {
     probs[base + c] = P_T(uniforms.scale * f32(probs[base + c]) * (probs_grad(seed, base + c) - row_dot));
   }

@@ -50,6 +50,8 @@ export interface Gpu {
   subgroupMatrix: SubgroupMatrixShape | null;
   /** Invocations per subgroup (the adapter's largest), or 0 when unknown. */
   subgroupSize: number;
+  /** The adapter's smallest subgroup size, or 0 when unknown. */
+  subgroupMinSize: number;
   /** The device's limits: the adapter's own buffer and workgroup limits. */
   limits: GPUSupportedLimits;
 }
@@ -223,7 +225,7 @@ async function deviceOf(adapter: GPUAdapter, backend: GpuBackend, options: Reque
   device.addEventListener("uncapturederror", (e) => {
     console.error(`WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`);
   });
-  const info = adapter.info as GPUAdapterInfo & { subgroupMaxSize?: number };
+  const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
   return {
     device,
     backend,
@@ -235,6 +237,7 @@ async function deviceOf(adapter: GPUAdapter, backend: GpuBackend, options: Reque
     hasSubgroups: (options.subgroups ?? true) && device.features.has("subgroups"),
     subgroupMatrix,
     subgroupSize: info.subgroupMaxSize ?? 0,
+    subgroupMinSize: info.subgroupMinSize ?? 0,
     limits: device.limits,
   };
 }

@@ -166,9 +166,18 @@ function messagePlace(lineNum: number, linePos: number, parts: readonly SourcePa
   return `${part.file}:${lineNum - part.first + 1}:${linePos}`;
 }
 
-/** The reduction functions (workgroup_sum, workgroup_max) are called in `source`: the loader adds a variant. */
-function callsReductions(source: string): boolean {
-  return /\bworkgroup_(sum|max)\s*\(/.test(source.replace(/\/\/.*$/gm, ""));
+/**
+ * The shared reduction files a family's source calls into, each in the variant for the device: over a
+ * workgroup (`reduce_*`: workgroup_sum, workgroup_max) and over the lanes of a row (`lanes_*`:
+ * lanes_reduce), with subgroup operations where the device has them, else in workgroup memory.
+ */
+function reductionFiles(source: string, gpu: Gpu): string[] {
+  const code = source.replace(/\/\/.*$/gm, "");
+  const variant = gpu.hasSubgroups ? "subgroups" : "workgroup";
+  const files: string[] = [];
+  if (/\bworkgroup_(sum|max)\s*\(/.test(code)) files.push(`reduce_${variant}`);
+  if (/\blanes_reduce\s*\(/.test(code)) files.push(`lanes_${variant}`);
+  return files;
 }
 
 /** A pipeline's family and its `var<uniform>` structs by binding (each struct's fields by name). */
@@ -243,11 +252,7 @@ export class Kernels {
     if (!module) {
       const typed = typedSource(family, kernelSource(family, this.dir), types);
       const shared = [{ name: "prelude", text: this.#shared("prelude") }];
-      if (callsReductions(typed)) {
-        // Subgroup operations where the device has them, else a tree in workgroup memory.
-        const variant = this.gpu.hasSubgroups ? "reduce_subgroups" : "reduce_workgroup";
-        shared.push({ name: variant, text: this.#shared(variant) });
-      }
+      for (const name of reductionFiles(typed, this.gpu)) shared.push({ name, text: this.#shared(name) });
       const source = moduleSource(this.gpu, family, typed, shared);
       module = device.createShaderModule({ label: family, code: source.code });
       const info = await module.getCompilationInfo();

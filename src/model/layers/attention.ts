@@ -43,7 +43,9 @@ export interface AttentionShape {
   dropout?: ProbsDropout;
   /**
    * Invocations that share a row of scores in the softmax passes, for tuning: a power of two up to 256
-   * (default {@linkcode SOFTMAX_LANES}). Fewer lanes mean fewer reduction steps, each with barriers.
+   * (default {@linkcode SOFTMAX_LANES}). Fewer lanes mean fewer reduction steps. On a device with
+   * subgroups a row's lanes reduce by shuffles within one subgroup, so more lanes than the smallest
+   * subgroup are cut to that size.
    */
   lanes?: number;
 }
@@ -92,9 +94,9 @@ const FAMILY = "attention";
 /** Invocations per workgroup (see kernels/attention.wgsl). */
 const WG = 256;
 /**
- * Invocations per row of scores by default, the fastest of 1-32 on the H200 at the crammed shape
- * (`bench.ts --kernels --softmax-lanes N`): the forward 97.6 µs at 8 lanes (16: 108.9, 32: 133.5), the
- * backward 114.3 µs at 32 (16: 117.8, 8: 149.0).
+ * Invocations per row of scores by default, the fastest of 1-32 on the H200 at the crammed shape with the
+ * workgroup-memory tree (`bench.ts --kernels --softmax-lanes N`): the forward 97.6 µs at 8 lanes (16:
+ * 108.9, 32: 133.5), the backward 114.3 µs at 32 (16: 117.8, 8: 149.0). Not yet measured with subgroups.
  */
 const SOFTMAX_LANES = { forward: 8, backward: 32 };
 /** The softmax kernels' uniform (see kernels/attention.wgsl); the drop fields are 0 without dropout. */
@@ -268,14 +270,20 @@ interface AttentionPlan {
 
 function planAttention(k: Kernels, shape: AttentionShape, pass: keyof typeof SOFTMAX_LANES): AttentionPlan {
   const gpu = k.gpu;
-  const { batch, seq, heads, headDim, dropout, lanes = SOFTMAX_LANES[pass] } = shape;
+  const { batch, seq, heads, headDim, dropout } = shape;
+  const asked = shape.lanes ?? SOFTMAX_LANES[pass];
   checkMultiple("attention batch", batch, 1);
   checkMultiple("attention seq", seq, 1);
   checkMultiple("attention heads", heads, 1);
   checkMultiple("attention headDim", headDim, 1);
-  if (!(Number.isInteger(lanes) && lanes >= 1 && lanes <= WG && (lanes & (lanes - 1)) === 0)) {
-    throw new GpuError(`attention lanes = ${lanes}, expected a power of two from 1 to ${WG}`);
+  if (!(Number.isInteger(asked) && asked >= 1 && asked <= WG && (asked & (asked - 1)) === 0)) {
+    throw new GpuError(`attention lanes = ${asked}, expected a power of two from 1 to ${WG}`);
   }
+  if (gpu.hasSubgroups && !(gpu.subgroupMinSize >= 1)) {
+    throw new GpuError(`attention: ${gpu.name} has subgroups of an unknown smallest size`);
+  }
+  // A row's lanes must share a subgroup for lanes_reduce's shuffles (kernels/reduce_subgroups.wgsl).
+  const lanes = gpu.hasSubgroups ? Math.min(asked, gpu.subgroupMinSize) : asked;
   if (dropout) checkDropoutSite("attention dropout", dropout);
   const tokens = batch * seq;
   const hidden = heads * headDim;

@@ -8,7 +8,7 @@ import {
   uploadBuffer,
   writeBuffer,
 } from "../../../src/gpu/buffers.ts";
-import { requestGpu } from "../../../src/gpu/device.ts";
+import { type Gpu, requestGpu } from "../../../src/gpu/device.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import { attentionBackward, attentionForward } from "../../../src/model/layers/attention.ts";
 import type { AttentionShape } from "../../../src/model/layers/attention.ts";
@@ -17,6 +17,9 @@ import { assertClose, type CloseOptions, seededUniform } from "../../_helpers.ts
 
 const gpu = await requestGpu();
 const kernels = new Kernels(gpu);
+// The same adapter without subgroups: lanes_reduce is then the workgroup-memory tree, and every lane
+// count runs as asked (with subgroups, lanes beyond the smallest subgroup are cut to it).
+const treeGpu = await requestGpu({ subgroups: false });
 
 // f32 error: a score is a dot of headDim <= 12 products of inputs in [-2, 2) (error ~1e-7), exp and the
 // normalisation add a few ulps, and each output sums <= 37 terms below 2 in magnitude: the absolute error
@@ -79,14 +82,15 @@ function buffers(
   qkv: Float32Array<ArrayBuffer>,
   dout: Float32Array<ArrayBuffer>,
   types: Types = {},
+  device: Gpu = gpu,
 ): Buffers {
   const n = shape.batch * shape.seq;
   const hidden = shape.heads * shape.headDim;
   const probs = shape.batch * shape.heads * shape.seq * shape.seq;
   const make = (name: keyof Buffers, count: number) =>
-    storageBuffer(gpu, name, count * elementBytes(types[name] ?? "f32"), types[name]);
+    storageBuffer(device, name, count * elementBytes(types[name] ?? "f32"), types[name]);
   const upload = (name: keyof Buffers, data: Float32Array<ArrayBuffer>) =>
-    uploadBuffer(gpu, name, types[name] === "f16" ? Float16Array.from(data) : data);
+    uploadBuffer(device, name, types[name] === "f16" ? Float16Array.from(data) : data);
   return {
     qkv: upload("qkv", qkv),
     out: make("out", n * hidden),
@@ -121,14 +125,18 @@ const cases: [Types, Omit<AttentionShape, "dropout">[]][] = [
 for (const [types, shapes] of cases) {
   const tol = tolerances(types);
   const stored = types === ALL_F16 ? " with f16 storage" : "";
-  for (const shape of shapes) {
-    Deno.test(`attention forward and backward${stored} match the reference (${JSON.stringify(shape)})`, async () => {
+  const devices = types === ALL_F16 ? [gpu] : [gpu, treeGpu];
+  for (const [shape, device] of shapes.flatMap((s) => devices.map((d) => [s, d] as const))) {
+    const variant = device.hasSubgroups ? "subgroups" : "workgroup tree";
+    Deno.test(`attention forward and backward${stored} match the reference (${JSON.stringify(shape)}, ${variant})`, async () => {
+      const gpu = device;
+      const kernels = new Kernels(gpu);
       const n = shape.batch * shape.seq;
       const hidden = shape.heads * shape.headDim;
       // Wide enough inputs that the softmax is far from uniform.
       const qkv = inputs(n * 3 * hidden, 1, -2, 2, types.qkv);
       const dout = inputs(n * hidden, 2, -1, 1, types.dout);
-      const b = buffers(shape, qkv, dout, types);
+      const b = buffers(shape, qkv, dout, types, gpu);
       submitDispatches(gpu, await attentionForward(kernels, { ...shape, ...b }));
       const expected = ref.attentionForward(qkv, shape);
       assertClose(await readFloats(gpu, b.probs), expected.probs, { ...tol.probs, what: "probs" });
