@@ -22,7 +22,7 @@ import {
   text,
   type ValueParser,
 } from "../src/arg_values.ts";
-import { GPU_BACKENDS, requestGpu } from "../src/gpu/device.ts";
+import { type Gpu, GPU_BACKENDS, requestGpu } from "../src/gpu/device.ts";
 import { Kernels } from "../src/gpu/kernels.ts";
 import {
   benchMatmul,
@@ -55,6 +55,13 @@ const TABLE = {
     shown: "dawn on a GPU where it loads and has f16 subgroup matrices, else builtin",
     help: "builtin (Deno's WebGPU), dawn (npm webgpu: subgroup matrices, the tensor cores) or auto.",
     parse: oneOf(GPU_BACKENDS),
+  },
+  subgroups: {
+    value: "true|false",
+    default: true,
+    help: "Reductions with subgroup operations where the device has them; false: the workgroup-memory " +
+      "trees (kernels/reduce_*.wgsl, lanes_*.wgsl), for comparing the two.",
+    parse: (text, flag) => oneOf(["true", "false"])(text, flag) === "true",
   },
   small: {
     switch: true,
@@ -204,8 +211,8 @@ async function main(args: string[]): Promise<void> {
       warmupSeconds: values.warmup,
       timedSeconds: values.time,
     };
-    const gpu = await requestGpu({ backend });
-    console.error(`# ${gpu.name} (${gpu.backend}), ${presetName}`);
+    const gpu = await requestGpu({ backend, subgroups: values.subgroups });
+    console.error(`# ${describeGpu(gpu)}, ${presetName}`);
     const k = new Kernels(gpu);
     for (const microBatch of microBatches) {
       for await (const result of benchKernels(k, config, microBatch, options)) {
@@ -215,8 +222,8 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   if (values.profile) {
-    const gpu = await requestGpu({ backend });
-    console.error(`# ${gpu.name} (${gpu.backend}), ${presetName}`);
+    const gpu = await requestGpu({ backend, subgroups: values.subgroups });
+    console.error(`# ${describeGpu(gpu)}, ${presetName}`);
     if (!gpu.hasTimestamps) {
       console.error(
         "# the adapter has no timestamp-query: only wall-time figures, no per-dispatch GPU times",
@@ -237,8 +244,8 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   if (values.step) {
-    const gpu = await requestGpu({ backend });
-    console.error(`# ${gpu.name} (${gpu.backend})`);
+    const gpu = await requestGpu({ backend, subgroups: values.subgroups });
+    console.error(`# ${describeGpu(gpu)}`);
     const k = new Kernels(gpu);
     for (const precision of precisions) {
       let best: { micro_batch: number; tokens_per_s: number } | undefined;
@@ -287,11 +294,16 @@ async function main(args: string[]): Promise<void> {
     warmupSeconds: values.warmup,
     timedSeconds: values.time,
   };
-  const gpu = await requestGpu({ backend });
-  console.error(`# ${gpu.name} (${gpu.backend})`);
+  const gpu = await requestGpu({ backend, subgroups: values.subgroups });
+  console.error(`# ${describeGpu(gpu)}`);
   for await (const result of benchMatmul(new Kernels(gpu), shapes, options)) {
     console.log(JSON.stringify({ backend: gpu.backend, ...result }));
   }
+}
+
+/** The adapter, its backend and whether the reductions use subgroups (the header of every benchmark). */
+function describeGpu(gpu: Gpu): string {
+  return `${gpu.name} (${gpu.backend}, ${gpu.hasSubgroups ? "subgroup" : "workgroup-memory"} reductions)`;
 }
 
 if (import.meta.main) {
