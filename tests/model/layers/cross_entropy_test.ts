@@ -22,7 +22,6 @@ import { assertClose, seededUniform } from "../../_helpers.ts";
 
 const gpu = await requestGpu();
 const kernels = new Kernels(gpu);
-const [defaultGpu, defaultKernels] = [gpu, kernels];
 
 /** `values` in a new buffer stored as `type`. */
 function upload(label: string, values: Float32Array<ArrayBuffer>, type: StorageType): GPUBuffer {
@@ -127,26 +126,26 @@ interface RunOptions {
 /** Runs the cross-entropy as `options` say; returns the last gradient and the loss totals. */
 async function runCrossEntropy(c: CrossEntropyCase, options: RunOptions = {}) {
   const { repeats = 1, lossScale, beforeRun } = options;
-  const gpu = options.device ?? defaultGpu;
-  const kernels = options.device ? new Kernels(gpu) : defaultKernels;
-  const logits = uploadBuffer(gpu, "logits", c.logits);
-  const totals = storageBuffer(gpu, "totals", LOSS_TOTALS_BYTES);
-  const steps = await crossEntropy(kernels, {
+  const device = options.device ?? gpu;
+  const k = options.device ? new Kernels(device) : kernels;
+  const logits = uploadBuffer(device, "logits", c.logits);
+  const totals = storageBuffer(device, "totals", LOSS_TOTALS_BYTES);
+  const steps = await crossEntropy(k, {
     rows: c.rows,
     vocab: c.vocab,
     logits,
-    labels: uploadBuffer(gpu, "labels", c.labels),
-    count: uploadBuffer(gpu, "count", Uint32Array.of(c.m)),
-    gradScale: uploadBuffer(gpu, "gradScale", Float32Array.of(c.gradScale)),
+    labels: uploadBuffer(device, "labels", c.labels),
+    count: uploadBuffer(device, "count", Uint32Array.of(c.m)),
+    gradScale: uploadBuffer(device, "gradScale", Float32Array.of(c.gradScale)),
     lossScale,
     totals,
   });
   for (let i = 0; i < repeats; i++) {
     beforeRun?.(i);
-    writeBuffer(gpu, logits, c.logits);
-    submitDispatches(gpu, steps);
+    writeBuffer(device, logits, c.logits);
+    submitDispatches(device, steps);
   }
-  return { dlogits: await readF32(gpu, logits), totals: await readLossTotals(gpu, totals) };
+  return { dlogits: await readF32(device, logits), totals: await readLossTotals(device, totals) };
 }
 
 /**
@@ -184,7 +183,7 @@ const CAPACITY_CASE = {
 
 Deno.test("crossEntropy matches the reference for M rows of a larger capacity, with subgroups and without", async () => {
   const c = CAPACITY_CASE;
-  for (const device of [defaultGpu, await requestGpu({ subgroups: false })]) {
+  for (const device of [gpu, await requestGpu({ subgroups: false })]) {
     const { dlogits, totals } = await runCrossEntropy(c, { repeats: 2, device });
     // f32: exp and the row sum of 100 terms carry ~1e-6 relative error.
     const loss = checkAgainstReference(c, dlogits, 1e-5);

@@ -8,7 +8,6 @@ import { columnSums, referenceHeadLoss } from "../../../src/reference/classifier
 import { assertClose, seededUniform } from "../../_helpers.ts";
 
 const gpu = await requestGpu();
-const gpuWithSubgroups = gpu;
 const kernels = new Kernels(gpu);
 
 // Not multiples of the workgroup (64) in either dimension.
@@ -65,11 +64,11 @@ Deno.test("biasGradient adds the column sums to a sub-range of a gradient buffer
 });
 
 // The default device (subgroups) and the same adapter without subgroups (the loader's tree variant).
-const treeGpu = await requestGpu({ subgroups: false });
+const devices = { subgroups: gpu, tree: await requestGpu({ subgroups: false }) };
 
 for (const [labels, subgroups] of [[3, true], [1, true], [3, false]] as const) {
   Deno.test(`headLoss gives the mean ${labels === 1 ? "squared error" : "cross-entropy"} of the real rows and its gradient (${subgroups ? "subgroups" : "workgroup tree"})`, async () => {
-    const gpu = subgroups ? gpuWithSubgroups : treeGpu;
+    const gpu = subgroups ? devices.subgroups : devices.tree;
     const kernels = new Kernels(gpu);
     assert.equal(gpu.hasSubgroups, subgroups);
     const capacity = 70; // more rows than the workgroup's threads
