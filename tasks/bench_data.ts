@@ -14,7 +14,8 @@
  * @module
  */
 import { type OptionTable, parseCommandLine, usageText } from "../src/args.ts";
-import { integerFrom, text } from "../src/arg_values.ts";
+import { text } from "../src/arg_values.ts";
+import { VOCAB_SIZE_OPTION } from "../src/data/options.ts";
 import { describe } from "../src/data/errors.ts";
 import { normalizeStream } from "../src/data/normalize.ts";
 import { preTokenizeStream } from "../src/data/pretokenize.ts";
@@ -22,8 +23,7 @@ import { listCorpusFiles } from "../src/data/corpus_files.ts";
 import { readCorpus } from "../src/data/read.ts";
 import type { TextChunk } from "../src/data/text_parser.ts";
 import { Tokenizer } from "../src/data/tokenizer.ts";
-import { countWordsStream, MIN_TRAINED_VOCAB, trainWordPiece, WordCounter } from "../src/data/trainer.ts";
-import { MAX_SHARD_VOCAB } from "../src/data/shard.ts";
+import { countWordsStream, trainWordPiece, WordCounter } from "../src/data/trainer.ts";
 import { encodeStream } from "../src/data/wordpiece.ts";
 
 const DEFAULT_CORPUS = new URL("../../shared/data/corpus/gutenberg-00.jsonl.gz", import.meta.url).pathname;
@@ -59,12 +59,7 @@ const TABLE = {
     help: "The corpus file or directory to train on and encode.",
     parse: text,
   },
-  vocabSize: {
-    value: "<n>",
-    default: 32768,
-    help: "The size of the trained vocabulary.",
-    parse: integerFrom(MIN_TRAINED_VOCAB, MAX_SHARD_VOCAB),
-  },
+  vocabSize: VOCAB_SIZE_OPTION,
 } as const satisfies OptionTable;
 
 const USAGE = `Usage: deno task bench:data [options]

@@ -49,6 +49,18 @@ export interface DatasetOptions {
   overwrite?: boolean;
 }
 
+/** What a dataset's options default to (`deno task tokenize` shows these). */
+export const DATASET_DEFAULTS = {
+  vocabSize: 32768,
+  minFrequency: 2,
+  seqLen: 128,
+  minCharsPerToken: 0,
+  paragraphs: false,
+  field: "text",
+  strict: false,
+  overwrite: false,
+};
+
 type ResolvedOptions =
   & Required<Omit<DatasetOptions, "vocab" | "limitBytes" | "shardSequences">>
   & Pick<DatasetOptions, "vocab" | "limitBytes" | "shardSequences">;
@@ -76,14 +88,7 @@ export interface DatasetSummary {
 /** Builds the dataset described by `options` (see the module comment). */
 export async function buildDataset(dataset: DatasetOptions): Promise<DatasetSummary> {
   const options: ResolvedOptions = {
-    vocabSize: 32768,
-    minFrequency: 2,
-    seqLen: 128,
-    minCharsPerToken: 0,
-    paragraphs: false,
-    field: "text",
-    strict: false,
-    overwrite: false,
+    ...DATASET_DEFAULTS,
     ...dataset,
     out: dataset.out.replace(/\/+$/, "") || "/",
   };

@@ -6,9 +6,17 @@
  */
 import { type OptionTable, parseCommandLine, usageText } from "../args.ts";
 import { integerFrom, numberWhere, positiveInteger, text } from "../arg_values.ts";
-import type { DatasetOptions } from "./dataset.ts";
+import { DATASET_DEFAULTS, type DatasetOptions } from "./dataset.ts";
 import { MAX_SHARD_VOCAB } from "./shard.ts";
 import { MIN_TRAINED_VOCAB } from "./trainer.ts";
+
+/** `--vocab-size`, which bench_data takes too. */
+export const VOCAB_SIZE_OPTION = {
+  value: "<n>",
+  default: DATASET_DEFAULTS.vocabSize,
+  help: "The size of the trained vocabulary.",
+  parse: integerFrom(MIN_TRAINED_VOCAB, MAX_SHARD_VOCAB),
+};
 
 const TABLE = {
   corpus: {
@@ -26,28 +34,33 @@ const TABLE = {
     help: "Reuse this vocabulary instead of training one.",
     parse: text,
   },
-  vocabSize: {
-    value: "<n>",
-    default: 32768,
-    help: "The size of the trained vocabulary.",
-    parse: integerFrom(MIN_TRAINED_VOCAB, MAX_SHARD_VOCAB),
-  },
+  vocabSize: VOCAB_SIZE_OPTION,
   minFrequency: {
     value: "<n>",
-    default: 2,
+    default: DATASET_DEFAULTS.minFrequency,
     help: "Never merge a pair seen fewer times when training.",
     parse: positiveInteger,
   },
-  seqLen: { value: "<n>", default: 128, help: "Tokens per packed sequence.", parse: integerFrom(1, 1 << 20) },
+  seqLen: {
+    value: "<n>",
+    default: DATASET_DEFAULTS.seqLen,
+    help: "Tokens per packed sequence.",
+    parse: integerFrom(1, 1 << 20),
+  },
   minCharsPerToken: {
     value: "<x>",
-    default: 0,
+    default: DATASET_DEFAULTS.minCharsPerToken,
     shown: "0: keep all; the recipe's filter is 4",
     help: "Drop documents with at most x characters per token.",
     parse: numberWhere("a number of at least 0", (n) => n >= 0),
   },
   paragraphs: { switch: true, help: ".txt files hold several documents separated by blank lines." },
-  field: { value: "<name>", default: "text", help: "The JSON Lines field holding the text.", parse: text },
+  field: {
+    value: "<name>",
+    default: DATASET_DEFAULTS.field,
+    help: "The JSON Lines field holding the text.",
+    parse: text,
+  },
   strict: { switch: true, help: "Fail on a malformed JSON line instead of skipping it." },
   limitBytes: {
     value: "<n>",

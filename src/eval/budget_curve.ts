@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { formatCount, niceTicks } from "../train/plot.ts";
+import { escapeXml, formatCount, gridAndFrame, niceTicks, svgStart } from "../train/plot.ts";
 
 /** One run's pretraining and its GLUE averages. */
 export interface BudgetPoint {
@@ -125,10 +125,6 @@ function sortPoints(points: readonly BudgetPoint[]): BudgetPoint[] {
 
 const COLORS = ["#1f5fbf", "#c0392b", "#27ae60", "#8e44ad", "#d68910"];
 
-function escape(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-}
-
 /**
  * GLUE average against budget minutes (or tokens seen) as SVG: a line per preset through its pretrained
  * runs (filled dots), and each run's no-pretraining score (hollow dots) at the same budget.
@@ -142,14 +138,7 @@ export function budgetCurveSvg(
   const box = { left: 60, right: width - 190, top: 48, bottom: height - 52 };
   const xOf = (p: BudgetPoint) => (options.x === "minutes" ? p.minutes : p.tokens);
   const scored = sortPoints(points).filter((p) => p.pretrained !== null || p.scratch !== null);
-  const out = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
-    `font-family="sans-serif" font-size="12">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
-    `<text x="${width / 2}" y="24" text-anchor="middle" font-size="15">${
-      escape(options.title ?? "GLUE average against pretraining budget")
-    }</text>`,
-  ];
+  const out = svgStart(width, height, options.title ?? "GLUE average against pretraining budget", 24);
   if (scored.length === 0) {
     out.push(
       `<text x="${width / 2}" y="${height / 2}" text-anchor="middle">no evaluated run</text>`,
@@ -164,19 +153,7 @@ export function budgetCurveSvg(
   const x = (v: number) => box.left + (v / xEnd) * (box.right - box.left);
   const y = (v: number) => box.bottom - ((v - yMin) / (yMax - yMin || 1)) * (box.bottom - box.top);
   const f = (v: number) => v.toFixed(1);
-  out.push(`<g stroke="#e4e4e4">`);
-  for (const t of xTicks) {
-    out.push(`<line x1="${f(x(t))}" y1="${box.top}" x2="${f(x(t))}" y2="${box.bottom}"/>`);
-  }
-  for (const t of yTicks) {
-    out.push(`<line x1="${box.left}" y1="${f(y(t))}" x2="${box.right}" y2="${f(y(t))}"/>`);
-  }
-  out.push(`</g>`);
-  out.push(
-    `<rect x="${box.left}" y="${box.top}" width="${box.right - box.left}" height="${
-      box.bottom - box.top
-    }" fill="none" stroke="#444"/>`,
-  );
+  out.push(...gridAndFrame(box, xTicks.map(x), yTicks.map(y)));
   out.push(`<g text-anchor="middle" fill="#222">`);
   for (const t of xTicks) {
     out.push(
@@ -216,9 +193,9 @@ export function budgetCurveSvg(
     const ly = box.top + 16 + 36 * i;
     out.push(
       `<circle cx="${box.right + 18}" cy="${ly}" r="4" fill="${color}"/>` +
-        `<text x="${box.right + 28}" y="${ly + 4}">${escape(preset)}, pretrained</text>`,
+        `<text x="${box.right + 28}" y="${ly + 4}">${escapeXml(preset)}, pretrained</text>`,
       `<circle cx="${box.right + 18}" cy="${ly + 16}" r="4" fill="white" stroke="${color}"/>` +
-        `<text x="${box.right + 28}" y="${ly + 20}">${escape(preset)}, none</text>`,
+        `<text x="${box.right + 28}" y="${ly + 20}">${escapeXml(preset)}, none</text>`,
     );
   });
   out.push("</svg>");

@@ -33,8 +33,41 @@ export function formatCount(n: number): string {
   return `${+n.toPrecision(3)}`;
 }
 
-function escape(text: string): string {
+/** `text` with the characters XML gives a meaning escaped. */
+export function escapeXml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
+/** A plot's area in pixels. */
+export interface PlotBox {
+  left: number;
+  right: number;
+  top: number;
+  bottom: number;
+}
+
+/** An SVG document's opening lines: the root, a white background and the centered title at `titleY`. */
+export function svgStart(width: number, height: number, title: string, titleY: number): string[] {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
+    `font-family="sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<text x="${width / 2}" y="${titleY}" text-anchor="middle" font-size="15">${escapeXml(title)}</text>`,
+  ];
+}
+
+/** Grid lines at pixel positions `xs` (vertical) and `ys` (horizontal), and the frame around `box`. */
+export function gridAndFrame(box: PlotBox, xs: readonly number[], ys: readonly number[]): string[] {
+  const f = (v: number) => v.toFixed(1);
+  return [
+    `<g stroke="#e4e4e4">`,
+    ...xs.map((px) => `<line x1="${f(px)}" y1="${box.top}" x2="${f(px)}" y2="${box.bottom}"/>`),
+    ...ys.map((py) => `<line x1="${box.left}" y1="${f(py)}" x2="${box.right}" y2="${f(py)}"/>`),
+    `</g>`,
+    `<rect x="${box.left}" y="${box.top}" width="${box.right - box.left}" height="${
+      box.bottom - box.top
+    }" fill="none" stroke="#444"/>`,
+  ];
 }
 
 /** The time unit that keeps the axis labels readable for a run of `seconds`. */
@@ -59,12 +92,7 @@ function tokensAt(records: readonly MetricRecord[], seconds: number): number {
 export function lossCurveSvg(records: readonly MetricRecord[], options: PlotOptions = {}): string {
   const { title = "MLM loss", width = 800, height = 480 } = options;
   const box = { left: 64, right: width - 72, top: 84, bottom: height - 56 };
-  const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
-    `font-family="sans-serif" font-size="12">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
-    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15">${escape(title)}</text>`,
-  ];
+  const out = svgStart(width, height, title, 22);
   if (records.length === 0) {
     out.push(
       `<text x="${width / 2}" y="${height / 2}" text-anchor="middle">no metrics recorded</text>`,
@@ -89,21 +117,7 @@ export function lossCurveSvg(records: readonly MetricRecord[], options: PlotOpti
   const yLr = (lr: number) => box.bottom - (lr / lrMax) * (box.bottom - box.top);
   const f = (v: number) => v.toFixed(1);
 
-  out.push(`<g stroke="#e4e4e4">`);
-  for (const t of xTicks) {
-    out.push(
-      `<line x1="${f(x(t * unit.size))}" y1="${box.top}" x2="${f(x(t * unit.size))}" y2="${box.bottom}"/>`,
-    );
-  }
-  for (const t of yTicks) {
-    out.push(`<line x1="${box.left}" y1="${f(y(t))}" x2="${box.right}" y2="${f(y(t))}"/>`);
-  }
-  out.push(`</g>`);
-  out.push(
-    `<rect x="${box.left}" y="${box.top}" width="${box.right - box.left}" height="${
-      box.bottom - box.top
-    }" fill="none" stroke="#444"/>`,
-  );
+  out.push(...gridAndFrame(box, xTicks.map((t) => x(t * unit.size)), yTicks.map(y)));
 
   // Bottom axis: time; top axis: tokens seen at the same ticks.
   out.push(`<g text-anchor="middle" fill="#222">`);
