@@ -58,8 +58,9 @@ override LOADS_B: u32 = BN * BK / 8u / THREADS;
 @group(0) @binding(3) var<storage, read_write> c: array<C_T>;
 @group(0) @binding(4) var<storage, read> add: array<ADD_T>;
 
-var<workgroup> tile_a: array<f16, 2u * A_TILE>;
-var<workgroup> tile_b: array<f16, 2u * B_TILE>;
+// The staged tiles: A's two buffers, then B's two (B_BASE on).
+override B_BASE: u32 = 2u * A_TILE;
+var<workgroup> tiles: array<f16, 2u * (A_TILE + B_TILE)>;
 var<workgroup> out_frag: array<f32, SG_ROWS * SG_COLS * SUBGROUP_MATRIX_M * SUBGROUP_MATRIX_N>;
 
 alias Left = subgroup_matrix_left<f16, SUBGROUP_MATRIX_K, SUBGROUP_MATRIX_M>;
@@ -150,36 +151,28 @@ fn staged_index(slot: u32, tid: u32, width: u32, stride: u32) -> u32 {
   return (i / (width / 8u)) * stride + (i % (width / 8u)) * 8u;
 }
 
-fn store_a(slot: u32, tid: u32, buf: u32, v: vec4<u32>) {
-  let s = buf * A_TILE + staged_index(slot, tid, select(BK, BM, TRANS_A), A_STRIDE);
+// Stores the 8 halves of a 16-byte load at `s` of the staged tiles.
+fn stage(s: u32, v: vec4<u32>) {
   let h0 = bitcast<vec2<f16>>(v.x);
   let h1 = bitcast<vec2<f16>>(v.y);
   let h2 = bitcast<vec2<f16>>(v.z);
   let h3 = bitcast<vec2<f16>>(v.w);
-  tile_a[s] = h0.x;
-  tile_a[s + 1u] = h0.y;
-  tile_a[s + 2u] = h1.x;
-  tile_a[s + 3u] = h1.y;
-  tile_a[s + 4u] = h2.x;
-  tile_a[s + 5u] = h2.y;
-  tile_a[s + 6u] = h3.x;
-  tile_a[s + 7u] = h3.y;
+  tiles[s] = h0.x;
+  tiles[s + 1u] = h0.y;
+  tiles[s + 2u] = h1.x;
+  tiles[s + 3u] = h1.y;
+  tiles[s + 4u] = h2.x;
+  tiles[s + 5u] = h2.y;
+  tiles[s + 6u] = h3.x;
+  tiles[s + 7u] = h3.y;
+}
+
+fn store_a(slot: u32, tid: u32, buf: u32, v: vec4<u32>) {
+  stage(buf * A_TILE + staged_index(slot, tid, select(BK, BM, TRANS_A), A_STRIDE), v);
 }
 
 fn store_b(slot: u32, tid: u32, buf: u32, v: vec4<u32>) {
-  let s = buf * B_TILE + staged_index(slot, tid, select(BN, BK, TRANS_B), B_STRIDE);
-  let h0 = bitcast<vec2<f16>>(v.x);
-  let h1 = bitcast<vec2<f16>>(v.y);
-  let h2 = bitcast<vec2<f16>>(v.z);
-  let h3 = bitcast<vec2<f16>>(v.w);
-  tile_b[s] = h0.x;
-  tile_b[s + 1u] = h0.y;
-  tile_b[s + 2u] = h1.x;
-  tile_b[s + 3u] = h1.y;
-  tile_b[s + 4u] = h2.x;
-  tile_b[s + 5u] = h2.y;
-  tile_b[s + 6u] = h3.x;
-  tile_b[s + 7u] = h3.y;
+  stage(B_BASE + buf * B_TILE + staged_index(slot, tid, select(BN, BK, TRANS_B), B_STRIDE), v);
 }
 
 fn fetch_next(tid: u32, m0: u32, n0: u32, k0: u32) {
@@ -250,18 +243,18 @@ fn fragment_a(buf: u32, sub_m: u32, f: u32, ks: u32) -> Left {
   let m = sub_m + f * SUBGROUP_MATRIX_M;
   let k = ks * SUBGROUP_MATRIX_K;
   if (TRANS_A) {
-    return subgroupMatrixLoad<Left, col_major>(&tile_a, buf * A_TILE + k * A_STRIDE + m, A_STRIDE);
+    return subgroupMatrixLoad<Left, col_major>(&tiles, buf * A_TILE + k * A_STRIDE + m, A_STRIDE);
   }
-  return subgroupMatrixLoad<Left, row_major>(&tile_a, buf * A_TILE + m * A_STRIDE + k, A_STRIDE);
+  return subgroupMatrixLoad<Left, row_major>(&tiles, buf * A_TILE + m * A_STRIDE + k, A_STRIDE);
 }
 
 fn fragment_b(buf: u32, sub_n: u32, f: u32, ks: u32) -> Right {
   let n = sub_n + f * SUBGROUP_MATRIX_N;
   let k = ks * SUBGROUP_MATRIX_K;
   if (TRANS_B) {
-    return subgroupMatrixLoad<Right, col_major>(&tile_b, buf * B_TILE + n * B_STRIDE + k, B_STRIDE);
+    return subgroupMatrixLoad<Right, col_major>(&tiles, B_BASE + buf * B_TILE + n * B_STRIDE + k, B_STRIDE);
   }
-  return subgroupMatrixLoad<Right, row_major>(&tile_b, buf * B_TILE + k * B_STRIDE + n, B_STRIDE);
+  return subgroupMatrixLoad<Right, row_major>(&tiles, B_BASE + buf * B_TILE + k * B_STRIDE + n, B_STRIDE);
 }
 
 // Writes result fragment `frag` at (row0, col0) of C through the subgroup's f32 fragment in workgroup
