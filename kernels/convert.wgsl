@@ -1,6 +1,6 @@
-// Rounds f32 to f16: y = x, 4 elements per invocation. Refreshes the f16 copy of the f32 master weights
-// that the matrix products read. Y_T is f16 whenever this runs; it is an alias only because the loader
-// enables f16 for a module that asks for it (src/gpu/kernels.ts).
+// y = x stored as Y_T, 4 elements per invocation: rounded to f16 for the f16 copy of the f32 master weights
+// that the matrix products read, or copied as f32 (the bandwidth reference of `deno task bench --kernels`).
+// Y_T is an alias so that the loader can make it f16 and enable f16 for that module (src/gpu/kernels.ts).
 // WGSL leaves the rounding of ties, and of values just past f16's largest finite one, to the
 // implementation; GPUs' IEEE conversions round to nearest even and overflow to infinity, as
 // tests/model/layers/convert_test.ts checks against Float16Array.
@@ -22,7 +22,7 @@ alias Y_T = f32;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<Y_T>>;
 
 @compute @workgroup_size(WG)
-fn to_f16(
+fn convert(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,

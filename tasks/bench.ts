@@ -6,7 +6,7 @@
  *                   [--shape MxNxK] [--warmup 0.5] [--time 0.3]
  *   deno task bench --step [--preset crammed] [--micro-batch 128,256] [--accumulate 1] [--steps 10] [--precision f16]
  *   deno task bench --kernels [--small] [--preset crammed] [--micro-batch 128] [--only adamw,...]
- *                   [--bandwidth 4.3e12] [--warmup 0.5] [--time 0.3]
+ *                   [--bandwidth <bytes/s>] [--warmup 0.5] [--time 0.3]
  *   deno task bench --profile [--small] [--preset crammed] [--micro-batch 128] [--steps 10] [--dispatches]
  *
  * @module
@@ -32,10 +32,15 @@ import {
   modelShapes,
   SMALL_DIMS,
 } from "../src/bench/matmul.ts";
-import { parseMatmulTile, parseMatrixTile } from "../src/model/layers/matmul.ts";
+import {
+  formatMatmulTile,
+  parseMatmulTile,
+  parseMatrixTile,
+  useMatmulTile,
+} from "../src/model/layers/matmul.ts";
 import { presets } from "../src/model/config.ts";
 import { benchStep } from "../src/bench/step.ts";
-import { benchKernels, H200_BANDWIDTH } from "../src/bench/kernels.ts";
+import { benchKernels } from "../src/bench/kernels.ts";
 import { profileStep } from "../src/bench/profile.ts";
 
 const LAYOUTS: readonly MatmulLayout[] = ["NN", "NT", "TN"];
@@ -73,7 +78,8 @@ const TABLE = {
     value: "<spec>",
     shown: "the wrapper's choice: 128x128x8/u8, or 64x128 or 64x64 where its wave model finds a small " +
       "product faster with it",
-    help: "The tiled kernel's split BMxBNxBK[/t16][/uN]; also keeps f16 operands off the matrix units.",
+    help: "The tiled kernel's split BMxBNxBK[/t16][/uN]; also keeps f16 operands off the matrix units. " +
+      "With --step or --profile: every product of the step on the tiled kernel uses it.",
     parse: parsedBy(parseMatmulTile),
   },
   matrixTile: {
@@ -162,8 +168,7 @@ const TABLE = {
   },
   bandwidth: {
     value: "<bytes/s>",
-    default: H200_BANDWIDTH,
-    shown: "4.3e12",
+    shown: "the rate of the copy case, an f32 copy measured first on this device",
     help: "With --kernels: the bandwidth that vs_bandwidth compares with.",
     parse: positiveNumber,
   },
@@ -230,6 +235,7 @@ async function main(args: string[]): Promise<void> {
       );
     }
     const k = new Kernels(gpu);
+    if (values.tile) useMatmulTile(k, values.tile);
     for (const precision of precisions) {
       for (const microBatch of microBatches) {
         const profile = await profileStep(k, config, { microBatch, steps: values.steps, precision });
@@ -238,7 +244,8 @@ async function main(args: string[]): Promise<void> {
         if (values.dispatches) {
           for (const line of profile.dispatches) console.log(JSON.stringify({ ...tag, ...line }));
         }
-        console.log(JSON.stringify({ preset: presetName, precision, ...profile.step }));
+        const tile = values.tile ? { tile: formatMatmulTile(values.tile) } : {};
+        console.log(JSON.stringify({ preset: presetName, precision, ...tile, ...profile.step }));
       }
     }
     return;
@@ -247,6 +254,7 @@ async function main(args: string[]): Promise<void> {
     const gpu = await requestGpu({ backend, subgroups: values.subgroups });
     console.error(`# ${describeGpu(gpu)}`);
     const k = new Kernels(gpu);
+    if (values.tile) useMatmulTile(k, values.tile);
     for (const precision of precisions) {
       let best: { micro_batch: number; tokens_per_s: number } | undefined;
       for (const microBatch of microBatches) {
@@ -257,7 +265,8 @@ async function main(args: string[]): Promise<void> {
           precision,
           paced: values.paced,
         });
-        console.log(JSON.stringify({ preset: values.preset, backend: gpu.backend, ...result }));
+        const tile = values.tile ? { tile: formatMatmulTile(values.tile) } : {};
+        console.log(JSON.stringify({ preset: values.preset, backend: gpu.backend, ...tile, ...result }));
         if (!best || result.tokens_per_s > best.tokens_per_s) best = result;
       }
       if (best && microBatches.length > 1) {

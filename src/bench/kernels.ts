@@ -17,6 +17,7 @@ import type { Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { ModelBatch } from "../model/model.ts";
 import { activationBenchCases } from "../model/layers/activation.ts";
+import { convertBenchCases } from "../model/layers/convert.ts";
 import { attentionBenchCases } from "../model/layers/attention.ts";
 import { crossEntropyBenchCases } from "../model/layers/cross_entropy.ts";
 import { dropoutBenchCases } from "../model/layers/dropout.ts";
@@ -29,11 +30,11 @@ import type { BenchShape, CaseBuffers, KernelCase } from "./case.ts";
 import { timeDispatches, type TimingOptions } from "./timing.ts";
 import { zipfBatch } from "./batches.ts";
 
-/** The memory bandwidth a buffer copy measured on the H200, bytes per second (its HBM3e peak is 4.8e12). */
-export const H200_BANDWIDTH = 4.3e12;
-
 export interface KernelBenchOptions extends TimingOptions {
-  /** Memory bandwidth in bytes per second that `vs_bandwidth` compares with (default {@linkcode H200_BANDWIDTH}). */
+  /**
+   * Memory bandwidth in bytes per second that `vs_bandwidth` compares with; by default the rate of the
+   * `copy` case (an f32 copy) measured first on this device.
+   */
   bandwidth?: number;
   /** Names of the cases to run (default all, see {@linkcode kernelCases}). */
   only?: readonly string[];
@@ -66,9 +67,9 @@ export interface KernelResult {
 }
 
 /**
- * The non-matmul calls of one training step of `config` at `microBatch` sequences (the configured FFN
- * activation and position embedding), plus dropout (finetuning only; its backward is the same kernel):
- * each layer wrapper's own cases (its `...BenchCases`), in the order the JSON lines have always had.
+ * The bandwidth reference (`copy`, an f32 copy) and the non-matmul calls of one training step of `config`
+ * at `microBatch` sequences (the configured FFN activation and position embedding), plus dropout
+ * (finetuning only; its backward is the same kernel): each layer wrapper's own cases (its `...BenchCases`).
  */
 export function kernelCases(
   config: ModelConfig,
@@ -85,6 +86,7 @@ export function kernelCases(
   };
   const [embeddingForward, embeddingBackward] = embeddingBenchCases(shape);
   return [
+    ...convertBenchCases(shape),
     embeddingForward,
     ...layerNormBenchCases(shape),
     ...activationBenchCases(shape),
@@ -123,9 +125,9 @@ function caseBuffers(gpu: Gpu, seed: number, created: GPUBuffer[]): CaseBuffers 
 async function benchKernelCase(
   k: Kernels,
   benchCase: KernelCase,
-  options: KernelBenchOptions = {},
+  options: KernelBenchOptions & { bandwidth: number },
 ): Promise<KernelResult> {
-  const { bandwidth = H200_BANDWIDTH, seed = 0 } = options;
+  const { bandwidth, seed = 0 } = options;
   const created: GPUBuffer[] = [];
   try {
     const dispatches = await benchCase.plan(k, caseBuffers(k.gpu, seed, created));
@@ -167,10 +169,18 @@ export async function* benchKernels(
       }`,
     );
   }
-  for (const benchCase of cases) {
-    if (!options.only || options.only.includes(benchCase.name)) {
-      yield await benchKernelCase(k, benchCase, options);
-    }
+  const selected = (c: KernelCase) => !options.only || options.only.includes(c.name);
+  let bandwidth = options.bandwidth;
+  if (bandwidth === undefined) {
+    // The copy, measured first, is the reference: its own ratio is 1.
+    const copy = await benchKernelCase(k, cases[0], { ...options, bandwidth: 1 });
+    bandwidth = copy.bytes / (copy.us * 1e-6);
+    if (selected(cases[0])) yield { ...copy, vs_bandwidth: 1 };
+  } else if (selected(cases[0])) {
+    yield await benchKernelCase(k, cases[0], { ...options, bandwidth });
+  }
+  for (const benchCase of cases.slice(1)) {
+    if (selected(benchCase)) yield await benchKernelCase(k, benchCase, { ...options, bandwidth });
   }
 }
 

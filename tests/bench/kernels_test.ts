@@ -15,6 +15,8 @@ const batch: ModelBatch = {
 
 /** Bytes of each case, worked out by hand from the shapes above (f32 and u32 elements times 4). */
 const TINY_BYTES: Record<string, number> = {
+  // the bandwidth reference: N x I = 32 x 64 read and written
+  copy: 2 * 2048 * 4,
   // ids 32 + 10 distinct word rows of 32 + position table 16 x 32 + x 32 x 32
   embedding_forward: (32 + 320 + 512 + 1024) * 4,
   // x and y 32 x 32, weight and bias 32, mean and rstd 32
@@ -102,6 +104,21 @@ Deno.test("benchKernels runs every case and reports consistent figures", async (
   }
 });
 
+Deno.test("benchKernels without a bandwidth compares every case with the copy measured first", async () => {
+  const k = new Kernels(await requestGpu());
+  const timing = { warmupSeconds: 0.002, timedSeconds: 0.002 };
+  const results = [];
+  for await (const r of benchKernels(k, tiny, 2, { ...timing, only: ["copy", "gelu_forward"] })) {
+    results.push(r);
+  }
+  const [copy, gelu] = results;
+  assert.deepEqual(results.map((r) => r.name), ["copy", "gelu_forward"]);
+  assert.deepEqual(copy.kernels, ["convert.convert"]);
+  assert.equal(copy.vs_bandwidth, 1);
+  const copyRate = copy.bytes / copy.us;
+  assert.ok(Math.abs(gelu.vs_bandwidth - gelu.us * copyRate / gelu.bytes) <= 2e-3 * gelu.vs_bandwidth);
+});
+
 Deno.test("benchKernels --only runs the named cases and rejects unknown names", async () => {
   const k = new Kernels(await requestGpu());
   const options = { warmupSeconds: 0.002, timedSeconds: 0.002 };
@@ -118,7 +135,7 @@ Deno.test("benchKernels --only runs the named cases and rejects unknown names", 
     async () => {
       for await (const _ of benchKernels(k, tiny, 2, { ...options, only: ["softmax"] }));
     },
-    /only: no kernel case named softmax; expected among embedding_forward, layernorm_forward/,
+    /only: no kernel case named softmax; expected among copy, embedding_forward, layernorm_forward/,
   );
 });
 

@@ -111,6 +111,19 @@ export const DEFAULT_MATMUL_TILE: Readonly<MatmulTile> = {
   unroll: 8,
 };
 
+/** Tiles chosen for every product of a `Kernels` (see {@linkcode useMatmulTile}). */
+const CHOSEN_TILES = new WeakMap<Kernels, Readonly<MatmulTile>>();
+
+/**
+ * Makes every product planned on `k` from now on that runs on the tiled kernel and names no tile of its
+ * own use `tile` instead of the wrapper's choice: a tuning knob for whole steps (`deno task bench --step
+ * --tile`). Products on the matrix units are not affected.
+ */
+export function useMatmulTile(k: Kernels, tile: MatmulTile): void {
+  tileConstants(k, tile); // a tile this adapter cannot run fails here, not in the first product
+  CHOSEN_TILES.set(k, { ...tile });
+}
+
 /**
  * Work split of the subgroup-matrix kernel (kernels/matmul_subgroup_matrix.wgsl), in units of the
  * device's matrix shape: a workgroup of `subgroups[0] x subgroups[1]` subgroups, each holding
@@ -365,7 +378,7 @@ function plan(k: Kernels, options: MatmulOptions): Plan {
     const splits = splitsFor(tilesOf(tile));
     return Math.ceil(tilesOf(tile) * splits / WORKGROUP_SLOTS) * cost * Math.ceil(depth / splits);
   };
-  const tile = options.tile ??
+  const tile = options.tile ?? CHOSEN_TILES.get(k) ??
     FILL_TILES.reduce((best, t) => modeledTime(t) < modeledTime(best) ? t : best).tile;
   // Each slice is a whole number of tile pairs.
   const { splits, kChunk } = kSlices(options, splitsFor(tilesOf(tile)), canSplit, 2 * tile.depth);

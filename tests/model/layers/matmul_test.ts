@@ -15,6 +15,7 @@ import {
   type MatrixTile,
   parseMatmulTile,
   parseMatrixTile,
+  useMatmulTile,
 } from "../../../src/model/layers/matmul.ts";
 import { matmul as referenceMatmul } from "../../../src/reference/matmul.ts";
 import { assertClose, seededUniform } from "../../_helpers.ts";
@@ -362,6 +363,18 @@ Deno.test("matmul batch of one level (one product per outer index)", async () =>
     offsets: [0, 0, 0],
     kernel: "matmul_tiled",
   });
+});
+
+Deno.test("useMatmulTile makes every later tiled product of its Kernels use the tile, and checks it first", () => {
+  const own = new Kernels(gpu);
+  const product = { m: 16384, k: 768, n: 3072, a: dummy, b: dummy, c: dummy };
+  assert.equal(matmulKernel(own, product).tile, "128x128x8/u8");
+  useMatmulTile(own, parseMatmulTile("128x128x16/u8"));
+  assert.equal(matmulKernel(own, product).tile, "128x128x16/u8");
+  // A product's own tile still wins; other Kernels keep the wrapper's choice.
+  assert.equal(matmulKernel(own, { ...product, tile: parseMatmulTile("64x64x8") }).tile, "64x64x8");
+  assert.equal(matmulKernel(kernels, product).tile, "128x128x8/u8");
+  assert.throws(() => useMatmulTile(own, parseMatmulTile("128x128x12")), /K depth must be 8 or 16/);
 });
 
 Deno.test("matmul keeps the default tile for pretraining and picks the fastest tile measured for finetuning's products", () => {
