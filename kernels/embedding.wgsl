@@ -11,8 +11,8 @@
 //   rows splits them over its lanes;
 // - learned positions: one thread per (position, column) sums dx over the batch in order;
 // - position scale: dot(dx, sinusoid) summed by the tiles as they read dx (one read of dx for both
-//   gradients), one partial per workgroup, then one workgroup of embedding_backward_carry adds the
-//   partials in order.
+//   gradients), one partial per workgroup (workgroup_sum), then one workgroup of embedding_backward_carry
+//   adds the partials (strided sums in order, then workgroup_sum).
 
 struct Uniforms {
   tokens: u32,
@@ -23,7 +23,8 @@ struct Uniforms {
   count: u32,
 }
 
-// Threads per workgroup of the element-wise kernels.
+// Threads per workgroup of the element-wise kernels; the word kernel's COLS4 * LANES (its workgroup_sum,
+// which the loader adds from reduce_subgroups.wgsl or reduce_workgroup.wgsl, needs the count).
 override WG: u32 = 256u;
 // Backward word kernels: vec4 columns per workgroup x lanes (invocations working on different ids, or
 // different rows or tiles of one id, for the same columns); COLS4 * LANES is a power of two.
@@ -77,7 +78,6 @@ var<workgroup> found: u32;
 var<workgroup> owner: vec2<u32>;
 var<workgroup> seg_count: u32;
 var<workgroup> lane_sums: array<vec4<f32>, COLS4 * LANES>;
-var<workgroup> scale_sums: array<f32, COLS4 * LANES>;
 
 fn embed(i: u32, scale: f32) {
   if (i >= uniforms.tokens * uniforms.hidden4) {
@@ -203,19 +203,6 @@ fn read_ahead(s: u32, tile_start: u32, tile_end: u32, e: u32) -> vec4<f32> {
   return vec4<f32>(0.0);
 }
 
-// The sum of `v` over the workgroup by a fixed tree (for invocation 0).
-fn scale_sum(v: f32, lid: u32) -> f32 {
-  scale_sums[lid] = v;
-  workgroupBarrier();
-  for (var half = COLS4 * LANES / 2u; half > 0u; half /= 2u) {
-    if (lid < half) {
-      scale_sums[lid] += scale_sums[lid + half];
-    }
-    workgroupBarrier();
-  }
-  return scale_sums[0];
-}
-
 // Workgroup (tile, column chunk of COLS4 vec4s). Lane l takes the tile's ids l, l + LANES, ..., each id's
 // rows in sorted order; a tile inside a single id's rows has lane l sum its rows l * BATCH, ... instead,
 // and the lane sums are added in order.
@@ -282,7 +269,7 @@ fn embedding_backward_word(
     }
   }
   if (SCALE) {
-    let partial = scale_sum(scale, lid);
+    let partial = workgroup_sum(vec4<f32>(scale, 0.0, 0.0, 0.0), lid).x;
     if (lid == 0u) {
       scalePartials[wid.y * nwg.x + tile] = partial;
     }
@@ -310,12 +297,12 @@ fn embedding_backward_carry(
   let tile = wid.x;
   if (SCALE && tile == 0u && wid.y == 0u) {
     // dscale += the word kernel's partials (one per workgroup of the same grid), strided sums in order
-    // and then a tree; here rather than in a dispatch of its own, which would cost more than the sum.
+    // and then workgroup_sum; here rather than in a dispatch of its own, which would cost more than the sum.
     var sum = 0.0;
     for (var i = lid; i < nwg.x * nwg.y; i += COLS4 * LANES) {
       sum += partialsIn[i];
     }
-    let total = scale_sum(sum, lid);
+    let total = workgroup_sum(vec4<f32>(sum, 0.0, 0.0, 0.0), lid).x;
     if (lid == 0u) {
       dscale[0] += total;
     }

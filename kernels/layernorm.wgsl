@@ -3,8 +3,10 @@
 //
 // The forward takes one workgroup per row, the backward one per block of rows; rows are read as vec4s
 // (cols is a multiple of 4) strided over a row's invocations, so reads are coalesced. The forward's sums
-// are workgroup_sum (the loader adds reduce_subgroups.wgsl or reduce_workgroup.wgsl); the backward's are
-// fixed trees or sequences. Never atomics: the results are the same bit for bit on every run.
+// are workgroup_sum (the loader adds reduce_subgroups.wgsl or reduce_workgroup.wgsl); the backward's row
+// sums start with lanes_reduce where the device has subgroups (lanes_subgroups.wgsl), else with a fixed
+// tree in workgroup memory, and its column sums are fixed sequences. Never atomics: the results are the
+// same bit for bit on every run of one device.
 // The grid is 2-D when one dimension's 65535 workgroups are not enough: the flat workgroup id is
 // wid.y * nwg.x + wid.x.
 //
@@ -93,6 +95,11 @@ const BWD_WG: u32 = 256u;
 override TPR: u32 = 64u;
 // vec4 columns per invocation: ceil(cols4 / TPR), at most 4. Columns k >= K fold away at compile time.
 override K: u32 = 3u;
+// Row sums by lanes_reduce over LANES consecutive lanes (the wrapper: min(TPR, the smallest subgroup)),
+// then over the TPR / LANES group sums: one barrier a round instead of two. Set only on a device with
+// subgroups; without, a workgroup-memory tree of 8 lanes replaces lanes_reduce.
+override SUBGROUP_ROWS: bool = false;
+override LANES: u32 = 8u;
 // (BWD_WG / TPR) * cols4: the row slots' dweight (then dbias) sums, combined in slot order at the end.
 override SLOT_COLS4: u32 = 768u;
 
@@ -109,7 +116,9 @@ alias BWD_DY_T = f32;
 @group(0) @binding(8) var<storage, read> bwd_residual: array<vec4<f32>>;
 
 var<workgroup> lane_sums: array<vec2<f32>, BWD_WG>;
-var<workgroup> group_sums: array<vec2<f32>, BWD_WG>;
+// Two halves, alternating by round with SUBGROUP_ROWS: a round's sums are read after its one barrier and
+// not overwritten until the round after next, behind the next round's barrier.
+var<workgroup> group_sums: array<vec2<f32>, 2u * BWD_WG>;
 var<workgroup> slot_sums: array<vec4<f32>, SLOT_COLS4>;
 
 // Whether the invocation's column k (lane + k * TPR) exists.
@@ -205,7 +214,7 @@ fn layernorm_backward(
   let inv_cols = 1.0 / f32(4u * cols4);
   let slot = lid / TPR;
   let lane = lid % TPR;
-  // The row reduction: groups of `fan` lanes, then the TPR / fan group sums, each in order.
+  // Without subgroups, the row reduction: groups of `fan` lanes, then the TPR / fan group sums, in order.
   let fan = min(TPR, 8u);
   let row_base = slot * TPR;
   let w0 = load_weight(0u, lane);
@@ -216,6 +225,7 @@ fn layernorm_backward(
   var sums1 = mat2x4<f32>();
   var sums2 = mat2x4<f32>();
   var sums3 = mat2x4<f32>();
+  var iteration = 0u;
   for (var round = first; round < last; round += BWD_WG / TPR) {
     let row = round + slot;
     let live = row < last;
@@ -236,19 +246,31 @@ fn layernorm_backward(
     }
     let terms = row_terms(m0, w0, mean, rstd) + row_terms(m1, w1, mean, rstd) + row_terms(m2, w2, mean, rstd) +
       row_terms(m3, w3, mean, rstd);
-    lane_sums[lid] = terms;
-    workgroupBarrier();
-    if (lane < TPR / fan) {
-      var t = vec2<f32>(0.0);
-      for (var i = 0u; i < fan; i++) {
-        t += lane_sums[row_base + lane * fan + i];
-      }
-      group_sums[row_base + lane] = t;
-    }
-    workgroupBarrier();
     var means = vec2<f32>(0.0);
-    for (var i = 0u; i < TPR / fan; i++) {
-      means += group_sums[row_base + i];
+    if (SUBGROUP_ROWS) {
+      let half = iteration % 2u * BWD_WG;
+      let group = lanes_reduce(lid, terms, false);
+      if (lane % LANES == 0u) {
+        group_sums[half + row_base + lane / LANES] = group;
+      }
+      workgroupBarrier();
+      for (var i = 0u; i < TPR / LANES; i++) {
+        means += group_sums[half + row_base + i];
+      }
+    } else {
+      lane_sums[lid] = terms;
+      workgroupBarrier();
+      if (lane < TPR / fan) {
+        var t = vec2<f32>(0.0);
+        for (var i = 0u; i < fan; i++) {
+          t += lane_sums[row_base + lane * fan + i];
+        }
+        group_sums[row_base + lane] = t;
+      }
+      workgroupBarrier();
+      for (var i = 0u; i < TPR / fan; i++) {
+        means += group_sums[row_base + i];
+      }
     }
     means *= inv_cols;
     if (live) {
@@ -257,6 +279,7 @@ fn layernorm_backward(
       finish_column(2u, lane, base, m2, w2, mean, rstd, means, &sums2);
       finish_column(3u, lane, base, m3, w3, mean, rstd, means, &sums3);
     }
+    iteration++;
   }
   let out = block * 2u * cols4;
   stash_column(0u, lane, slot, sums0[0]);

@@ -196,7 +196,7 @@ export async function embeddingBackward(k: Kernels, args: EmbeddingBackwardOptio
   });
   const carry = storageBuffer(gpu, "embedding.backward carry", tiles * 2 * hidden * 4);
   const owners = storageBuffer(gpu, "embedding.backward carry owners", tiles * 8);
-  const constants = { COLS4, LANES, TILE, SCALE: scaled ? 1 : 0 };
+  const constants = { COLS4, LANES, WG: COLS4 * LANES, TILE, SCALE: scaled ? 1 : 0 };
   const [word, carrySum] = await Promise.all([
     k.pipeline(FAMILY, "embedding_backward_word", constants),
     k.pipeline(FAMILY, "embedding_backward_carry", constants),

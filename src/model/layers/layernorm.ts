@@ -127,8 +127,9 @@ export async function layerNormBackward(k: Kernels, options: LayerNormBackwardOp
   const slots = BACKWARD_WG / perRow;
   const { rowsPerBlock = 8 * slots } = options;
   checkMultiple(`${name}: rowsPerBlock`, rowsPerBlock, 1);
-  // Workgroup memory: every row slot's column sums, plus the row reduction's two levels.
-  const sharedBytes = slots * cols4 * 16 + 2 * BACKWARD_WG * 8;
+  // Workgroup memory: every row slot's column sums, plus the row reduction's lane and (two halves of)
+  // group sums.
+  const sharedBytes = slots * cols4 * 16 + 3 * BACKWARD_WG * 8;
   if (sharedBytes > k.gpu.limits.maxComputeWorkgroupStorageSize) {
     throw new GpuError(
       `${name}: cols = ${cols} needs ${sharedBytes} bytes of workgroup memory, this adapter has ` +
@@ -157,11 +158,17 @@ export async function layerNormBackward(k: Kernels, options: LayerNormBackwardOp
     eps: 0,
     rows_per_block: rowsPerBlock,
   });
+  // With subgroups a row's first reduction level runs by shuffles, so its lanes must share a subgroup.
+  if (gpu.hasSubgroups && !(gpu.subgroupMinSize >= 1)) {
+    throw new GpuError(`${name}: the adapter does not report its smallest subgroup size`);
+  }
   const rowsPipeline = await k.pipeline(FAMILY, "layernorm_backward", {
     TPR: perRow,
     K: perThread,
     SLOT_COLS4: slots * cols4,
     RESIDUAL: residual ? 1 : 0,
+    SUBGROUP_ROWS: gpu.hasSubgroups ? 1 : 0,
+    LANES: gpu.hasSubgroups ? Math.min(perRow, gpu.subgroupMinSize) : 8,
   }, types);
   const residualBinding = residual ?? storageBuffer(gpu, `${name} residual placeholder`, 16);
   const sumPipeline = await k.pipeline(FAMILY, "layernorm_param_grads");

@@ -25,16 +25,18 @@ function seededIds(length: number, seed: number, vocab: number): Uint32Array<Arr
 }
 
 /**
- * Runs the scaled-sinusoid backward twice from the same inputs and returns [dword, dscale] of the first
- * run after checking that the second gave the same bits.
+ * Runs the scaled-sinusoid backward twice from the same inputs (on `k`'s device) and returns [dword,
+ * dscale] of the first run after checking that the second gave the same bits.
  */
 async function scaledBackwardTwice(
+  k: Kernels,
   shape: { tokens: number; seq: number; hidden: number; vocab: number },
   ids: Uint32Array<ArrayBuffer>,
   dx: GPUBuffer,
   table: GPUBuffer,
   dwordStart: Float32Array<ArrayBuffer>,
 ): Promise<[Float32Array, Float32Array]> {
+  const gpu = k.gpu;
   const tokenOrder = uploadBuffer(gpu, "tokenOrder", packTokenOrder(sortTokens(ids), shape.tokens));
   const results: [Float32Array, Float32Array][] = [];
   for (let run = 0; run < 2; run++) {
@@ -42,7 +44,7 @@ async function scaledBackwardTwice(
     const dscale = storageBuffer(gpu, "dscale", 4);
     submitDispatches(
       gpu,
-      await embeddingBackward(kernels, {
+      await embeddingBackward(k, {
         ...shape,
         dx,
         tokenOrder,
@@ -207,11 +209,21 @@ Deno.test("the embedding backward is bit-identical from run to run", async () =>
   const shape = { tokens, seq: c.seq, hidden: c.hidden, vocab: c.vocab };
   const table = uploadBuffer(gpu, "sinusoid", new Float32Array(sinusoidTable(c.seq, c.hidden)));
   const dxBuffer = uploadBuffer(gpu, "dx", dx);
-  const results = await scaledBackwardTwice(shape, ids, dxBuffer, table, dwordStart);
+  const results = await scaledBackwardTwice(kernels, shape, ids, dxBuffer, table, dwordStart);
   assert.notEqual(results[1][0], 0);
 });
 
-Deno.test("one id thousands of times, among hundreds of others: the word and scale gradients match the reference, bit-identical across runs", async () => {
+Deno.test("one id thousands of times, among hundreds of others: the word and scale gradients match the reference, bit-identical across runs, with subgroups and without", async () => {
+  for (const subgroups of [true, false]) {
+    const device = await requestGpu({ subgroups });
+    assert.equal(device.hasSubgroups, subgroups, `${device.name}: subgroups ${device.hasSubgroups}`);
+    await checkFrequentId(new Kernels(device));
+  }
+});
+
+/** 5000 tokens, 60% of them one id, through the scaled-sinusoid backward on `k`'s device. */
+async function checkFrequentId(k: Kernels) {
+  const gpu = k.gpu;
   // 5000 tokens: 78 tiles of 64 and a partial one. 3000 of them are id 7, whose rows span ~47 tiles; 700
   // ids of vocabulary make more segment slots than the slot search's first round of 256 probes, and 66
   // vec4 columns a second, partial column chunk.
@@ -223,7 +235,7 @@ Deno.test("one id thousands of times, among hundreds of others: the word and sca
   const sinusoid = new Float32Array(sinusoidTable(c.seq, c.hidden));
   const table = uploadBuffer(gpu, "sinusoid", sinusoid);
   const dxBuffer = uploadBuffer(gpu, "dx", dx);
-  const results = await scaledBackwardTwice(shape, ids, dxBuffer, table, dwordStart);
+  const results = await scaledBackwardTwice(k, shape, ids, dxBuffer, table, dwordStart);
   const expectedDword = ref.embeddingBackward(dx, ids, shape).map((g, i) => g + dwordStart[i]);
   // Id 7 sums ~3000 rows of [-1, 1) in f32, 16 in order per lane of a tile, then the lanes and the ~47
   // tile sums in order:
@@ -236,10 +248,10 @@ Deno.test("one id thousands of times, among hundreds of others: the word and sca
     expectedDscale += term;
     magnitude += Math.abs(term);
   }
-  // 1.3M products summed in f32 by serial runs of ~130 and trees: the worst case is ~150 roundings of
+  // 1.3M products summed in f32 by serial runs of ~130 and workgroup sums: the worst case is ~150 roundings of
   // 6e-8 * magnitude; random-signed, they measured 2e-10 * magnitude.
   assertClose(results[1], [expectedDscale], { rtol: 0, atol: 1e-8 * magnitude, what: "dscale" });
-});
+}
 
 Deno.test("a batch of a single id: within one tile, and across two tiles (the second partial)", async () => {
   for (const tokens of [20, 100]) {

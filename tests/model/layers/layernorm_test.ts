@@ -115,8 +115,15 @@ function backwardCase(rows: number, cols: number) {
   return { x, weight, dy, mean, rstd, initialGrads };
 }
 
-Deno.test("layernorm backward matches the reference and accumulates dweight/dbias into existing gradients", async () => {
-  const gpu = await requestGpu();
+Deno.test("layernorm backward matches the reference and accumulates dweight/dbias into existing gradients, with subgroups and without", async () => {
+  for (const subgroups of [true, false]) {
+    await checkBackwardAccumulates(await requestGpu({ subgroups }), subgroups);
+  }
+});
+
+/** Two micro-batches of 37 rows of 300 columns, dweight and dbias inside one gradient buffer. */
+async function checkBackwardAccumulates(gpu: Gpu, subgroups: boolean) {
+  assert.equal(gpu.hasSubgroups, subgroups, `${gpu.name}: subgroups ${gpu.hasSubgroups}`);
   const k = new Kernels(gpu);
   const rows = 37; // 3 blocks of 16 rows, the last one partial; 8 rows at a time for 300 columns
   const cols = 300;
@@ -151,7 +158,7 @@ Deno.test("layernorm backward matches the reference and accumulates dweight/dbia
     what: "dbias",
   });
   assert.ok(g.subarray(cols, 1024).every((v) => v === 0), "the backward wrote outside dweight");
-});
+}
 
 Deno.test("layernorm backward adds the residual gradient into dx", async () => {
   const gpu = await requestGpu();
@@ -180,11 +187,18 @@ Deno.test("layernorm backward adds the residual gradient into dx", async () => {
   assertClose(await readF32(gpu, dx), withResidual, { atol: ATOL, rtol: RTOL, what: "dx + residual" });
 });
 
-Deno.test("layernorm backward at 768 columns (several rows per workgroup) and 4096 (one row, 4 vec4s per invocation), with more blocks than the second stage's lanes", async () => {
-  const gpu = await requestGpu();
+Deno.test("layernorm backward at 768 columns (several rows per workgroup) and 4096 (one row, 4 vec4s per invocation), with more blocks than the second stage's lanes, with subgroups and without", async () => {
+  for (const subgroups of [true, false]) {
+    const gpu = await requestGpu({ subgroups });
+    assert.equal(gpu.hasSubgroups, subgroups, `${gpu.name}: subgroups ${gpu.hasSubgroups}`);
+    await checkBackwardShapes(gpu);
+  }
+});
+
+async function checkBackwardShapes(gpu: Gpu) {
   const k = new Kernels(gpu);
   // 301 rows: not a multiple of the 4 rows a 768-column workgroup takes at once; in blocks of 1, stage 2
-  // sums 301 blocks per column, past its 64 lanes x 4 loads.
+  // sums 301 blocks per column, past its 64 lanes x 4 loads. The default blocks take 8 rounds of 4 rows.
   for (const [rows, cols, rowsPerBlock] of [[301, 768, 1], [301, 768, undefined], [3, 4096, undefined]]) {
     const c = backwardCase(rows!, cols!);
     const residual = seededUniform(rows! * cols!, 12);
@@ -217,7 +231,7 @@ Deno.test("layernorm backward at 768 columns (several rows per workgroup) and 40
     assertClose(await readF32(gpu, dweight), plus(expected.dweight, 0), { ...tol, what: `${what} dweight` });
     assertClose(await readF32(gpu, dbias), plus(expected.dbias, cols!), { ...tol, what: `${what} dbias` });
   }
-});
+}
 
 Deno.test("layernorm backward reads dy as f16, matching the reference on the f16-rounded dy", async () => {
   const gpu = await requestGpu();
