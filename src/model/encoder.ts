@@ -12,9 +12,11 @@
  *
  * Storage: with `storage: "f16"` the activations that feed or leave matrix products (the LayerNorm outputs,
  * qkv, attention probabilities and output, the FFN's pre-activation and activation, and their gradients)
- * are f16, and the products read an f16 copy of the parameters that each forward refreshes first. The
- * residual stream, its gradient, the LayerNorm statistics, the parameters and their gradients stay f32, and
- * every kernel computes in f32 (PyTorch's mixed precision, with f16 storage instead of bf16 tensor cores).
+ * are f16. On a device with matrix units the products read an f16 copy of the parameters that each forward
+ * refreshes first (the units multiply f16 by f16); elsewhere they read the f32 parameters themselves, which
+ * saves the copy's memory and its pass, and the widening of the weights in every tile load. The residual
+ * stream, its gradient, the LayerNorm statistics, the parameters and their gradients stay f32, and every
+ * kernel computes in f32 (PyTorch's mixed precision, with f16 storage instead of bf16 tensor cores).
  *
  * Memory: per layer the forward keeps what the backward cannot cheaply recompute (the layer input, the
  * attention's qkv, probabilities and output, the mid-layer residual, the FFN's pre-activation and the
@@ -62,7 +64,7 @@ export interface EncoderBuffers {
   seq: number;
   params: GPUBuffer;
   grads: GPUBuffer;
-  /** What the matrix products read as parameters: `params`, or its f16 copy with f16 storage. */
+  /** What the matrix products read as parameters: `params`, or with f16 storage on matrix units its f16 copy. */
   productParams: GPUBuffer;
   /** Inputs, written by {@linkcode writeEncoderInputs}: token ids and their sort for the backward. */
   ids: GPUBuffer;
@@ -155,7 +157,7 @@ export function allocateEncoder(
   return {
     config,
     ...weights,
-    productParams: storage === "f16"
+    productParams: storage === "f16" && rec.k.gpu.subgroupMatrix
       ? rec.floats("params (f16 copy)", weights.layout.totalSize, "f16")
       : weights.params,
     batch,
