@@ -158,7 +158,7 @@ fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
   // The row's max, then each thread's sum rescaled to it (workgroup_max and workgroup_sum: the loader
   // adds a variant of them).
   let row_max = workgroup_max(m, lid);
-  let row_sum = workgroup_sum(vec4<f32>(s * exp(m - row_max), 0.0, 0.0, 0.0), lid).x;
+  let row_sum = workgroup_sum(s * exp(m - row_max), lid);
   if (lid == 0u) {
     rowLoss[row] = log(row_sum) + (row_max - label_logit);
   }
@@ -177,7 +177,7 @@ fn loss_total(@builtin(local_invocation_index) lid: u32) {
   for (var i = lid; i < uniforms.rows; i += WG) {
     s += rowLossIn[i];
   }
-  let total = workgroup_sum(vec4<f32>(s, 0.0, 0.0, 0.0), lid).x;
+  let total = workgroup_sum(s, lid);
   if (lid == 0u) {
     totals.sum += total;
     totals.count += count[0];

@@ -269,7 +269,7 @@ fn embedding_backward_word(
     }
   }
   if (SCALE) {
-    let partial = workgroup_sum(vec4<f32>(scale, 0.0, 0.0, 0.0), lid).x;
+    let partial = workgroup_sum(scale, lid);
     if (lid == 0u) {
       scalePartials[wid.y * nwg.x + tile] = partial;
     }
@@ -302,7 +302,7 @@ fn embedding_backward_carry(
     for (var i = lid; i < nwg.x * nwg.y; i += COLS4 * LANES) {
       sum += partialsIn[i];
     }
-    let total = workgroup_sum(vec4<f32>(sum, 0.0, 0.0, 0.0), lid).x;
+    let total = workgroup_sum(sum, lid);
     if (lid == 0u) {
       dscale[0] += total;
     }

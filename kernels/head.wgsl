@@ -117,7 +117,7 @@ fn head_loss(@builtin(local_invocation_index) lid: u32) {
       dlogits[base + c] = (exp(logits[base + c] - m) / s - hot) * inverse;
     }
   }
-  let total = workgroup_sum(vec4<f32>(sum, 0.0, 0.0, 0.0), lid).x;
+  let total = workgroup_sum(sum, lid);
   if (lid == 0u) {
     totals.sum += total;
     totals.count += n;

@@ -64,13 +64,13 @@ fn layernorm_forward(
   for (var c = lid; c < cols4; c += WG) {
     sum += sum4(fwd_x[base + c]);
   }
-  let mean = workgroup_sum(vec4<f32>(sum, 0.0, 0.0, 0.0), lid).x * inv_cols;
+  let mean = workgroup_sum(sum, lid) * inv_cols;
   var squares = 0.0;
   for (var c = lid; c < cols4; c += WG) {
     let d = fwd_x[base + c] - mean;
     squares += dot(d, d);
   }
-  let rstd = inverseSqrt(workgroup_sum(vec4<f32>(squares, 0.0, 0.0, 0.0), lid).x * inv_cols + shape.eps);
+  let rstd = inverseSqrt(workgroup_sum(squares, lid) * inv_cols + shape.eps);
   for (var c = lid; c < cols4; c += WG) {
     fwd_y[base + c] = vec4<FWD_Y_T>((fwd_x[base + c] - mean) * rstd * fwd_weight[c] + fwd_bias[c]);
   }

@@ -68,7 +68,7 @@ fn grad_sum_squares(
     let g = sq_grads[i];
     s += dot(g, g);
   }
-  let total = workgroup_sum(vec4<f32>(s, 0.0, 0.0, 0.0), lid).x;
+  let total = workgroup_sum(s, lid);
   if (lid == 0u) {
     sq_partials[wid.x] = total;
   }
@@ -86,7 +86,7 @@ fn sum_of_squares(lid: u32) -> f32 {
   for (var i = lid; i < norm_shape.partials; i += WG) {
     s += fin_partials[i];
   }
-  return workgroup_sum(vec4<f32>(s, 0.0, 0.0, 0.0), lid).x;
+  return workgroup_sum(s, lid);
 }
 
 // NaN and infinity are the f32s with all exponent bits set; tested on the bits because WGSL lets

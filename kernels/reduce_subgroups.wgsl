@@ -12,9 +12,9 @@
 
 // One slot per subgroup. Sized WG rather than WG / 4 (the most subgroups a workgroup can have): naga 29
 // panics on an override expression as the size of an array in a module with several entry points.
-var<workgroup> reduce_slots: array<vec4<f32>, WG>;
+var<workgroup> reduce_slots: array<f32, WG>;
 
-fn subgroup_reduce(v: vec4<f32>, op_max: bool) -> vec4<f32> {
+fn subgroup_reduce(v: f32, op_max: bool) -> f32 {
   if (op_max) {
     return subgroupMax(v);
   }
@@ -23,9 +23,10 @@ fn subgroup_reduce(v: vec4<f32>, op_max: bool) -> vec4<f32> {
 
 // The sum (or with `op_max` the largest) of `v` over the workgroup; every invocation gets it. Call from
 // uniform control flow.
-fn workgroup_reduce(v: vec4<f32>, lid: u32, op_max: bool) -> vec4<f32> {
+fn workgroup_reduce(v: f32, lid: u32, op_max: bool) -> f32 {
+  // The subgroup's size, and this invocation's lane in it (subgroups being runs of consecutive indices).
   let lanes = subgroupAdd(1u);
-  let lane = subgroupExclusiveAdd(1u);
+  let lane = lid % lanes;
   let mine = subgroup_reduce(v, op_max);
   if (lane == 0u) {
     reduce_slots[lid / lanes] = mine;
@@ -34,7 +35,7 @@ fn workgroup_reduce(v: vec4<f32>, lid: u32, op_max: bool) -> vec4<f32> {
   // Every subgroup reduces the slots alike: lane i takes slots i, i + lanes, ..., then the subgroup.
   var part = reduce_slots[0];
   if (!op_max) {
-    part = vec4<f32>();
+    part = 0.0;
   }
   for (var i = lane; i < WG / lanes; i += lanes) {
     part = select(part + reduce_slots[i], max(part, reduce_slots[i]), op_max);
@@ -45,11 +46,11 @@ fn workgroup_reduce(v: vec4<f32>, lid: u32, op_max: bool) -> vec4<f32> {
 }
 
 // The sum of `v` over the workgroup; every invocation gets it. Call from uniform control flow.
-fn workgroup_sum(v: vec4<f32>, lid: u32) -> vec4<f32> {
+fn workgroup_sum(v: f32, lid: u32) -> f32 {
   return workgroup_reduce(v, lid, false);
 }
 
 // The largest `v` over the workgroup; every invocation gets it. Call from uniform control flow.
 fn workgroup_max(v: f32, lid: u32) -> f32 {
-  return workgroup_reduce(vec4<f32>(v), lid, true).x;
+  return workgroup_reduce(v, lid, true);
 }

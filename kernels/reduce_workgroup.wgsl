@@ -4,11 +4,11 @@
 // `override WG` (its workgroup size, one dimension, a power of two). The result is the same bit for bit
 // on every run.
 
-var<workgroup> reduce_slots: array<vec4<f32>, WG>;
+var<workgroup> reduce_slots: array<f32, WG>;
 
 // The sum (or with `op_max` the largest) of `v` over the workgroup; every invocation gets it. Call from
 // uniform control flow.
-fn workgroup_reduce(v: vec4<f32>, lid: u32, op_max: bool) -> vec4<f32> {
+fn workgroup_reduce(v: f32, lid: u32, op_max: bool) -> f32 {
   reduce_slots[lid] = v;
   workgroupBarrier();
   for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
@@ -25,11 +25,11 @@ fn workgroup_reduce(v: vec4<f32>, lid: u32, op_max: bool) -> vec4<f32> {
 }
 
 // The sum of `v` over the workgroup; every invocation gets it. Call from uniform control flow.
-fn workgroup_sum(v: vec4<f32>, lid: u32) -> vec4<f32> {
+fn workgroup_sum(v: f32, lid: u32) -> f32 {
   return workgroup_reduce(v, lid, false);
 }
 
 // The largest `v` over the workgroup; every invocation gets it. Call from uniform control flow.
 fn workgroup_max(v: f32, lid: u32) -> f32 {
-  return workgroup_reduce(vec4<f32>(v), lid, true).x;
+  return workgroup_reduce(v, lid, true);
 }
