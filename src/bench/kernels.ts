@@ -170,16 +170,17 @@ export async function* benchKernels(
     );
   }
   const selected = (c: KernelCase) => !options.only || options.only.includes(c.name);
+  const [copyCase, ...others] = cases; // kernelCases lists the bandwidth reference first
   let bandwidth = options.bandwidth;
   if (bandwidth === undefined) {
     // The copy, measured first, is the reference: its own ratio is 1.
-    const copy = await benchKernelCase(k, cases[0], { ...options, bandwidth: 1 });
+    const copy = await benchKernelCase(k, copyCase, { ...options, bandwidth: 1 });
     bandwidth = copy.bytes / (copy.us * 1e-6);
-    if (selected(cases[0])) yield { ...copy, vs_bandwidth: 1 };
-  } else if (selected(cases[0])) {
-    yield await benchKernelCase(k, cases[0], { ...options, bandwidth });
+    if (selected(copyCase)) yield { ...copy, vs_bandwidth: 1 };
+  } else if (selected(copyCase)) {
+    yield await benchKernelCase(k, copyCase, { ...options, bandwidth });
   }
-  for (const benchCase of cases.slice(1)) {
+  for (const benchCase of others) {
     if (selected(benchCase)) yield await benchKernelCase(k, benchCase, { ...options, bandwidth });
   }
 }
