@@ -8,6 +8,8 @@
  *                                every task (with the tasks still pending) so that --resume can go on
  *   glue/<task>-seed<n>.onnx     every finetuned model (glue-from-scratch/ with --from-scratch)
  *   mlm.onnx                     the pretrained MLM model
+ *   glue-features/<task>.json    with --write-features: the tokenized examples and recipe, for the peer
+ *   glue-trace/<task>-seed<n>.json  with --trace: a run's trace, for the peer's lockstep replay
  *
  * Exits 1 with `error: <message>` on bad input, and after writing its output when ONNX and WebGPU logits
  * differ by 1e-4 or more.

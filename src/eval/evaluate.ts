@@ -22,11 +22,13 @@ import {
   encodeExamples,
   finetune,
   type FinetuneOptions,
+  type FinetuneProgress,
   predict,
   sequenceBuckets,
 } from "./finetune.ts";
 import { MAX_LENGTH, padBatch } from "./features.ts";
 import { taskFeaturesJson } from "./features_file.ts";
+import { traceRecorder } from "./trace_file.ts";
 import { type FoundTask, GLUE_TASKS, readExamples, type SkippedTask } from "./glue.ts";
 import { computeScores, predictionsFromLogits, type Scores } from "./metrics.ts";
 import type { OnnxModel } from "./onnx_runtime.ts";
@@ -52,6 +54,11 @@ export interface GlueEvalOptions {
   saveOnnx(name: string, bytes: Uint8Array): Promise<void>;
   /** Given, stores each task's tokenized examples (`<task>.json`, features_file.ts) before finetuning. */
   saveFeatures?(name: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Given, stores each run's trace (`<task>-seed<seed>.json`, trace_file.ts) for a lockstep replay; the
+   * loss is then read after every step, a GPU round trip each.
+   */
+  saveTrace?(name: string, bytes: Uint8Array): Promise<void>;
   /** Results of other tasks from an earlier run (a resumed evaluation), reported with the new ones. */
   previous?: readonly DevSetResult[];
   /** Hears every result so far after each task, e.g. to save them: a run cut short loses one task at most. */
@@ -128,18 +135,35 @@ export async function evaluateGlue(k: Kernels, options: GlueEvalOptions): Promis
       const start = startParams(config, options.encoder, outputs, seed);
       const started = performance.now();
       let lastLine = started;
-      await finetune(finetuner, start, train, { ...recipe, seed }, (p) => {
+      const progress = (p: FinetuneProgress) => {
         const now = performance.now();
         if (!p.endOfEpoch && now - lastLine < PROGRESS_SECONDS * 1000) return;
         lastLine = now;
         const skipped = p.skipped > 0 ? `, ${p.skipped} steps skipped (non-finite gradients)` : "";
         options.log(
           `${name} epoch ${p.epoch}/${p.epochs} ${p.endOfEpoch ? "done" : `step ${p.step}/${p.steps}`}: ` +
-            `loss ${p.loss.toFixed(4)}${skipped} (${((now - started) / 1000).toFixed(1)} s)`,
+            `loss ${(p.endOfEpoch ? p.epochLoss : p.loss).toFixed(4)}${skipped} ` +
+            `(${((now - started) / 1000).toFixed(1)} s)`,
         );
-      });
+      };
+      const run = { ...recipe, seed, ...(options.saveTrace && { logEvery: 1 }) };
+      const trace = options.saveTrace && traceRecorder({
+        config,
+        task: task.name,
+        labels: outputs,
+        finetune: run,
+        trainExamples: train.length,
+        head: splitClassifierParams(config, outputs, start).head,
+      }, progress);
+      await finetune(finetuner, start, train, run, trace ? trace.listeners : { progress });
       const webgpu: Float32Array[] = [];
       for (const dev of devs) webgpu.push(await predict(finetuner, dev));
+      if (trace) {
+        await options.saveTrace?.(
+          `${task.name}-seed${seed}.json`,
+          trace.json(task.devSets.map((d, i) => ({ name: d.name, logits: webgpu[i] }))),
+        );
+      }
       const onnx = options.onnx === false
         ? undefined
         : await onnxLogits(options, finetuner, found, seed, outputs, devs);

@@ -138,24 +138,46 @@ export interface FinetuneProgress {
   /** Optimizer steps done, and in all. */
   step: number;
   steps: number;
-  /** Mean training loss since the last report (NaN if no example). */
+  /** Mean training loss since the last report (NaN if no example): with `logEvery` 1, the step's. */
   loss: number;
-  /** True for the report that ends an epoch; its loss is the epoch's mean. */
+  /** Mean training loss of the epoch so far. */
+  epochLoss: number;
+  /** True for the report that ends an epoch. */
   endOfEpoch: boolean;
   /** Steps skipped for a non-finite gradient so far. */
   skipped: number;
 }
 
+/** An optimizer step as it is queued. */
+export interface FinetuneStep {
+  /** 1-based, as the finetuner counts them (its dropout seeds' step number). */
+  step: number;
+  /** 1-based. */
+  epoch: number;
+  /** The batch's training examples, in row order (a view of the epoch's order). */
+  examples: Uint32Array;
+  /** The width the batch was padded to (a planned length). */
+  seq: number;
+}
+
+/** What a run tells its caller. */
+export interface FinetuneListeners {
+  /** Hears every `logEvery` steps and at the end of each epoch. */
+  progress(p: FinetuneProgress): void;
+  /** Hears each optimizer step when it is queued. */
+  step?(s: FinetuneStep): void;
+}
+
 /**
- * Finetunes from `start` (classifierLayout) on `train` with `options`; `progress` hears every
- * `logEvery` steps and at the end of each epoch. The trained weights stay on the finetuner's GPU.
+ * Finetunes from `start` (classifierLayout) on `train` with `options`, telling `listeners`. The trained
+ * weights stay on the finetuner's GPU.
  */
 export async function finetune(
   finetuner: Finetuner,
   start: Float32Array<ArrayBuffer>,
   train: readonly EncodedExample[],
   options: FinetuneOptions,
-  progress: (p: FinetuneProgress) => void,
+  listeners: FinetuneListeners,
 ): Promise<void> {
   const { classifier } = finetuner;
   const { epochs, batch } = options;
@@ -176,12 +198,13 @@ export async function finetune(
         epochLoss += stats.loss * stats.examples;
         epochExamples += stats.examples;
       }
-      progress({
+      listeners.progress({
         epoch: epoch + 1,
         epochs,
         step: finetuner.steps,
         steps,
-        loss: endOfEpoch ? epochLoss / epochExamples : stats.loss,
+        loss: stats.loss,
+        epochLoss: epochLoss / epochExamples,
         endOfEpoch,
         skipped: stats.skippedSteps,
       });
@@ -193,6 +216,7 @@ export async function finetune(
       const seq = classifier.seqFor(longest);
       const lr = finetuneLearningRate(finetuner.steps, steps, options);
       finetuner.step(paddedBatch(train, indices, batch, seq, true), lr, options.seed);
+      listeners.step?.({ step: finetuner.steps, epoch: epoch + 1, examples: indices, seq });
       if (finetuner.steps % options.logEvery === 0 && b < perEpoch - 1) await report(false);
     }
     await report(true);

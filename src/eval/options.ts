@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type OptionTable, parseCommandLine, usageText } from "../args.ts";
+import { type OptionTable, parseCommandLine, UsageError, usageText } from "../args.ts";
 import {
   fail,
   nonNegativeInteger,
@@ -39,6 +39,8 @@ export interface EvalOptions {
   onnx: boolean;
   /** Also write each task's tokenized examples to <out>/glue-features/ (for peer/finetune_peer.py). */
   writeFeatures: boolean;
+  /** Also write each run's trace to <out>/glue-trace/ (for the peer's --lockstep); needs writeFeatures. */
+  trace: boolean;
   /** Keep the tasks the run folder's glue.json already holds (same checkpoint and options); run the rest. */
   resume: boolean;
   /** The finetuning recipe; `lr` undefined = by model size (see defaultFinetuneLr). */
@@ -141,6 +143,13 @@ const TABLE = {
     help: "Also write each task's tokenized examples and the recipe to <out>/glue-features/<task>.json, " +
       "for the PyTorch finetuning peer (peer/finetune_peer.py).",
   },
+  trace: {
+    switch: true,
+    help: "With --write-features: also write each run's start head, data orders, padded widths, dropout " +
+      "seeds, per-step losses and dev logits to <out>/glue-trace/<task>-seed<n>.json, for the peer to " +
+      "replay it in lockstep (peer/finetune_peer.py --lockstep). Reads the loss after every step: a GPU " +
+      "round trip each, so finetuning runs slower.",
+  },
   resume: {
     switch: true,
     help: "Go on from the glue.json an interrupted run left (it is rewritten after every task): keep its " +
@@ -164,6 +173,12 @@ Cramming paper's figures. Writes <out>/glue.json and <out>/glue/<task>-seed<n>.o
 /** Parses the command line (without the program name). */
 export function parseEvalOptions(args: readonly string[]): EvalOptions {
   const { values: v, help } = parseCommandLine(TABLE, args);
+  if (v.trace && !v.writeFeatures) {
+    throw new UsageError("--trace needs --write-features: the peer replays a trace on the task's features");
+  }
+  if (v.trace && v.fromScratch) {
+    throw new UsageError("--trace cannot be given with --from-scratch: the peer replays from the checkpoint");
+  }
   return {
     checkpoint: v.checkpoint ?? "",
     glueDir: v.glueDir ?? "",
@@ -175,6 +190,7 @@ export function parseEvalOptions(args: readonly string[]): EvalOptions {
     fromScratch: v.fromScratch,
     onnx: !v.noOnnx,
     writeFeatures: v.writeFeatures,
+    trace: v.trace,
     resume: v.resume,
     finetune: {
       ...FINETUNE_DEFAULTS,

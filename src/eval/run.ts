@@ -101,12 +101,8 @@ export async function runEvaluation(options: EvalOptions, log: (line: string) =>
     maxExamples: options.maxExamples,
     onnx: options.onnx,
     saveOnnx: (name, bytes) => writeFileAtomic(`${onnxDir}/${name}`, bytes),
-    ...(options.writeFeatures && {
-      saveFeatures: async (name: string, bytes: Uint8Array) => {
-        await Deno.mkdir(`${outDir}/glue-features`, { recursive: true });
-        await writeFileAtomic(`${outDir}/glue-features/${name}`, bytes);
-      },
-    }),
+    ...(options.writeFeatures && { saveFeatures: saveInto(`${outDir}/glue-features`) }),
+    ...(options.trace && { saveTrace: saveInto(`${outDir}/glue-trace`) }),
     previous,
     onTaskDone: (results) =>
       save(summarizeGlue(results, skipped), pendingTasks(todo, results).map((f) => f.task.name)),
@@ -114,6 +110,14 @@ export async function runEvaluation(options: EvalOptions, log: (line: string) =>
   });
   await save(summary, []);
   return { summary, maxLogitDifference, summaryPath, ...(options.onnx && { onnxDir }) };
+}
+
+/** Saves a file into `dir`, made when the first file comes. */
+function saveInto(dir: string): (name: string, bytes: Uint8Array) => Promise<void> {
+  return async (name, bytes) => {
+    await Deno.mkdir(dir, { recursive: true });
+    await writeFileAtomic(`${dir}/${name}`, bytes);
+  };
 }
 
 /**

@@ -33,6 +33,15 @@ import { hash, streamKey } from "./random.ts";
 export const ORDER_STREAM = 0;
 export const DROPOUT_STREAM = 1;
 
+/**
+ * The dropout seeds of optimizer step `step` (1-based) of a run seeded `seed`: one per site
+ * (src/model/dropout_sites.ts), draws 0 .. sites-1 of the step's stream in {@linkcode DROPOUT_STREAM}.
+ */
+export function stepDropoutSeeds(seed: number, step: number, sites: number): Uint32Array<ArrayBuffer> {
+  const key = streamKey(seed, DROPOUT_STREAM, step);
+  return Uint32Array.from({ length: sites }, (_, i) => hash(key, i));
+}
+
 /** The largest f32: as a clipping threshold, no clipping. */
 const NO_CLIP = 3.4028234663852886e38;
 
@@ -62,7 +71,7 @@ export interface Finetuner {
   reset(params: Float32Array<ArrayBuffer>): void;
   /**
    * Queues one optimizer step on `batch` at learning rate `lr`; its dropout masks come from `seed` and
-   * the step number (stream {@linkcode DROPOUT_STREAM}). Does not wait.
+   * the step number ({@linkcode stepDropoutSeeds}). Does not wait.
    */
   step(batch: ClassifierBatch, lr: number, seed: number): void;
   /** Steps since the last `reset`. */
@@ -99,7 +108,7 @@ export async function planFinetuner(
   const stepLists = new Map(
     classifier.seqs.map((seq) => [seq, [...zero, ...classifier.train(seq), ...update]]),
   );
-  const seeds = new Uint32Array(dropoutSiteCount(config));
+  const sites = dropoutSiteCount(config);
   const zeros = new Uint32Array(OPTIMIZER_STATS_BYTES / 4);
   let steps = 0;
 
@@ -121,11 +130,7 @@ export async function planFinetuner(
     step(batch, lr, seed) {
       steps++;
       classifier.writeBatch(batch);
-      if (shape.dropout > 0) {
-        const key = streamKey(seed, DROPOUT_STREAM, steps);
-        for (let i = 0; i < seeds.length; i++) seeds[i] = hash(key, i);
-        classifier.writeSeeds(seeds);
-      }
+      if (shape.dropout > 0) classifier.writeSeeds(stepDropoutSeeds(seed, steps, sites));
       writeUniforms(gpu, stepUniforms, adamwStepUniforms({ lr, step: steps }));
       submitDispatches(gpu, stepLists.get(batch.seq)!);
     },

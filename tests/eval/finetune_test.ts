@@ -102,14 +102,14 @@ Deno.test("finetune lowers the training loss, reports each epoch, and predict re
   );
   const train = synthetic(36, 0); // 5 steps per epoch, the last of 4 examples
   const reports: FinetuneProgress[] = [];
-  await finetune(finetuner, start, train, options, (p) => reports.push(p));
+  await finetune(finetuner, start, train, options, { progress: (p) => reports.push(p) });
   const epochs = reports.filter((r) => r.endOfEpoch);
   const expectedEpochs = Array.from({ length: 12 }, (_, e) => [e + 1, 5 * (e + 1)]);
   assert.deepEqual(epochs.map((r) => [r.epoch, r.step]), expectedEpochs);
   assert.ok(reports.some((r) => !r.endOfEpoch), "no report within an epoch");
   assert.ok(reports.every((r) => r.steps === 60 && r.skipped === 0));
-  const first = epochs[0].loss;
-  const last = epochs[epochs.length - 1].loss;
+  const first = epochs[0].epochLoss;
+  const last = epochs[epochs.length - 1].epochLoss;
   assert.ok(last < 0.7 * first, `training loss went from ${first} to ${last}`);
 
   const dev = synthetic(19, 3);

@@ -18,6 +18,7 @@ Deno.test("the defaults are the recipe's, one seed, every task, ONNX on", () => 
     fromScratch: false,
     onnx: true,
     writeFeatures: false,
+    trace: false,
     resume: false,
     finetune: { ...FINETUNE_DEFAULTS, lr: undefined },
     help: false,
@@ -53,6 +54,7 @@ Deno.test("every finetuning value is an option", () => {
     "100",
     "--from-scratch",
     "--no-onnx",
+    "--write-features",
     "--resume",
   ]);
   assert.equal(options.tokenizer, "runs/x/tok");
@@ -63,6 +65,8 @@ Deno.test("every finetuning value is an option", () => {
   assert.equal(options.fromScratch, true);
   assert.equal(options.onnx, false);
   assert.equal(options.resume, true);
+  assert.equal(options.writeFeatures, true);
+  assert.equal(parseEvalOptions([...base, "--write-features", "--trace"]).trace, true);
   assert.deepEqual(options.finetune, {
     ...FINETUNE_DEFAULTS,
     seed: 3,
@@ -92,6 +96,14 @@ Deno.test("bad options are one-line errors naming the option", () => {
     [[...base, "--frobnicate"], /^unknown option --frobnicate \(--help lists the options\)$/],
     [[...base, "--no-onnx=1"], /^--no-onnx takes no value$/],
     [[...base, "--seeds"], /^--seeds: expected a value/],
+    [
+      [...base, "--trace"],
+      /^--trace needs --write-features: the peer replays a trace on the task's features$/,
+    ],
+    [
+      [...base, "--write-features", "--trace", "--from-scratch"],
+      /^--trace cannot be given with --from-scratch: the peer replays from the checkpoint$/,
+    ],
   ];
   for (const [args, message] of cases) {
     assert.throws(() => parseEvalOptions(args), (e: Error) => {
@@ -126,6 +138,8 @@ Deno.test("--help needs no other option and the help names every option", () => 
       "--max-examples",
       "--from-scratch",
       "--no-onnx",
+      "--write-features",
+      "--trace",
       "--resume",
     ]
   ) {
