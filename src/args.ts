@@ -7,6 +7,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { describe } from "./data/errors.ts";
 
 /** A mistake in the command line: the message is one line that names the option. */
 export class UsageError extends Error {
@@ -196,4 +197,19 @@ function editDistance(a: string, b: string): number {
 export function envVar(name: string): string | undefined {
   const status = Deno.permissions.querySync({ name: "env", variable: name });
   return status.state === "granted" ? Deno.env.get(name) || undefined : undefined;
+}
+
+/**
+ * Runs a task's `main`: exits with the code it returns (0 when it returns nothing), or prints what it threw
+ * as one line, `error: <message>`, and exits 1.
+ */
+export async function runTask(main: () => Promise<number | void>): Promise<never> {
+  let code: number;
+  try {
+    code = (await main()) ?? 0;
+  } catch (e) {
+    console.error(`error: ${describe(e)}`);
+    code = 1;
+  }
+  Deno.exit(code);
 }

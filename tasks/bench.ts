@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { type OptionTable, parseCommandLine, UsageError, usageText } from "../src/args.ts";
+import { type OptionTable, parseCommandLine, runTask, UsageError, usageText } from "../src/args.ts";
 import {
   fail,
   listOf,
@@ -315,11 +315,4 @@ function describeGpu(gpu: Gpu): string {
   return `${gpu.name} (${gpu.backend}, ${gpu.hasSubgroups ? "subgroup" : "workgroup-memory"} reductions)`;
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask(() => main(Deno.args));

@@ -13,10 +13,9 @@
  *
  * @module
  */
-import { type OptionTable, parseCommandLine, usageText } from "../src/args.ts";
+import { type OptionTable, parseCommandLine, runTask, usageText } from "../src/args.ts";
 import { text } from "../src/arg_values.ts";
 import { VOCAB_SIZE_OPTION } from "../src/data/options.ts";
-import { describe } from "../src/data/errors.ts";
 import { normalizeStream } from "../src/data/normalize.ts";
 import { preTokenizeStream } from "../src/data/pretokenize.ts";
 import { listCorpusFiles } from "../src/data/corpus_files.ts";
@@ -192,11 +191,4 @@ async function main() {
   });
 }
 
-if (import.meta.main) {
-  try {
-    await main();
-  } catch (e) {
-    console.error(`error: ${describe(e)}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask(main);

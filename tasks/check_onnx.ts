@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { type OptionTable, parseCommandLine, usageText } from "../src/args.ts";
+import { type OptionTable, parseCommandLine, runTask, usageText } from "../src/args.ts";
 import { text } from "../src/arg_values.ts";
 import { type ModelConfig, tiny } from "../src/model/config.ts";
 import { initParams } from "../src/model/init.ts";
@@ -81,11 +81,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    await main();
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask(main);

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { describe } from "../src/data/errors.ts";
+import { runTask } from "../src/args.ts";
 import { evalHelpText, parseEvalOptions } from "../src/eval/options.ts";
 import { glueMarkdown } from "../src/eval/report.ts";
 import { LOGIT_TOLERANCE, runEvaluation } from "../src/eval/run.ts";
@@ -42,11 +42,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (e) {
-    console.error(`error: ${describe(e)}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask(main);

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { type OptionTable, parseCommandLine, UsageError, usageText } from "../src/args.ts";
+import { type OptionTable, parseCommandLine, runTask, UsageError, usageText } from "../src/args.ts";
 import { text } from "../src/arg_values.ts";
 import { budgetCurveSvg, budgetTableMarkdown, readBudgetPoint } from "../src/eval/budget_curve.ts";
 import { writeFileAtomic } from "../src/fs.ts";
@@ -41,11 +41,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    await main();
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask(main);

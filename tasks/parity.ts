@@ -22,7 +22,14 @@
  *
  * @module
  */
-import { type OptionTable, type OptionValues, parseCommandLine, UsageError, usageText } from "../src/args.ts";
+import {
+  type OptionTable,
+  type OptionValues,
+  parseCommandLine,
+  runTask,
+  UsageError,
+  usageText,
+} from "../src/args.ts";
 import { nonEmpty, oneOf, positiveInteger, positiveNumber, text } from "../src/arg_values.ts";
 import { type Batch, loadCheckpoint, saveBatch, saveCheckpoint } from "../src/model/checkpoint.ts";
 import { requestGpu } from "../src/gpu/device.ts";
@@ -312,11 +319,4 @@ async function main(args: string[]): Promise<boolean> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    if (!await main(Deno.args)) Deno.exit(1);
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask(async () => (await main(Deno.args)) ? 0 : 1);

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { describe } from "../src/data/errors.ts";
+import { runTask } from "../src/args.ts";
 import { helpText, parseOptions } from "../src/train/options.ts";
 import { pretrain } from "../src/train/pretrain.ts";
 import { formatRunEnd, Progress } from "../src/train/progress.ts";
@@ -58,11 +58,4 @@ async function main(args: string[]): Promise<number> {
   return 1;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(`error: ${describe(e)}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask(() => main(Deno.args));

@@ -7,8 +7,8 @@
  *
  * @module
  */
+import { runTask } from "../src/args.ts";
 import { buildDataset, megabytes } from "../src/data/dataset.ts";
-import { describe } from "../src/data/errors.ts";
 import { parseTokenizeOptions, tokenizeHelpText } from "../src/data/options.ts";
 
 async function main(args: string[]) {
@@ -38,11 +38,4 @@ async function main(args: string[]) {
   );
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`error: ${describe(e)}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask(() => main(Deno.args));

@@ -19,6 +19,7 @@ const TASKS: [args: string[], typo: string, near: string][] = [
   [["tasks/eval.ts"], "--glue-dri", "--glue-dir"],
   [["tasks/bench_data.ts"], "--corpsu", "--corpus"],
   [["tasks/check_onnx.ts"], "--pyhton", "--python"],
+  [["--no-config", "tasks/glue_curve.ts"], "--outt", "--out"],
 ];
 
 async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
