@@ -158,8 +158,8 @@ export async function evaluateGlue(k: Kernels, options: GlueEvalOptions): Promis
       await finetune(finetuner, start, train, run, trace ? trace.listeners : { progress });
       const webgpu: Float32Array[] = [];
       for (const dev of devs) webgpu.push(await predict(finetuner, dev));
-      if (trace) {
-        await options.saveTrace?.(
+      if (trace && options.saveTrace) {
+        await options.saveTrace(
           `${task.name}-seed${seed}.json`,
           trace.json(task.devSets.map((d, i) => ({ name: d.name, logits: webgpu[i] }))),
         );

@@ -180,6 +180,19 @@ function reductionFiles(source: string, gpu: Gpu): string[] {
   return files;
 }
 
+/**
+ * The lanes per row to give a family's `override LANES` for `lanes_reduce`: `wanted`, or on a device with
+ * subgroups at most its smallest subgroup, since a row's lanes reduce by shuffles within one subgroup.
+ * A device with subgroups of an unknown smallest size is an error naming `what`.
+ */
+export function rowLanes(gpu: Gpu, wanted: number, what: string): number {
+  if (!gpu.hasSubgroups) return wanted;
+  if (!(gpu.subgroupMinSize >= 1)) {
+    throw new GpuError(`${what}: ${gpu.name} has subgroups of an unknown smallest size`);
+  }
+  return Math.min(wanted, gpu.subgroupMinSize);
+}
+
 /** A pipeline's family and its `var<uniform>` structs by binding (each struct's fields by name). */
 interface PipelineUniforms {
   family: string;

@@ -7,6 +7,7 @@ import {
   KERNELS_DIR,
   kernelSource,
   moduleSource,
+  rowLanes,
   shaderNeeds,
   submitDispatches,
   uniformBuffer,
@@ -184,6 +185,16 @@ Deno.test("workgroup_sum and workgroup_max give every invocation its workgroup's
       }
     }
   }
+});
+
+Deno.test("rowLanes keeps a row's lanes within the smallest subgroup, and refuses an unknown one", () => {
+  assert.equal(rowLanes(withoutSubgroups, 64, "op"), 64);
+  assert.equal(rowLanes({ ...withSubgroups, subgroupMinSize: 8 }, 64, "op"), 8);
+  assert.equal(rowLanes({ ...withSubgroups, subgroupMinSize: 32 }, 16, "op"), 16);
+  assert.throws(
+    () => rowLanes({ ...withSubgroups, subgroupMinSize: 0 }, 64, "layerNormBackward"),
+    /^GpuError: layerNormBackward: .* has subgroups of an unknown smallest size$/,
+  );
 });
 
 Deno.test("a WGSL error in a reduction file names that file", async () => {

@@ -17,7 +17,7 @@
  */
 import { storageBuffer } from "../../gpu/buffers.ts";
 import { GpuError } from "../../gpu/device.ts";
-import { dispatch, storageTypes, uniformBuffer } from "../../gpu/kernels.ts";
+import { dispatch, rowLanes, storageTypes, uniformBuffer } from "../../gpu/kernels.ts";
 import type { Dispatch, Kernels } from "../../gpu/kernels.ts";
 import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkDropoutSite, dropoutThreshold } from "./dropout.ts";
@@ -279,11 +279,7 @@ function planAttention(k: Kernels, shape: AttentionShape, pass: keyof typeof SOF
   if (!(Number.isInteger(asked) && asked >= 1 && asked <= WG && (asked & (asked - 1)) === 0)) {
     throw new GpuError(`attention lanes = ${asked}, expected a power of two from 1 to ${WG}`);
   }
-  if (gpu.hasSubgroups && !(gpu.subgroupMinSize >= 1)) {
-    throw new GpuError(`attention: ${gpu.name} has subgroups of an unknown smallest size`);
-  }
-  // A row's lanes must share a subgroup for lanes_reduce's shuffles (kernels/reduce_subgroups.wgsl).
-  const lanes = gpu.hasSubgroups ? Math.min(asked, gpu.subgroupMinSize) : asked;
+  const lanes = rowLanes(gpu, asked, "attention");
   if (dropout) checkDropoutSite("attention dropout", dropout);
   const tokens = batch * seq;
   const hidden = heads * headDim;

@@ -15,7 +15,7 @@
 import { GpuError } from "../../gpu/device.ts";
 import { storageBuffer } from "../../gpu/buffers.ts";
 import type { Binding, Dispatch, Kernels } from "../../gpu/kernels.ts";
-import { dispatch, storageTypes, uniformBuffer } from "../../gpu/kernels.ts";
+import { dispatch, rowLanes, storageTypes, uniformBuffer } from "../../gpu/kernels.ts";
 import { uniformStruct } from "../../gpu/uniforms.ts";
 import { checkBuffer, checkDistinct, checkFloats, checkMultiple, flatGrid } from "./plan.ts";
 import { type BenchShape, benchTokens, f32Bytes as f32, type KernelCase } from "../../bench/case.ts";
@@ -158,17 +158,14 @@ export async function layerNormBackward(k: Kernels, options: LayerNormBackwardOp
     eps: 0,
     rows_per_block: rowsPerBlock,
   });
-  // With subgroups a row's first reduction level runs by shuffles, so its lanes must share a subgroup.
-  if (gpu.hasSubgroups && !(gpu.subgroupMinSize >= 1)) {
-    throw new GpuError(`${name}: the adapter does not report its smallest subgroup size`);
-  }
   const rowsPipeline = await k.pipeline(FAMILY, "layernorm_backward", {
     TPR: perRow,
     K: perThread,
     SLOT_COLS4: slots * cols4,
     RESIDUAL: residual ? 1 : 0,
     SUBGROUP_ROWS: gpu.hasSubgroups ? 1 : 0,
-    LANES: gpu.hasSubgroups ? Math.min(perRow, gpu.subgroupMinSize) : 8,
+    // Without subgroups LANES is unused: the kernel keeps its own two-level tree.
+    LANES: rowLanes(gpu, perRow, name),
   }, types);
   const residualBinding = residual ?? storageBuffer(gpu, `${name} residual placeholder`, 16);
   const sumPipeline = await k.pipeline(FAMILY, "layernorm_param_grads");
