@@ -30,7 +30,13 @@ export interface Timing {
   clock: "gpu" | "wall";
 }
 
-/** Runs `repeats` copies of `dispatches` in one compute pass of one submit: the seconds they took. */
+/** Doublings of a warm-up batch that the clock may miss before timing gives up. */
+const MAX_UNSEEN_REPEATS = 2 ** 20;
+
+/**
+ * Runs `repeats` copies of `dispatches` in one compute pass of one submit: the seconds they took, 0 when
+ * the work fell between two ticks of the GPU's timestamp clock.
+ */
 async function drain(gpu: Gpu, dispatches: readonly Dispatch[], repeats: number): Promise<number> {
   const device = gpu.device;
   const all = Array(repeats).fill(dispatches).flat();
@@ -55,8 +61,7 @@ async function drain(gpu: Gpu, dispatches: readonly Dispatch[], repeats: number)
   const [begin, end] = new BigUint64Array(await readBuffer(gpu, resolved));
   querySet.destroy();
   resolved.destroy();
-  if (!(end > begin)) throw new GpuError(`GPU timestamps measured no time (begin ${begin}, end ${end})`);
-  return Number(end - begin) / 1e9;
+  return end > begin ? Number(end - begin) / 1e9 : 0;
 }
 
 /**
@@ -75,11 +80,20 @@ export async function timeDispatches(
   let busy = 0;
   do {
     const seconds = await drain(gpu, dispatches, repeats);
+    if (seconds === 0) {
+      // Shorter than the clock's resolution: more repeats, until the clock sees them.
+      if (repeats >= MAX_UNSEEN_REPEATS) {
+        throw new GpuError(`GPU timestamps measured no time in ${repeats} repeats`);
+      }
+      repeats *= 2;
+      continue;
+    }
     rate = repeats / seconds;
     busy += seconds;
     if (seconds < 0.1) repeats *= 2;
-  } while (busy < warmupSeconds);
+  } while (busy < warmupSeconds || rate === 0);
   repeats = Math.max(1, Math.round(timedSeconds * rate));
   const seconds = await drain(gpu, dispatches, repeats);
+  if (seconds === 0) throw new GpuError(`GPU timestamps measured no time in ${repeats} repeats`);
   return { seconds: seconds / repeats, repeats, clock: gpu.hasTimestamps ? "gpu" : "wall" };
 }
