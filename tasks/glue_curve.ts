@@ -2,7 +2,7 @@
  * GLUE average against pretraining budget, from run folders that `deno task eval` evaluated (with and
  * without `--from-scratch`):
  *
- *   deno task glue-curve [--out DIR] runs/a runs/b ...
+ *   deno task glue-curve [--out DIR] [--title TEXT] runs/a runs/b ...
  *
  * prints a Markdown table (preset, minutes, tokens, MLM loss, both GLUE averages, seeds) and writes
  * DIR/glue-budget-minutes.svg and DIR/glue-budget-tokens.svg.
@@ -16,6 +16,12 @@ import { writeFileAtomic } from "../src/fs.ts";
 
 const TABLE = {
   out: { value: "<dir>", default: ".", help: "Where the two SVG plots go.", parse: text },
+  title: {
+    value: "<text>",
+    default: "GLUE average against pretraining budget",
+    help: "The plots' title (say what the runs share: machine, data).",
+    parse: text,
+  },
 } as const satisfies OptionTable;
 
 const USAGE = `Usage: deno task glue-curve [options] <run folder>...
@@ -36,7 +42,10 @@ async function main(): Promise<void> {
   await Deno.mkdir(values.out, { recursive: true });
   for (const x of ["minutes", "tokens"] as const) {
     const path = `${values.out}/glue-budget-${x}.svg`;
-    await writeFileAtomic(path, new TextEncoder().encode(budgetCurveSvg(points, { x }) + "\n"));
+    await writeFileAtomic(
+      path,
+      new TextEncoder().encode(budgetCurveSvg(points, { x, title: values.title }) + "\n"),
+    );
     console.log(`wrote ${path}`);
   }
 }

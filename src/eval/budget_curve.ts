@@ -147,9 +147,12 @@ export function budgetCurveSvg(
     return out.join("\n");
   }
   const scores = scored.flatMap((p) => [p.pretrained, p.scratch]).filter((v): v is number => v !== null);
-  const xTicks = niceTicks(0, Math.max(...scored.map(xOf)));
+  const xMax = Math.max(...scored.map(xOf));
+  const xTicks = niceTicks(0, xMax);
   const yTicks = niceTicks(Math.floor(Math.min(...scores) / 5) * 5, Math.ceil(Math.max(...scores) / 5) * 5);
-  const [xEnd, yMin, yMax] = [xTicks.at(-1)!, yTicks[0], yTicks.at(-1)!];
+  // The last tick can fall short of the largest budget (5.02 minutes: ticks 0, 2, 4); a margin keeps its dot
+  // off the frame.
+  const [xEnd, yMin, yMax] = [Math.max(xTicks.at(-1)!, xMax * 1.05), yTicks[0], yTicks.at(-1)!];
   const x = (v: number) => box.left + (v / xEnd) * (box.right - box.left);
   const y = (v: number) => box.bottom - ((v - yMin) / (yMax - yMin || 1)) * (box.bottom - box.top);
   const f = (v: number) => v.toFixed(1);

@@ -55,3 +55,26 @@ Deno.test("the table lists runs by preset, then budget; the plot has a line per 
   }
   assert.match(budgetCurveSvg([points[3]], { x: "minutes" }), /no evaluated run/);
 });
+
+Deno.test("every dot lies inside the frame when the largest budget is past the last tick", () => {
+  const point = (minutes: number, pretrained: number) => ({
+    run: `runs/compact-${minutes}m`,
+    preset: "compact",
+    minutes,
+    tokens: minutes * 5e7,
+    finalLoss: 3,
+    pretrained,
+    scratch: 47.6,
+    seeds: 3,
+    covered: ["CoLA"],
+  });
+  for (const x of ["minutes", "tokens"] as const) {
+    const svg = budgetCurveSvg([point(2.02, 51.9), point(5.02, 53.7)], { x });
+    const frame = svg.match(/<rect x="(\d+)" y="\d+" width="(\d+)"/)!;
+    const [left, right] = [Number(frame[1]), Number(frame[1]) + Number(frame[2])];
+    const dots = [...svg.matchAll(/<circle cx="([\d.]+)"/g)].map((m) => Number(m[1])).slice(0, 4);
+    for (const cx of dots) {
+      assert.ok(cx > left && cx < right, `dot at x ${cx}, frame ${left}–${right} (${x})`);
+    }
+  }
+});
