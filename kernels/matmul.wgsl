@@ -239,46 +239,48 @@ fn stash_next(tid: u32, buf: u32) {
 }
 
 // One k step: the outer product of the thread's 8 values of A and 4 * COL_GROUPS values of B at tile row r.
+// Written as fma(): one rounding a step with every compiler, rather than leaving the contraction of
+// `c += a * b` to the driver (naga and Tint may differ).
 fn step(r: u32, tx: u32, ty: u32) {
   let a0 = tile_a[r][ty];
   let a1 = tile_a[r][ty + WG_Y];
   let b0 = tile_b[r][tx];
   let b1 = tile_b[r][tx + WG_X];
-  c00 += a0.x * b0;
-  c01 += a0.x * b1;
-  c10 += a0.y * b0;
-  c11 += a0.y * b1;
-  c20 += a0.z * b0;
-  c21 += a0.z * b1;
-  c30 += a0.w * b0;
-  c31 += a0.w * b1;
-  c40 += a1.x * b0;
-  c41 += a1.x * b1;
-  c50 += a1.y * b0;
-  c51 += a1.y * b1;
-  c60 += a1.z * b0;
-  c61 += a1.z * b1;
-  c70 += a1.w * b0;
-  c71 += a1.w * b1;
+  c00 = fma(vec4<f32>(a0.x), b0, c00);
+  c01 = fma(vec4<f32>(a0.x), b1, c01);
+  c10 = fma(vec4<f32>(a0.y), b0, c10);
+  c11 = fma(vec4<f32>(a0.y), b1, c11);
+  c20 = fma(vec4<f32>(a0.z), b0, c20);
+  c21 = fma(vec4<f32>(a0.z), b1, c21);
+  c30 = fma(vec4<f32>(a0.w), b0, c30);
+  c31 = fma(vec4<f32>(a0.w), b1, c31);
+  c40 = fma(vec4<f32>(a1.x), b0, c40);
+  c41 = fma(vec4<f32>(a1.x), b1, c41);
+  c50 = fma(vec4<f32>(a1.y), b0, c50);
+  c51 = fma(vec4<f32>(a1.y), b1, c51);
+  c60 = fma(vec4<f32>(a1.z), b0, c60);
+  c61 = fma(vec4<f32>(a1.z), b1, c61);
+  c70 = fma(vec4<f32>(a1.w), b0, c70);
+  c71 = fma(vec4<f32>(a1.w), b1, c71);
   if (COL_GROUPS == 4u) {
     let b2 = tile_b[r][tx + 2u * WG_X];
     let b3 = tile_b[r][tx + 3u * WG_X];
-    c02 += a0.x * b2;
-    c03 += a0.x * b3;
-    c12 += a0.y * b2;
-    c13 += a0.y * b3;
-    c22 += a0.z * b2;
-    c23 += a0.z * b3;
-    c32 += a0.w * b2;
-    c33 += a0.w * b3;
-    c42 += a1.x * b2;
-    c43 += a1.x * b3;
-    c52 += a1.y * b2;
-    c53 += a1.y * b3;
-    c62 += a1.z * b2;
-    c63 += a1.z * b3;
-    c72 += a1.w * b2;
-    c73 += a1.w * b3;
+    c02 = fma(vec4<f32>(a0.x), b2, c02);
+    c03 = fma(vec4<f32>(a0.x), b3, c03);
+    c12 = fma(vec4<f32>(a0.y), b2, c12);
+    c13 = fma(vec4<f32>(a0.y), b3, c13);
+    c22 = fma(vec4<f32>(a0.z), b2, c22);
+    c23 = fma(vec4<f32>(a0.z), b3, c23);
+    c32 = fma(vec4<f32>(a0.w), b2, c32);
+    c33 = fma(vec4<f32>(a0.w), b3, c33);
+    c42 = fma(vec4<f32>(a1.x), b2, c42);
+    c43 = fma(vec4<f32>(a1.x), b3, c43);
+    c52 = fma(vec4<f32>(a1.y), b2, c52);
+    c53 = fma(vec4<f32>(a1.y), b3, c53);
+    c62 = fma(vec4<f32>(a1.z), b2, c62);
+    c63 = fma(vec4<f32>(a1.z), b3, c63);
+    c72 = fma(vec4<f32>(a1.w), b2, c72);
+    c73 = fma(vec4<f32>(a1.w), b3, c73);
   }
 }
 
