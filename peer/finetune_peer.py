@@ -441,8 +441,6 @@ def relative_differences(peer, ours):
 
 def lockstep(a, c, tensors):
     """Replays each of our runs in a.lockstep (trace files) and compares its losses and dev logits."""
-    torch.backends.cuda.matmul.allow_tf32 = False  # float32 products, as our engine's
-    torch.backends.cudnn.allow_tf32 = False
     runs = []
     for name in os.listdir(a.lockstep):
         m = re.fullmatch(r"(.+)-seed(\d+)\.json", name)
@@ -523,6 +521,9 @@ def main():
     path = a.checkpoint if a.checkpoint.endswith(".safetensors") else os.path.join(a.checkpoint, "model.safetensors")
     meta, tensors = read_safetensors(path)
     c = json.loads(meta["config"])
+    # Float32 products in both modes, as our engine's (PyTorch's defaults may take TF32 on some versions).
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     print(f"torch {torch.__version__} on {a.device}; {path}{' (not used: from scratch)' if a.from_scratch else ''}",
           file=sys.stderr)
     summary = lockstep(a, c, tensors) if a.lockstep else compare_seeds(a, c, tensors)
