@@ -239,8 +239,8 @@ fn stash_next(tid: u32, buf: u32) {
 }
 
 // One k step: the outer product of the thread's 8 values of A and 4 * COL_GROUPS values of B at tile row r.
-// Written as fma(): one rounding a step with every compiler, rather than leaving the contraction of
-// `c += a * b` to the driver (naga and Tint may differ).
+// Written as fma() (SPIR-V's GLSL.std.450 Fma) rather than `c += a * b`, a multiply and an add that the
+// driver may fuse or not; WGSL lets fma round either way too, so this asks, it does not guarantee.
 fn step(r: u32, tx: u32, ty: u32) {
   let a0 = tile_a[r][ty];
   let a1 = tile_a[r][ty + WG_Y];

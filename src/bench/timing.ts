@@ -30,12 +30,16 @@ export interface Timing {
   clock: "gpu" | "wall";
 }
 
-/** Doublings of a warm-up batch that the clock may miss before timing gives up. */
-const MAX_UNSEEN_REPEATS = 2 ** 20;
+/**
+ * Host seconds a warm-up batch may take while the GPU clock sees no time in it, before timing gives up (a
+ * clock that does not advance, rather than work shorter than its tick).
+ */
+const MAX_UNSEEN_SECONDS = 1;
 
 /**
  * Runs `repeats` copies of `dispatches` in one compute pass of one submit: the seconds they took, 0 when
- * the work fell between two ticks of the GPU's timestamp clock.
+ * the work fell between two ticks of the GPU's timestamp clock. Throws when the clock went backwards or
+ * wrote nothing.
  */
 async function drain(gpu: Gpu, dispatches: readonly Dispatch[], repeats: number): Promise<number> {
   const device = gpu.device;
@@ -61,7 +65,10 @@ async function drain(gpu: Gpu, dispatches: readonly Dispatch[], repeats: number)
   const [begin, end] = new BigUint64Array(await readBuffer(gpu, resolved));
   querySet.destroy();
   resolved.destroy();
-  return end > begin ? Number(end - begin) / 1e9 : 0;
+  if (end < begin || end === 0n) {
+    throw new GpuError(`GPU timestamps are not a clock: begin ${begin}, end ${end}`);
+  }
+  return Number(end - begin) / 1e9;
 }
 
 /**
@@ -79,11 +86,12 @@ export async function timeDispatches(
   let rate = 0; // repeats per second of the last warm-up batch
   let busy = 0;
   do {
+    const started = performance.now();
     const seconds = await drain(gpu, dispatches, repeats);
     if (seconds === 0) {
-      // Shorter than the clock's resolution: more repeats, until the clock sees them.
-      if (repeats >= MAX_UNSEEN_REPEATS) {
-        throw new GpuError(`GPU timestamps measured no time in ${repeats} repeats`);
+      // Shorter than the clock's tick: more repeats, until the clock sees them.
+      if (performance.now() - started > MAX_UNSEEN_SECONDS * 1000) {
+        throw new GpuError(`the GPU clock measured no time in ${repeats} repeats`);
       }
       repeats *= 2;
       continue;
@@ -94,6 +102,6 @@ export async function timeDispatches(
   } while (busy < warmupSeconds || rate === 0);
   repeats = Math.max(1, Math.round(timedSeconds * rate));
   const seconds = await drain(gpu, dispatches, repeats);
-  if (seconds === 0) throw new GpuError(`GPU timestamps measured no time in ${repeats} repeats`);
+  if (seconds === 0) throw new GpuError(`the GPU clock measured no time in ${repeats} repeats`);
   return { seconds: seconds / repeats, repeats, clock: gpu.hasTimestamps ? "gpu" : "wall" };
 }

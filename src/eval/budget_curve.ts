@@ -149,10 +149,12 @@ export function budgetCurveSvg(
   const scores = scored.flatMap((p) => [p.pretrained, p.scratch]).filter((v): v is number => v !== null);
   const xMax = Math.max(...scored.map(xOf));
   const xTicks = niceTicks(0, xMax);
-  const yTicks = niceTicks(Math.floor(Math.min(...scores) / 5) * 5, Math.ceil(Math.max(...scores) / 5) * 5);
-  // The last tick can fall short of the largest budget (5.02 minutes: ticks 0, 2, 4); a margin keeps its dot
-  // off the frame.
-  const [xEnd, yMin, yMax] = [Math.max(xTicks.at(-1)!, xMax * 1.05), yTicks[0], yTicks.at(-1)!];
+  const [lowest, highest] = [Math.min(...scores) - 0.5, Math.max(...scores) + 0.5];
+  const yTicks = niceTicks(Math.floor(lowest / 5) * 5, Math.ceil(highest / 5) * 5);
+  // The ticks can stop short of the data (ticks 0, 2, 4 for 5.02 minutes; 46 to 54 for 45 to 55): the axes
+  // reach past every point, with a margin that keeps its dot off the frame.
+  const xEnd = Math.max(xTicks.at(-1)!, xMax * 1.05) || 1;
+  const [yMin, yMax] = [Math.min(yTicks[0], lowest), Math.max(yTicks.at(-1)!, highest)];
   const x = (v: number) => box.left + (v / xEnd) * (box.right - box.left);
   const y = (v: number) => box.bottom - ((v - yMin) / (yMax - yMin || 1)) * (box.bottom - box.top);
   const f = (v: number) => v.toFixed(1);

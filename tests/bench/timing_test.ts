@@ -19,7 +19,8 @@ for (const timestamps of [true, false]) {
   });
 }
 
-Deno.test("GPU timestamps are not rounded to 65,536 ns (Dawn's timestamp_quantization is off)", async () => {
+// Under CRAM_GPU=dawn this checks that Dawn's timestamp_quantization is off (it fails with it on).
+Deno.test("GPU timestamps are not rounded to 65,536 ns", async () => {
   const gpu = await requestGpu({ timestamps: true });
   if (!gpu.hasTimestamps) return; // this adapter has no GPU clock to check
   const k = new Kernels(gpu);

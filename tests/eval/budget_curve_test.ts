@@ -56,25 +56,38 @@ Deno.test("the table lists runs by preset, then budget; the plot has a line per 
   assert.match(budgetCurveSvg([points[3]], { x: "minutes" }), /no evaluated run/);
 });
 
-Deno.test("every dot lies inside the frame when the largest budget is past the last tick", () => {
-  const point = (minutes: number, pretrained: number) => ({
+Deno.test("every dot lies inside the frame, also past the last ticks and for one point at 0 minutes", () => {
+  const point = (minutes: number, pretrained: number, scratch: number) => ({
     run: `runs/compact-${minutes}m`,
     preset: "compact",
     minutes,
     tokens: minutes * 5e7,
     finalLoss: 3,
     pretrained,
-    scratch: 47.6,
+    scratch,
     seeds: 3,
     covered: ["CoLA"],
   });
-  for (const x of ["minutes", "tokens"] as const) {
-    const svg = budgetCurveSvg([point(2.02, 51.9), point(5.02, 53.7)], { x });
-    const frame = svg.match(/<rect x="(\d+)" y="\d+" width="(\d+)"/)!;
-    const [left, right] = [Number(frame[1]), Number(frame[1]) + Number(frame[2])];
-    const dots = [...svg.matchAll(/<circle cx="([\d.]+)"/g)].map((m) => Number(m[1])).slice(0, 4);
-    for (const cx of dots) {
-      assert.ok(cx > left && cx < right, `dot at x ${cx}, frame ${left}–${right} (${x})`);
+  const cases = [
+    [point(2.02, 51.9, 47.6), point(5.02, 53.7, 47.6)], // x ticks 0, 2, 4
+    [point(2, 51.9, 45.3), point(10, 54.8, 45.3)], // y ticks 46 to 54
+    [point(5, 50, 50)], // scores on a multiple of 5
+    [point(0, 50, 45)], // no budget at all
+  ];
+  for (const points of cases) {
+    for (const x of ["minutes", "tokens"] as const) {
+      const svg = budgetCurveSvg(points, { x });
+      const frame = svg.match(/<rect x="(\d+)" y="(\d+)" width="(\d+)" height="(\d+)"/)!.slice(1).map(Number);
+      const [left, top, right, bottom] = [frame[0], frame[1], frame[0] + frame[2], frame[1] + frame[3]];
+      assert.doesNotMatch(svg, /NaN/);
+      // The data's dots (the legend's two per preset come last).
+      const dots = [...svg.matchAll(/<circle cx="([\d.]+)" cy="([\d.]+)"/g)].slice(0, -2);
+      assert.equal(dots.length, 2 * points.length);
+      for (const [, cx, cy] of dots) {
+        const where = `dot at (${cx}, ${cy}), frame ${left}–${right} x ${top}–${bottom} (${x})`;
+        assert.ok(Number(cx) >= left && Number(cx) < right, where);
+        assert.ok(Number(cy) > top && Number(cy) < bottom, where);
+      }
     }
   }
 });
