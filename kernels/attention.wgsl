@@ -61,7 +61,7 @@ alias R_T = f32;
 
 // keep / (1 - p) of flat probs index `index` for the mask of seed `seed`.
 fn drop_factor(seed: u32, index: u32) -> f32 {
-  return select(0.0, uniforms.dropScale, (pcg(pcg(seed) ^ index) >> 8u) >= uniforms.dropThreshold);
+  return select(0.0, uniforms.dropScale, (hash_index(pcg(seed), index) >> 8u) >= uniforms.dropThreshold);
 }
 
 // The row of this invocation (or rows past the end, which compute nothing but join the barriers).

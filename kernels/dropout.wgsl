@@ -1,5 +1,5 @@
 // Inverted dropout with a counter-based mask (finetuning only): element i is kept iff
-// pcg(pcg(seed) ^ i) >> 8 >= threshold, exactly as the reference's dropoutKeep (threshold =
+// hash_index(pcg(seed), i) >> 8 >= threshold, exactly as the reference's dropoutKeep (threshold =
 // ceil(p * 2^24), so the integer compare equals its (u >>> 8) / 2^24 >= p), and a kept element is scaled
 // by 1 / (1 - p). The mask is recomputed from the seed, never stored: the backward is this same map
 // applied to dy (dx = dy * keep / (1 - p)) with the step's seed.
@@ -28,7 +28,7 @@ override WG: u32 = 256u;
 @group(0) @binding(4) var<storage, read> residual: array<vec4<f32>>;
 
 fn keep(key: u32, index: u32) -> f32 {
-  return select(0.0, uniforms.scale, (pcg(key ^ index) >> 8u) >= uniforms.threshold);
+  return select(0.0, uniforms.scale, (hash_index(key, index) >> 8u) >= uniforms.threshold);
 }
 
 // keep / (1 - p) of the four elements of vec4 i.

@@ -16,6 +16,12 @@ fn pcg(v: u32) -> u32 {
   return (word >> 22u) ^ word;
 }
 
+// Element `index` of stream `key`, as the reference's hashIndex: two rounds of pcg (one round leaves
+// correlations of about 1e-3 between elements at a few distances rich in powers of two).
+fn hash_index(key: u32, index: u32) -> u32 {
+  return pcg(pcg(key ^ index));
+}
+
 // The uniform of the matrix products, which matmul.wgsl and matmul_subgroup_matrix.wgsl share field for
 // field (src/model/layers/matmul.ts declares it once, by name, for either).
 struct MatmulParams {

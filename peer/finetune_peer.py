@@ -33,7 +33,7 @@ order of every epoch, every step's padded width (our length bucket, which sets t
 masks), and our dropout masks, one seed per site and step in the order the model calls its dropouts
 (embedding; per layer the attention probabilities, the attention block's and the FFN block's outputs; the
 head), each mask by our rule (TraceDropout: element i of the flat tensor kept iff
-pcg(i ^ pcg(seed)) >> 8 >= ceil(p * 2^24), kept values times float32(1 / (1 - p))). Products run in
+pcg(pcg(i ^ pcg(seed))) >> 8 >= ceil(p * 2^24), kept values times float32(1 / (1 - p))). Products run in
 float32 (no TF32). It prints, per task and seed, the worst and mean relative difference of the per-step
 training losses (|peer - ours| / |peer|) over the first 10, the first 200 and all steps, the largest
 |dev logit difference| and the dev metrics of both; --out gets them with the peer's per-step losses.
@@ -295,15 +295,20 @@ def glue_rank(task):
     return GLUE_ORDER.index(task) if task in GLUE_ORDER else len(GLUE_ORDER)
 
 
-def read_json(path, kind):
-    """A file `eval` wrote, checked to be a `kind` file of version 1."""
+# The versions of eval's files this script reads (trace version 2: masks by two rounds of pcg).
+FEATURES_VERSION = 1
+TRACE_VERSION = 2
+
+
+def read_json(path, kind, version):
+    """A file `eval` wrote, checked to be a `kind` file of `version`."""
     try:
         with open(path) as f:
             data = json.load(f)
     except (OSError, ValueError) as e:
         sys.exit(f"{path}: {e}")
-    if not isinstance(data, dict) or data.get("format") != kind or data.get("version") != 1:
-        sys.exit(f"{path}: not a {kind} file of version 1")
+    if not isinstance(data, dict) or data.get("format") != kind or data.get("version") != version:
+        sys.exit(f"{path}: not a {kind} file of version {version} (written by another version of eval?)")
     return data
 
 
@@ -317,7 +322,7 @@ def compare_seeds(a, c, tensors):
         sys.exit(f"{a.features}: no task file")
     results = []
     for name in files:
-        task = read_json(os.path.join(a.features, name), "cram-glue-features")
+        task = read_json(os.path.join(a.features, name), "cram-glue-features", FEATURES_VERSION)
         recipe = dict(task["finetune"])
         if a.lr is not None:
             recipe["lr"] = a.lr
@@ -368,7 +373,7 @@ def pcg(v):
 class TraceDropout(nn.Module):
     """Dropout with our engine's masks: one module for every site, taking the step's seeds in the order the
     model calls its dropouts. With seed s, element i of the flat tensor is kept iff
-    pcg(i ^ pcg(s)) >> 8 >= ceil(p * 2^24), and kept values are scaled by float32(1 / (1 - p))."""
+    pcg(pcg(i ^ pcg(s))) >> 8 >= ceil(p * 2^24), and kept values are scaled by float32(1 / (1 - p))."""
 
     def __init__(self, p):
         super().__init__()
@@ -393,7 +398,7 @@ class TraceDropout(nn.Module):
         index = self.indices.get((x.numel(), x.device))
         if index is None:
             index = self.indices[(x.numel(), x.device)] = torch.arange(x.numel(), dtype=torch.int64, device=x.device)
-        keep = (pcg(index ^ key) >> 8) >= self.threshold
+        keep = (pcg(pcg(index ^ key)) >> 8) >= self.threshold
         return x * torch.where(keep, self.scale, 0.0).to(x.dtype).view(x.shape)
 
 
@@ -451,8 +456,8 @@ def lockstep(a, c, tensors):
     results = []
     for _, task_name, seed, name in sorted(runs):
         path = os.path.join(a.lockstep, name)
-        trace = read_json(path, "cram-glue-trace")
-        task = read_json(os.path.join(a.features, f"{task_name}.json"), "cram-glue-features")
+        trace = read_json(path, "cram-glue-trace", TRACE_VERSION)
+        task = read_json(os.path.join(a.features, f"{task_name}.json"), "cram-glue-features", FEATURES_VERSION)
         outputs = len(task["labels"]) if task["labels"] else 1
         check_trace(path, trace, task, c, outputs)
         recipe = trace["finetune"]

@@ -19,8 +19,8 @@ import { headLayout } from "../model/head_layout.ts";
 import { stepDropoutSeeds } from "../train/finetuner.ts";
 import type { FinetuneListeners, FinetuneOptions } from "./finetune.ts";
 
-/** The file's format name and version. */
-export const TRACE_FORMAT = { format: "cram-glue-trace", version: 1 } as const;
+/** The file's format name and version (2: dropout masks by two rounds of pcg, hashIndex). */
+export const TRACE_FORMAT = { format: "cram-glue-trace", version: 2 } as const;
 
 /** One run's file. */
 export interface FinetuneTrace {

@@ -6,7 +6,7 @@
  */
 import type { ModelConfig } from "./config.ts";
 import { paramLayout } from "./params.ts";
-import { pcg } from "./hash.ts";
+import { hashIndex, pcg } from "./hash.ts";
 import { headLayout } from "./head_layout.ts";
 
 /** Standard deviation of the normal init of matrices (BERT's initializer_range). */
@@ -70,8 +70,8 @@ const HEAD_STREAMS = 0x68656164; // "head"
 function fillNormal(view: Float32Array, stream: number): void {
   for (let j = 0; 2 * j < view.length; j++) {
     // Uniforms in (0, 1): the +0.5 keeps log away from 0.
-    const u1 = (pcg((stream ^ (2 * j)) >>> 0) + 0.5) / 2 ** 32;
-    const u2 = (pcg((stream ^ (2 * j + 1)) >>> 0) + 0.5) / 2 ** 32;
+    const u1 = (hashIndex(stream, 2 * j) + 0.5) / 2 ** 32;
+    const u2 = (hashIndex(stream, 2 * j + 1) + 0.5) / 2 ** 32;
     const radius = INIT_STD * Math.sqrt(-2 * Math.log(u1));
     const angle = 2 * Math.PI * u2;
     view[2 * j] = radius * Math.cos(angle);

@@ -6,11 +6,11 @@
  *
  * @module
  */
-import { pcg } from "../model/hash.ts";
+import { hashIndex, pcg } from "../model/hash.ts";
 
-/** Whether dropout keeps element `index`: u = pcg(pcg(seed) ^ index), kept iff (u >>> 8) / 2^24 >= p. */
+/** Whether dropout keeps element `index`: u = hashIndex(pcg(seed), index), kept iff (u >>> 8) / 2^24 >= p. */
 export function dropoutKeep(seed: number, index: number, p: number): boolean {
-  const u = pcg((pcg(seed) ^ index) >>> 0);
+  const u = hashIndex(pcg(seed), index);
   return (u >>> 8) / 2 ** 24 >= p;
 }
 

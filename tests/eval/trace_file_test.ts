@@ -47,7 +47,7 @@ Deno.test({
         const steps = Math.ceil(n / 2) * 2;
         assert.deepEqual([trace.format, trace.version, trace.task], [
           "cram-glue-trace",
-          1,
+          2,
           name.split("-seed")[0],
         ]);
         assert.deepEqual(trace.finetune, { ...features.finetune, seed, logEvery: 1 });
