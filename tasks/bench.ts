@@ -208,6 +208,8 @@ async function main(args: string[]): Promise<void> {
   const microBatches = values.microBatch ?? [small ? 2 : 128];
   const config = presets[presetName];
   const precisions = values.precision;
+  // With --tile, the step's and the profile's JSON lines say which tile every product used.
+  const tileTag = values.tile ? { tile: formatMatmulTile(values.tile) } : {};
   if (values.kernels) {
     const options = {
       only: values.only,
@@ -244,8 +246,7 @@ async function main(args: string[]): Promise<void> {
         if (values.dispatches) {
           for (const line of profile.dispatches) console.log(JSON.stringify({ ...tag, ...line }));
         }
-        const tile = values.tile ? { tile: formatMatmulTile(values.tile) } : {};
-        console.log(JSON.stringify({ preset: presetName, precision, ...tile, ...profile.step }));
+        console.log(JSON.stringify({ preset: presetName, precision, ...tileTag, ...profile.step }));
       }
     }
     return;
@@ -265,8 +266,7 @@ async function main(args: string[]): Promise<void> {
           precision,
           paced: values.paced,
         });
-        const tile = values.tile ? { tile: formatMatmulTile(values.tile) } : {};
-        console.log(JSON.stringify({ preset: values.preset, backend: gpu.backend, ...tile, ...result }));
+        console.log(JSON.stringify({ preset: values.preset, backend: gpu.backend, ...tileTag, ...result }));
         if (!best || result.tokens_per_s > best.tokens_per_s) best = result;
       }
       if (best && microBatches.length > 1) {
