@@ -14,7 +14,7 @@ import {
   text,
   type ValueParser,
 } from "../arg_values.ts";
-import { FINETUNE_DEFAULTS, type FinetuneOptions } from "./finetune.ts";
+import { FINETUNE_DEFAULTS, type FinetuneOptions, NARROW_MODEL_LR } from "./finetune.ts";
 import { GLUE_TASKS } from "./glue.ts";
 
 /** What `deno task eval` does. */
@@ -111,7 +111,7 @@ const TABLE = {
   lr: {
     value: "<x>",
     shown:
-      `${FINETUNE_DEFAULTS.lr.toExponential()} (BERT-base's) for models 768 wide or wider, 1e-4 for smaller ones`,
+      `${FINETUNE_DEFAULTS.lr.toExponential()} (BERT-base's) for models 768 wide or wider, ${NARROW_MODEL_LR.toExponential()} for narrower ones`,
     help: "The peak learning rate.",
     parse: positiveNumber,
   },
