@@ -13,6 +13,12 @@ struct LossTotals {
   count: u32,
 }
 
+// The loss scale of f16 storage (src/model/loss_scale.ts): head_loss_scaled multiplies the gradient by it.
+struct LossScale {
+  scale: f32,
+  good_steps: u32,
+}
+
 override WG: u32 = 64u;
 // head_loss: squared error against a score instead of cross-entropy against a label.
 override REGRESSION: bool = false;
@@ -36,6 +42,8 @@ const TANH_LIMIT = 16.0;
 @group(0) @binding(3) var<storage, read> logits: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
 @group(0) @binding(5) var<storage, read_write> totals: LossTotals;
+// head_loss_scaled: also the loss scale.
+@group(0) @binding(6) var<storage, read> loss_scale: LossScale;
 
 // values = tanh(values + bias).
 @compute @workgroup_size(WG)
@@ -84,8 +92,19 @@ fn bias_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
 // totals.sum += the rows' losses, summed per thread then in a fixed tree; totals.count += count.
 @compute @workgroup_size(WG)
 fn head_loss(@builtin(local_invocation_index) lid: u32) {
+  head_loss_rows(lid, 1.0);
+}
+
+// As head_loss, the gradient multiplied by the loss scale too (the loss is not).
+@compute @workgroup_size(WG)
+fn head_loss_scaled(@builtin(local_invocation_index) lid: u32) {
+  head_loss_rows(lid, loss_scale.scale);
+}
+
+// head_loss with the gradient's extra factor `scale`.
+fn head_loss_rows(lid: u32, scale: f32) {
   let n = count[0];
-  let inverse = 1.0 / f32(max(n, 1u));
+  let inverse = scale / f32(max(n, 1u));
   let cols = uniforms.cols;
   var sum = 0.0;
   for (var r = lid; r < uniforms.rows; r += WG) {

@@ -30,6 +30,7 @@ import { MAX_LENGTH, padBatch } from "./features.ts";
 import { taskFeaturesJson } from "./features_file.ts";
 import { traceRecorder } from "./trace_file.ts";
 import { type FoundTask, GLUE_TASKS, readExamples, type SkippedTask } from "./glue.ts";
+import type { StorageType } from "../gpu/buffers.ts";
 import { computeScores, predictionsFromLogits, type Scores } from "./metrics.ts";
 import type { OnnxModel } from "./onnx_runtime.ts";
 import { type DevSetResult, type DevSetRun, type GlueSummary, summarizeGlue } from "./report.ts";
@@ -46,6 +47,8 @@ export interface GlueEvalOptions {
   /** Finetuning runs per task; seeds are `finetune.seed`, `finetune.seed + 1`, ... */
   seeds: number;
   finetune: FinetuneOptions;
+  /** How the encoder's activations are stored while finetuning (src/model/classifier.ts); default f32. */
+  storage?: StorageType;
   /** Use only the first N training and dev examples of each file (quick runs). */
   maxExamples?: number;
   /** Export to ONNX and score with onnxruntime-web (default true); off: WebGPU scores only. */
@@ -118,7 +121,13 @@ export async function evaluateGlue(k: Kernels, options: GlueEvalOptions): Promis
       finetuner = await planFinetuner(
         k,
         config,
-        { batch: recipe.batch, seqs: sequenceBuckets(maxLength), labels: outputs, dropout: recipe.dropout },
+        {
+          batch: recipe.batch,
+          seqs: sequenceBuckets(maxLength),
+          labels: outputs,
+          dropout: recipe.dropout,
+          storage: options.storage,
+        },
         recipe,
       );
       finetuners.set(outputs, finetuner);

@@ -9,6 +9,7 @@ import {
   fail,
   nonNegativeInteger,
   numberWhere,
+  oneOf,
   positiveInteger,
   positiveNumber,
   text,
@@ -16,6 +17,8 @@ import {
 } from "../arg_values.ts";
 import { FINETUNE_DEFAULTS, type FinetuneOptions, NARROW_MODEL_LR } from "./finetune.ts";
 import { GLUE_TASKS } from "./glue.ts";
+import type { StorageType } from "../gpu/buffers.ts";
+import { GPU_BACKENDS, type GpuBackendChoice } from "../gpu/device.ts";
 
 /** What `deno task eval` does. */
 export interface EvalOptions {
@@ -45,6 +48,10 @@ export interface EvalOptions {
   resume: boolean;
   /** The finetuning recipe; `lr` undefined = by model size (see defaultFinetuneLr). */
   finetune: Omit<FinetuneOptions, "lr"> & { lr?: number };
+  /** Which WebGPU implementation finetunes; undefined = `CRAM_GPU`, else the built-in one (see requestGpu). */
+  gpu?: GpuBackendChoice;
+  /** How activations are stored while finetuning; undefined = by device (see devicePrecision). */
+  precision?: StorageType;
   help: boolean;
 }
 
@@ -150,6 +157,21 @@ const TABLE = {
       "replay it in lockstep (peer/finetune_peer.py --lockstep). Reads the loss after every step: a GPU " +
       "round trip each, so finetuning runs slower.",
   },
+  gpu: {
+    value: GPU_BACKENDS.join("|"),
+    shown: "the CRAM_GPU environment variable, else builtin",
+    help: "The WebGPU implementation: builtin (Deno's own), dawn (npm webgpu, which reaches the tensor " +
+      "cores), or auto: dawn on a GPU where it loads and offers f16 subgroup matrices, else builtin.",
+    parse: oneOf(GPU_BACKENDS),
+  },
+  precision: {
+    value: "f32|f16",
+    shown: "f16 where the products run on tensor cores, else f32",
+    help: "f16 stores the encoder's activations (and, on tensor cores, a copy of its weights for the " +
+      "products) as f16, with f32 master weights, optimizer and head and dynamic loss scaling, as " +
+      "pretraining's --precision f16.",
+    parse: oneOf(["f32", "f16"]),
+  },
   resume: {
     switch: true,
     help: "Go on from the glue.json an interrupted run left (it is rewritten after every task): keep its " +
@@ -176,6 +198,9 @@ export function parseEvalOptions(args: readonly string[]): EvalOptions {
   if (v.trace && !v.writeFeatures) {
     throw new UsageError("--trace needs --write-features: the peer replays a trace on the task's features");
   }
+  if (v.trace && v.precision === "f16") {
+    throw new UsageError("--trace needs --precision f32: the peer replays a trace in float32");
+  }
   if (v.trace && v.fromScratch) {
     throw new UsageError("--trace cannot be given with --from-scratch: the peer replays from the checkpoint");
   }
@@ -201,6 +226,8 @@ export function parseEvalOptions(args: readonly string[]): EvalOptions {
       warmup: v.warmup,
       dropout: v.dropout,
     },
+    gpu: v.gpu,
+    precision: v.precision,
     help,
   };
 }

@@ -6,6 +6,7 @@
  * @module
  */
 import { writeFileAtomic } from "../fs.ts";
+import type { StorageType } from "../gpu/buffers.ts";
 import { type DevSet, GLUE_TASKS, type SkippedTask } from "./glue.ts";
 import { glueAverage, median, type MetricName, type Scores } from "./metrics.ts";
 
@@ -52,6 +53,8 @@ export interface SummaryAverage {
 export interface EvalSource {
   checkpoint: string | null;
   finetune: object;
+  /** How the encoder's activations were stored while finetuning (files without it: f32). */
+  precision?: StorageType;
   maxExamples?: number;
   onnx: boolean;
 }
@@ -184,12 +187,14 @@ export function resumeResults(
     throw fail("expected a GLUE summary with rows");
   }
   const canonical = (v: unknown) => JSON.stringify(v ?? null);
-  for (const key of ["checkpoint", "finetune", "maxExamples", "onnx"] as const) {
-    if (canonical(saved.source?.[key]) !== canonical(expected.source[key])) {
+  // A file from before precision was recorded finetuned in f32.
+  const withPrecision = (source?: EvalSource) =>
+    source && { ...source, precision: source.precision ?? "f32" };
+  const [was, now] = [withPrecision(saved.source), withPrecision(expected.source)!];
+  for (const key of ["checkpoint", "finetune", "precision", "maxExamples", "onnx"] as const) {
+    if (canonical(was?.[key]) !== canonical(now[key])) {
       throw fail(
-        `source.${key} is ${canonical(saved.source?.[key])}, this run has ${
-          canonical(expected.source[key])
-        } ` +
+        `source.${key} is ${canonical(was?.[key])}, this run has ${canonical(now[key])} ` +
           "(resume only with the same checkpoint and options)",
       );
     }

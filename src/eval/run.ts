@@ -7,6 +7,7 @@
  */
 import { describe } from "../data/errors.ts";
 import { exists, writeFileAtomic } from "../fs.ts";
+import { UsageError } from "../args.ts";
 import { requestGpu } from "../gpu/device.ts";
 import { Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
@@ -15,6 +16,7 @@ import { defaultFinetuneLr } from "./finetune.ts";
 import { discoverTasks, type FoundTask, GlueDataError, type SkippedTask } from "./glue.ts";
 import type { EvalOptions } from "./options.ts";
 import { loadPretrained } from "./pretrained.ts";
+import { devicePrecision } from "../train/options.ts";
 import {
   type DevSetResult,
   type EvalSource,
@@ -62,9 +64,16 @@ export async function runEvaluation(options: EvalOptions, log: (line: string) =>
     }`,
   );
 
-  const gpu = await requestGpu();
+  const gpu = await requestGpu({ backend: options.gpu });
+  const precision = options.precision ?? devicePrecision(gpu);
+  if (options.trace && precision === "f16") {
+    throw new UsageError(
+      `--trace needs --precision f32 (the peer replays a trace in float32); on ${gpu.name} the default is f16`,
+    );
+  }
   log(
-    `${gpu.name}: ${options.fromScratch ? "no pretraining (random init)" : pretrained.dir}, ` +
+    `${gpu.name} (${gpu.backend}, ${precision}): ` +
+      `${options.fromScratch ? "no pretraining (random init)" : pretrained.dir}, ` +
       `${tasks.length} task(s), ${options.seeds} seed(s)`,
   );
   const outDir = options.out ?? runDir;
@@ -75,6 +84,7 @@ export async function runEvaluation(options: EvalOptions, log: (line: string) =>
   const source: EvalSource = {
     checkpoint: options.fromScratch ? null : pretrained.dir,
     finetune,
+    precision,
     maxExamples: options.maxExamples,
     onnx: options.onnx,
   };
@@ -98,6 +108,7 @@ export async function runEvaluation(options: EvalOptions, log: (line: string) =>
     skipped,
     seeds: options.seeds,
     finetune,
+    storage: precision,
     maxExamples: options.maxExamples,
     onnx: options.onnx,
     saveOnnx: (name, bytes) => writeFileAtomic(`${onnxDir}/${name}`, bytes),

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { writeBuffer } from "../gpu/buffers.ts";
+import { type StorageType, writeBuffer } from "../gpu/buffers.ts";
 import { type Gpu, GpuError } from "../gpu/device.ts";
 import type { Dispatch, Kernels } from "../gpu/kernels.ts";
 import type { ModelConfig } from "./config.ts";
@@ -33,6 +33,7 @@ import {
 } from "./encoder.ts";
 import { PARAM_ALIGNMENT, type ParamLayout, paramLayout, type ParamTensor, paramTensor } from "./params.ts";
 import { Recorder, type Recording } from "./recorder.ts";
+import { INITIAL_LOSS_SCALE, LOSS_SCALE_BYTES, writeLossScale } from "./loss_scale.ts";
 import { HEAD_INNER, headLayout } from "./head_layout.ts";
 import { gatherRows, LOSS_TOTALS_BYTES, scatterRows } from "./layers/cross_entropy.ts";
 import { dropoutBackward, dropoutForward } from "./layers/dropout.ts";
@@ -108,6 +109,12 @@ export interface ClassifierShape {
   labels: number;
   /** Dropout probability of training (the recipe: 0.1); 0 plans no dropout. */
   dropout: number;
+  /**
+   * How the encoder's activations (and, on matrix units, the products' parameter copy) are stored, as in
+   * pretraining (encoder.ts); default f32. With f16 the loss gradient carries a dynamic loss scale
+   * (`lossScale`) for the optimizer to divide out. The head stays f32.
+   */
+  storage?: StorageType;
 }
 
 /** One batch, padded to a planned length. */
@@ -138,6 +145,8 @@ export interface GpuClassifier {
   grads: GPUBuffer;
   /** Loss totals {f32 sum, u32 rows} that every `train` adds to (read with `readLossTotals`). */
   lossTotals: GPUBuffer;
+  /** With f16 storage: the loss scale the gradients carry (src/model/loss_scale.ts), at first the initial one. */
+  lossScale?: GPUBuffer;
   /** [batch, labels] f32: the logits of the last `infer` (rows past its count are not meaningful). */
   logits: GPUBuffer;
   /** The shortest planned length that holds `tokens` tokens. */
@@ -164,7 +173,7 @@ export async function planClassifier(
   shape: ClassifierShape,
 ): Promise<GpuClassifier> {
   const gpu = k.gpu;
-  const { batch, labels, dropout } = shape;
+  const { batch, labels, dropout, storage = "f32" } = shape;
   const seqs = shape.seqs ?? [config.maxSeqLen];
   if (
     seqs.length === 0 || seqs.some((s, i) => !Number.isInteger(s) || s < 1 || (i > 0 && s <= seqs[i - 1]))
@@ -181,7 +190,10 @@ export async function planClassifier(
     seq: seqs[seqs.length - 1],
     keyMask: true,
     dropout: dropout > 0,
+    storage,
   });
+  const lossScale = storage === "f16" ? rec.f32("loss scale", LOSS_SCALE_BYTES / 4) : undefined;
+  if (lossScale) writeLossScale(gpu, lossScale, INITIAL_LOSS_SCALE);
   const head: HeadBuffers = {
     enc,
     labels,
@@ -213,6 +225,7 @@ export async function planClassifier(
         count: head.count,
         dlogits: head.dlogits,
         totals: head.lossTotals,
+        lossScale,
       })
     );
     recordHeadBackward(train, head, seq, positions, dropout);
@@ -243,6 +256,7 @@ export async function planClassifier(
     params,
     grads,
     lossTotals: head.lossTotals,
+    lossScale,
     logits: head.logits,
     bytes: rec.bytes,
     seqFor(tokens) {

@@ -140,9 +140,6 @@ export function allocateEncoder(
   if (seq > config.maxSeqLen) {
     throw new GpuError(`model: seq ${seq} exceeds the config's maxSeqLen ${config.maxSeqLen}`);
   }
-  if (storage === "f16" && options.dropout) {
-    throw new GpuError("model: f16 storage is for pretraining, which has no dropout");
-  }
   if (storage === "f16" && !rec.k.gpu.hasF16) {
     throw new GpuError(
       `model: f16 storage needs the adapter's shader-f16 feature, which ${rec.k.gpu.name} lacks`,
@@ -257,8 +254,10 @@ export function recordEncoderForward(rec: Recording, enc: EncoderBuffers, pass: 
     })
   );
   if (dropout) {
-    norm("embeddings.norm", enc.embedded, normed, enc.embNorm);
-    rec.run(() => dropoutForward(k, { ...dropout.site(EMBEDDING_SITE, N * H), x: normed, y: xs[0] }));
+    // Through the f32 scratch of the block outputs (free until the first block): dropout's buffers are f32.
+    const site = dropout.site(EMBEDDING_SITE, N * H);
+    norm("embeddings.norm", enc.embedded, dropout.projected, enc.embNorm);
+    rec.run(() => dropoutForward(k, { ...site, x: dropout.projected, y: xs[0] }));
   } else {
     norm("embeddings.norm", enc.embedded, xs[0], enc.embNorm);
   }

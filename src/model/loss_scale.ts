@@ -14,6 +14,9 @@ import { checkBuffer } from "./layers/plan.ts";
 /** The first loss scale of f16 storage: PyTorch GradScaler's 2^16. */
 export const INITIAL_LOSS_SCALE = 65536;
 
+/** Finite steps in a row before the loss scale doubles (torch.amp.GradScaler's default). */
+export const LOSS_SCALE_GROWTH_INTERVAL = 2000;
+
 /**
  * Size of the loss-scale buffer: the f32 scale, then the u32 count of finite steps since it last changed
  * (which the optimizer's dynamic loss scaling keeps), padded to 16 bytes.

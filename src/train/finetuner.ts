@@ -7,6 +7,10 @@
  * The recipe's finetuning does not clip gradients: the norm is still computed (a step with a non-finite
  * gradient is skipped, and the norm is reported) but the clip factor is 1.
  *
+ * With f16 storage (the classifier's `storage`) the gradients carry a dynamic loss scale, as in
+ * pretraining: a step whose gradients overflow is skipped and halves the scale, and `reset` restores
+ * GradScaler's initial 2^16.
+ *
  * A finetuner is planned once per label count and reused: `reset` starts a new run (another seed,
  * another task with as many labels) on the same buffers.
  */
@@ -20,6 +24,7 @@ import {
   planClassifier,
 } from "../model/classifier.ts";
 import { dropoutSiteCount } from "../model/dropout_sites.ts";
+import { INITIAL_LOSS_SCALE, LOSS_SCALE_GROWTH_INTERVAL, writeLossScale } from "../model/loss_scale.ts";
 import {
   adamwStepUniforms,
   OPTIMIZER_STATS_BYTES,
@@ -60,7 +65,7 @@ export interface FinetuneStats {
   examples: number;
   /** Gradient norm of the last step. */
   gradNorm: number;
-  /** Steps skipped for a non-finite gradient since the last `reset`. */
+  /** Steps skipped for a non-finite gradient since the last `reset` (with f16 storage, each lowers the loss scale). */
   skippedSteps: number;
 }
 
@@ -93,11 +98,14 @@ export async function planFinetuner(
   const classifier = await planClassifier(k, config, shape);
   const { params, grads, layout } = classifier;
   const length = layout.totalSize;
+  const { lossScale } = classifier;
   const { m, v, stats, stepUniforms, zero, update } = await planAdamw(k, {
     params,
     grads,
     layout,
     maxNorm: NO_CLIP,
+    lossScale,
+    dynamicLossScale: lossScale && { growthInterval: LOSS_SCALE_GROWTH_INTERVAL },
     ...options,
   });
   const resetMoments = [
@@ -124,6 +132,7 @@ export async function planFinetuner(
       writeBuffer(gpu, params, start);
       writeBuffer(gpu, stats, zeros);
       writeBuffer(gpu, classifier.lossTotals, zeros.subarray(0, 2));
+      if (lossScale) writeLossScale(gpu, lossScale, INITIAL_LOSS_SCALE);
       submitDispatches(gpu, resetMoments);
       steps = 0;
     },

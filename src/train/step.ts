@@ -16,14 +16,13 @@
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches, type Kernels, writeUniforms } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
+import { LOSS_SCALE_GROWTH_INTERVAL } from "../model/loss_scale.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
 import { adamwStepUniforms, planAdamw, type PlannedAdamw, readStepStats } from "./optimizer.ts";
 import { emptyQueue, finished, settleTime, submitted } from "./pacing.ts";
 
 /** The recipe's clipping threshold of the gradients' global L2 norm. */
 export const MAX_GRAD_NORM = 0.5;
-/** Finite steps in a row before a model's loss scale doubles (torch.amp.GradScaler's default). */
-const LOSS_SCALE_GROWTH_INTERVAL = 2000;
 
 /** What the GPU accumulated since the last `readStats`. */
 export interface TrainStats {

@@ -21,6 +21,8 @@ Deno.test("the defaults are the recipe's, one seed, every task, ONNX on", () => 
     trace: false,
     resume: false,
     finetune: { ...FINETUNE_DEFAULTS, lr: undefined },
+    gpu: undefined,
+    precision: undefined,
     help: false,
   });
   // Without --lr the rate follows the model's width: the recipe's for 768 and wider, 2e-4 below.
@@ -56,7 +58,13 @@ Deno.test("every finetuning value is an option", () => {
     "--no-onnx",
     "--write-features",
     "--resume",
+    "--gpu",
+    "dawn",
+    "--precision",
+    "f16",
   ]);
+  assert.equal(options.gpu, "dawn");
+  assert.equal(options.precision, "f16");
   assert.equal(options.tokenizer, "runs/x/tok");
   assert.equal(options.out, "runs/x/eval-b");
   assert.deepEqual(options.tasks, ["CoLA", "SST-2"]);
@@ -100,6 +108,12 @@ Deno.test("bad options are one-line errors naming the option", () => {
       [...base, "--trace"],
       /^--trace needs --write-features: the peer replays a trace on the task's features$/,
     ],
+    [[...base, "--gpu", "metal"], /^--gpu: expected one of builtin, dawn, auto, got "metal"$/],
+    [[...base, "--precision", "bf16"], /^--precision: expected f32 or f16, got "bf16"$/],
+    [
+      [...base, "--write-features", "--trace", "--precision", "f16"],
+      /^--trace needs --precision f32: the peer replays a trace in float32$/,
+    ],
     [
       [...base, "--write-features", "--trace", "--from-scratch"],
       /^--trace cannot be given with --from-scratch: the peer replays from the checkpoint$/,
@@ -138,6 +152,8 @@ Deno.test("--help needs no other option and the help names every option", () => 
       "--max-examples",
       "--from-scratch",
       "--no-onnx",
+      "--gpu",
+      "--precision",
       "--write-features",
       "--trace",
       "--resume",

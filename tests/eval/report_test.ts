@@ -166,6 +166,12 @@ Deno.test("resumeResults refuses another checkpoint, other options and malformed
       /source\.maxExamples is null, this run has 10/,
     ],
     [text, { source: { ...SOURCE, onnx: false }, seeds: 3 }, /source\.onnx is true/],
+    // SOURCE names no precision: a file from before it was recorded, which finetuned in f32.
+    [
+      text,
+      { source: { ...SOURCE, precision: "f16" }, seeds: 3 },
+      /source\.precision is "f32", this run has "f16"/,
+    ],
     [text, { source: SOURCE, seeds: 1 }, /seeds is 3, this run has 1/],
     ["{", { source: SOURCE, seeds: 3 }, /glue\.json: not JSON/],
     ["[]", { source: SOURCE, seeds: 3 }, /expected a GLUE summary with rows/],

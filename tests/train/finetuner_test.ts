@@ -3,13 +3,14 @@ import { requestGpu } from "../../src/gpu/device.ts";
 import { Kernels } from "../../src/gpu/kernels.ts";
 import { tiny } from "../../src/model/config.ts";
 import { dropoutSiteCount } from "../../src/model/dropout_sites.ts";
+import { INITIAL_LOSS_SCALE, readLossScale, writeLossScale } from "../../src/model/loss_scale.ts";
 import { initHead, initParams } from "../../src/model/init.ts";
 import {
   type ClassifierBatch,
   joinClassifierParams,
   splitClassifierParams,
 } from "../../src/model/classifier.ts";
-import { DROPOUT_STREAM, planFinetuner } from "../../src/train/finetuner.ts";
+import { DROPOUT_STREAM, type Finetuner, planFinetuner } from "../../src/train/finetuner.ts";
 import { hash, streamKey } from "../../src/train/random.ts";
 import { referenceClassifierLoss } from "../../src/reference/classifier.ts";
 import { adamwStep } from "../../src/reference/optimizer.ts";
@@ -34,23 +35,19 @@ function batch(lengths: number[], targets: number[], salt: number): ClassifierBa
   return { seq, inputIds, keyMask, count: lengths.length, targets: Float32Array.from(targets) };
 }
 
-Deno.test("two finetuning steps equal two reference AdamW steps on the reference gradients, dropout on", async () => {
-  const labels = 3;
-  const finetuner = await planFinetuner(k, tiny, { batch: 3, labels, dropout: 0.1 }, adam);
-  const encoder = initParams(tiny, { seed: 1 }).map((v) => v * 5); // attention far from uniform
-  const start = joinClassifierParams(
-    tiny,
-    labels,
-    encoder,
-    initHead(tiny, labels, { seed: 2 }).map((v) => v * 5),
-  );
-  finetuner.reset(start);
-  const seed = 42;
-  const steps = [
-    { batch: batch([9, 5, 12], [2, 0, 1], 1), lr: 1e-3 },
-    { batch: batch([16, 4], [1, 1], 2), lr: 5e-4 },
-  ];
-  // The reference, step by step from the GPU's own parameters, with the finetuner's dropout seeds.
+/**
+ * Runs `steps` on `finetuner` from `start` and returns the largest difference of the GPU's parameters from
+ * reference AdamW steps on the reference gradients (each step from the GPU's own parameters, with the
+ * finetuner's dropout seeds), how many parameters moved by more than 1e-4, and the relative L2 error of the
+ * whole update.
+ */
+async function againstReference(
+  finetuner: Finetuner,
+  start: Float32Array,
+  steps: { batch: ClassifierBatch; lr: number }[],
+  seed: number,
+): Promise<{ worst: number; moved: number; updateError: number }> {
+  const labels = finetuner.classifier.labels;
   let params = Float64Array.from(start);
   const m = new Float64Array(params.length);
   const v = new Float64Array(params.length);
@@ -85,18 +82,42 @@ Deno.test("two finetuning steps equal two reference AdamW steps on the reference
     adamwStep(params, grads, m, v, { ...adam, lr, step: i + 1 });
   }
   const got = await finetuner.readParams();
+  let worst = 0;
+  let moved = 0;
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < got.length; i++) {
+    worst = Math.max(worst, Math.abs(got[i] - params[i]));
+    if (Math.abs(params[i] - start[i]) > 1e-4) moved++;
+    diff += (got[i] - params[i]) ** 2;
+    norm += (params[i] - start[i]) ** 2;
+  }
+  return { worst, moved, updateError: Math.sqrt(diff / norm) };
+}
+
+/** Scaled-up initial weights (attention far from uniform) for a classifier of `labels` outputs. */
+function startParams(labels: number): Float32Array<ArrayBuffer> {
+  const encoder = initParams(tiny, { seed: 1 }).map((v) => v * 5);
+  return joinClassifierParams(tiny, labels, encoder, initHead(tiny, labels, { seed: 2 }).map((v) => v * 5));
+}
+
+const STEPS = [
+  { batch: batch([9, 5, 12], [2, 0, 1], 1), lr: 1e-3 },
+  { batch: batch([16, 4], [1, 1], 2), lr: 5e-4 },
+];
+
+Deno.test("two finetuning steps equal two reference AdamW steps on the reference gradients, dropout on", async () => {
+  const labels = 3;
+  const finetuner = await planFinetuner(k, tiny, { batch: 3, labels, dropout: 0.1 }, adam);
+  const start = startParams(labels);
+  finetuner.reset(start);
+  const { worst, moved } = await againstReference(finetuner, start, STEPS, 42);
   // An update is lr * mhat / (sqrt(vhat) + eps); gradients agree to ~1e-4 relative (classifier_test.ts),
   // which moves an update by ~1e-4 of lr, as does gradient noise (see eps): a bound of 1e-3 lr holds,
   // while a wrong lr, clipping, a missing gradient reset or another dropout mask moves updates by a
   // sizable fraction of lr.
-  let worst = 0;
-  let moved = 0;
-  for (let i = 0; i < got.length; i++) {
-    worst = Math.max(worst, Math.abs(got[i] - params[i]));
-    if (Math.abs(params[i] - start[i]) > 1e-4) moved++;
-  }
   assert.ok(worst < 1e-3 * 1e-3, `parameters differ from the reference by ${worst}`);
-  assert.ok(moved > got.length / 4, `only ${moved} of ${got.length} parameters moved`);
+  assert.ok(moved > start.length / 4, `only ${moved} of ${start.length} parameters moved`);
   const stats = await finetuner.readStats();
   assert.equal(stats.examples, 5);
   assert.equal(stats.skippedSteps, 0);
@@ -107,4 +128,34 @@ Deno.test("two finetuning steps equal two reference AdamW steps on the reference
   finetuner.reset(start);
   assert.equal(finetuner.steps, 0);
   assert.deepEqual(await finetuner.readParams(), start);
+});
+
+Deno.test({
+  name:
+    "with f16 storage an overflowing step is skipped and halves the loss scale, and steps follow the reference",
+  ignore: !k.gpu.hasF16,
+}, async () => {
+  const labels = 3;
+  const finetuner = await planFinetuner(k, tiny, { batch: 3, labels, dropout: 0.1, storage: "f16" }, adam);
+  const lossScale = finetuner.classifier.lossScale!;
+  const start = startParams(labels);
+  finetuner.reset(start);
+  assert.deepEqual(await readLossScale(k.gpu, lossScale), { scale: INITIAL_LOSS_SCALE, goodSteps: 0 });
+  // Gradients times 2^100 overflow f16: the step changes nothing but the scale.
+  writeLossScale(k.gpu, lossScale, 2 ** 100);
+  finetuner.step(STEPS[0].batch, STEPS[0].lr, 42);
+  assert.deepEqual(await finetuner.readParams(), start);
+  assert.equal((await finetuner.readStats()).skippedSteps, 1);
+  assert.deepEqual(await readLossScale(k.gpu, lossScale), { scale: 2 ** 99, goodSteps: 0 });
+
+  // reset restores the initial scale; at a scale that does not overflow, the steps follow the reference.
+  finetuner.reset(start);
+  assert.equal((await readLossScale(k.gpu, lossScale)).scale, INITIAL_LOSS_SCALE);
+  writeLossScale(k.gpu, lossScale, 1024);
+  const { moved, updateError } = await againstReference(finetuner, start, STEPS, 42);
+  assert.ok(updateError < 1e-2, `the update differs from the reference's by ${updateError} (relative L2)`);
+  assert.ok(moved > start.length / 4, `only ${moved} of ${start.length} parameters moved`);
+  const stats = await finetuner.readStats();
+  assert.equal(stats.skippedSteps, 0);
+  assert.equal((await readLossScale(k.gpu, lossScale)).scale, 1024);
 });

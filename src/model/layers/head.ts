@@ -10,6 +10,7 @@ import { GpuError } from "../../gpu/device.ts";
 import { type Binding, type Dispatch, dispatch, type Kernels, uniformBuffer } from "../../gpu/kernels.ts";
 import { uniformStruct } from "../../gpu/uniforms.ts";
 import { LOSS_TOTALS_BYTES } from "./cross_entropy.ts";
+import { LOSS_SCALE_BYTES } from "../loss_scale.ts";
 import { checkBuffer, checkMultiple } from "./plan.ts";
 
 const FAMILY = "head";
@@ -101,6 +102,11 @@ export interface HeadLossOptions {
   dlogits: Binding;
   /** {@linkcode LOSS_TOTALS_BYTES}: the loss sum (f32) and row count (u32), added to. */
   totals: Binding;
+  /**
+   * With f16 storage: the loss-scale buffer ({@linkcode LOSS_SCALE_BYTES}, src/model/loss_scale.ts) whose
+   * scale multiplies the gradient (not the loss), as the MLM loss does.
+   */
+  lossScale?: Binding;
 }
 
 /**
@@ -115,9 +121,12 @@ export async function headLoss(k: Kernels, args: HeadLossOptions): Promise<Dispa
   checkBuffer("headLoss count", args.count, 4);
   checkBuffer("headLoss dlogits", args.dlogits, rows * labels * 4);
   checkBuffer("headLoss totals", args.totals, LOSS_TOTALS_BYTES);
-  const pipeline = await k.pipeline(FAMILY, "head_loss", { WG, REGRESSION: labels === 1 ? 1 : 0 });
+  if (args.lossScale) checkBuffer("headLoss lossScale", args.lossScale, LOSS_SCALE_BYTES);
+  const entry = args.lossScale ? "head_loss_scaled" : "head_loss";
+  const pipeline = await k.pipeline(FAMILY, entry, { WG, REGRESSION: labels === 1 ? 1 : 0 });
   const shape = uniformBuffer(k, SHAPE, "head_loss shape", { rows, cols: labels });
   const bindings = [shape, args.count, args.targets, args.logits, args.dlogits, args.totals];
+  if (args.lossScale) bindings.push(args.lossScale);
   return [dispatch(k.gpu, pipeline, bindings, [1])];
 }
 

@@ -3,6 +3,7 @@ import { readF32, storageBuffer, uploadBuffer } from "../../../src/gpu/buffers.t
 import { requestGpu } from "../../../src/gpu/device.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import { readLossTotals } from "../../../src/model/layers/cross_entropy.ts";
+import { lossScaleBuffer } from "../../../src/model/loss_scale.ts";
 import { biasAdd, biasGradient, biasTanh, headLoss, tanhBackward } from "../../../src/model/layers/head.ts";
 import { columnSums, referenceHeadLoss } from "../../../src/reference/classifier.ts";
 import { assertClose, seededUniform } from "../../_helpers.ts";
@@ -66,8 +67,15 @@ Deno.test("biasGradient adds the column sums to a sub-range of a gradient buffer
 // The default device (subgroups) and the same adapter without subgroups (the loader's tree variant).
 const devices = { subgroups: gpu, tree: await requestGpu({ subgroups: false }) };
 
-for (const [labels, subgroups] of [[3, true], [1, true], [3, false]] as const) {
-  Deno.test(`headLoss gives the mean ${labels === 1 ? "squared error" : "cross-entropy"} of the real rows and its gradient (${subgroups ? "subgroups" : "workgroup tree"})`, async () => {
+// A loss scale of 1024 (f16 storage) multiplies the gradient and leaves the loss alone.
+for (
+  const [labels, subgroups, scale] of [[3, true, 1], [1, true, 1], [3, false, 1], [3, true, 1024], [
+    1,
+    true,
+    1024,
+  ]] as const
+) {
+  Deno.test(`headLoss gives the mean ${labels === 1 ? "squared error" : "cross-entropy"} of the real rows and its gradient (${subgroups ? "subgroups" : "workgroup tree"}${scale === 1 ? "" : `, loss scale ${scale}`})`, async () => {
     const gpu = subgroups ? devices.subgroups : devices.tree;
     const kernels = new Kernels(gpu);
     assert.equal(gpu.hasSubgroups, subgroups);
@@ -88,6 +96,7 @@ for (const [labels, subgroups] of [[3, true], [1, true], [3, false]] as const) {
       count: uploadBuffer(gpu, "count", Uint32Array.of(real)),
       dlogits,
       totals,
+      ...(scale !== 1 && { lossScale: lossScaleBuffer(gpu, scale) }),
     });
     submitDispatches(gpu, steps);
     submitDispatches(gpu, steps);
@@ -104,9 +113,9 @@ for (const [labels, subgroups] of [[3, true], [1, true], [3, false]] as const) {
     );
     const got = await readF32(gpu, dlogits);
     // Softmax and exp in f32: a few ulps of the largest gradient (2 * 9 / 67 or 1 / 67).
-    assertClose(got.subarray(0, real * labels), expected.dlogits, {
+    assertClose(got.subarray(0, real * labels), expected.dlogits.map((g) => g * scale), {
       rtol: 1e-5,
-      atol: 1e-7,
+      atol: 1e-7 * scale,
       what: "dlogits",
     });
     assert.ok(got.subarray(real * labels).every((v) => v === 0), "rows past count must have zero gradient");
