@@ -15,6 +15,7 @@ import {
   writeEncoderInputs,
 } from "./encoder.ts";
 import { Recorder } from "./recorder.ts";
+import { dropoutSiteCount } from "./dropout_sites.ts";
 import { castToF16 } from "./layers/convert.ts";
 import { crossEntropy, gatherRows, LOSS_TOTALS_BYTES, scatterRows } from "./layers/cross_entropy.ts";
 import { INITIAL_LOSS_SCALE, LOSS_SCALE_BYTES, writeLossScale } from "./loss_scale.ts";
@@ -43,6 +44,12 @@ export interface ModelShape {
    * scales the loss dynamically (`lossScale`), so that small gradients survive f16.
    */
   storage?: StorageType;
+  /**
+   * Dropout probability in the encoder (src/model/dropout_sites.ts: embeddings, attention probabilities,
+   * block outputs); default 0, the recipe's, which plans none. With it every micro-batch needs its seeds
+   * (`writeSeeds`).
+   */
+  dropout?: number;
 }
 
 /** The planned model: its buffers and the dispatches of one micro-batch. */
@@ -76,6 +83,11 @@ export interface GpuModel {
    * submit of `microBatch` uses it, so write, then submit, one micro-batch at a time.
    */
   writeBatch(batch: ModelBatch, gradScale: number): void;
+  /**
+   * With dropout: queues the dropout seeds of the next micro-batch, one u32 per site
+   * (`dropoutSiteCount`); the MLM head has no dropout, so the classifier head's site is unused.
+   */
+  writeSeeds(seeds: Uint32Array<ArrayBuffer>): void;
   /** Bytes of every buffer this plan allocated, the parameters and gradients included. */
   bytes: number;
   /** Frees every buffer of the plan. */
@@ -85,7 +97,8 @@ export interface GpuModel {
 /** Plans the model for `shape`: allocates its buffers and records its dispatches. */
 export async function planModel(k: Kernels, config: ModelConfig, shape: ModelShape): Promise<GpuModel> {
   const gpu = k.gpu;
-  const { batch, maxLabels: R, storage = "f32" } = shape;
+  const { batch, maxLabels: R, storage = "f32", dropout = 0 } = shape;
+  if (!(dropout >= 0 && dropout < 1)) throw new GpuError(`model dropout ${dropout}: expected [0, 1)`);
   const seq = shape.seq ?? config.maxSeqLen;
   const N = batch * seq;
   const { hidden: H, vocabSize: V } = config;
@@ -93,7 +106,12 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
   const rec = new Recorder(k, { sizedBy: "--micro-batch" });
   const params = rec.f32("params", layout.totalSize);
   const grads = rec.f32("grads", layout.totalSize);
-  const enc = allocateEncoder(rec, config, { layout, params, grads }, { batch, seq, storage });
+  const enc = allocateEncoder(rec, config, { layout, params, grads }, {
+    batch,
+    seq,
+    storage,
+    dropout: dropout > 0,
+  });
   // Per micro-batch inputs of the head, written by writeBatch.
   const labelPositions = rec.f32("label positions", R);
   const labelIds = rec.f32("label ids", R);
@@ -112,7 +130,7 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
     : logits;
 
   const word = paramTensor(layout, "embeddings.word.weight").offset;
-  const pass = { seq, dropout: 0 };
+  const pass = { seq, dropout };
   const steps = rec.recording();
   recordEncoderForward(steps, enc, pass);
 
@@ -170,6 +188,7 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
 
   const countHost = new Uint32Array(1);
   const scaleHost = new Float32Array(1);
+  const siteCount = dropoutSiteCount(config);
   const positionsHost = new Uint32Array(R);
   const labelsHost = new Uint32Array(R);
   // Which token positions the batch being written labels (cleared again after each check).
@@ -218,6 +237,13 @@ export async function planModel(k: Kernels, config: ModelConfig, shape: ModelSha
       writeBuffer(gpu, labelCount, countHost);
       scaleHost[0] = scale;
       writeBuffer(gpu, gradScale, scaleHost);
+    },
+    writeSeeds(seeds: Uint32Array<ArrayBuffer>): void {
+      if (!enc.seeds) throw new GpuError("model: planned without dropout, it takes no seeds");
+      if (seeds.length !== siteCount) {
+        throw new GpuError(`model: ${seeds.length} dropout seeds, the model has ${siteCount} sites`);
+      }
+      writeBuffer(gpu, enc.seeds, seeds);
     },
   };
 }

@@ -63,6 +63,11 @@ export interface PretrainOptions {
   gpu: GpuBackendChoice;
   /** Fraction of the tokens MLM predicts. */
   maskRate: number;
+  /**
+   * Dropout probability in the encoder (embeddings, attention probabilities, block outputs); 0, the
+   * recipe's, plans none.
+   */
+  dropout: number;
   /** Tokens per sequence; undefined = the preset's maximum. */
   seqLen?: number;
   /** Vocabulary size; undefined = the preset's (or, for tokenized input, the vocabulary's). */
@@ -214,6 +219,14 @@ const TABLE = {
     default: BERT_MASK_RATE,
     help: "Fraction of tokens to predict; of those 80% become [MASK], 10% a random token, 10% stay.",
     parse: numberWhere("a fraction above 0 and below 1", (n) => n > 0 && n < 1),
+  },
+  dropout: {
+    value: "<fraction>",
+    default: 0,
+    help: "Dropout in the encoder (after the embeddings, on the attention probabilities and on each " +
+      "block's output), as in finetuning. The recipe has none: it never sees a token twice; a run that " +
+      "repeats its data may want some.",
+    parse: numberWhere("a fraction from 0 to below 1", (n) => n >= 0 && n < 1),
   },
   seqLen: { value: "<n>", shown: "the preset's", help: "Tokens per sequence.", parse: integerFrom(8) },
   vocabSize: {

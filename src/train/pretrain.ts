@@ -83,7 +83,9 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
   checkBatch(batch, firstMicroBatch);
   progress.message(
     `adapter: ${gpu.name} (${gpu.backend}${gpu.subgroupMatrix ? ", tensor cores" : ""}); preset ${preset}, ` +
-      `batch ${batch}, ${options.precision} storage`,
+      `batch ${batch}, ${options.precision} storage${
+        options.dropout > 0 ? `, dropout ${options.dropout}` : ""
+      }`,
   );
 
   // Inputs are checked before the run folder exists: a wrong --corpus or --out leaves nothing behind.
@@ -123,7 +125,8 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
         seq: shards.seqLen,
         maxLabels: maxLabels(micro, shards.seqLen, options.maskRate),
         storage: options.precision,
-      }),
+        dropout: options.dropout,
+      }, { seed: options.seed }),
     {
       microBatch: firstMicroBatch,
       halve: options.microBatch === undefined,

@@ -16,10 +16,12 @@
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches, type Kernels, writeUniforms } from "../gpu/kernels.ts";
 import type { ModelConfig } from "../model/config.ts";
+import { dropoutSiteCount } from "../model/dropout_sites.ts";
 import { LOSS_SCALE_GROWTH_INTERVAL } from "../model/loss_scale.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
 import { adamwStepUniforms, planAdamw, type PlannedAdamw, readStepStats } from "./optimizer.ts";
 import { emptyQueue, finished, settleTime, submitted } from "./pacing.ts";
+import { hash, streamKey } from "./random.ts";
 
 /** The recipe's clipping threshold of the gradients' global L2 norm. */
 export const MAX_GRAD_NORM = 0.5;
@@ -71,10 +73,29 @@ export interface Trainer {
   setSteps(steps: number): void;
 }
 
-/** How the host paces itself against the GPU (see the module's text). */
+/** How the host paces itself against the GPU (see the module's text), and the run's seed. */
 export interface TrainerOptions {
   /** Wait only for steps the model of the GPU's queue says are done (src/train/pacing.ts). Default: on Dawn. */
   paced?: boolean;
+  /** The run's seed, which with the step and micro-batch numbers keys the dropout masks (default 0). */
+  seed?: number;
+}
+
+/** The random stream of pretraining's dropout masks (the data order and the MLM masks use others). */
+export const PRETRAIN_DROPOUT_STREAM = 0xd809;
+
+/**
+ * The dropout seeds of micro-batch `microBatch` (0-based) of optimizer step `step` (1-based) of a run
+ * seeded `seed`: one per site (src/model/dropout_sites.ts). A resumed run draws the same ones.
+ */
+export function microBatchDropoutSeeds(
+  seed: number,
+  step: number,
+  microBatch: number,
+  sites: number,
+): Uint32Array<ArrayBuffer> {
+  const key = streamKey(seed, PRETRAIN_DROPOUT_STREAM, step, microBatch);
+  return Uint32Array.from({ length: sites }, (_, i) => hash(key, i));
 }
 
 /** Plans the model for `shape` and the optimizer around it. */
@@ -101,6 +122,8 @@ export async function planTrainer(
     throw e;
   }
   const { m, v, stats, stepUniforms, zero, update } = optimizer;
+  const sites = dropoutSiteCount(config);
+  const dropout = (shape.dropout ?? 0) > 0;
   let steps = 0;
   const wait = (options.paced ?? gpu.backend === "dawn") ? pacedWaiter(gpu, stats) : doneWaiter(gpu);
 
@@ -128,6 +151,7 @@ export async function planTrainer(
       microBatches.forEach((batch, i) => {
         // Each micro-batch's loss is the mean over its labels; the step averages the micro-batches.
         model.writeBatch(batch, 1 / (Math.max(1, batch.labelIds.length) * microBatches.length));
+        if (dropout) model.writeSeeds(microBatchDropoutSeeds(options.seed ?? 0, steps, i, sites));
         const encoder = gpu.device.createCommandEncoder();
         if (i === 0) encodeDispatches(encoder, zero, wait.firstPass());
         encodeDispatches(encoder, model.microBatch);

@@ -8,6 +8,8 @@ import { type ModelBatch, planModel } from "../../src/model/model.ts";
 import { INITIAL_LOSS_SCALE } from "../../src/model/loss_scale.ts";
 import { readLossTotals } from "../../src/model/layers/cross_entropy.ts";
 import { referenceForwardBackward } from "../../src/reference/model.ts";
+import { dropoutSiteCount } from "../../src/model/dropout_sites.ts";
+import { microBatchDropoutSeeds } from "../../src/train/step.ts";
 import { seededUniform } from "../_helpers.ts";
 
 /** A tiny model's weights, matrices scaled up from the 0.02 init so attention is far from uniform. */
@@ -48,20 +50,33 @@ function maskedBatch(config: ModelConfig, batch: number, seq: number, seed: numb
 // bounds are about 3x those.
 const TOLERANCES = { f32: { loss: 1e-5, grads: 1e-4 }, f16: { loss: 3e-4, grads: 5e-3 } };
 
-async function checkAgainstReference(config: ModelConfig, storage: StorageType): Promise<void> {
+/** Checks one micro-batch's loss and gradients against the reference; `dropout` > 0 drops with fixed seeds. */
+async function checkAgainstReference(config: ModelConfig, storage: StorageType, dropout = 0): Promise<void> {
   const k = new Kernels(await requestGpu());
   const [batch, seq] = [3, config.maxSeqLen];
   const b = maskedBatch(config, batch, seq, 7);
   const params = weights(config, 3);
-  const model = await planModel(k, config, { batch, seq, maxLabels: b.labelIds.length + 5, storage });
+  const model = await planModel(k, config, {
+    batch,
+    seq,
+    maxLabels: b.labelIds.length + 5,
+    storage,
+    dropout,
+  });
   assert.equal(model.lossScale !== undefined, storage === "f16");
   writeBuffer(k.gpu, model.params, params);
   model.writeBatch(b, 1 / b.labelIds.length);
+  const seeds = microBatchDropoutSeeds(5, 1, 0, dropoutSiteCount(config));
+  if (dropout > 0) model.writeSeeds(seeds);
   submitDispatches(k.gpu, model.microBatch);
 
   const labels = new Int32Array(batch * seq).fill(-100);
   b.labelPositions.forEach((t, i) => (labels[t] = b.labelIds[i]));
-  const expected = referenceForwardBackward(config, params, b.inputIds, labels, { batch, seq });
+  const expected = referenceForwardBackward(config, params, b.inputIds, labels, {
+    batch,
+    seq,
+    ...(dropout > 0 && { dropout: { p: dropout, seeds: Array.from(seeds) } }),
+  });
   const totals = await readLossTotals(k.gpu, model.lossTotals);
   assert.equal(totals.count, b.labelIds.length);
   const tolerance = TOLERANCES[storage];
@@ -125,6 +140,30 @@ Deno.test({
 Deno.test("with f16 storage the loss and every gradient (times the loss scale) match the float64 reference", async () => {
   await checkAgainstReference(tiny, "f16");
   await checkAgainstReference({ ...tiny, ffn: "gelu-glu", positions: "learned" }, "f16");
+});
+
+Deno.test("with pretraining dropout the loss and every gradient match the float64 reference (f32 and f16 storage)", async () => {
+  await checkAgainstReference(tiny, "f32", 0.2);
+  await checkAgainstReference({ ...tiny, ffn: "gelu-glu", positions: "learned" }, "f32", 0.2);
+  await checkAgainstReference(tiny, "f16", 0.2);
+});
+
+Deno.test("a model planned with dropout wants its seeds; one without refuses them", async () => {
+  const k = new Kernels(await requestGpu());
+  const sites = dropoutSiteCount(tiny);
+  const dropped = await planModel(k, tiny, { batch: 1, maxLabels: 4, dropout: 0.1 });
+  assert.throws(
+    () => dropped.writeSeeds(new Uint32Array(sites - 1)),
+    new RegExp(`^GpuError: model: ${sites - 1} dropout seeds, the model has ${sites} sites$`),
+  );
+  dropped.destroy();
+  const plain = await planModel(k, tiny, { batch: 1, maxLabels: 4 });
+  assert.throws(() => plain.writeSeeds(new Uint32Array(sites)), /planned without dropout, it takes no seeds/);
+  plain.destroy();
+  await assert.rejects(
+    () => planModel(k, tiny, { batch: 1, maxLabels: 4, dropout: 1 }),
+    /dropout 1: expected \[0, 1\)/,
+  );
 });
 
 Deno.test("f16 storage on an adapter without shader-f16 is a one-line error", async () => {

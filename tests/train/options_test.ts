@@ -25,6 +25,7 @@ Deno.test("no arguments: every option has its default", () => {
     ramp: 0.6,
     gpu: "auto",
     maskRate: 0.15,
+    dropout: 0,
     seed: 0,
     logEvery: 10,
     checkpointEvery: 10,
@@ -59,6 +60,8 @@ Deno.test("the real run's command line", () => {
     "128",
     "--mask-rate",
     "0.25",
+    "--dropout",
+    "0.1",
     "--peak-lr",
     "7e-4",
     "--seq-len",
@@ -77,6 +80,7 @@ Deno.test("the real run's command line", () => {
   assert.equal(options.batch, 4096);
   assert.equal(options.microBatch, 128);
   assert.equal(options.maskRate, 0.25);
+  assert.equal(options.dropout, 0.1);
   assert.equal(options.peakLr, 7e-4);
   assert.equal(options.seqLen, 64);
   assert.equal(options.vocabSize, 8192);
@@ -87,6 +91,7 @@ Deno.test("the real run's command line", () => {
       "batch",
       "budget",
       "corpus",
+      "dropout",
       "maskRate",
       "microBatch",
       "out",
@@ -116,6 +121,7 @@ Deno.test("impossible values are one-line errors naming the option and what was 
     [["--batch", "100", "--micro-batch", "32"], "--batch 100 must be a multiple of --micro-batch 32"],
     [["--mask-rate", "1"], '--mask-rate: expected a fraction above 0 and below 1, got "1"'],
     [["--mask-rate", ""], '--mask-rate: expected a fraction above 0 and below 1, got ""'],
+    [["--dropout", "1"], '--dropout: expected a fraction from 0 to below 1, got "1"'],
     [["--peak-lr=-1"], '--peak-lr: expected a positive number, got "-1"'],
     [["--lr-peak-at", "1"], '--lr-peak-at: expected a fraction from 0 to below 1, got "1"'],
     [["--ramp", "1.5"], '--ramp: expected a fraction from 0 to 1, got "1.5"'],
@@ -173,6 +179,7 @@ Deno.test("--help lists every option with its default", () => {
     "--precision",
     "--gpu",
     "--mask-rate",
+    "--dropout",
     "--seq-len",
     "--vocab-size",
     "--seed",
@@ -222,6 +229,9 @@ Deno.test("options survive a round trip through arguments and JSON", () => {
   assert.deepEqual(parseOptions(toArgs(options), now).options, options);
   const json = JSON.parse(JSON.stringify(options));
   assert.deepEqual(optionsFromJson(json, "runs/x/state.json"), options);
+  // A checkpoint from before --dropout existed trained without it.
+  const { dropout: _, ...older } = json;
+  assert.equal(optionsFromJson(older, "runs/x/state.json").dropout, 0);
   assert.throws(
     () => optionsFromJson({ ...json, peakLr: "fast" }, "runs/x/state.json"),
     /^UsageError: runs\/x\/state.json: --peak-lr: expected a positive number, got "fast"$/,

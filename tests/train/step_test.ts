@@ -6,7 +6,8 @@ import { tiny } from "../../src/model/config.ts";
 import { initParams } from "../../src/model/init.ts";
 import { zipfBatch } from "../../src/bench/batches.ts";
 import { maxLabels } from "../../src/train/masking.ts";
-import { MAX_GRAD_NORM, planTrainer } from "../../src/train/step.ts";
+import { MAX_GRAD_NORM, microBatchDropoutSeeds, planTrainer } from "../../src/train/step.ts";
+import { dropoutSiteCount } from "../../src/model/dropout_sites.ts";
 import type { ModelBatch } from "../../src/model/model.ts";
 import { paramLayout } from "../../src/model/params.ts";
 import { referenceForwardBackward } from "../../src/reference/model.ts";
@@ -15,14 +16,14 @@ import { adamwStep, clipFactor, globalNorm } from "../../src/reference/optimizer
 const microBatch = 2;
 const seq = tiny.maxSeqLen;
 
-/** The parameters and stats after `steps` steps of two micro-batches each, paced or not. */
-async function train(paced: boolean, steps: number) {
+/** The parameters and stats after `steps` steps of two micro-batches each, paced or not, with dropout or not. */
+async function train(paced: boolean, steps: number, dropout = { p: 0, seed: 0 }) {
   const k = new Kernels(await requestGpu());
   const trainer = await planTrainer(
     k,
     tiny,
-    { batch: microBatch, seq, maxLabels: maxLabels(microBatch, seq, 0.15) },
-    { paced },
+    { batch: microBatch, seq, maxLabels: maxLabels(microBatch, seq, 0.15), dropout: dropout.p },
+    { paced, seed: dropout.seed },
   );
   writeBuffer(k.gpu, trainer.model.params, initParams(tiny, { seed: 4 }));
   const batches = [0, 1, 2, 3].map((i) => zipfBatch(tiny, microBatch, 20 + i));
@@ -40,6 +41,23 @@ Deno.test("a paced trainer (sleep, then a marker map: Dawn's way) computes what 
   assert.ok(Number.isFinite(unpaced.stats.loss) && unpaced.stats.labels > 0);
   assert.deepEqual(paced.stats, unpaced.stats);
   assert.deepEqual(paced.params, unpaced.params);
+});
+
+Deno.test("pretraining dropout: the same seed draws the same masks, another seed others", async () => {
+  const once = await train(false, 3, { p: 0.1, seed: 7 });
+  const again = await train(false, 3, { p: 0.1, seed: 7 });
+  const other = await train(false, 3, { p: 0.1, seed: 8 });
+  const none = await train(false, 3);
+  assert.deepEqual(again.params, once.params);
+  assert.notDeepEqual(other.params, once.params);
+  assert.notDeepEqual(none.params, once.params);
+  // Each micro-batch of each step has its own masks: every coordinate changes the seeds.
+  const sites = dropoutSiteCount(tiny);
+  const seeds = [[7, 1, 0], [7, 1, 1], [7, 2, 0], [8, 1, 0]].map(([seed, step, micro]) =>
+    Array.from(microBatchDropoutSeeds(seed, step, micro, sites)).join()
+  );
+  assert.equal(new Set(seeds).size, seeds.length);
+  assert.deepEqual(microBatchDropoutSeeds(7, 1, 0, sites), microBatchDropoutSeeds(7, 1, 0, sites));
 });
 
 /** The float64 reference of `steps` optimizer steps: averaged micro-batch gradients, clipping, AdamW. */
