@@ -34,6 +34,10 @@ struct LossScale {
 }
 
 override WG: u32 = 256u;
+// cross_entropy: hold the row in registers, RESIDENT_VEC4 vec4s per invocation (needs vocab4 <=
+// RESIDENT_VEC4 * WG), so it is read once; else the two-pass loop over the row.
+override RESIDENT: bool = false;
+const RESIDENT_VEC4 = 8u;
 const LOWEST = -3.0e38;
 
 @group(0) @binding(0) var<uniform> uniforms: Uniforms;
@@ -126,8 +130,7 @@ fn cross_entropy_scaled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
   softmax_cross_entropy(wid.x, lid, gradScale[0] * lossScale.scale);
 }
 
-// Row `row` of cross_entropy with the gradient's factor `scale`. One read pass keeps a running (max, sum of
-// exp) per thread; the workgroup's max and rescaled sum follow; a second pass writes the gradient.
+// Row `row` of cross_entropy with the gradient's factor `scale`.
 fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
   let base = row * uniforms.vocab4;
   if (lid == 0u) {
@@ -146,6 +149,78 @@ fn softmax_cross_entropy(row: u32, lid: u32, scale: f32) {
   if (lid == 0u) {
     label_logit = logits[base + label / 4u][label % 4u];
   }
+  if (RESIDENT) {
+    resident_row(row, base, label, lid, scale);
+  } else {
+    streamed_row(row, base, label, lid, scale);
+  }
+}
+
+// vec4 j of the row at `base`, or LOWEST (exp gives 0) past its end.
+fn resident_load(base: u32, j: u32) -> vec4<f32> {
+  if (j < uniforms.vocab4) {
+    return logits[base + j];
+  }
+  return vec4<f32>(LOWEST);
+}
+
+// The gradient of vec4 j from its exp(v - max) `e`, written if j is in the row.
+fn resident_store(base: u32, j: u32, e: vec4<f32>, factor: f32, label: u32, scale: f32) {
+  if (j < uniforms.vocab4) {
+    let column = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
+    let hot = select(vec4<f32>(0.0), vec4<f32>(scale), column == vec4<u32>(label));
+    logits[base + j] = e * factor - hot;
+  }
+}
+
+fn max4(v: vec4<f32>) -> f32 {
+  return max(max(v.x, v.y), max(v.z, v.w));
+}
+
+fn sum4(v: vec4<f32>) -> f32 {
+  return (v.x + v.y) + (v.z + v.w);
+}
+
+// The row held in registers: invocation lid holds vec4s lid, lid + WG, ..., lid + 7 WG (named, not an
+// array, so that they stay registers), read once; the max, the exps and their sum, the gradient written.
+fn resident_row(row: u32, base: u32, label: u32, lid: u32, scale: f32) {
+  let v0 = resident_load(base, lid);
+  let v1 = resident_load(base, lid + WG);
+  let v2 = resident_load(base, lid + 2u * WG);
+  let v3 = resident_load(base, lid + 3u * WG);
+  let v4 = resident_load(base, lid + 4u * WG);
+  let v5 = resident_load(base, lid + 5u * WG);
+  let v6 = resident_load(base, lid + 6u * WG);
+  let v7 = resident_load(base, lid + 7u * WG);
+  let m = max(max(max(max4(v0), max4(v1)), max(max4(v2), max4(v3))), max(max(max4(v4), max4(v5)), max(max4(v6), max4(v7))));
+  let row_max = vec4<f32>(workgroup_max(m, lid));
+  let e0 = exp(v0 - row_max);
+  let e1 = exp(v1 - row_max);
+  let e2 = exp(v2 - row_max);
+  let e3 = exp(v3 - row_max);
+  let e4 = exp(v4 - row_max);
+  let e5 = exp(v5 - row_max);
+  let e6 = exp(v6 - row_max);
+  let e7 = exp(v7 - row_max);
+  let s = ((sum4(e0) + sum4(e1)) + (sum4(e2) + sum4(e3))) + ((sum4(e4) + sum4(e5)) + (sum4(e6) + sum4(e7)));
+  let row_sum = workgroup_sum(s, lid);
+  if (lid == 0u) {
+    rowLoss[row] = log(row_sum) + (row_max.x - label_logit);
+  }
+  let factor = scale / row_sum;
+  resident_store(base, lid, e0, factor, label, scale);
+  resident_store(base, lid + WG, e1, factor, label, scale);
+  resident_store(base, lid + 2u * WG, e2, factor, label, scale);
+  resident_store(base, lid + 3u * WG, e3, factor, label, scale);
+  resident_store(base, lid + 4u * WG, e4, factor, label, scale);
+  resident_store(base, lid + 5u * WG, e5, factor, label, scale);
+  resident_store(base, lid + 6u * WG, e6, factor, label, scale);
+  resident_store(base, lid + 7u * WG, e7, factor, label, scale);
+}
+
+// The row streamed twice: one read pass keeps a running (max, sum of exp) per invocation; the workgroup's
+// max and rescaled sum follow; a second pass writes the gradient.
+fn streamed_row(row: u32, base: u32, label: u32, lid: u32, scale: f32) {
   var m = LOWEST;
   var s = 0.0;
   for (var j = lid; j < uniforms.vocab4; j += WG) {

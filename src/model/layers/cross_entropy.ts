@@ -80,6 +80,23 @@ export const LOSS_TOTALS_BYTES = 8;
 
 const FAMILY = "cross_entropy";
 const WG = 256;
+/** vec4s of a logits row each invocation holds in the kernel's resident variant (its RESIDENT_VEC4). */
+const RESIDENT_VEC4 = 8;
+
+/**
+ * The cross-entropy kernel's workgroup for a vocabulary: the smallest power of two from 64 whose
+ * invocations hold the row in registers (RESIDENT_VEC4 vec4s each), so that it is read once; if the device
+ * allows none that large, 256 invocations that read it twice.
+ */
+export function crossEntropyWorkgroup(
+  vocab: number,
+  limits: Pick<GPUSupportedLimits, "maxComputeInvocationsPerWorkgroup" | "maxComputeWorkgroupSizeX">,
+): { resident: boolean; size: number } {
+  let size = 64;
+  while (size * RESIDENT_VEC4 * 4 < vocab) size *= 2;
+  const most = Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+  return size <= most ? { resident: true, size } : { resident: false, size: WG };
+}
 /** The kernels' uniform: the masked rows' gather and scatter use hidden4 and tokens, the loss vocab4. */
 const UNIFORMS = uniformStruct(FAMILY, "Uniforms", {
   rows: "u32",
@@ -168,8 +185,12 @@ export async function crossEntropy(k: Kernels, args: CrossEntropyOptions): Promi
     vocab4: vocab / 4,
     tokens: 0,
   });
+  const row = crossEntropyWorkgroup(vocab, gpu.limits);
   const [rowPass, total] = await Promise.all([
-    k.pipeline(FAMILY, args.lossScale ? "cross_entropy_scaled" : "cross_entropy", { WG }),
+    k.pipeline(FAMILY, args.lossScale ? "cross_entropy_scaled" : "cross_entropy", {
+      WG: row.size,
+      RESIDENT: row.resident ? 1 : 0,
+    }),
     k.pipeline(FAMILY, "loss_total", { WG }),
   ]);
   const rowBindings = [uniforms, args.count, args.gradScale, args.labels, args.logits, rowLoss];

@@ -11,6 +11,7 @@ import { type Gpu, requestGpu } from "../../../src/gpu/device.ts";
 import { Kernels, submitDispatches } from "../../../src/gpu/kernels.ts";
 import {
   crossEntropy,
+  crossEntropyWorkgroup,
   gatherRows,
   LOSS_TOTALS_BYTES,
   readLossTotals,
@@ -181,9 +182,35 @@ const CAPACITY_CASE = {
   gradScale: 1 / 5,
 };
 
-Deno.test("crossEntropy matches the reference for M rows of a larger capacity, with subgroups and without", async () => {
+/**
+ * The module's device as the cross-entropy sees it when its workgroups cannot hold a row (at most 32
+ * invocations, a limit no real device has): it reads each row twice instead.
+ */
+const streaming: Gpu = {
+  ...gpu,
+  limits: {
+    ...gpu.limits,
+    maxComputeInvocationsPerWorkgroup: 32,
+    maxComputeWorkgroupSizeX: 32,
+  } as GPUSupportedLimits,
+};
+
+Deno.test("crossEntropyWorkgroup holds a row in registers where the device's workgroups are large enough", () => {
+  const limits = { maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
+  assert.deepEqual(crossEntropyWorkgroup(100, limits), { resident: true, size: 64 });
+  assert.deepEqual(crossEntropyWorkgroup(2052, limits), { resident: true, size: 128 });
+  assert.deepEqual(crossEntropyWorkgroup(32768, limits), { resident: true, size: 1024 });
+  assert.deepEqual(crossEntropyWorkgroup(32772, limits), { resident: false, size: 256 });
+  assert.deepEqual(crossEntropyWorkgroup(32768, { ...limits, maxComputeWorkgroupSizeX: 256 }), {
+    resident: false,
+    size: 256,
+  });
+  assert.deepEqual(crossEntropyWorkgroup(100, streaming.limits), { resident: false, size: 256 });
+});
+
+Deno.test("crossEntropy matches the reference for M rows of a larger capacity: row in registers or read twice, with subgroups and without", async () => {
   const c = CAPACITY_CASE;
-  for (const device of [gpu, await requestGpu({ subgroups: false })]) {
+  for (const device of [gpu, await requestGpu({ subgroups: false }), streaming]) {
     const { dlogits, totals } = await runCrossEntropy(c, { repeats: 2, device });
     // f32: exp and the row sum of 100 terms carry ~1e-6 relative error.
     const loss = checkAgainstReference(c, dlogits, 1e-5);
@@ -205,12 +232,14 @@ Deno.test("crossEntropy is stable for huge logits and wide rows", async () => {
   }
   logits[2 * vocab + 17] = 80;
   const c = { rows, m: rows, vocab, logits, labels: Uint32Array.from([5, 2051, 17]), gradScale: 0.5 / rows };
-  const { dlogits, totals } = await runCrossEntropy(c);
-  // Near 3e4 an f32 logit's ulp is 2e-3: the differences to the row max are exact (same binade), so the
-  // error is still that of exp and the sum (~1e-6 relative); the losses (~8) carry ~1e-6 too.
-  const loss = checkAgainstReference(c, dlogits, 1e-5);
-  assert.ok(dlogits.every(Number.isFinite));
-  assertClose([totals.sum / totals.count], [loss], { rtol: 1e-5, what: "mean loss" });
+  for (const device of [gpu, streaming]) {
+    const { dlogits, totals } = await runCrossEntropy(c, { device });
+    // Near 3e4 an f32 logit's ulp is 2e-3: the differences to the row max are exact (same binade), so the
+    // error is still that of exp and the sum (~1e-6 relative); the losses (~8) carry ~1e-6 too.
+    const loss = checkAgainstReference(c, dlogits, 1e-5);
+    assert.ok(dlogits.every(Number.isFinite));
+    assertClose([totals.sum / totals.count], [loss], { rtol: 1e-5, what: "mean loss" });
+  }
 });
 
 Deno.test("a loss scale multiplies the gradient, read when the dispatch runs, and leaves the loss alone", async () => {
