@@ -103,9 +103,11 @@ export type { MetricRecord } from "./src/train/metrics.ts";
 export type { LossScaleState } from "./src/model/loss_scale.ts";
 export type { PretrainOptions } from "./src/train/options.ts";
 
-// A pretrained model: loaded for finetuning, and exported to ONNX.
+// A pretrained model: loaded for finetuning, scored on held-out text, and exported to ONNX.
 export { loadPretrained } from "./src/eval/pretrained.ts";
 export type { Pretrained } from "./src/eval/pretrained.ts";
+export { mlmLoss } from "./src/eval/mlm_loss.ts";
+export type { MlmLoss, MlmLossOptions } from "./src/eval/mlm_loss.ts";
 export { exportClassifierOnnx, exportMaskedLmOnnx } from "./src/export/onnx.ts";
 
 // The float64 CPU reference: the single source of truth of every kernel's tests.
