@@ -14,7 +14,8 @@ plain AdamW loop. What it reproduces is the recipe our evaluation runs (src/eval
   final LayerNorm), padded keys masked out of attention;
 - dropout p (default the file's 0.1) after the embedding LayerNorm, on the attention probabilities, on
   each block's output before its residual add, and on the head's tanh output;
-- the head on the [CLS] state: Linear(hidden, 1024) + bias, tanh, dropout, Linear(1024, labels) + bias,
+- the head on the pooled final states (the recipe's `pooling`: the [CLS] state, or the mean over the real
+  tokens): Linear(hidden, 1024) + bias, tanh, dropout, Linear(1024, labels) + bias,
   weights normal(0, 0.02) and biases 0; cross-entropy, or squared error for a one-output regression task;
 - 5 epochs in a seeded random order, batches of 16 (the last one smaller), AdamW (betas 0.9/0.98, eps
   1e-6, no weight decay), no clipping, the learning rate warming up linearly over floor(10%) of the steps
@@ -90,10 +91,11 @@ class Layer(nn.Module):
 
 
 class Classifier(nn.Module):
-    def __init__(self, c, outputs, p):
+    def __init__(self, c, outputs, p, pooling="cls"):
         super().__init__()
         V, H, S = c["vocab_size"], c["hidden_size"], c["max_seq_len"]
         self.c = c
+        self.pooling = pooling
         self.word = nn.Embedding(V, H)
         if c["positions"] == "learned":
             self.position = nn.Parameter(torch.zeros(S, H))
@@ -119,8 +121,13 @@ class Classifier(nn.Module):
         key_bias = key_bias[:, None, None, :]
         for layer in self.layers:
             x = layer(x, key_bias)
-        cls = self.final_norm(x)[:, 0]
-        return self.head_out(self.drop(torch.tanh(self.dense(cls))))
+        states = self.final_norm(x)
+        if self.pooling == "mean":  # the mean over each example's real tokens
+            weights = mask.to(states.dtype)[:, :, None]
+            pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1)
+        else:
+            pooled = states[:, 0]
+        return self.head_out(self.drop(torch.tanh(self.dense(pooled))))
 
     def encoder_params(self):
         """Checkpoint tensor name -> parameter (the layout of ../shared/peer/torch_peer.py's docstring)."""
@@ -334,7 +341,7 @@ def compare_seeds(a, c, tensors):
             print(f"{task['task']} seed {seed}: {n} examples, lr {recipe['lr']}", file=sys.stderr, flush=True)
             torch.manual_seed(seed)  # dropout masks
             generator = torch.Generator().manual_seed(seed)
-            model = Classifier(c, outputs, recipe["dropout"])
+            model = Classifier(c, outputs, recipe["dropout"], recipe.get("pooling", "cls"))
             init_weights(model, generator, None if a.from_scratch else tensors)
             model.to(a.device)
             started = time.time()
@@ -462,7 +469,7 @@ def lockstep(a, c, tensors):
         check_trace(path, trace, task, c, outputs)
         recipe = trace["finetune"]
         print(f"{task_name} seed {seed}: lockstep over {len(trace['losses'])} steps", file=sys.stderr, flush=True)
-        model = Classifier(c, outputs, recipe["dropout"])
+        model = Classifier(c, outputs, recipe["dropout"], recipe.get("pooling", "cls"))
         init_weights(model, None, tensors)  # the head's init is replaced by the trace's
         with torch.no_grad():
             for head_name, param in (("head.dense.weight", model.dense.weight), ("head.dense.bias", model.dense.bias),

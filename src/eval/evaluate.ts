@@ -127,6 +127,7 @@ export async function evaluateGlue(k: Kernels, options: GlueEvalOptions): Promis
           labels: outputs,
           dropout: recipe.dropout,
           storage: options.storage,
+          pooling: recipe.pooling,
         },
         recipe,
       );
@@ -238,7 +239,9 @@ async function onnxLogits(
     import("./onnx_runtime.ts"),
   ]);
   const { params, head } = splitClassifierParams(options.config, outputs, await finetuner.readParams());
-  const bytes = exportClassifierOnnx(options.config, params, head, outputs);
+  const bytes = exportClassifierOnnx(options.config, params, head, outputs, {
+    pooling: options.finetune.pooling,
+  });
   const file = `${found.task.name}-seed${seed}.onnx`;
   await options.saveOnnx(file, bytes);
   const model = await loadOnnx(bytes, { name: file });

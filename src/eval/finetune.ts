@@ -20,6 +20,7 @@ import { ORDER_STREAM } from "../train/finetuner.ts";
 import { permutation, streamKey } from "../train/random.ts";
 import { encodeExample } from "./features.ts";
 import type { Example } from "./glue.ts";
+import type { Pooling } from "../model/head_layout.ts";
 
 /** The finetuning recipe. */
 export interface FinetuneOptions {
@@ -36,6 +37,8 @@ export interface FinetuneOptions {
   weightDecay: number;
   /** Dropout probability in the encoder and the head. */
   dropout: number;
+  /** What the head reads of the final states: the [CLS] state, or the mean over the real tokens. */
+  pooling: Pooling;
   /** Seeds the head's init, the data order and the dropout masks. */
   seed: number;
   /** Steps between loss reads (a GPU round trip, which also keeps the host from running far ahead). */
@@ -65,6 +68,7 @@ export const FINETUNE_DEFAULTS: Readonly<FinetuneOptions> = {
   eps: 1e-6,
   weightDecay: 0,
   dropout: 0.1,
+  pooling: "cls",
   seed: 0,
   logEvery: 100,
 };

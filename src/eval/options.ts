@@ -17,6 +17,7 @@ import {
 } from "../arg_values.ts";
 import { FINETUNE_DEFAULTS, type FinetuneOptions, NARROW_MODEL_LR } from "./finetune.ts";
 import { GLUE_TASKS } from "./glue.ts";
+import { POOLINGS } from "../model/head_layout.ts";
 import type { StorageType } from "../gpu/buffers.ts";
 import { GPU_BACKENDS, type GpuBackendChoice } from "../gpu/device.ts";
 
@@ -134,6 +135,13 @@ const TABLE = {
     help: "Dropout in the encoder and the head.",
     parse: fraction,
   },
+  pooling: {
+    value: "cls|mean",
+    default: FINETUNE_DEFAULTS.pooling,
+    help: "What the head reads of the final states: the [CLS] state, or the mean over each example's real " +
+      "tokens (the crammed-BERT recipe's pooler; pretraining never shows the model [CLS]).",
+    parse: oneOf(POOLINGS),
+  },
   maxExamples: {
     value: "<n>",
     shown: "all",
@@ -225,6 +233,7 @@ export function parseEvalOptions(args: readonly string[]): EvalOptions {
       lr: v.lr,
       warmup: v.warmup,
       dropout: v.dropout,
+      pooling: v.pooling,
     },
     gpu: v.gpu,
     precision: v.precision,

@@ -187,10 +187,14 @@ export function resumeResults(
     throw fail("expected a GLUE summary with rows");
   }
   const canonical = (v: unknown) => JSON.stringify(v ?? null);
-  // A file from before precision was recorded finetuned in f32.
-  const withPrecision = (source?: EvalSource) =>
-    source && { ...source, precision: source.precision ?? "f32" };
-  const [was, now] = [withPrecision(saved.source), withPrecision(expected.source)!];
+  // A file from before precision and pooling were recorded finetuned in f32 on the [CLS] state.
+  const withDefaults = (source?: EvalSource) =>
+    source && {
+      ...source,
+      precision: source.precision ?? "f32",
+      finetune: { pooling: "cls", ...source.finetune },
+    };
+  const [was, now] = [withDefaults(saved.source), withDefaults(expected.source)!];
   for (const key of ["checkpoint", "finetune", "precision", "maxExamples", "onnx"] as const) {
     if (canonical(was?.[key]) !== canonical(now[key])) {
       throw fail(

@@ -1,5 +1,5 @@
 /**
- * ONNX export of a crammed-BERT model: the finetuned classifier (encoder + [CLS] head) and the pretrained
+ * ONNX export of a crammed-BERT model: the finetuned classifier (encoder + head on the pooled states) and the pretrained
  * MLM model (logits over the vocabulary at every position), at opset 17 with standard operators only.
  *
  * Both take inputs `input_ids` and `attention_mask` (int64 [batch, sequence], dynamic axes; mask 1 for a
@@ -16,19 +16,23 @@
  */
 import { headDim, type ModelConfig } from "../model/config.ts";
 import { paramLayout, paramTensor, paramView } from "../model/params.ts";
-import { headLayout, headView } from "../model/head_layout.ts";
+import { headLayout, headView, type Pooling } from "../model/head_layout.ts";
 import { sinusoidTable } from "../model/positions.ts";
 import { OnnxGraph } from "./onnx_graph.ts";
 
 /** Added to the attention scores of padded keys. */
 const MASKED_SCORE = -1e9;
 
-/** The ONNX file of the classifier: `params` the encoder (paramLayout), `head` its head (headLayout). */
+/**
+ * The ONNX file of the classifier: `params` the encoder (paramLayout), `head` its head (headLayout), on the
+ * states `pooling` names (default the [CLS] state; `mean`: the mean over each example's real tokens).
+ */
 export function exportClassifierOnnx(
   config: ModelConfig,
   params: Float32Array,
   head: Float32Array,
   labels: number,
+  { pooling = "cls" }: { pooling?: Pooling } = {},
 ): Uint8Array {
   const graph = new OnnxGraph();
   const states = encoder(graph, config, params);
@@ -37,12 +41,29 @@ export function exportClassifierOnnx(
     [`${prefix}.weight`, `${prefix}.bias`].map((name) =>
       graph.initializer(name, shapes.get(name)!, headView(config, labels, head, name))
     );
-  const cls = graph.node("Gather", [states, graph.ints("index_0", [0], [])], { axis: { int: 1 } });
-  const dense = graph.node("Gemm", [cls, ...linear("head.dense")], { transB: { int: 1 } });
+  const pooled = pooling === "mean"
+    ? meanPool(graph, states)
+    : graph.node("Gather", [states, graph.ints("index_0", [0], [])], { axis: { int: 1 } });
+  const dense = graph.node("Gemm", [pooled, ...linear("head.dense")], { transB: { int: 1 } });
   const activated = graph.node("Tanh", [dense]);
   graph.node("Gemm", [activated, ...linear("head.out")], { transB: { int: 1 } }, "logits");
   graph.output("logits", "float32", ["batch", labels]);
   return graph.encode({ name: "crammed-bert-classifier", producer: "cram" });
+}
+
+/** [batch, hidden]: the mean of `states` [batch, sequence, hidden] over each example's real tokens. */
+function meanPool(graph: OnnxGraph, states: string): string {
+  const real = graph.node("Cast", ["attention_mask"], { to: { int: 1 } });
+  const sequenceAxis = graph.ints("axes_1", [1]);
+  const sum = graph.node("ReduceSum", [
+    graph.node("Mul", [states, graph.node("Unsqueeze", [real, graph.ints("axes_2", [2])])]),
+    sequenceAxis,
+  ], { keepdims: { int: 0 } });
+  const count = graph.node("ReduceSum", [real, sequenceAxis], { keepdims: { int: 1 } });
+  return graph.node("Div", [
+    sum,
+    graph.node("Max", [count, graph.initializer("one_token", [], Float32Array.of(1))]),
+  ]);
 }
 
 /** The ONNX file of the MLM model: the encoder decoded against the tied word embedding (no bias). */

@@ -1,6 +1,7 @@
 /**
  * The finetuning classifier on the GPU: the encoder (encoder.ts) with a key-padding mask and dropout,
- * then the Cramming recipe's head on each sequence's [CLS] state: Linear(hidden -> 1024) + bias, tanh,
+ * then the Cramming recipe's head on each sequence's pooled final states (`pooling`: the [CLS] state, or
+ * the mean over the real tokens): Linear(hidden -> 1024) + bias, tanh,
  * dropout, Linear(1024 -> labels) + bias, and the mean cross-entropy (or squared error for a one-output
  * regression head) over the batch. It computes what src/reference/classifier.ts computes in float64.
  *
@@ -34,7 +35,8 @@ import {
 import { PARAM_ALIGNMENT, type ParamLayout, paramLayout, type ParamTensor, paramTensor } from "./params.ts";
 import { Recorder, type Recording } from "./recorder.ts";
 import { INITIAL_LOSS_SCALE, LOSS_SCALE_BYTES, writeLossScale } from "./loss_scale.ts";
-import { HEAD_INNER, headLayout } from "./head_layout.ts";
+import { HEAD_INNER, headLayout, type Pooling } from "./head_layout.ts";
+import { meanPoolBackward, meanPoolForward } from "./layers/pooling.ts";
 import { gatherRows, LOSS_TOTALS_BYTES, scatterRows } from "./layers/cross_entropy.ts";
 import { dropoutBackward, dropoutForward } from "./layers/dropout.ts";
 import { biasAdd, biasGradient, biasTanh, headLoss, tanhBackward } from "./layers/head.ts";
@@ -115,6 +117,8 @@ export interface ClassifierShape {
    * (`lossScale`) for the optimizer to divide out. The head stays f32.
    */
   storage?: StorageType;
+  /** What the head reads of the final states (head_layout.ts); default `cls`. */
+  pooling?: Pooling;
 }
 
 /** One batch, padded to a planned length. */
@@ -173,7 +177,7 @@ export async function planClassifier(
   shape: ClassifierShape,
 ): Promise<GpuClassifier> {
   const gpu = k.gpu;
-  const { batch, labels, dropout, storage = "f32" } = shape;
+  const { batch, labels, dropout, storage = "f32", pooling = "cls" } = shape;
   const seqs = shape.seqs ?? [config.maxSeqLen];
   if (
     seqs.length === 0 || seqs.some((s, i) => !Number.isInteger(s) || s < 1 || (i > 0 && s <= seqs[i - 1]))
@@ -197,6 +201,7 @@ export async function planClassifier(
   const head: HeadBuffers = {
     enc,
     labels,
+    pooling,
     count: rec.f32("example count", 1),
     targets: rec.f32("targets", batch),
     lossTotals: rec.f32("loss totals", LOSS_TOTALS_BYTES / 4),
@@ -307,6 +312,7 @@ export async function planClassifier(
 interface HeadBuffers {
   enc: EncoderBuffers;
   labels: number;
+  pooling: Pooling;
   count: GPUBuffer;
   targets: GPUBuffer;
   lossTotals: GPUBuffer;
@@ -320,7 +326,7 @@ interface HeadBuffers {
   dcls: GPUBuffer;
 }
 
-/** cls = [CLS] states; activated = tanh(cls W1^T + b1); logits = drop(activated) W2^T + b2. */
+/** cls = pooled states; activated = tanh(cls W1^T + b1); logits = drop(activated) W2^T + b2. */
 function recordHeadForward(
   rec: Recording,
   h: HeadBuffers,
@@ -334,16 +340,19 @@ function recordHeadForward(
   const H = enc.config.hidden;
   const offset = (name: string) => paramTensor(layout, name).offset;
   const bias = (name: string) => tensorBinding(params, layout, name);
+  const pool = { batch, seq, hidden: H, keyMask: enc.keyMask! };
   rec.run(() =>
-    gatherRows(k, {
-      tokens: batch * seq,
-      rows: batch,
-      hidden: H,
-      states: enc.states,
-      positions,
-      count: h.count,
-      gathered: h.cls,
-    })
+    h.pooling === "mean"
+      ? meanPoolForward(k, { ...pool, states: enc.states, pooled: h.cls })
+      : gatherRows(k, {
+        tokens: batch * seq,
+        rows: batch,
+        hidden: H,
+        states: enc.states,
+        positions,
+        count: h.count,
+        gathered: h.cls,
+      })
   );
   rec.product({
     a: h.cls,
@@ -422,16 +431,19 @@ function recordHeadBackward(
       cols: HEAD_INNER,
     })
   );
+  const pool = { batch, seq, hidden: H, keyMask: enc.keyMask! };
   rec.run(() =>
-    scatterRows(k, {
-      tokens: batch * seq,
-      rows: batch,
-      hidden: H,
-      dgathered: h.dcls,
-      positions,
-      count: h.count,
-      dstates: enc.dstates,
-    })
+    h.pooling === "mean"
+      ? meanPoolBackward(k, { ...pool, dpooled: h.dcls, dstates: enc.dstates })
+      : scatterRows(k, {
+        tokens: batch * seq,
+        rows: batch,
+        hidden: H,
+        dgathered: h.dcls,
+        positions,
+        count: h.count,
+        dstates: enc.dstates,
+      })
   );
 }
 

@@ -1,5 +1,5 @@
 /**
- * The classifier head's parameters (the Cramming recipe's finetuning head on the [CLS] state): a flat
+ * The classifier head's parameters (the Cramming recipe's finetuning head on the pooled states): a flat
  * vector of their own, PyTorch layout, unpadded, in this order:
  *   head.dense.weight [1024, hidden]   head.dense.bias [1024]
  *   head.out.weight   [labels, 1024]   head.out.bias   [labels]
@@ -12,6 +12,16 @@ import type { ParamTensor } from "./params.ts";
 
 /** Width of the head's hidden layer in the Cramming recipe. */
 export const HEAD_INNER = 1024;
+
+/**
+ * What the head reads of the encoder's final states: `cls`, the state of each example's first token
+ * ([CLS]); or `mean`, the mean of its real tokens' states (the crammed-BERT recipe's "avg" pooler, with
+ * padding left out).
+ */
+export type Pooling = "cls" | "mean";
+
+/** The poolings {@linkcode Pooling} names. */
+export const POOLINGS: readonly Pooling[] = ["cls", "mean"];
 
 /** One head tensor and its place in the head's flat vector. */
 export type HeadTensor = Pick<ParamTensor, "name" | "shape" | "offset" | "size">;

@@ -1,7 +1,7 @@
 /**
  * The float64 reference of the finetuning model: the encoder of model.ts, then the Cramming recipe's head
- * on the [CLS] state (position 0): Linear(hidden -> 1024) with bias, tanh, dropout, Linear(1024 -> labels)
- * with bias. STS-B's regression head is the same with one output. Dropout (0.1 during finetuning, at the
+ * on the pooled final states (`pooling`: the [CLS] state at position 0, the default, or the mean over the
+ * real tokens): Linear(hidden -> 1024) with bias, tanh, dropout, Linear(1024 -> labels) with bias. STS-B's regression head is the same with one output. Dropout (0.1 during finetuning, at the
  * sites of src/model/dropout_sites.ts) is the identity at inference ({@linkcode referenceClassify});
  * {@linkcode referenceClassifierLoss} applies it when given seeds, and gives the loss's gradients: mean
  * cross-entropy over the batch for classification, mean squared error for regression (torch's
@@ -13,10 +13,16 @@
  */
 import type { ModelConfig } from "../model/config.ts";
 import { headSite } from "../model/dropout_sites.ts";
-import { HEAD_INNER, headLayout, headView } from "../model/head_layout.ts";
+import { HEAD_INNER, headLayout, headView, type Pooling } from "../model/head_layout.ts";
 import { drop, dropoutAt, type ReferenceBatchOptions, referenceEncoderPass } from "./model.ts";
 import { matmul } from "./matmul.ts";
 import { crossEntropy } from "./cross_entropy.ts";
+import { meanPool, meanPoolBackward } from "./pooling.ts";
+
+/** A classifier batch's options: the encoder's, and what the head pools (default `cls`). */
+export interface ClassifierBatchOptions extends ReferenceBatchOptions {
+  pooling?: Pooling;
+}
 
 /** Logits [batch, labels] of `ids` [batch, seq] (padding marked 0 in `options.keyMask`), without dropout. */
 export function referenceClassify(
@@ -25,7 +31,7 @@ export function referenceClassify(
   head: Float32Array | Float64Array,
   labels: number,
   ids: ArrayLike<number>,
-  options: ReferenceBatchOptions,
+  options: ClassifierBatchOptions,
 ): Float64Array {
   return classifierForward(config, params, head, labels, ids, { ...options, dropout: undefined }).logits;
 }
@@ -52,7 +58,7 @@ export function referenceClassifierLoss(
   labels: number,
   ids: ArrayLike<number>,
   targets: ArrayLike<number>,
-  options: ReferenceBatchOptions,
+  options: ClassifierBatchOptions,
 ): ClassifierLossResult {
   const { batch, seq } = options;
   const H = config.hidden;
@@ -74,8 +80,13 @@ export function referenceClassifierLoss(
   grad("head.dense.weight").set(matmul(ddense, f.cls, { m: HEAD_INNER, k: batch, n: H, transA: true }));
   grad("head.dense.bias").set(columnSums(ddense, batch, HEAD_INNER));
   const dcls = matmul(ddense, view("head.dense.weight"), { m: batch, k: HEAD_INNER, n: H });
-  const dstates = new Float64Array(batch * seq * H);
-  for (let b = 0; b < batch; b++) dstates.set(dcls.subarray(b * H, (b + 1) * H), b * seq * H);
+  const pool = { batch, seq, hidden: H, keyMask: options.keyMask };
+  let dstates: Float64Array;
+  if (options.pooling === "mean") dstates = meanPoolBackward(dcls, pool);
+  else {
+    dstates = new Float64Array(batch * seq * H);
+    for (let b = 0; b < batch; b++) dstates.set(dcls.subarray(b * H, (b + 1) * H), b * seq * H);
+  }
   return { loss, logits: f.logits, grads: f.encoder.backward(dstates), headGrads };
 }
 
@@ -117,13 +128,18 @@ function classifierForward(
   head: Float32Array | Float64Array,
   labels: number,
   ids: ArrayLike<number>,
-  options: ReferenceBatchOptions,
+  options: ClassifierBatchOptions,
 ) {
   const { batch, seq } = options;
   const H = config.hidden;
   const encoder = referenceEncoderPass(config, params, ids, options);
-  const cls = new Float64Array(batch * H);
-  for (let b = 0; b < batch; b++) cls.set(encoder.states.subarray(b * seq * H, (b * seq + 1) * H), b * H);
+  let cls: Float64Array;
+  if (options.pooling === "mean") {
+    cls = meanPool(encoder.states, { batch, seq, hidden: H, keyMask: options.keyMask });
+  } else {
+    cls = new Float64Array(batch * H);
+    for (let b = 0; b < batch; b++) cls.set(encoder.states.subarray(b * seq * H, (b * seq + 1) * H), b * H);
+  }
   const view = (name: string) => headView(config, labels, head, name);
   const dense = linear(cls, view("head.dense.weight"), view("head.dense.bias"), batch, H, HEAD_INNER);
   const activated = dense.map(Math.tanh);

@@ -30,6 +30,7 @@ Deno.test("the defaults are the recipe's", () => {
       eps: 1e-6,
       weightDecay: 0,
       dropout: 0.1,
+      pooling: "cls",
       seed: 0,
       logEvery: 100,
     },

@@ -62,6 +62,8 @@ Deno.test("every finetuning value is an option", () => {
     "dawn",
     "--precision",
     "f16",
+    "--pooling",
+    "mean",
   ]);
   assert.equal(options.gpu, "dawn");
   assert.equal(options.precision, "f16");
@@ -83,6 +85,7 @@ Deno.test("every finetuning value is an option", () => {
     lr: 1e-4,
     warmup: 0.06,
     dropout: 0,
+    pooling: "mean",
   });
 });
 
@@ -110,6 +113,7 @@ Deno.test("bad options are one-line errors naming the option", () => {
     ],
     [[...base, "--gpu", "metal"], /^--gpu: expected one of builtin, dawn, auto, got "metal"$/],
     [[...base, "--precision", "bf16"], /^--precision: expected f32 or f16, got "bf16"$/],
+    [[...base, "--pooling", "max"], /^--pooling: expected cls or mean, got "max"$/],
     [
       [...base, "--write-features", "--trace", "--precision", "f16"],
       /^--trace needs --precision f32: the peer replays a trace in float32$/,
@@ -154,6 +158,7 @@ Deno.test("--help needs no other option and the help names every option", () => 
       "--no-onnx",
       "--gpu",
       "--precision",
+      "--pooling",
       "--write-features",
       "--trace",
       "--resume",

@@ -158,7 +158,7 @@ Deno.test("resumeResults refuses another checkpoint, other options and malformed
     [
       text,
       { source: { ...SOURCE, finetune: { lr: 1e-4 } }, seeds: 3 },
-      /source\.finetune is \{"lr":0\.00004\}/,
+      /source\.finetune is \{"pooling":"cls","lr":0\.00004\}, this run has \{"pooling":"cls","lr":0\.0001\}/,
     ],
     [
       text,
@@ -166,6 +166,12 @@ Deno.test("resumeResults refuses another checkpoint, other options and malformed
       /source\.maxExamples is null, this run has 10/,
     ],
     [text, { source: { ...SOURCE, onnx: false }, seeds: 3 }, /source\.onnx is true/],
+    // SOURCE names no pooling: a file from before it was recorded, which pooled the [CLS] state.
+    [
+      text,
+      { source: { ...SOURCE, finetune: { lr: 4e-5, pooling: "mean" } }, seeds: 3 },
+      /source\.finetune is \{"pooling":"cls","lr":0\.00004\}, this run has \{"pooling":"mean","lr":0\.00004\}/,
+    ],
     // SOURCE names no precision: a file from before it was recorded, which finetuned in f32.
     [
       text,

@@ -10,7 +10,7 @@ import { exportClassifierOnnx, exportMaskedLmOnnx } from "../../src/export/onnx.
 import { padBatch, type TokenBatch } from "../../src/eval/features.ts";
 import { loadOnnx } from "../../src/eval/onnx_runtime.ts";
 import { CLS_ID, SEP_ID } from "../../src/data/tokenizer.ts";
-import { headLayout } from "../../src/model/head_layout.ts";
+import { headLayout, type Pooling } from "../../src/model/head_layout.ts";
 import { referenceClassify } from "../../src/reference/classifier.ts";
 import { referenceEncode } from "../../src/reference/model.ts";
 import { matmul } from "../../src/reference/matmul.ts";
@@ -46,10 +46,17 @@ function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return max;
 }
 
-async function checkClassifier(config: ModelConfig, labels: number, seed: number): Promise<void> {
+async function checkClassifier(
+  config: ModelConfig,
+  labels: number,
+  seed: number,
+  pooling: Pooling = "cls",
+): Promise<void> {
   const params = testParams(config, seed);
   const head = Float32Array.from(randomArray(headLayout(config, labels).totalSize, seed + 2, 0.5));
-  const model = await loadOnnx(exportClassifierOnnx(config, params, head, labels), { name: "classifier" });
+  const model = await loadOnnx(exportClassifierOnnx(config, params, head, labels, { pooling }), {
+    name: "classifier",
+  });
   try {
     const { padded, rows } = paddedBatch(config.vocabSize);
     const { logits, dims } = await model.run(padded);
@@ -58,13 +65,18 @@ async function checkClassifier(config: ModelConfig, labels: number, seed: number
       batch: padded.batch,
       seq: SEQ,
       keyMask: padded.attentionMask,
+      pooling,
     });
     const difference = maxDifference(logits, reference);
     assert.ok(difference < TOLERANCE, `ONNX vs reference: ${difference}`);
     assert.ok(Math.max(...reference.map(Math.abs)) > 0.1, "logits too small to be a meaningful check");
     for (const [r, ids] of rows.entries()) {
       // Alone and unpadded, in both engines: the same logits as its padded row.
-      const alone = referenceClassify(config, params, head, labels, ids, { batch: 1, seq: ids.length });
+      const alone = referenceClassify(config, params, head, labels, ids, {
+        batch: 1,
+        seq: ids.length,
+        pooling,
+      });
       const row = logits.subarray(r * labels, (r + 1) * labels);
       assert.ok(maxDifference(row, alone) < TOLERANCE, `row ${r}: padding changed the logits`);
       assert.ok(
@@ -83,6 +95,11 @@ Deno.test("classifier ONNX matches the float64 reference, with and without paddi
 
 Deno.test("classifier ONNX with learned positions, GELU-GLU and one regression output", async () => {
   await checkClassifier({ ...tiny, positions: "learned", ffn: "gelu-glu" }, 1, 21);
+});
+
+Deno.test("classifier ONNX with mean pooling over the real tokens, with and without padding", async () => {
+  await checkClassifier(tiny, 3, 31, "mean");
+  await checkClassifier({ ...tiny, positions: "learned", ffn: "gelu-glu" }, 1, 51, "mean");
 });
 
 Deno.test("classifier ONNX carries the config's LayerNorm epsilon (0.1 here, where it changes every logit)", async () => {

@@ -58,17 +58,33 @@ function batchOf(lengths: number[], rows: number, seq: number, targets?: number[
 // (1e-4), which a wrong index, a missing term or a wrong mask exceeds by orders of magnitude. f16 storage
 // rounds every stored activation to 11 significant bits; model_test.ts's bounds for it hold here too.
 const TOLERANCES = { f32: { loss: 1e-5, grads: 1e-4 }, f16: { loss: 3e-4, grads: 5e-3 } };
-for (const [labels, storage] of [[3, "f32"], [1, "f32"], [3, "f16"], [1, "f16"]] as const) {
+const CASES = [
+  [3, "f32", "cls"],
+  [1, "f32", "cls"],
+  [3, "f16", "cls"],
+  [1, "f16", "cls"],
+  [3, "f32", "mean"],
+  [1, "f32", "mean"],
+  [3, "f16", "mean"],
+] as const;
+for (const [labels, storage, pooling] of CASES) {
   Deno.test({
     name:
       `the GPU classifier's loss and every gradient match the float64 reference, dropout and padding on (${
         labels === 1 ? "regression" : "3 labels"
-      }, ${storage} storage)`,
+      }, ${storage} storage, ${pooling} pooling)`,
     ignore: storage === "f16" && !k.gpu.hasF16,
   }, async () => {
     const config: ModelConfig = labels === 1 ? { ...tiny, ffn: "gelu-glu", positions: "learned" } : tiny;
     const { encoder, head } = weights(config, labels, 3);
-    const plan = await planClassifier(k, config, { batch: 3, seqs: [8, 16], labels, dropout: 0.2, storage });
+    const plan = await planClassifier(k, config, {
+      batch: 3,
+      seqs: [8, 16],
+      labels,
+      dropout: 0.2,
+      storage,
+      pooling,
+    });
     assert.equal(plan.lossScale !== undefined, storage === "f16");
     // The plan starts at GradScaler's 2^16, which the optimizer lowers on overflow: the squared error's
     // gradients at these inflated weights overflow f16 there, so the comparison runs at 2^10.
@@ -98,7 +114,7 @@ for (const [labels, storage] of [[3, "f32"], [1, "f32"], [3, "f16"], [1, "f16"]]
       labels,
       b.inputIds.subarray(0, rows * seq),
       targets,
-      { batch: rows, seq, keyMask: b.keyMask.subarray(0, rows * seq), dropout: { p: 0.2, seeds } },
+      { batch: rows, seq, keyMask: b.keyMask.subarray(0, rows * seq), dropout: { p: 0.2, seeds }, pooling },
     );
     const totals = await readLossTotals(k.gpu, plan.lossTotals);
     assert.equal(totals.count, rows);
@@ -141,38 +157,40 @@ for (const [labels, storage] of [[3, "f32"], [1, "f32"], [3, "f16"], [1, "f16"]]
   });
 }
 
-Deno.test("padding does not change the GPU classifier's logits (dropout off)", async () => {
-  const labels = 2;
-  const { encoder, head } = weights(tiny, labels, 5);
-  const plan = await planClassifier(k, tiny, { batch: 3, seqs: [8, 16], labels, dropout: 0.1 });
-  writeBuffer(k.gpu, plan.params, joinClassifierParams(tiny, labels, encoder, head));
-  const lengths = [8, 5, 3];
-  const logitsAt = async (seq: number) => {
-    plan.writeBatch(batchOf(lengths, 3, seq));
-    submitDispatches(k.gpu, plan.infer(seq));
-    return await readF32(k.gpu, plan.logits);
-  };
-  assert.equal(plan.seqFor(8), 8);
-  assert.equal(plan.seqFor(9), 16);
-  const short = await logitsAt(8);
-  const long = await logitsAt(16);
-  // Padded keys get probability exactly 0, so only the summation order differs between the two lengths.
-  let worst = 0;
-  for (let i = 0; i < short.length; i++) worst = Math.max(worst, Math.abs(short[i] - long[i]));
-  assert.ok(worst < 1e-5, `seq 8 vs seq 16 logits differ by ${worst}`);
-  assert.ok(Math.max(...long.map(Math.abs)) > 0.05, "logits too small to be a meaningful check");
-  // Each row equals its example alone and unpadded in the float64 reference.
-  for (const [r, length] of lengths.entries()) {
-    const ids = batchOf([length], 1, length).inputIds;
-    const alone = referenceClassify(tiny, encoder, head, labels, ids, { batch: 1, seq: length });
-    for (let c = 0; c < labels; c++) {
-      assert.ok(
-        Math.abs(long[r * labels + c] - alone[c]) < 1e-5,
-        `row ${r}: ${long[r * labels + c]} vs ${alone[c]}`,
-      );
+for (const pooling of ["cls", "mean"] as const) {
+  Deno.test(`padding does not change the GPU classifier's logits (dropout off, ${pooling} pooling)`, async () => {
+    const labels = 2;
+    const { encoder, head } = weights(tiny, labels, 5);
+    const plan = await planClassifier(k, tiny, { batch: 3, seqs: [8, 16], labels, dropout: 0.1, pooling });
+    writeBuffer(k.gpu, plan.params, joinClassifierParams(tiny, labels, encoder, head));
+    const lengths = [8, 5, 3];
+    const logitsAt = async (seq: number) => {
+      plan.writeBatch(batchOf(lengths, 3, seq));
+      submitDispatches(k.gpu, plan.infer(seq));
+      return await readF32(k.gpu, plan.logits);
+    };
+    assert.equal(plan.seqFor(8), 8);
+    assert.equal(plan.seqFor(9), 16);
+    const short = await logitsAt(8);
+    const long = await logitsAt(16);
+    // Padded keys get probability exactly 0, so only the summation order differs between the two lengths.
+    let worst = 0;
+    for (let i = 0; i < short.length; i++) worst = Math.max(worst, Math.abs(short[i] - long[i]));
+    assert.ok(worst < 1e-5, `seq 8 vs seq 16 logits differ by ${worst}`);
+    assert.ok(Math.max(...long.map(Math.abs)) > 0.05, "logits too small to be a meaningful check");
+    // Each row equals its example alone and unpadded in the float64 reference.
+    for (const [r, length] of lengths.entries()) {
+      const ids = batchOf([length], 1, length).inputIds;
+      const alone = referenceClassify(tiny, encoder, head, labels, ids, { batch: 1, seq: length, pooling });
+      for (let c = 0; c < labels; c++) {
+        assert.ok(
+          Math.abs(long[r * labels + c] - alone[c]) < 1e-5,
+          `row ${r}: ${long[r * labels + c]} vs ${alone[c]}`,
+        );
+      }
     }
-  }
-});
+  });
+}
 
 Deno.test("classifier layout: the encoder's tensors at their own offsets, then the head; join and split invert", () => {
   const layout = classifierLayout(tiny, 3);

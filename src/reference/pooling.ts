@@ -1,0 +1,47 @@
+/**
+ * The float64 reference of the classifier head's mean pooling: each example's final states averaged over
+ * its real tokens (key mask 1; every token without a mask), and the backward that spreads the pooled
+ * gradient evenly over them. An example without real tokens pools to zero.
+ *
+ * @module
+ */
+
+/** The pooled batch's shape and its key mask ([batch * seq], 1 for a real token; absent: all real). */
+export interface PoolOptions {
+  batch: number;
+  seq: number;
+  hidden: number;
+  keyMask?: ArrayLike<number>;
+}
+
+/** The positions of example b's real tokens. */
+export function realTokens(options: PoolOptions, b: number): number[] {
+  const { seq, keyMask } = options;
+  return Array.from({ length: seq }, (_, t) => t).filter((t) => !keyMask || keyMask[b * seq + t] !== 0);
+}
+
+/** pooled [batch, hidden]: the mean of each example's real-token rows of `states` [batch * seq, hidden]. */
+export function meanPool(states: ArrayLike<number>, options: PoolOptions): Float64Array {
+  const { batch, seq, hidden: H } = options;
+  const pooled = new Float64Array(batch * H);
+  for (let b = 0; b < batch; b++) {
+    const tokens = realTokens(options, b);
+    for (const t of tokens) {
+      for (let h = 0; h < H; h++) pooled[b * H + h] += states[(b * seq + t) * H + h] / tokens.length;
+    }
+  }
+  return pooled;
+}
+
+/** dstates [batch * seq, hidden] from dpooled [batch, hidden]: dpooled / count at real tokens, else 0. */
+export function meanPoolBackward(dpooled: ArrayLike<number>, options: PoolOptions): Float64Array {
+  const { batch, seq, hidden: H } = options;
+  const dstates = new Float64Array(batch * seq * H);
+  for (let b = 0; b < batch; b++) {
+    const tokens = realTokens(options, b);
+    for (const t of tokens) {
+      for (let h = 0; h < H; h++) dstates[(b * seq + t) * H + h] = dpooled[b * H + h] / tokens.length;
+    }
+  }
+  return dstates;
+}
