@@ -109,6 +109,7 @@ export type { Pretrained } from "./src/eval/pretrained.ts";
 export { mlmLoss } from "./src/eval/mlm_loss.ts";
 export type { MlmLoss, MlmLossOptions } from "./src/eval/mlm_loss.ts";
 export { exportClassifierOnnx, exportMaskedLmOnnx } from "./src/export/onnx.ts";
+export type { Pooling } from "./src/model/head_layout.ts";
 
 // The float64 CPU reference: the single source of truth of every kernel's tests.
 export * as reference from "./src/reference/mod.ts";

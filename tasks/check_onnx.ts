@@ -34,7 +34,8 @@ const TABLE = {
 const USAGE = `Usage: deno task check:onnx [options] [model.onnx ...]
 
 Runs the official ONNX checker on the models given, or on the tiny test model exported as a classifier,
-a regression classifier with learned positions and GELU-GLU, and an MLM model.`;
+a regression classifier with learned positions and GELU-GLU, a classifier on mean-pooled states, and an MLM
+model.`;
 
 async function main(): Promise<void> {
   const { values, positionals, help } = parseCommandLine(TABLE, Deno.args, { positionals: true });
@@ -54,6 +55,10 @@ async function main(): Promise<void> {
       [
         "tiny-glu-regression",
         exportClassifierOnnx(variant, initParams(variant, { seed: 1 }), head(variant, 1), 1),
+      ],
+      [
+        "tiny-mean-pooled",
+        exportClassifierOnnx(tiny, initParams(tiny, { seed: 1 }), head(tiny, 2), 2, { pooling: "mean" }),
       ],
       ["tiny-mlm", exportMaskedLmOnnx(tiny, initParams(tiny, { seed: 1 }))],
     ];

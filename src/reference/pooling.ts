@@ -8,9 +8,13 @@
 
 /** The pooled batch's shape and its key mask ([batch * seq], 1 for a real token; absent: all real). */
 export interface PoolOptions {
+  /** Examples. */
   batch: number;
+  /** Tokens per example. */
   seq: number;
+  /** Width of each state. */
   hidden: number;
+  /** [batch * seq]: 1 for a real token, 0 for padding; absent: every token is real. */
   keyMask?: ArrayLike<number>;
 }
 
