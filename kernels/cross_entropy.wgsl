@@ -26,13 +26,6 @@ struct LossTotals {
   count: u32,
 }
 
-// The loss scale of f16 training (src/train/optimizer.ts divides it out of the gradients and adjusts it).
-struct LossScale {
-  scale: f32,
-  // Finite steps since the scale last changed.
-  good_steps: u32,
-}
-
 override WG: u32 = 256u;
 // cross_entropy: hold the row in registers, RESIDENT_VEC4 vec4s per invocation (needs vocab4 <=
 // RESIDENT_VEC4 * WG), so it is read once; else the two-pass loop over the row.

@@ -13,12 +13,6 @@ struct LossTotals {
   count: u32,
 }
 
-// The loss scale of f16 storage (src/model/loss_scale.ts): head_loss_scaled multiplies the gradient by it.
-struct LossScale {
-  scale: f32,
-  good_steps: u32,
-}
-
 override WG: u32 = 64u;
 // head_loss: squared error against a score instead of cross-entropy against a label.
 override REGRESSION: bool = false;

@@ -30,14 +30,6 @@ struct Stats {
   loss_scale: f32,
 }
 
-// The loss scale of f16 training: the loss gradient was multiplied by `scale` (cross_entropy.wgsl), and
-// so is every gradient.
-struct LossScale {
-  scale: f32,
-  // Finite steps in a row since the scale last changed.
-  good_steps: u32,
-}
-
 // grad_norm_finish_scaled adjusts the loss scale as torch.amp.GradScaler: halved on a non-finite norm,
 // doubled after GROWTH_INTERVAL finite steps in a row (factors of 2 scale the gradients exactly).
 override DYNAMIC_SCALE: bool = false;

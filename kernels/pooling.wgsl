@@ -18,21 +18,16 @@ alias STATES_T = f32;
 @group(0) @binding(0) var<uniform> uniforms: Uniforms;
 // [batch * seq]: 1 for a real token, 0 for padding.
 @group(0) @binding(1) var<storage, read> key_mask: array<u32>;
-// mean_pool_forward: states [batch * seq, hidden] -> pooled [batch, hidden].
+// mean_pool_forward: states [batch * seq, hidden] -> pooled [batch, hidden], and per example 1 / its
+// count of real tokens (0 without any) for the backward.
 @group(0) @binding(2) var<storage, read> states: array<vec4<STATES_T>>;
 @group(0) @binding(3) var<storage, read_write> pooled: array<vec4<f32>>;
-// mean_pool_backward: dpooled [batch, hidden] -> dstates [batch * seq, hidden], every element written.
+@group(0) @binding(4) var<storage, read_write> inverse_counts: array<f32>;
+// mean_pool_backward: dpooled [batch, hidden] -> dstates [batch * seq, hidden], every element written,
+// with the forward's inverse counts.
 @group(0) @binding(2) var<storage, read> dpooled: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> dstates: array<vec4<f32>>;
-
-// How many of example b's tokens are real.
-fn real_tokens(b: u32) -> u32 {
-  var n = 0u;
-  for (var t = 0u; t < uniforms.seq; t++) {
-    n += select(0u, 1u, key_mask[b * uniforms.seq + t] != 0u);
-  }
-  return n;
-}
+@group(0) @binding(4) var<storage, read> forward_inverse_counts: array<f32>;
 
 // One invocation per vec4 of pooled: the sum over the example's real tokens in order, over their count.
 @compute @workgroup_size(WG)
@@ -53,10 +48,13 @@ fn mean_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
   pooled[i] = sum / f32(max(n, 1u));
+  if (h == 0u) {
+    inverse_counts[b] = select(0.0, 1.0 / f32(n), n > 0u);
+  }
 }
 
-// One invocation per vec4 of dstates: a real token gets its example's pooled gradient over the count,
-// padding gets zero.
+// One invocation per vec4 of dstates: a real token gets its example's pooled gradient times the
+// forward's inverse count, padding gets zero.
 @compute @workgroup_size(WG)
 fn mean_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
@@ -67,7 +65,7 @@ fn mean_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let b = token / uniforms.seq;
   var d = vec4<f32>(0.0);
   if (key_mask[token] != 0u) {
-    d = dpooled[b * uniforms.hidden4 + i % uniforms.hidden4] / f32(real_tokens(b));
+    d = dpooled[b * uniforms.hidden4 + i % uniforms.hidden4] * forward_inverse_counts[b];
   }
   dstates[i] = d;
 }

@@ -22,6 +22,15 @@ fn hash_index(key: u32, index: u32) -> u32 {
   return pcg(pcg(key ^ index));
 }
 
+// The dynamic loss scale of f16 storage (src/model/loss_scale.ts): the losses' kernels multiply their
+// gradient by `scale` (cross_entropy.wgsl, head.wgsl), and the gradient norm divides it out and adjusts it
+// (optimizer.wgsl).
+struct LossScale {
+  scale: f32,
+  // Finite steps in a row since the scale last changed.
+  good_steps: u32,
+}
+
 // The uniform of the matrix products, which matmul.wgsl and matmul_subgroup_matrix.wgsl share field for
 // field (src/model/layers/matmul.ts declares it once, by name, for either).
 struct MatmulParams {

@@ -9,22 +9,18 @@
  * @module
  */
 import { type OptionTable, parseCommandLine, runTask, UsageError, usageText } from "../src/args.ts";
-import { integerFrom, numberWhere, oneOf, positiveInteger, text } from "../src/arg_values.ts";
+import { integerFrom, numberWhere, positiveInteger, text } from "../src/arg_values.ts";
 import { openShards, readManifest } from "../src/data/shard.ts";
 import { loadPretrained } from "../src/eval/pretrained.ts";
+import { CHECKPOINT_OPTION, GPU_OPTION, PRECISION_OPTION } from "../src/eval/options.ts";
 import { mlmLoss } from "../src/eval/mlm_loss.ts";
-import { GPU_BACKENDS, requestGpu } from "../src/gpu/device.ts";
+import { requestGpu } from "../src/gpu/device.ts";
 import { Kernels } from "../src/gpu/kernels.ts";
 import { BERT_MASK_RATE } from "../src/train/masking.ts";
 import { devicePrecision } from "../src/train/options.ts";
 
 const TABLE = {
-  checkpoint: {
-    value: "<path>",
-    help: "A pretraining run folder (its newest checkpoint) or a checkpoint folder.",
-    required: true,
-    parse: text,
-  },
+  checkpoint: CHECKPOINT_OPTION,
   data: {
     value: "<dir>",
     help: "A tokenized dataset (manifest.json and shards) in the checkpoint's vocabulary; repeat it to " +
@@ -53,18 +49,8 @@ const TABLE = {
     help: "Fraction of tokens masked and scored.",
     parse: numberWhere("a fraction above 0 and below 1", (n) => n > 0 && n < 1),
   },
-  gpu: {
-    value: GPU_BACKENDS.join("|"),
-    shown: "the CRAM_GPU environment variable, else builtin",
-    help: "The WebGPU implementation (see deno task pretrain --help).",
-    parse: oneOf(GPU_BACKENDS),
-  },
-  precision: {
-    value: "f32|f16",
-    shown: "f16 where the products run on tensor cores, else f32",
-    help: "How activations are stored, as in pretraining.",
-    parse: oneOf(["f32", "f16"]),
-  },
+  gpu: GPU_OPTION,
+  precision: PRECISION_OPTION,
 } as const satisfies OptionTable;
 
 const USAGE = `Usage: deno task mlm-loss --checkpoint <run> --data <dir> [--data <dir>...] [options]

@@ -66,13 +66,35 @@ const taskList: ValueParser<string[]> = (text, flag) => {
   return unknown === undefined ? names : fail(flag, `some of ${known.join(", ")}`, unknown);
 };
 
+/** `--checkpoint`, as every task that reads a pretrained model takes it. */
+export const CHECKPOINT_OPTION = {
+  value: "<path>",
+  help: "A pretraining run folder (its newest checkpoint) or a checkpoint folder.",
+  required: true,
+  parse: text,
+} as const;
+
+/** `--gpu` of the tasks that run a pretrained model (pretraining's own defaults to auto). */
+export const GPU_OPTION = {
+  value: GPU_BACKENDS.join("|"),
+  shown: "the CRAM_GPU environment variable, else builtin",
+  help: "The WebGPU implementation: builtin (Deno's own), dawn (npm webgpu, which reaches the tensor " +
+    "cores), or auto: dawn on a GPU where it loads and offers f16 subgroup matrices, else builtin.",
+  parse: oneOf(GPU_BACKENDS),
+} as const;
+
+/** `--precision` of the tasks that run a pretrained model. */
+export const PRECISION_OPTION = {
+  value: "f32|f16",
+  shown: "f16 where the products run on tensor cores, else f32",
+  help: "f16 stores the encoder's activations (and, on tensor cores, a copy of its weights for the " +
+    "products) as f16, as pretraining's --precision f16; finetuning keeps f32 master weights, optimizer " +
+    "and head and scales the loss dynamically.",
+  parse: oneOf(["f32", "f16"]),
+} as const;
+
 const TABLE = {
-  checkpoint: {
-    value: "<path>",
-    help: "A pretraining run folder (its newest checkpoint) or a checkpoint folder.",
-    required: true,
-    parse: text,
-  },
+  checkpoint: CHECKPOINT_OPTION,
   glueDir: {
     value: "<dir>",
     help: "GLUE data in the layout of GLUE's download script (CoLA/train.tsv, ...).",
@@ -165,21 +187,8 @@ const TABLE = {
       "replay it in lockstep (peer/finetune_peer.py --lockstep). Reads the loss after every step: a GPU " +
       "round trip each, so finetuning runs slower.",
   },
-  gpu: {
-    value: GPU_BACKENDS.join("|"),
-    shown: "the CRAM_GPU environment variable, else builtin",
-    help: "The WebGPU implementation: builtin (Deno's own), dawn (npm webgpu, which reaches the tensor " +
-      "cores), or auto: dawn on a GPU where it loads and offers f16 subgroup matrices, else builtin.",
-    parse: oneOf(GPU_BACKENDS),
-  },
-  precision: {
-    value: "f32|f16",
-    shown: "f16 where the products run on tensor cores, else f32",
-    help: "f16 stores the encoder's activations (and, on tensor cores, a copy of its weights for the " +
-      "products) as f16, with f32 master weights, optimizer and head and dynamic loss scaling, as " +
-      "pretraining's --precision f16.",
-    parse: oneOf(["f32", "f16"]),
-  },
+  gpu: GPU_OPTION,
+  precision: PRECISION_OPTION,
   resume: {
     switch: true,
     help: "Go on from the glue.json an interrupted run left (it is rewritten after every task): keep its " +

@@ -202,6 +202,7 @@ export async function planClassifier(
     enc,
     labels,
     pooling,
+    inverseCounts: pooling === "mean" ? rec.f32("pooled token counts (inverse)", batch) : undefined,
     count: rec.f32("example count", 1),
     targets: rec.f32("targets", batch),
     lossTotals: rec.f32("loss totals", LOSS_TOTALS_BYTES / 4),
@@ -313,6 +314,8 @@ interface HeadBuffers {
   enc: EncoderBuffers;
   labels: number;
   pooling: Pooling;
+  /** With mean pooling: 1 / each example's count of real tokens, from the forward for the backward. */
+  inverseCounts?: GPUBuffer;
   count: GPUBuffer;
   targets: GPUBuffer;
   lossTotals: GPUBuffer;
@@ -340,7 +343,7 @@ function recordHeadForward(
   const H = enc.config.hidden;
   const offset = (name: string) => paramTensor(layout, name).offset;
   const bias = (name: string) => tensorBinding(params, layout, name);
-  const pool = { batch, seq, hidden: H, keyMask: enc.keyMask! };
+  const pool = { batch, seq, hidden: H, keyMask: enc.keyMask!, inverseCounts: h.inverseCounts! };
   rec.run(() =>
     h.pooling === "mean"
       ? meanPoolForward(k, { ...pool, states: enc.states, pooled: h.cls })
@@ -431,7 +434,7 @@ function recordHeadBackward(
       cols: HEAD_INNER,
     })
   );
-  const pool = { batch, seq, hidden: H, keyMask: enc.keyMask! };
+  const pool = { batch, seq, hidden: H, keyMask: enc.keyMask!, inverseCounts: h.inverseCounts! };
   rec.run(() =>
     h.pooling === "mean"
       ? meanPoolBackward(k, { ...pool, dpooled: h.dcls, dstates: enc.dstates })

@@ -32,7 +32,7 @@ import {
   readStepStats,
   zeroBuffer,
 } from "./optimizer.ts";
-import { hash, streamKey } from "./random.ts";
+import { draws, streamKey } from "./random.ts";
 
 /** The random streams of a finetuning seed: the data order's (src/eval/finetune.ts) and dropout's. */
 export const ORDER_STREAM = 0;
@@ -43,8 +43,7 @@ export const DROPOUT_STREAM = 1;
  * (src/model/dropout_sites.ts), draws 0 .. sites-1 of the step's stream in {@linkcode DROPOUT_STREAM}.
  */
 export function stepDropoutSeeds(seed: number, step: number, sites: number): Uint32Array<ArrayBuffer> {
-  const key = streamKey(seed, DROPOUT_STREAM, step);
-  return Uint32Array.from({ length: sites }, (_, i) => hash(key, i));
+  return draws(streamKey(seed, DROPOUT_STREAM, step), sites);
 }
 
 /** The largest f32: as a clipping threshold, no clipping. */

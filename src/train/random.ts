@@ -34,6 +34,11 @@ export function streamKey(seed: number, ...path: number[]): number {
   return key;
 }
 
+/** Draws 0 .. count-1 of stream `key` (e.g. one dropout seed per site). */
+export function draws(key: number, count: number): Uint32Array<ArrayBuffer> {
+  return Uint32Array.from({ length: count }, (_, i) => hash(key, i));
+}
+
 /** A uniform float in [0, 1) from draw `counter` of stream `key`. */
 export function uniform(key: number, counter: number): number {
   return hash(key, counter) / 2 ** 32;

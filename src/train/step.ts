@@ -21,7 +21,7 @@ import { LOSS_SCALE_GROWTH_INTERVAL } from "../model/loss_scale.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
 import { adamwStepUniforms, planAdamw, type PlannedAdamw, readStepStats } from "./optimizer.ts";
 import { emptyQueue, finished, settleTime, submitted } from "./pacing.ts";
-import { hash, streamKey } from "./random.ts";
+import { draws, streamKey } from "./random.ts";
 
 /** The recipe's clipping threshold of the gradients' global L2 norm. */
 export const MAX_GRAD_NORM = 0.5;
@@ -94,8 +94,7 @@ export function microBatchDropoutSeeds(
   microBatch: number,
   sites: number,
 ): Uint32Array<ArrayBuffer> {
-  const key = streamKey(seed, PRETRAIN_DROPOUT_STREAM, step, microBatch);
-  return Uint32Array.from({ length: sites }, (_, i) => hash(key, i));
+  return draws(streamKey(seed, PRETRAIN_DROPOUT_STREAM, step, microBatch), sites);
 }
 
 /** Plans the model for `shape` and the optimizer around it. */

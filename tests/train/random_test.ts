@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { below, hash, permutation, streamKey, uniform } from "../../src/train/random.ts";
+import { below, draws, hash, permutation, streamKey, uniform } from "../../src/train/random.ts";
 
 Deno.test("hash is a pure function of key and counter", () => {
   assert.equal(hash(7, 3), hash(7, 3));
@@ -9,6 +9,11 @@ Deno.test("hash is a pure function of key and counter", () => {
   assert.notEqual(streamKey(1, 2, 3), streamKey(1, 3, 2));
   // Coordinates above 2^32 are not truncated to their low word.
   assert.notEqual(streamKey(1, 5), streamKey(1, 5 + 2 ** 32));
+});
+
+Deno.test("draws are the stream's first draws, in order", () => {
+  assert.deepEqual(Array.from(draws(11, 4)), [0, 1, 2, 3].map((i) => hash(11, i)));
+  assert.equal(draws(11, 0).length, 0);
 });
 
 Deno.test("uniform draws fill [0, 1) evenly (chi-square over 16 buckets)", () => {

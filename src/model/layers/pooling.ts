@@ -23,6 +23,8 @@ export interface PoolShape {
   hidden: number;
   /** [batch * seq] u32: 1 for a real token, 0 for padding. */
   keyMask: GPUBuffer;
+  /** [batch] f32: 1 / each example's count of real tokens (0 without any), written by the forward. */
+  inverseCounts: GPUBuffer;
 }
 
 export interface MeanPoolForwardOptions extends PoolShape {
@@ -33,7 +35,7 @@ export interface MeanPoolForwardOptions extends PoolShape {
 }
 
 export interface MeanPoolBackwardOptions extends PoolShape {
-  /** [batch, hidden] f32: the gradient of `pooled`. */
+  /** [batch, hidden] f32: the gradient of `pooled` (the forward of the same batch has run). */
   dpooled: GPUBuffer;
   /** [batch * seq, hidden] f32, written in full: dpooled / count at real tokens, zero at padding. */
   dstates: GPUBuffer;
@@ -49,7 +51,7 @@ export async function meanPoolForward(k: Kernels, args: MeanPoolForwardOptions):
   const pipeline = await k.pipeline(FAMILY, "mean_pool_forward", { WG }, types);
   const shape = uniformBuffer(k, SHAPE, "mean_pool_forward shape", { batch, seq, hidden4: hidden / 4 });
   return [
-    dispatch(k.gpu, pipeline, [shape, args.keyMask, args.states, args.pooled], [
+    dispatch(k.gpu, pipeline, [shape, args.keyMask, args.states, args.pooled, args.inverseCounts], [
       workgroups(k, batch * hidden / 4),
     ]),
   ];
@@ -64,7 +66,7 @@ export async function meanPoolBackward(k: Kernels, args: MeanPoolBackwardOptions
   const pipeline = await k.pipeline(FAMILY, "mean_pool_backward", { WG });
   const shape = uniformBuffer(k, SHAPE, "mean_pool_backward shape", { batch, seq, hidden4: hidden / 4 });
   return [
-    dispatch(k.gpu, pipeline, [shape, args.keyMask, args.dpooled, args.dstates], [
+    dispatch(k.gpu, pipeline, [shape, args.keyMask, args.dpooled, args.dstates, args.inverseCounts], [
       workgroups(k, batch * seq * hidden / 4),
     ]),
   ];
@@ -75,6 +77,7 @@ function checkPoolShape(what: string, args: PoolShape): void {
   checkMultiple(`${what} seq`, args.seq, 1);
   checkMultiple(`${what} hidden`, args.hidden, 4);
   checkBuffer(`${what} keyMask`, args.keyMask, args.batch * args.seq * 4);
+  checkBuffer(`${what} inverseCounts`, args.inverseCounts, args.batch * 4);
 }
 
 function workgroups(k: Kernels, invocations: number): number {

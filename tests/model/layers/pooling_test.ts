@@ -27,7 +27,8 @@ for (const type of ["f32", "f16"] as const) {
     const pooled = storageBuffer(gpu, "pooled", batch * hidden * 4);
     const dpooledValues = seededUniform(batch * hidden, 5, -1, 1);
     const dstates = storageBuffer(gpu, "dstates", batch * seq * hidden * 4);
-    const shape = { batch, seq, hidden, keyMask };
+    const inverseCounts = storageBuffer(gpu, "inverse counts", batch * 4);
+    const shape = { batch, seq, hidden, keyMask, inverseCounts };
     submitDispatches(gpu, [
       ...await meanPoolForward(k, { ...shape, states, pooled }),
       ...await meanPoolBackward(k, {
@@ -43,13 +44,24 @@ for (const type of ["f32", "f16"] as const) {
     // Sums of at most 5 f32 values: a few ulps.
     assertClose(await readF32(gpu, pooled), expectedPooled, { rtol: 1e-6, atol: 1e-6, what: "pooled" });
     assertClose(await readF32(gpu, dstates), expectedD, { rtol: 1e-6, atol: 0, what: "dstates" });
+    // The backward took its counts from the forward: 1/5, 1/2, and 0 for the row without real tokens.
+    assert.deepEqual(await readF32(gpu, inverseCounts), Float32Array.of(1 / 5, 1 / 2, 0));
   });
 }
 
 Deno.test("the pooling wrappers name a buffer that is too small", async () => {
   const small = storageBuffer(gpu, "small", 16);
   await assert.rejects(
-    () => meanPoolForward(k, { batch, seq, hidden, keyMask: small, states: small, pooled: small }),
+    () =>
+      meanPoolForward(k, {
+        batch,
+        seq,
+        hidden,
+        keyMask: small,
+        inverseCounts: small,
+        states: small,
+        pooled: small,
+      }),
     /meanPoolForward keyMask: buffer small has 16 bytes, needs 60/,
   );
 });
