@@ -19,7 +19,7 @@ import { FINETUNE_DEFAULTS, type FinetuneOptions, NARROW_MODEL_LR } from "./fine
 import { GLUE_TASKS } from "./glue.ts";
 import { POOLINGS } from "../model/head_layout.ts";
 import type { StorageType } from "../gpu/buffers.ts";
-import { GPU_BACKENDS, type GpuBackendChoice } from "../gpu/device.ts";
+import { GPU_BACKENDS, GPU_BACKENDS_HELP, type GpuBackendChoice } from "../gpu/device.ts";
 
 /** What `deno task eval` does. */
 export interface EvalOptions {
@@ -78,8 +78,7 @@ export const CHECKPOINT_OPTION = {
 export const GPU_OPTION = {
   value: GPU_BACKENDS.join("|"),
   shown: "the CRAM_GPU environment variable, else builtin",
-  help: "The WebGPU implementation: builtin (Deno's own), dawn (npm webgpu, which reaches the tensor " +
-    "cores), or auto: dawn on a GPU where it loads and offers f16 subgroup matrices, else builtin.",
+  help: GPU_BACKENDS_HELP,
   parse: oneOf(GPU_BACKENDS),
 } as const;
 

@@ -86,6 +86,11 @@ const NO_ADAPTER = "no WebGPU adapter found: on Linux install a Vulkan driver " 
 /** The backend names {@linkcode parseGpuBackend} accepts. */
 export const GPU_BACKENDS: readonly GpuBackendChoice[] = ["builtin", "dawn", "auto"];
 
+/** What the backend choices mean, as the tasks' `--gpu` help says it. */
+export const GPU_BACKENDS_HELP =
+  "The WebGPU implementation: builtin (Deno's own), dawn (npm webgpu, which reaches the tensor cores), " +
+  "or auto: dawn on a GPU where it loads and offers f16 subgroup matrices, else builtin.";
+
 /** `value` as a backend choice, or a GpuError naming `what` (an option or variable) and the choices. */
 export function parseGpuBackend(value: string, what = "--gpu"): GpuBackendChoice {
   const choice = GPU_BACKENDS.find((b) => b === value);

@@ -201,24 +201,23 @@ export async function planClassifier(
   const head: HeadBuffers = {
     enc,
     labels,
-    pooling,
     inverseCounts: pooling === "mean" ? rec.f32("pooled token counts (inverse)", batch) : undefined,
     count: rec.f32("example count", 1),
     targets: rec.f32("targets", batch),
     lossTotals: rec.f32("loss totals", LOSS_TOTALS_BYTES / 4),
-    cls: rec.f32("cls states", batch * config.hidden),
+    pooled: rec.f32("pooled states", batch * config.hidden),
     activated: rec.f32("head activated", batch * HEAD_INNER),
     dropped: dropout > 0 ? rec.f32("head dropped", batch * HEAD_INNER) : undefined,
     logits: rec.f32("logits", batch * labels),
     dlogits: rec.f32("d logits", batch * labels),
     dactivated: rec.f32("d head activated", batch * HEAD_INNER),
     ddropped: dropout > 0 ? rec.f32("d head dropped", batch * HEAD_INNER) : undefined,
-    dcls: rec.f32("d cls states", batch * config.hidden),
+    dpooled: rec.f32("d pooled states", batch * config.hidden),
   };
   for (const seq of seqs) {
-    // Row b's [CLS] is token b * seq.
-    const positions = rec.f32(`cls positions (seq ${seq})`, batch);
-    writeBuffer(gpu, positions, Uint32Array.from({ length: batch }, (_, b) => b * seq));
+    // Row b's [CLS] is token b * seq (the gather of cls pooling).
+    const positions = pooling === "cls" ? rec.f32(`cls positions (seq ${seq})`, batch) : undefined;
+    if (positions) writeBuffer(gpu, positions, Uint32Array.from({ length: batch }, (_, b) => b * seq));
     const train = rec.recording();
     recordEncoderForward(train, enc, { seq, dropout });
     recordHeadForward(train, head, seq, positions, dropout);
@@ -313,28 +312,28 @@ export async function planClassifier(
 interface HeadBuffers {
   enc: EncoderBuffers;
   labels: number;
-  pooling: Pooling;
   /** With mean pooling: 1 / each example's count of real tokens, from the forward for the backward. */
   inverseCounts?: GPUBuffer;
   count: GPUBuffer;
   targets: GPUBuffer;
   lossTotals: GPUBuffer;
-  cls: GPUBuffer;
+  /** [batch, hidden]: what the head reads of the final states (`pooling`). */
+  pooled: GPUBuffer;
   activated: GPUBuffer;
   dropped?: GPUBuffer;
   logits: GPUBuffer;
   dlogits: GPUBuffer;
   dactivated: GPUBuffer;
   ddropped?: GPUBuffer;
-  dcls: GPUBuffer;
+  dpooled: GPUBuffer;
 }
 
-/** cls = pooled states; activated = tanh(cls W1^T + b1); logits = drop(activated) W2^T + b2. */
+/** activated = tanh(pooled W1^T + b1); logits = drop(activated) W2^T + b2. */
 function recordHeadForward(
   rec: Recording,
   h: HeadBuffers,
   seq: number,
-  positions: GPUBuffer,
+  positions: GPUBuffer | undefined,
   p: number,
 ): void {
   const { k } = rec;
@@ -343,22 +342,9 @@ function recordHeadForward(
   const H = enc.config.hidden;
   const offset = (name: string) => paramTensor(layout, name).offset;
   const bias = (name: string) => tensorBinding(params, layout, name);
-  const pool = { batch, seq, hidden: H, keyMask: enc.keyMask!, inverseCounts: h.inverseCounts! };
-  rec.run(() =>
-    h.pooling === "mean"
-      ? meanPoolForward(k, { ...pool, states: enc.states, pooled: h.cls })
-      : gatherRows(k, {
-        tokens: batch * seq,
-        rows: batch,
-        hidden: H,
-        states: enc.states,
-        positions,
-        count: h.count,
-        gathered: h.cls,
-      })
-  );
+  recordPool(rec, h, seq, positions);
   rec.product({
-    a: h.cls,
+    a: h.pooled,
     b: params,
     bOffset: offset("head.dense.weight"),
     c: h.activated,
@@ -392,7 +378,7 @@ function recordHeadBackward(
   rec: Recording,
   h: HeadBuffers,
   seq: number,
-  positions: GPUBuffer,
+  positions: GPUBuffer | undefined,
   p: number,
 ): void {
   const { k } = rec;
@@ -421,8 +407,8 @@ function recordHeadBackward(
   );
   recordLinearBackward(rec, enc, batch, "head.dense.weight", {
     dy: h.dactivated,
-    x: h.cls,
-    dx: h.dcls,
+    x: h.pooled,
+    dx: h.dpooled,
     inner: H,
     outer: HEAD_INNER,
   });
@@ -434,20 +420,40 @@ function recordHeadBackward(
       cols: HEAD_INNER,
     })
   );
-  const pool = { batch, seq, hidden: H, keyMask: enc.keyMask!, inverseCounts: h.inverseCounts! };
+  recordPoolBackward(rec, h, seq, positions);
+}
+
+/**
+ * h.pooled from the final states: with `positions` (cls pooling, planned only then) each row's [CLS] state
+ * gathered from there; without, the mean of each row's real tokens.
+ */
+function recordPool(rec: Recording, h: HeadBuffers, seq: number, positions?: GPUBuffer): void {
+  const { enc } = h;
   rec.run(() =>
-    h.pooling === "mean"
-      ? meanPoolBackward(k, { ...pool, dpooled: h.dcls, dstates: enc.dstates })
-      : scatterRows(k, {
-        tokens: batch * seq,
-        rows: batch,
-        hidden: H,
-        dgathered: h.dcls,
-        positions,
-        count: h.count,
-        dstates: enc.dstates,
-      })
+    positions
+      ? gatherRows(rec.k, { ...gather(h, seq, positions), states: enc.states, gathered: h.pooled })
+      : meanPoolForward(rec.k, { ...meanPoolShape(h, seq), states: enc.states, pooled: h.pooled })
   );
+}
+
+/** enc.dstates from h.dpooled, every element written (zero where the pooling read nothing). */
+function recordPoolBackward(rec: Recording, h: HeadBuffers, seq: number, positions?: GPUBuffer): void {
+  const { enc } = h;
+  rec.run(() =>
+    positions
+      ? scatterRows(rec.k, { ...gather(h, seq, positions), dgathered: h.dpooled, dstates: enc.dstates })
+      : meanPoolBackward(rec.k, { ...meanPoolShape(h, seq), dpooled: h.dpooled, dstates: enc.dstates })
+  );
+}
+
+function gather(h: HeadBuffers, seq: number, positions: GPUBuffer) {
+  const { batch, config } = h.enc;
+  return { tokens: batch * seq, rows: batch, hidden: config.hidden, positions, count: h.count };
+}
+
+function meanPoolShape(h: HeadBuffers, seq: number) {
+  const { batch, config, keyMask } = h.enc;
+  return { batch, seq, hidden: config.hidden, keyMask: keyMask!, inverseCounts: h.inverseCounts! };
 }
 
 function headDropout(h: HeadBuffers, p: number) {

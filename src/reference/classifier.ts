@@ -17,7 +17,7 @@ import { HEAD_INNER, headLayout, headView, type Pooling } from "../model/head_la
 import { drop, dropoutAt, type ReferenceBatchOptions, referenceEncoderPass } from "./model.ts";
 import { matmul } from "./matmul.ts";
 import { crossEntropy } from "./cross_entropy.ts";
-import { meanPool, meanPoolBackward } from "./pooling.ts";
+import { pool, poolBackward } from "./pooling.ts";
 
 /** A classifier batch's options: the encoder's, and what the head pools (default `cls`). */
 export interface ClassifierBatchOptions extends ReferenceBatchOptions {
@@ -77,16 +77,15 @@ export function referenceClassifierLoss(
   const ddropped = matmul(dlogits, view("head.out.weight"), { m: batch, k: labels, n: HEAD_INNER });
   const dactivated = drop(ddropped, dropoutAt(options, headSite(config)));
   const ddense = dactivated.map((d, i) => d * (1 - f.activated[i] ** 2));
-  grad("head.dense.weight").set(matmul(ddense, f.cls, { m: HEAD_INNER, k: batch, n: H, transA: true }));
+  grad("head.dense.weight").set(matmul(ddense, f.pooled, { m: HEAD_INNER, k: batch, n: H, transA: true }));
   grad("head.dense.bias").set(columnSums(ddense, batch, HEAD_INNER));
-  const dcls = matmul(ddense, view("head.dense.weight"), { m: batch, k: HEAD_INNER, n: H });
-  const pool = { batch, seq, hidden: H, keyMask: options.keyMask };
-  let dstates: Float64Array;
-  if (options.pooling === "mean") dstates = meanPoolBackward(dcls, pool);
-  else {
-    dstates = new Float64Array(batch * seq * H);
-    for (let b = 0; b < batch; b++) dstates.set(dcls.subarray(b * H, (b + 1) * H), b * seq * H);
-  }
+  const dpooled = matmul(ddense, view("head.dense.weight"), { m: batch, k: HEAD_INNER, n: H });
+  const dstates = poolBackward(dpooled, options.pooling ?? "cls", {
+    batch,
+    seq,
+    hidden: H,
+    keyMask: options.keyMask,
+  });
   return { loss, logits: f.logits, grads: f.encoder.backward(dstates), headGrads };
 }
 
@@ -133,19 +132,18 @@ function classifierForward(
   const { batch, seq } = options;
   const H = config.hidden;
   const encoder = referenceEncoderPass(config, params, ids, options);
-  let cls: Float64Array;
-  if (options.pooling === "mean") {
-    cls = meanPool(encoder.states, { batch, seq, hidden: H, keyMask: options.keyMask });
-  } else {
-    cls = new Float64Array(batch * H);
-    for (let b = 0; b < batch; b++) cls.set(encoder.states.subarray(b * seq * H, (b * seq + 1) * H), b * H);
-  }
+  const pooled = pool(encoder.states, options.pooling ?? "cls", {
+    batch,
+    seq,
+    hidden: H,
+    keyMask: options.keyMask,
+  });
   const view = (name: string) => headView(config, labels, head, name);
-  const dense = linear(cls, view("head.dense.weight"), view("head.dense.bias"), batch, H, HEAD_INNER);
+  const dense = linear(pooled, view("head.dense.weight"), view("head.dense.bias"), batch, H, HEAD_INNER);
   const activated = dense.map(Math.tanh);
   const dropped = drop(activated, dropoutAt(options, headSite(config)));
   const logits = linear(dropped, view("head.out.weight"), view("head.out.bias"), batch, HEAD_INNER, labels);
-  return { encoder, cls, activated, dropped, logits };
+  return { encoder, pooled, activated, dropped, logits };
 }
 
 /** y[rows, out] = x W^T + bias, W [out, in]. */

@@ -1,10 +1,12 @@
 /**
- * The float64 reference of the classifier head's mean pooling: each example's final states averaged over
- * its real tokens (key mask 1; every token without a mask), and the backward that spreads the pooled
- * gradient evenly over them. An example without real tokens pools to zero.
+ * The float64 reference of the classifier head's pooling ({@linkcode Pooling}): `cls`, each example's state
+ * at position 0; `mean`, its final states averaged over its real tokens (key mask 1; every token without a
+ * mask), whose backward spreads the pooled gradient evenly over them. An example without real tokens
+ * mean-pools to zero.
  *
  * @module
  */
+import type { Pooling } from "../model/head_layout.ts";
 
 /** The pooled batch's shape and its key mask ([batch * seq], 1 for a real token; absent: all real). */
 export interface PoolOptions {
@@ -47,5 +49,23 @@ export function meanPoolBackward(dpooled: ArrayLike<number>, options: PoolOption
       for (let h = 0; h < H; h++) dstates[(b * seq + t) * H + h] = dpooled[b * H + h] / tokens.length;
     }
   }
+  return dstates;
+}
+
+/** pooled [batch, hidden] of `states` [batch * seq, hidden] as `pooling` says. */
+export function pool(states: Float64Array, pooling: Pooling, options: PoolOptions): Float64Array {
+  if (pooling === "mean") return meanPool(states, options);
+  const { batch, seq, hidden: H } = options;
+  const pooled = new Float64Array(batch * H);
+  for (let b = 0; b < batch; b++) pooled.set(states.subarray(b * seq * H, (b * seq + 1) * H), b * H);
+  return pooled;
+}
+
+/** dstates [batch * seq, hidden] from dpooled [batch, hidden], the backward of {@linkcode pool}. */
+export function poolBackward(dpooled: Float64Array, pooling: Pooling, options: PoolOptions): Float64Array {
+  if (pooling === "mean") return meanPoolBackward(dpooled, options);
+  const { batch, seq, hidden: H } = options;
+  const dstates = new Float64Array(batch * seq * H);
+  for (let b = 0; b < batch; b++) dstates.set(dpooled.subarray(b * H, (b + 1) * H), b * seq * H);
   return dstates;
 }

@@ -28,7 +28,7 @@ import { BERT_MASK_RATE } from "./masking.ts";
 import { MIN_TRAINED_VOCAB } from "../data/trainer.ts";
 import { MAX_SHARD_VOCAB } from "../data/shard.ts";
 import type { StorageType } from "../gpu/buffers.ts";
-import { GPU_BACKENDS, type GpuBackendChoice } from "../gpu/device.ts";
+import { GPU_BACKENDS, GPU_BACKENDS_HELP, type GpuBackendChoice } from "../gpu/device.ts";
 
 /** The options of one pretraining run. */
 export interface PretrainOptions {
@@ -210,8 +210,7 @@ const TABLE = {
   gpu: {
     value: GPU_BACKENDS.join("|"),
     default: "auto",
-    help: "The WebGPU implementation: builtin (Deno's own), dawn (npm webgpu, which reaches the tensor " +
-      "cores), or auto: dawn on a GPU where it loads and offers f16 subgroup matrices, else builtin.",
+    help: GPU_BACKENDS_HELP,
     parse: oneOf(GPU_BACKENDS),
   },
   maskRate: {
