@@ -98,6 +98,29 @@ export const tiny: ModelConfig = {
 /** The presets by name. */
 export const presets: Readonly<Record<string, ModelConfig>> = { crammed, compact, small, tiny };
 
+/** The part of a model's shape that may be chosen apart from its preset (pretrain's --layers and so on). */
+export type ModelShape = Partial<Pick<ModelConfig, "layers" | "hidden" | "heads" | "intermediate">>;
+
+/**
+ * A model's name: its preset's, then what differs from the preset's shape, e.g. `compact`, `compact 8x512`
+ * or `compact 4x768, 12 heads, FFN 3072` (depth x width first, heads and FFN width when they differ).
+ */
+export function modelName(preset: string, config: ModelConfig): string {
+  const base = presets[preset];
+  if (!base) return preset;
+  const { layers, hidden, heads, intermediate } = config;
+  if (
+    layers === base.layers && hidden === base.hidden && heads === base.heads &&
+    intermediate === base.intermediate
+  ) {
+    return preset;
+  }
+  const parts = [`${preset} ${layers}x${hidden}`];
+  if (heads !== base.heads) parts.push(`${heads} heads`);
+  if (intermediate !== base.intermediate) parts.push(`FFN ${intermediate}`);
+  return parts.join(", ");
+}
+
 const ffnValues: readonly Ffn[] = ["gelu", "gelu-glu"];
 const positionValues: readonly Positions[] = ["scaled-sinusoidal", "learned"];
 

@@ -23,7 +23,7 @@ import {
   type ValueParser,
 } from "../arg_values.ts";
 import { type BudgetSpec, formatBudget, parseBudget } from "./budget.ts";
-import { presets } from "../model/config.ts";
+import { CONFIG_LIMITS, presets } from "../model/config.ts";
 import { BERT_MASK_RATE } from "./masking.ts";
 import { MIN_TRAINED_VOCAB } from "../data/trainer.ts";
 import { MAX_SHARD_VOCAB } from "../data/shard.ts";
@@ -36,6 +36,14 @@ export interface PretrainOptions {
   corpus: string[];
   /** A model preset name; undefined = by adapter (see `adapterDefaults`). */
   preset?: string;
+  /** Transformer layers; undefined = the preset's. */
+  layers?: number;
+  /** Width of the hidden states; undefined = the preset's. */
+  hidden?: number;
+  /** Attention heads; undefined = the preset's. */
+  heads?: number;
+  /** Width of the FFN's up projection; undefined = the preset's. */
+  intermediate?: number;
   /** How long to train: seconds or optimizer steps. */
   budget: BudgetSpec;
   /** The run folder. */
@@ -110,6 +118,14 @@ type Key = keyof PretrainOptions;
 
 const fraction = numberWhere("a fraction from 0 to 1", (n) => n >= 0 && n <= 1);
 
+/** A model width: the kernels read rows as vec4s, and the gated FFN splits its rows in halves of them. */
+function widthUpTo(max: number): ValueParser<number> {
+  return numberWhere(
+    `a multiple of 8 from 8 to ${max}`,
+    (n) => Number.isSafeInteger(n) && n >= 8 && n <= max && n % 8 === 0,
+  );
+}
+
 /** A positive time or step budget, e.g. 90s, 10m, 1h30m, 24h or 500steps. */
 const budget: ValueParser<BudgetSpec> = (text, flag) => {
   const budget = parseBudget(text);
@@ -134,6 +150,30 @@ const TABLE = {
     shown: "small on a CPU adapter, compact on a GPU",
     help: `The model: ${Object.keys(presets).join(", ")}.`,
     parse: oneOf(Object.keys(presets)),
+  },
+  layers: {
+    value: "<n>",
+    shown: "the preset's",
+    help: "Transformer layers: the preset's model made deeper or shallower.",
+    parse: integerFrom(1, CONFIG_LIMITS.layers),
+  },
+  hidden: {
+    value: "<n>",
+    shown: "the preset's",
+    help: "Width of the hidden states (a multiple of the heads).",
+    parse: widthUpTo(CONFIG_LIMITS.hidden),
+  },
+  heads: {
+    value: "<n>",
+    shown: "the preset's",
+    help: "Attention heads.",
+    parse: integerFrom(1, CONFIG_LIMITS.heads),
+  },
+  intermediate: {
+    value: "<n>",
+    shown: "the preset's",
+    help: "Width of the feed-forward layer's up projection.",
+    parse: widthUpTo(CONFIG_LIMITS.intermediate),
   },
   budget: {
     value: "<time>",

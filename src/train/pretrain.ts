@@ -16,7 +16,7 @@ import { writeFileAtomic } from "../fs.ts";
 import { writeBuffer } from "../gpu/buffers.ts";
 import { requestGpu } from "../gpu/device.ts";
 import { Kernels } from "../gpu/kernels.ts";
-import { type ModelConfig, presets, validateConfig } from "../model/config.ts";
+import { type ModelConfig, modelName, type ModelShape, presets, validateConfig } from "../model/config.ts";
 import { initParams } from "../model/init.ts";
 import { readLossScale } from "../model/loss_scale.ts";
 import { BatchSource } from "./batches.ts";
@@ -81,8 +81,11 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
   const batch = options.batch ?? presetBatch;
   const firstMicroBatch = options.microBatch ?? defaultMicroBatch(gpu, batch);
   checkBatch(batch, firstMicroBatch);
+  // The model's shape is checked before any data is read or written: a resumed run keeps its own.
+  const shaped = loaded?.state.config ?? shapedPreset(preset, options);
+  const model = modelName(preset, shaped);
   progress.message(
-    `adapter: ${gpu.name} (${gpu.backend}${gpu.subgroupMatrix ? ", tensor cores" : ""}); preset ${preset}, ` +
+    `adapter: ${gpu.name} (${gpu.backend}${gpu.subgroupMatrix ? ", tensor cores" : ""}); model ${model}, ` +
       `batch ${batch}, ${options.precision} storage${
         options.dropout > 0 ? `, dropout ${options.dropout}` : ""
       }`,
@@ -96,7 +99,7 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
   const dataDir = await prepareData(
     data,
     options,
-    presets[preset] ?? presets.crammed,
+    shaped,
     progress,
     parsed.overwrite,
   );
@@ -110,7 +113,7 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
   if (loaded) checkResumedDataset(loaded.state.dataset, shards, options.resume!, dataDir);
   checkDatasetOptions(options, shards, dataDir);
   await tokenizer.save(options.out); // the run folder carries its tokenizer, for `deno task eval`
-  const config = loaded?.state.config ?? fitPreset(preset, shards, dataDir);
+  const config = loaded?.state.config ?? fitPreset(preset, shards, dataDir, options);
   const shardCount = manifest.shards.length;
   progress.message(
     `data: ${shards.sequences} sequences of ${shards.seqLen} tokens ` +
@@ -211,7 +214,7 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
   const records = parseMetrics(await Deno.readTextFile(metrics.path), metrics.path);
   await writeFileAtomic(`${options.out}/loss.svg`, new TextEncoder().encode(lossCurveSvg(records)));
   const summary = summarizeRun({
-    preset,
+    preset: model,
     config,
     precision: options.precision,
     result,
@@ -249,14 +252,40 @@ async function prepareData(
   return data.dir;
 }
 
-/** The preset's model fitted to the dataset's vocabulary and sequence length (which it must be able to hold). */
+/**
+ * The preset's model with the shape options given (--layers, --hidden, --heads, --intermediate; undefined
+ * keeps the preset's). Throws a `UsageError` for an unknown preset or a width the heads do not divide.
+ */
+export function shapedPreset(preset: string, shape: ModelShape): ModelConfig {
+  const base = presets[preset];
+  if (!base) throw new UsageError(`--preset ${preset}: expected one of ${Object.keys(presets).join(", ")}`);
+  const config = {
+    ...base,
+    layers: shape.layers ?? base.layers,
+    hidden: shape.hidden ?? base.hidden,
+    heads: shape.heads ?? base.heads,
+    intermediate: shape.intermediate ?? base.intermediate,
+  };
+  if (config.hidden % config.heads !== 0) {
+    throw new UsageError(
+      `--hidden ${config.hidden} must be a multiple of --heads ${config.heads}` +
+        (shape.heads === undefined ? ` (the ${preset} preset's heads)` : ""),
+    );
+  }
+  return config;
+}
+
+/**
+ * The preset's model with the shape options given (see {@linkcode shapedPreset}), fitted to the dataset's
+ * vocabulary and sequence length (which it must be able to hold).
+ */
 export function fitPreset(
   preset: string,
   dataset: Pick<ShardSet, "seqLen" | "vocabSize">,
   dataDir: string,
+  shape: ModelShape = {},
 ): ModelConfig {
-  const base = presets[preset];
-  if (!base) throw new UsageError(`--preset ${preset}: expected one of ${Object.keys(presets).join(", ")}`);
+  const base = shapedPreset(preset, shape);
   if (dataset.seqLen > base.maxSeqLen) {
     throw new UsageError(
       `${dataDir}: its sequences have ${dataset.seqLen} tokens, more than the ${preset} model's ` +

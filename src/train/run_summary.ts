@@ -10,6 +10,7 @@ import type { LoopResult } from "./loop.ts";
 
 /** summary.json: what a finished (or stopped) run achieved. */
 export interface RunSummary {
+  /** The model's preset, with the shape options that changed it (e.g. `compact 8x512`; see modelName). */
   preset: string;
   config: ModelConfig;
   /** How activations and the products' weight copy were stored (`--precision`). */
@@ -41,6 +42,7 @@ export async function writeSummary(runDir: string, summary: RunSummary): Promise
 
 /** What {@linkcode summarizeRun} summarizes. */
 export interface RunOutcome {
+  /** The model's name (see {@linkcode RunSummary}). */
   preset: string;
   config: ModelConfig;
   precision: StorageType;

@@ -4,6 +4,7 @@ import {
   downInputWidth,
   fromPeerConfig,
   headDim,
+  modelName,
   presets,
   tiny,
   toPeerConfig,
@@ -15,6 +16,17 @@ Deno.test("presets are valid; crammed is the Cramming shape", () => {
   assert.equal(headDim(crammed), 64);
   assert.equal(downInputWidth(crammed), 3072);
   assert.equal(downInputWidth({ ...crammed, ffn: "gelu-glu" }), 1536);
+});
+
+Deno.test("modelName is the preset's, then what differs from the preset's shape", () => {
+  const compact = presets.compact;
+  assert.equal(modelName("compact", { ...compact, vocabSize: 8192, maxSeqLen: 64 }), "compact");
+  assert.equal(modelName("compact", { ...compact, layers: 8 }), "compact 8x512");
+  assert.equal(
+    modelName("compact", { ...compact, hidden: 768, heads: 12, intermediate: 3072 }),
+    "compact 4x768, 12 heads, FFN 3072",
+  );
+  assert.equal(modelName("custom", crammed), "custom");
 });
 
 Deno.test("validateConfig names the field in a one-line error", () => {

@@ -70,6 +70,14 @@ Deno.test("the real run's command line", () => {
     "8192",
     "--seed",
     "7",
+    "--layers",
+    "8",
+    "--hidden",
+    "640",
+    "--heads",
+    "10",
+    "--intermediate",
+    "2560",
     "c.jsonl.gz",
     "d.jsonl.gz",
   ]);
@@ -86,12 +94,20 @@ Deno.test("the real run's command line", () => {
   assert.equal(options.vocabSize, 8192);
   assert.equal(options.seed, 7);
   assert.deepEqual(
+    [options.layers, options.hidden, options.heads, options.intermediate],
+    [8, 640, 10, 2560],
+  );
+  assert.deepEqual(
     [...given].sort(),
     [
       "batch",
       "budget",
       "corpus",
       "dropout",
+      "heads",
+      "hidden",
+      "intermediate",
+      "layers",
       "maskRate",
       "microBatch",
       "out",
@@ -126,6 +142,14 @@ Deno.test("impossible values are one-line errors naming the option and what was 
     [["--lr-peak-at", "1"], '--lr-peak-at: expected a fraction from 0 to below 1, got "1"'],
     [["--ramp", "1.5"], '--ramp: expected a fraction from 0 to 1, got "1.5"'],
     [["--precision", "bf16"], '--precision: expected f32 or f16, got "bf16"'],
+    [["--layers", "0"], '--layers: expected an integer from 1 to 512, got "0"'],
+    [["--hidden", "500"], '--hidden: expected a multiple of 8 from 8 to 16384, got "500"'],
+    [["--intermediate", "4"], '--intermediate: expected a multiple of 8 from 8 to 65536, got "4"'],
+    [["--heads", "1.5"], '--heads: expected an integer from 1 to 256, got "1.5"'],
+    [
+      ["--resume", "runs/x", "--layers", "8"],
+      "--layers cannot be given with --resume: a resumed run keeps its saved options",
+    ],
     [["--preset", "huge"], '--preset: expected one of crammed, compact, small, tiny, got "huge"'],
     [["--seq-len", "4"], '--seq-len: expected an integer of at least 8, got "4"'],
     [["--vocab-size", "70000"], '--vocab-size: expected an integer from 193 to 65536, got "70000"'],
@@ -167,6 +191,10 @@ Deno.test("--help lists every option with its default", () => {
   const flags = [
     "--corpus",
     "--preset",
+    "--layers",
+    "--hidden",
+    "--heads",
+    "--intermediate",
     "--budget",
     "--out",
     "--resume",

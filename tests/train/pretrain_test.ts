@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { tiny } from "../../src/model/config.ts";
+import { compact, tiny } from "../../src/model/config.ts";
 import { checkpointName } from "../../src/train/checkpoints.ts";
 import { parseOptions } from "../../src/train/options.ts";
-import { fitPreset, formatBytes, pretrain } from "../../src/train/pretrain.ts";
+import { fitPreset, formatBytes, pretrain, shapedPreset } from "../../src/train/pretrain.ts";
 import { Progress } from "../../src/train/progress.ts";
 import { inTempDir, writesAllowed } from "../_helpers.ts";
 
@@ -22,6 +22,30 @@ Deno.test("fitPreset takes the dataset's vocabulary and sequence length, up to t
   assert.throws(
     () => fitPreset("huge", { seqLen: 8, vocabSize: 300 }, "d"),
     /--preset huge: expected one of/,
+  );
+});
+
+Deno.test("the shape options change the preset's model, and a width the heads do not divide is refused", () => {
+  assert.deepEqual(shapedPreset("compact", {}), compact);
+  assert.deepEqual(shapedPreset("compact", { layers: 8, hidden: 768, heads: undefined }), {
+    ...compact,
+    layers: 8,
+    hidden: 768,
+  });
+  assert.deepEqual(fitPreset("tiny", { seqLen: 8, vocabSize: 300 }, "d", { layers: 3, intermediate: 96 }), {
+    ...tiny,
+    layers: 3,
+    intermediate: 96,
+    vocabSize: 300,
+    maxSeqLen: 8,
+  });
+  assert.throws(
+    () => shapedPreset("crammed", { hidden: 520 }),
+    /^UsageError: --hidden 520 must be a multiple of --heads 12 \(the crammed preset's heads\)$/,
+  );
+  assert.throws(
+    () => shapedPreset("compact", { heads: 3 }),
+    /^UsageError: --hidden 512 must be a multiple of --heads 3$/,
   );
 });
 
