@@ -113,7 +113,7 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
   if (loaded) checkResumedDataset(loaded.state.dataset, shards, options.resume!, dataDir);
   checkDatasetOptions(options, shards, dataDir);
   await tokenizer.save(options.out); // the run folder carries its tokenizer, for `deno task eval`
-  const config = loaded?.state.config ?? fitPreset(preset, shards, dataDir, options);
+  const config = loaded?.state.config ?? fitToDataset(shaped, model, shards, dataDir);
   const shardCount = manifest.shards.length;
   progress.message(
     `data: ${shards.sequences} sequences of ${shards.seqLen} tokens ` +
@@ -276,23 +276,22 @@ export function shapedPreset(preset: string, shape: ModelShape): ModelConfig {
 }
 
 /**
- * The preset's model with the shape options given (see {@linkcode shapedPreset}), fitted to the dataset's
- * vocabulary and sequence length (which it must be able to hold).
+ * `model` (named `name`, see modelName) fitted to the dataset's vocabulary and sequence length (which it
+ * must be able to hold).
  */
-export function fitPreset(
-  preset: string,
+export function fitToDataset(
+  model: ModelConfig,
+  name: string,
   dataset: Pick<ShardSet, "seqLen" | "vocabSize">,
   dataDir: string,
-  shape: ModelShape = {},
 ): ModelConfig {
-  const base = shapedPreset(preset, shape);
-  if (dataset.seqLen > base.maxSeqLen) {
+  if (dataset.seqLen > model.maxSeqLen) {
     throw new UsageError(
-      `${dataDir}: its sequences have ${dataset.seqLen} tokens, more than the ${preset} model's ` +
-        `${base.maxSeqLen} (--preset, or --seq-len when tokenizing)`,
+      `${dataDir}: its sequences have ${dataset.seqLen} tokens, more than the ${name} model's ` +
+        `${model.maxSeqLen} (--preset, or --seq-len when tokenizing)`,
     );
   }
-  return validateConfig({ ...base, vocabSize: dataset.vocabSize, maxSeqLen: dataset.seqLen }, "dataset");
+  return validateConfig({ ...model, vocabSize: dataset.vocabSize, maxSeqLen: dataset.seqLen }, "dataset");
 }
 
 /** A byte count in MiB, or GiB from 1 GiB on. */

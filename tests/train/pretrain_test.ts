@@ -2,25 +2,25 @@ import assert from "node:assert/strict";
 import { compact, tiny } from "../../src/model/config.ts";
 import { checkpointName } from "../../src/train/checkpoints.ts";
 import { parseOptions } from "../../src/train/options.ts";
-import { fitPreset, formatBytes, pretrain, shapedPreset } from "../../src/train/pretrain.ts";
+import { fitToDataset, formatBytes, pretrain, shapedPreset } from "../../src/train/pretrain.ts";
 import { Progress } from "../../src/train/progress.ts";
 import { inTempDir, writesAllowed } from "../_helpers.ts";
 
-Deno.test("fitPreset takes the dataset's vocabulary and sequence length, up to the preset's longest", () => {
-  assert.deepEqual(fitPreset("tiny", { seqLen: 8, vocabSize: 300 }, "d"), {
+Deno.test("fitToDataset takes the dataset's vocabulary and sequence length, up to the model's longest", () => {
+  assert.deepEqual(fitToDataset(tiny, "tiny", { seqLen: 8, vocabSize: 300 }, "d"), {
     ...tiny,
     vocabSize: 300,
     maxSeqLen: 8,
   });
   assert.throws(
-    () => fitPreset("tiny", { seqLen: tiny.maxSeqLen + 1, vocabSize: 300 }, "runs/x/data"),
+    () => fitToDataset(tiny, "tiny", { seqLen: tiny.maxSeqLen + 1, vocabSize: 300 }, "runs/x/data"),
     new RegExp(
       `^UsageError: runs/x/data: its sequences have ${tiny.maxSeqLen + 1} tokens, more than the tiny ` +
         `model's ${tiny.maxSeqLen} \\(--preset, or --seq-len when tokenizing\\)$`,
     ),
   );
   assert.throws(
-    () => fitPreset("huge", { seqLen: 8, vocabSize: 300 }, "d"),
+    () => shapedPreset("huge", {}),
     /--preset huge: expected one of/,
   );
 });
@@ -32,12 +32,10 @@ Deno.test("the shape options change the preset's model, and a width the heads do
     layers: 8,
     hidden: 768,
   });
-  assert.deepEqual(fitPreset("tiny", { seqLen: 8, vocabSize: 300 }, "d", { layers: 3, intermediate: 96 }), {
+  assert.deepEqual(shapedPreset("tiny", { layers: 3, intermediate: 96 }), {
     ...tiny,
     layers: 3,
     intermediate: 96,
-    vocabSize: 300,
-    maxSeqLen: 8,
   });
   assert.throws(
     () => shapedPreset("crammed", { hidden: 520 }),
