@@ -107,7 +107,7 @@ export type { PretrainOptions } from "./src/train/options.ts";
 export { loadPretrained } from "./src/eval/pretrained.ts";
 export type { Pretrained } from "./src/eval/pretrained.ts";
 export { mlmLoss } from "./src/eval/mlm_loss.ts";
-export type { MlmLoss, MlmLossOptions } from "./src/eval/mlm_loss.ts";
+export type { MlmLoss, MlmLossOptions, TokenSource } from "./src/eval/mlm_loss.ts";
 export { exportClassifierOnnx, exportMaskedLmOnnx } from "./src/export/onnx.ts";
 export type { Pooling } from "./src/model/head_layout.ts";
 

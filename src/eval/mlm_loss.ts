@@ -43,12 +43,15 @@ export interface MlmLoss {
   sequences: number;
 }
 
+/** Sequences of token ids and the size of their vocabulary (a ShardSet is one). */
+export type TokenSource = SequenceSource & { readonly vocabSize: number };
+
 /** Scores `params` (paramLayout of `config`) on `data` as `options` say. */
 export async function mlmLoss(
   k: Kernels,
   config: ModelConfig,
   params: Float32Array,
-  data: SequenceSource,
+  data: TokenSource,
   options: MlmLossOptions,
 ): Promise<MlmLoss> {
   const { microBatch, seed, maskRate } = options;
@@ -68,7 +71,7 @@ export async function mlmLoss(
   });
   try {
     writeBuffer(k.gpu, model.params, params.slice());
-    const source = new BatchSource(data, { microBatch, seed, maskRate, vocabSize: config.vocabSize });
+    const source = new BatchSource(data, { microBatch, seed, maskRate, vocabSize: data.vocabSize });
     for (let i = 0; i < batches; i++) {
       const batch = await source.next();
       model.writeBatch(batch, 1 / Math.max(1, batch.labelIds.length));

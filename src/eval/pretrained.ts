@@ -5,7 +5,7 @@
  * @module
  */
 import { Tokenizer } from "../data/tokenizer.ts";
-import type { ModelConfig } from "../model/config.ts";
+import { type ModelConfig, paddedVocabSize } from "../model/config.ts";
 import { locateCheckpoint, readModelFolder } from "../train/checkpoints.ts";
 import { RunFileError } from "../train/run_dir.ts";
 
@@ -43,9 +43,9 @@ export async function loadPretrained(path: string, tokenizerDir?: string): Promi
     throw new RunFileError(`${(e as Error).message} (give --tokenizer <folder of its vocab.txt>)`);
   }
   const { vocabHash } = state.dataset;
-  if (tokenizer.hash !== vocabHash || tokenizer.size !== state.config.vocabSize) {
+  if (tokenizer.hash !== vocabHash || paddedVocabSize(tokenizer.size) !== state.config.vocabSize) {
     throw new RunFileError(
-      `${dir} was pretrained with vocabulary ${vocabHash} of ${state.config.vocabSize} tokens, but the ` +
+      `${dir} was pretrained with vocabulary ${vocabHash} (${state.config.vocabSize} rows), but the ` +
         `tokenizer in ${tokenizerDir ?? runDir} has ${tokenizer.hash} of ${tokenizer.size} tokens`,
     );
   }

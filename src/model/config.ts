@@ -14,7 +14,10 @@ export type Positions = "scaled-sinusoidal" | "learned";
 
 /** The shape of a crammed-BERT model. */
 export interface ModelConfig {
-  /** Tokens in the vocabulary (word embedding rows, MLM decoder columns). */
+  /**
+   * Word embedding rows and MLM decoder columns: the tokenizer's size rounded up to a multiple of 8
+   * ({@linkcode paddedVocabSize}) when fitted to a dataset.
+   */
   vocabSize: number;
   /** Width of the hidden states. */
   hidden: number;
@@ -132,6 +135,16 @@ export function headDim(config: ModelConfig): number {
 /** Width of the activation the FFN down projection reads: I, or I/2 for gelu-glu. */
 export function downInputWidth(config: ModelConfig): number {
   return config.ffn === "gelu-glu" ? config.intermediate / 2 : config.intermediate;
+}
+
+/**
+ * The model's vocabulary (word embedding rows, MLM decoder columns) for a tokenizer of `tokens` tokens,
+ * rounded up to a multiple of 8: the kernels read rows of logits as vec4s and the tensor-core products take
+ * sizes in multiples of 8 (a tokenizer of 1,001 tokens gives 1,008). The rows past the tokenizer's are never an input
+ * or a label; the decoder learns to give them no probability.
+ */
+export function paddedVocabSize(tokens: number): number {
+  return Math.ceil(tokens / 8) * 8;
 }
 
 /**

@@ -12,11 +12,19 @@ import { UsageError } from "../args.ts";
 import { buildDataset } from "../data/dataset.ts";
 import { openShards, readManifest, type ShardSet } from "../data/shard.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
+import { MIN_TRAINED_VOCAB } from "../data/trainer.ts";
 import { writeFileAtomic } from "../fs.ts";
 import { writeBuffer } from "../gpu/buffers.ts";
 import { requestGpu } from "../gpu/device.ts";
 import { Kernels } from "../gpu/kernels.ts";
-import { type ModelConfig, modelName, type ModelShape, presets, validateConfig } from "../model/config.ts";
+import {
+  type ModelConfig,
+  modelName,
+  type ModelShape,
+  paddedVocabSize,
+  presets,
+  validateConfig,
+} from "../model/config.ts";
 import { initParams } from "../model/init.ts";
 import { readLossScale } from "../model/loss_scale.ts";
 import { BatchSource } from "./batches.ts";
@@ -147,7 +155,8 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
     microBatch,
     seed: options.seed,
     maskRate: options.maskRate,
-    vocabSize: config.vocabSize,
+    // The tokenizer's ids, not the model's padded rows: random replacements are real tokens.
+    vocabSize: shards.vocabSize,
     start: loaded?.state.data,
     onEpoch: (epoch) =>
       progress.message(`epoch ${epoch + 1} begins: every sequence of the dataset has been used once more`),
@@ -245,11 +254,19 @@ async function prepareData(
   await buildDataset({
     corpus: data.corpus,
     out: data.dir,
-    vocabSize: options.vocabSize ?? config.vocabSize,
+    vocabSize: trainedVocabSize(options.vocabSize, config),
     seqLen: options.seqLen ?? config.maxSeqLen,
     overwrite,
   });
   return data.dir;
+}
+
+/**
+ * The size of the vocabulary to train on a raw corpus: `--vocab-size`, else the preset's, raised to the
+ * smallest a trained vocabulary can be (the tiny preset's 96 is below it; the model takes the data's size).
+ */
+export function trainedVocabSize(option: number | undefined, config: ModelConfig): number {
+  return option ?? Math.max(config.vocabSize, MIN_TRAINED_VOCAB);
 }
 
 /**
@@ -276,8 +293,8 @@ export function shapedPreset(preset: string, shape: ModelShape): ModelConfig {
 }
 
 /**
- * `model` (named `name`, see modelName) fitted to the dataset's vocabulary and sequence length (which it
- * must be able to hold).
+ * `model` (named `name`, see modelName) fitted to the dataset's vocabulary (padded, see paddedVocabSize) and
+ * sequence length (which it must be able to hold).
  */
 export function fitToDataset(
   model: ModelConfig,
@@ -291,7 +308,10 @@ export function fitToDataset(
         `${model.maxSeqLen} (--preset, or --seq-len when tokenizing)`,
     );
   }
-  return validateConfig({ ...model, vocabSize: dataset.vocabSize, maxSeqLen: dataset.seqLen }, "dataset");
+  return validateConfig(
+    { ...model, vocabSize: paddedVocabSize(dataset.vocabSize), maxSeqLen: dataset.seqLen },
+    "dataset",
+  );
 }
 
 /** A byte count in MiB, or GiB from 1 GiB on. */

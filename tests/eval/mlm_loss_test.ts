@@ -3,8 +3,8 @@ import { requestGpu } from "../../src/gpu/device.ts";
 import { Kernels } from "../../src/gpu/kernels.ts";
 import { tiny } from "../../src/model/config.ts";
 import { initParams } from "../../src/model/init.ts";
-import { mlmLoss } from "../../src/eval/mlm_loss.ts";
-import { BatchSource, type SequenceSource } from "../../src/train/batches.ts";
+import { mlmLoss, type TokenSource } from "../../src/eval/mlm_loss.ts";
+import { BatchSource } from "../../src/train/batches.ts";
 import { referenceForwardBackward } from "../../src/reference/model.ts";
 import { seededUniform } from "../_helpers.ts";
 
@@ -12,12 +12,13 @@ const k = new Kernels(await requestGpu());
 const seq = tiny.maxSeqLen;
 
 /** `sequences` sequences of regular token ids (5 and up), in memory. */
-function memorySource(sequences: number): SequenceSource {
+function memorySource(sequences: number): TokenSource {
   const draws = seededUniform(sequences * seq, 3, 0, 1);
   const tokens = Uint16Array.from(draws, (d) => 5 + Math.floor(d * (tiny.vocabSize - 5)));
   return {
     sequences,
     seqLen: seq,
+    vocabSize: tiny.vocabSize,
     read: (first, count) => Promise.resolve(tokens.slice(first * seq, (first + count) * seq)),
   };
 }

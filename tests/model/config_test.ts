@@ -5,6 +5,7 @@ import {
   fromPeerConfig,
   headDim,
   modelName,
+  paddedVocabSize,
   presets,
   tiny,
   toPeerConfig,
@@ -16,6 +17,10 @@ Deno.test("presets are valid; crammed is the Cramming shape", () => {
   assert.equal(headDim(crammed), 64);
   assert.equal(downInputWidth(crammed), 3072);
   assert.equal(downInputWidth({ ...crammed, ffn: "gelu-glu" }), 1536);
+});
+
+Deno.test("paddedVocabSize rounds a tokenizer's size up to a multiple of 8", () => {
+  assert.deepEqual([1, 8, 9, 193, 1001, 32768].map(paddedVocabSize), [8, 8, 16, 200, 1008, 32768]);
 });
 
 Deno.test("modelName is the preset's, then what differs from the preset's shape", () => {

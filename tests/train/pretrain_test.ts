@@ -2,16 +2,25 @@ import assert from "node:assert/strict";
 import { compact, tiny } from "../../src/model/config.ts";
 import { checkpointName } from "../../src/train/checkpoints.ts";
 import { parseOptions } from "../../src/train/options.ts";
-import { fitToDataset, formatBytes, pretrain, shapedPreset } from "../../src/train/pretrain.ts";
+import {
+  fitToDataset,
+  formatBytes,
+  pretrain,
+  shapedPreset,
+  trainedVocabSize,
+} from "../../src/train/pretrain.ts";
+import { MIN_TRAINED_VOCAB } from "../../src/data/trainer.ts";
 import { Progress } from "../../src/train/progress.ts";
 import { inTempDir, writesAllowed } from "../_helpers.ts";
 
-Deno.test("fitToDataset takes the dataset's vocabulary and sequence length, up to the model's longest", () => {
+Deno.test("fitToDataset takes the dataset's vocabulary (padded to a multiple of 8) and sequence length, up to the model's longest", () => {
   assert.deepEqual(fitToDataset(tiny, "tiny", { seqLen: 8, vocabSize: 300 }, "d"), {
     ...tiny,
-    vocabSize: 300,
+    vocabSize: 304,
     maxSeqLen: 8,
   });
+  assert.equal(fitToDataset(compact, "compact", { seqLen: 128, vocabSize: 1001 }, "d").vocabSize, 1008);
+  assert.equal(fitToDataset(compact, "compact", { seqLen: 128, vocabSize: 32768 }, "d").vocabSize, 32768);
   assert.throws(
     () => fitToDataset(tiny, "tiny", { seqLen: tiny.maxSeqLen + 1, vocabSize: 300 }, "runs/x/data"),
     new RegExp(
@@ -45,6 +54,13 @@ Deno.test("the shape options change the preset's model, and a width the heads do
     () => shapedPreset("compact", { heads: 3 }),
     /^UsageError: --hidden 512 must be a multiple of --heads 3$/,
   );
+});
+
+Deno.test("trainedVocabSize: --vocab-size, else the preset's, raised to the smallest a trained vocabulary can be", () => {
+  assert.equal(trainedVocabSize(undefined, compact), 32768);
+  assert.equal(trainedVocabSize(undefined, tiny), MIN_TRAINED_VOCAB);
+  assert.ok(tiny.vocabSize < MIN_TRAINED_VOCAB);
+  assert.equal(trainedVocabSize(4096, compact), 4096);
 });
 
 Deno.test("formatBytes shows MiB below a GiB and GiB from there", () => {
