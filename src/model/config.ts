@@ -140,8 +140,8 @@ export function downInputWidth(config: ModelConfig): number {
 /**
  * The model's vocabulary (word embedding rows, MLM decoder columns) for a tokenizer of `tokens` tokens,
  * rounded up to a multiple of 8: the kernels read rows of logits as vec4s and the tensor-core products take
- * sizes in multiples of 8 (a tokenizer of 1,001 tokens gives 1,008). The rows past the tokenizer's are never an input
- * or a label; the decoder learns to give them no probability.
+ * sizes in multiples of 8 (a tokenizer of 1,001 tokens gives 1,008). The rows past the tokenizer's are never
+ * an input or a label; training only pushes their logits down.
  */
 export function paddedVocabSize(tokens: number): number {
   return Math.ceil(tokens / 8) * 8;
