@@ -2,7 +2,8 @@
 // (two forward, four backward) run as batched matmuls (matmul.wgsl, one product per (sequence, head)); these kernels work on
 // the [batch, heads, SEQ, SEQ] score matrix between them, in place:
 //
-//   forward:  probs = QK^T (matmul)  ->  softmax_forward: probs = softmax(scale * probs) over attended keys
+//   forward:  probs = QK^T (matmul)  ->  softmax_forward (or softmax_forward_resident):
+//             probs = softmax(scale * probs) over attended keys
 //             out = probs V (matmul; with dropout, out = dropped V)
 //   backward: dV = probs^T dO, grads = dO V^T (matmuls)  ->  softmax_backward:
 //             probs = scale * probs * (grads - rowsum(probs * grads))  ->  dQ = probs K, dK = probs^T Q
@@ -40,6 +41,8 @@ override WG: u32 = 256u;
 override PROBS_DROPOUT: bool = false;
 // Below any real score: the running maximum starts here and masked keys never raise it.
 const LOWEST = -3.0e38;
+// softmax_forward_resident: vec4s of a row each lane holds (needs SEQ % 4 == 0, SEQ <= 4 * RESIDENT_VEC4 * LANES).
+const RESIDENT_VEC4 = 4u;
 
 // Storage types of probs, dropped, grads and rebuilt.
 alias P_T = f32;
@@ -53,6 +56,10 @@ alias R_T = f32;
 // softmax_forward: the key mask [batch * SEQ] and, with dropout, the dropped probabilities (written).
 @group(0) @binding(3) var<storage, read> keyMask: array<u32>;
 @group(0) @binding(4) var<storage, read_write> dropped: array<D_T>;
+// softmax_forward_resident: the same buffers as vec4s.
+@group(0) @binding(1) var<storage, read_write> probs4: array<vec4<P_T>>;
+@group(0) @binding(3) var<storage, read> keyMask4: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read_write> dropped4: array<vec4<D_T>>;
 // softmax_backward: the gradient of the (dropped) probabilities.
 @group(0) @binding(3) var<storage, read> grads: array<G_T>;
 // dropped_probs: the dropped probabilities, written.
@@ -106,6 +113,73 @@ fn softmax_forward(
     if (PROBS_DROPOUT) {
       dropped[base + c] = D_T(p * drop_factor(seed, base + c));
     }
+  }
+}
+
+// vec4 j of the scaled scores of `row` (its first vec4 at base4), LOWEST at keys not attended, past the
+// row's end and on rows past the last.
+fn resident_scores(live: bool, row: u32, base4: u32, j: u32) -> vec4<f32> {
+  if (!live || j >= SEQ / 4u) {
+    return vec4<f32>(LOWEST);
+  }
+  let s = vec4<f32>(probs4[base4 + j]) * uniforms.scale;
+  if (uniforms.hasMask == 0u) {
+    return s;
+  }
+  return select(vec4<f32>(LOWEST), s, keyMask4[row / (uniforms.heads * SEQ) * (SEQ / 4u) + j] != vec4<u32>(0u));
+}
+
+// exp(v - row_max) at attended keys, 0 at the others (so a row with none sums to 0).
+fn resident_exp(v: vec4<f32>, row_max: f32) -> vec4<f32> {
+  return select(vec4<f32>(0.0), exp(v - vec4<f32>(row_max)), v > vec4<f32>(LOWEST));
+}
+
+// Stores vec4 j of the probabilities (e / row sum) and, with dropout, of the dropped ones.
+fn resident_store(base4: u32, j: u32, e: vec4<f32>, inverse: f32, seed: u32) {
+  if (j >= SEQ / 4u) {
+    return;
+  }
+  let p = e * inverse;
+  probs4[base4 + j] = vec4<P_T>(p);
+  if (PROBS_DROPOUT) {
+    let i = (base4 + j) * 4u;
+    let keep = vec4<f32>(drop_factor(seed, i), drop_factor(seed, i + 1u), drop_factor(seed, i + 2u), drop_factor(seed, i + 3u));
+    dropped4[base4 + j] = vec4<D_T>(p * keep);
+  }
+}
+
+// softmax_forward with the row held in registers: lane l of a row holds its vec4s l, l + LANES, l + 2 LANES
+// and l + 3 LANES (named, not an array, so that they stay registers), read once and exponentiated once,
+// where softmax_forward reads the row twice.
+@compute @workgroup_size(WG)
+fn softmax_forward_resident(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = row_of(wid, nwg, lid);
+  let live = row < uniforms.rows;
+  let base4 = row * (SEQ / 4u);
+  let lane = lid % LANES;
+  let v0 = resident_scores(live, row, base4, lane);
+  let v1 = resident_scores(live, row, base4, lane + LANES);
+  let v2 = resident_scores(live, row, base4, lane + 2u * LANES);
+  let v3 = resident_scores(live, row, base4, lane + 3u * LANES);
+  let m = max(max(max4(v0), max4(v1)), max(max4(v2), max4(v3)));
+  let row_max = lanes_reduce(lid, vec2<f32>(m, 0.0), true).x;
+  let e0 = resident_exp(v0, row_max);
+  let e1 = resident_exp(v1, row_max);
+  let e2 = resident_exp(v2, row_max);
+  let e3 = resident_exp(v3, row_max);
+  let s = (sum4(e0) + sum4(e1)) + (sum4(e2) + sum4(e3));
+  let row_sum = lanes_reduce(lid, vec2<f32>(0.0, s), false).y;
+  let inverse = select(0.0, 1.0 / row_sum, row_sum > 0.0);
+  let seed = seeds[uniforms.seedIndex];
+  if (live) {
+    resident_store(base4, lane, e0, inverse, seed);
+    resident_store(base4, lane + LANES, e1, inverse, seed);
+    resident_store(base4, lane + 2u * LANES, e2, inverse, seed);
+    resident_store(base4, lane + 3u * LANES, e3, inverse, seed);
   }
 }
 

@@ -166,14 +166,6 @@ fn resident_store(base: u32, j: u32, e: vec4<f32>, factor: f32, label: u32, scal
   }
 }
 
-fn max4(v: vec4<f32>) -> f32 {
-  return max(max(v.x, v.y), max(v.z, v.w));
-}
-
-fn sum4(v: vec4<f32>) -> f32 {
-  return (v.x + v.y) + (v.z + v.w);
-}
-
 // The row held in registers: invocation lid holds vec4s lid, lid + WG, ..., lid + 7 WG (named, not an
 // array, so that they stay registers), read once; the max, the exps and their sum, the gradient written.
 fn resident_row(row: u32, base: u32, label: u32, lid: u32, scale: f32) {
@@ -218,7 +210,7 @@ fn streamed_row(row: u32, base: u32, label: u32, lid: u32, scale: f32) {
   var s = 0.0;
   for (var j = lid; j < uniforms.vocab4; j += WG) {
     let v = logits[base + j];
-    let next = max(m, max(max(v.x, v.y), max(v.z, v.w)));
+    let next = max(m, max4(v));
     let e = exp(v - vec4<f32>(next));
     s = s * exp(m - next) + (e.x + e.y) + (e.z + e.w);
     m = next;

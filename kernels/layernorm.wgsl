@@ -31,10 +31,6 @@ struct Shape {
 
 @group(0) @binding(0) var<uniform> shape: Shape;
 
-fn sum4(v: vec4<f32>) -> f32 {
-  return (v.x + v.y) + (v.z + v.w);
-}
-
 // layernorm_forward: y, and the mean and rstd of each row for the backward. Two passes over the row
 // (mean, then the mean of squared deviations) rather than E[x^2] - E[x]^2, which cancels in f32 when
 // |mean| >> std; the second and third reads of a row come from cache.

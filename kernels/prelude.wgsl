@@ -8,6 +8,15 @@ fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, size: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * size + lid;
 }
 
+// The largest and the sum of a vec4's components (pairwise, in a fixed order).
+fn max4(v: vec4<f32>) -> f32 {
+  return max(max(v.x, v.y), max(v.z, v.w));
+}
+
+fn sum4(v: vec4<f32>) -> f32 {
+  return (v.x + v.y) + (v.z + v.w);
+}
+
 // PCG-RXS-M-XS, in wrapping u32 arithmetic like the reference's Math.imul version (the dropout hash: the
 // tests hold every kernel that drops to the reference's dropoutKeep, bit for bit).
 fn pcg(v: u32) -> u32 {

@@ -88,7 +88,8 @@ Deno.test("benchKernels runs every case and reports consistent figures", async (
     "attention.softmax_backward",
     ...Array(2).fill("matmul.matmul_tiled"),
   ]);
-  assert.deepEqual(labels.softmax_forward, ["attention.softmax_forward"]);
+  // The tiny model's rows of 16 scores fit the register-resident forward.
+  assert.deepEqual(labels.softmax_forward, ["attention.softmax_forward_resident"]);
   assert.deepEqual(labels.cross_entropy, ["cross_entropy.cross_entropy", "cross_entropy.loss_total"]);
   assert.deepEqual(labels.adamw, ["optimizer.adamw"]);
   const close = (a: number, b: number) => Math.abs(a - b) <= 2e-3 * Math.abs(b);

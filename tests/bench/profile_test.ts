@@ -28,7 +28,7 @@ const TINY_COUNTS: Record<string, number> = {
   "optimizer.zero_buffer": 1,
   "embedding.embedding_forward_scaled": 1,
   "layernorm.layernorm_forward": 10,
-  "attention.softmax_forward": 2,
+  "attention.softmax_forward_resident": 2,
   "activation.gelu_forward": 4,
   "cross_entropy.gather_rows": 1,
   "cross_entropy.cross_entropy": 1,

@@ -96,9 +96,16 @@ const WG = 256;
 /**
  * Invocations per row of scores by default, the fastest of 1-32 on the H200 at the crammed shape with the
  * workgroup-memory tree (`bench.ts --kernels --softmax-lanes N`): the forward 97.6 µs at 8 lanes (16:
- * 108.9, 32: 133.5), the backward 114.3 µs at 32 (16: 117.8, 8: 149.0). Not yet measured with subgroups.
+ * 108.9, 32: 133.5), the backward 114.3 µs at 32 (16: 117.8, 8: 149.0). With subgroups only 8 (forward) and
+ * 32 (backward) are measured: 101.6 and 120.2 µs on an H100 (the forward before it held rows in registers).
  */
 const SOFTMAX_LANES = { forward: 8, backward: 32 };
+/**
+ * vec4s of a row of scores each lane holds in softmax_forward_resident (RESIDENT_VEC4 in
+ * kernels/attention.wgsl), which reads the row once: rows of a multiple of 4 keys up to 16 per lane take it
+ * (128 at the default 8 lanes), longer or ragged ones softmax_forward, which reads the row twice.
+ */
+const RESIDENT_VEC4 = 4;
 /** The softmax kernels' uniform (see kernels/attention.wgsl); the drop fields are 0 without dropout. */
 const UNIFORMS = uniformStruct(FAMILY, "Uniforms", {
   rows: "u32",
@@ -120,12 +127,12 @@ export async function attentionForward(k: Kernels, args: AttentionForwardOptions
   if (args.keyMask) checkBuffer("attention keyMask", args.keyMask, plan.tokens * 4);
   if (args.dropout && !args.scratch) throw new GpuError("attention dropout needs a scratch buffer");
   if (args.scratch) checkFloats("attention scratch", args.scratch, plan.probsCount);
-  // WebGPU binds every declared binding: without a mask or dropout the kernel gets words it never reads.
-  const keyMask = args.keyMask ?? storageBuffer(gpu, "attention.noKeyMask", 4);
-  const dropped = args.dropout ? args.scratch! : storageBuffer(gpu, "attention.noDropped", 4);
+  // WebGPU binds every declared binding: without a mask or dropout the kernel gets a vec4 it never reads.
+  const keyMask = args.keyMask ?? storageBuffer(gpu, "attention.noKeyMask", 16);
+  const dropped = args.dropout ? args.scratch! : storageBuffer(gpu, "attention.noDropped", 16);
   const softmax = await k.pipeline(
     FAMILY,
-    "softmax_forward",
+    plan.resident ? "softmax_forward_resident" : "softmax_forward",
     plan.constants,
     storageTypes({ P_T: args.probs, D_T: dropped }),
   );
@@ -259,6 +266,8 @@ interface AttentionPlan {
   probsCount: number;
   products: AttentionProducts;
   constants: Record<string, number>;
+  /** Whether the forward's rows fit softmax_forward_resident (see RESIDENT_VEC4). */
+  resident: boolean;
   /** Row kernels' grid, and the element-wise kernel's. */
   grid: [number, number];
   elementGrid: [number, number];
@@ -310,6 +319,7 @@ function planAttention(k: Kernels, shape: AttentionShape, pass: keyof typeof SOF
       hiddenStrides,
     },
     constants: { SEQ: seq, LANES: lanes, WG, PROBS_DROPOUT: dropout ? 1 : 0 },
+    resident: seq % 4 === 0 && seq <= 4 * RESIDENT_VEC4 * lanes,
     grid: flatGrid(gpu, Math.ceil(rows / (WG / lanes))),
     elementGrid: flatGrid(gpu, Math.ceil((rows * seq) / WG)),
     uniforms: (hasMask) =>

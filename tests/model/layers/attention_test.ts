@@ -154,56 +154,59 @@ for (const [types, shapes] of cases) {
   }
 }
 
-Deno.test("attention with a key mask matches the reference and ignores the padded tokens", async () => {
-  const shape = { batch: 3, seq: 6, heads: 2, headDim: 16 };
-  const n = shape.batch * shape.seq;
-  const hidden = shape.heads * shape.headDim;
-  // Sequence 0 has 4 real tokens, sequence 1 is unpadded, sequence 2 is all padding (all-zero probs).
-  const keyMask = Uint32Array.from([1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]);
-  const qkv = seededUniform(n * 3 * hidden, 3, -2, 2);
-  const dout = seededUniform(n * hidden, 4);
-  const b = buffers(shape, qkv, dout);
-  const mask = uploadBuffer(gpu, "keyMask", keyMask);
-  const forward = await attentionForward(kernels, { ...shape, ...b, keyMask: mask });
-  submitDispatches(gpu, forward);
-  const expected = ref.attentionForward(qkv, { ...shape, keyMask });
-  const probs = await readF32(gpu, b.probs);
-  const out = await readF32(gpu, b.out);
-  assertClose(probs, expected.probs, { ...TOL, what: "probs" });
-  assertClose(out, expected.out, { ...TOL, what: "out" });
-  submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
-  assertClose(await readF32(gpu, b.dqkv), ref.attentionBackward(dout, qkv, expected.probs, shape), {
-    ...TOL,
-    what: "dqkv",
-  });
+// Seq 6 runs softmax_forward, seq 8 softmax_forward_resident.
+for (const seq of [6, 8]) {
+  Deno.test(`attention with a key mask matches the reference and ignores the padded tokens (seq ${seq})`, async () => {
+    const shape = { batch: 3, seq, heads: 2, headDim: 16 };
+    const n = shape.batch * shape.seq;
+    const hidden = shape.heads * shape.headDim;
+    // Sequence 0 has 4 real tokens, sequence 1 is unpadded, sequence 2 is all padding (all-zero probs).
+    const keyMask = Uint32Array.from({ length: n }, (_, t) => (t < 4 || (t >= seq && t < 2 * seq) ? 1 : 0));
+    const qkv = seededUniform(n * 3 * hidden, 3, -2, 2);
+    const dout = seededUniform(n * hidden, 4);
+    const b = buffers(shape, qkv, dout);
+    const mask = uploadBuffer(gpu, "keyMask", keyMask);
+    const forward = await attentionForward(kernels, { ...shape, ...b, keyMask: mask });
+    submitDispatches(gpu, forward);
+    const expected = ref.attentionForward(qkv, { ...shape, keyMask });
+    const probs = await readF32(gpu, b.probs);
+    const out = await readF32(gpu, b.out);
+    assertClose(probs, expected.probs, { ...TOL, what: "probs" });
+    assertClose(out, expected.out, { ...TOL, what: "out" });
+    submitDispatches(gpu, await attentionBackward(kernels, { ...shape, ...b }));
+    assertClose(await readF32(gpu, b.dqkv), ref.attentionBackward(dout, qkv, expected.probs, shape), {
+      ...TOL,
+      what: "dqkv",
+    });
 
-  // New values at the padded tokens (their q, k and v) leave the real tokens' results bit-identical.
-  const changed = qkv.slice();
-  const noise = seededUniform(qkv.length, 5, -50, 50);
-  for (let t = 0; t < n; t++) {
-    if (keyMask[t] === 0) changed.set(noise.subarray(t * 3 * hidden, (t + 1) * 3 * hidden), t * 3 * hidden);
-  }
-  writeBuffer(gpu, b.qkv, changed);
-  submitDispatches(gpu, forward);
-  const probs2 = await readF32(gpu, b.probs);
-  const out2 = await readF32(gpu, b.out);
-  let checked = 0;
-  for (let t = 0; t < n; t++) {
-    if (keyMask[t] === 0) continue;
-    const batch = Math.floor(t / shape.seq);
-    const query = t % shape.seq;
-    assert.deepEqual(
-      out2.subarray(t * hidden, (t + 1) * hidden),
-      out.subarray(t * hidden, (t + 1) * hidden),
-    );
-    for (let h = 0; h < shape.heads; h++) {
-      const row = ((batch * shape.heads + h) * shape.seq + query) * shape.seq;
-      assert.deepEqual(probs2.subarray(row, row + shape.seq), probs.subarray(row, row + shape.seq));
+    // New values at the padded tokens (their q, k and v) leave the real tokens' results bit-identical.
+    const changed = qkv.slice();
+    const noise = seededUniform(qkv.length, 5, -50, 50);
+    for (let t = 0; t < n; t++) {
+      if (keyMask[t] === 0) changed.set(noise.subarray(t * 3 * hidden, (t + 1) * 3 * hidden), t * 3 * hidden);
     }
-    checked++;
-  }
-  assert.equal(checked, 10);
-});
+    writeBuffer(gpu, b.qkv, changed);
+    submitDispatches(gpu, forward);
+    const probs2 = await readF32(gpu, b.probs);
+    const out2 = await readF32(gpu, b.out);
+    let checked = 0;
+    for (let t = 0; t < n; t++) {
+      if (keyMask[t] === 0) continue;
+      const batch = Math.floor(t / shape.seq);
+      const query = t % shape.seq;
+      assert.deepEqual(
+        out2.subarray(t * hidden, (t + 1) * hidden),
+        out.subarray(t * hidden, (t + 1) * hidden),
+      );
+      for (let h = 0; h < shape.heads; h++) {
+        const row = ((batch * shape.heads + h) * shape.seq + query) * shape.seq;
+        assert.deepEqual(probs2.subarray(row, row + shape.seq), probs.subarray(row, row + shape.seq));
+      }
+      checked++;
+    }
+    assert.equal(checked, 4 + seq);
+  });
+}
 
 // Rows spread over several workgroups, so the mask's flat probs index crosses them; seq 37 runs the
 // products on the general matmul kernel, seq 36 on the tiled one (ragged tiles). With f16 storage the
