@@ -41,7 +41,8 @@ override WG: u32 = 256u;
 override PROBS_DROPOUT: bool = false;
 // Below any real score: the running maximum starts here and masked keys never raise it.
 const LOWEST = -3.0e38;
-// softmax_forward_resident: vec4s of a row each lane holds (needs SEQ % 4 == 0, SEQ <= 4 * RESIDENT_VEC4 * LANES).
+// softmax_forward_resident: vec4s of a row each lane holds (needs SEQ % 4 == 0 and
+// SEQ <= 4 * RESIDENT_VEC4 * LANES).
 const RESIDENT_VEC4 = 4u;
 
 // Storage types of probs, dropped, grads and rebuilt.
@@ -126,7 +127,8 @@ fn resident_scores(live: bool, row: u32, base4: u32, j: u32) -> vec4<f32> {
   if (uniforms.hasMask == 0u) {
     return s;
   }
-  return select(vec4<f32>(LOWEST), s, keyMask4[row / (uniforms.heads * SEQ) * (SEQ / 4u) + j] != vec4<u32>(0u));
+  let attended = keyMask4[row / (uniforms.heads * SEQ) * (SEQ / 4u) + j] != vec4<u32>(0u);
+  return select(vec4<f32>(LOWEST), s, attended);
 }
 
 // exp(v - row_max) at attended keys, 0 at the others (so a row with none sums to 0).
@@ -143,7 +145,12 @@ fn resident_store(base4: u32, j: u32, e: vec4<f32>, inverse: f32, seed: u32) {
   probs4[base4 + j] = vec4<P_T>(p);
   if (PROBS_DROPOUT) {
     let i = (base4 + j) * 4u;
-    let keep = vec4<f32>(drop_factor(seed, i), drop_factor(seed, i + 1u), drop_factor(seed, i + 2u), drop_factor(seed, i + 3u));
+    let keep = vec4<f32>(
+      drop_factor(seed, i),
+      drop_factor(seed, i + 1u),
+      drop_factor(seed, i + 2u),
+      drop_factor(seed, i + 3u),
+    );
     dropped4[base4 + j] = vec4<D_T>(p * keep);
   }
 }
