@@ -103,3 +103,27 @@ Deno.test({
       assert.equal(JSON.parse(Deno.readTextFileSync(`${out}/summary.json`)).steps, steps);
     }),
 });
+
+Deno.test({
+  name:
+    "writes: pretrain --preset tiny on a raw corpus trains the smallest vocabulary and pads the model's to a multiple of 8",
+  ignore: !writesAllowed("pretrain_test"),
+  fn: () =>
+    inTempDir(async (dir) => {
+      const out = `${dir}/run`;
+      const parsed = parseOptions([
+        ...["--corpus", corpus, "--preset", "tiny", "--out", out, "--gpu", "builtin"],
+        ...["--budget", "2steps", "--batch", "2", "--micro-batch", "2"],
+      ]);
+      const result = await pretrain(parsed, {
+        progress: new Progress({ terminal: false, write: () => {} }),
+        listenForStop: () => ({ requested: () => false, close: () => {} }),
+      });
+      assert.ok(result.trained);
+      assert.equal(result.summary.steps, 2);
+      assert.ok(Number.isFinite(result.summary.finalLoss));
+      const tokens = Deno.readTextFileSync(`${out}/vocab.txt`).trimEnd().split("\n").length;
+      assert.equal(tokens, MIN_TRAINED_VOCAB);
+      assert.equal(result.summary.config.vocabSize, 200);
+    }),
+});
