@@ -94,16 +94,21 @@ const FAMILY = "attention";
 /** Invocations per workgroup (see kernels/attention.wgsl). */
 const WG = 256;
 /**
- * Invocations per row of scores by default, the fastest of 1-32 on the H200 at the crammed shape with the
- * workgroup-memory tree (`bench.ts --kernels --softmax-lanes N`): the forward 97.6 µs at 8 lanes (16:
- * 108.9, 32: 133.5), the backward 114.3 µs at 32 (16: 117.8, 8: 149.0). With subgroups only 8 (forward) and
- * 32 (backward) are measured: 101.6 and 120.2 µs on an H100 (the forward before it held rows in registers).
+ * Invocations per row of scores by default, by how a row's lanes reduce; the fastest at the crammed
+ * shape (`bench.ts --kernels --gpu builtin --softmax-lanes N`). With subgroups, on an H100: the forward
+ * 77.0 µs at 8 lanes, 71.5 at 16, 69.9 at 32 (softmax_forward_resident; at 4 the two-pass kernel, 169.3),
+ * the backward 184.9 µs at 8, 128.9 at 16, 120.6 at 32. With the workgroup-memory tree, on the H200: the
+ * forward 97.6 µs at 8 lanes (16: 108.9, 32: 133.5; the two-pass kernel), the backward 114.3 µs at 32
+ * (16: 117.8, 8: 149.0).
  */
-const SOFTMAX_LANES = { forward: 8, backward: 32 };
+const SOFTMAX_LANES = {
+  subgroups: { forward: 32, backward: 32 },
+  workgroup: { forward: 8, backward: 32 },
+};
 /**
  * vec4s of a row of scores each lane holds in softmax_forward_resident (RESIDENT_VEC4 in
  * kernels/attention.wgsl), which reads the row once: rows of a multiple of 4 keys up to 16 per lane take it
- * (128 at the default 8 lanes), longer or ragged ones softmax_forward, which reads the row twice.
+ * (128 at 8 lanes, 512 at 32), longer or ragged ones softmax_forward, which reads the row twice.
  */
 const RESIDENT_VEC4 = 4;
 /** The softmax kernels' uniform (see kernels/attention.wgsl); the drop fields are 0 without dropout. */
@@ -277,10 +282,10 @@ interface AttentionPlan {
   seeds: GPUBuffer;
 }
 
-function planAttention(k: Kernels, shape: AttentionShape, pass: keyof typeof SOFTMAX_LANES): AttentionPlan {
+function planAttention(k: Kernels, shape: AttentionShape, pass: "forward" | "backward"): AttentionPlan {
   const gpu = k.gpu;
   const { batch, seq, heads, headDim, dropout } = shape;
-  const asked = shape.lanes ?? SOFTMAX_LANES[pass];
+  const asked = shape.lanes ?? SOFTMAX_LANES[gpu.hasSubgroups ? "subgroups" : "workgroup"][pass];
   checkMultiple("attention batch", batch, 1);
   checkMultiple("attention seq", seq, 1);
   checkMultiple("attention heads", heads, 1);
