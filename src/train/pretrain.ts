@@ -85,8 +85,10 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
 
   const gpu = await requestGpu({ backend: given.gpu });
   const options = { ...given, precision: given.precision ?? devicePrecision(gpu) };
-  const { preset, batch: presetBatch } = adapterDefaults(gpu, options.preset);
-  const batch = options.batch ?? presetBatch;
+  const defaults = adapterDefaults(gpu, options.preset);
+  const { preset } = defaults;
+  const batch = options.batch ?? defaults.batch;
+  const maskRate = options.maskRate ?? defaults.maskRate;
   const firstMicroBatch = options.microBatch ?? defaultMicroBatch(gpu, batch);
   checkBatch(batch, firstMicroBatch);
   // The model's shape is checked before any data is read or written: a resumed run keeps its own.
@@ -94,7 +96,7 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
   const model = modelName(preset, shaped);
   progress.message(
     `adapter: ${gpu.name} (${gpu.backend}${gpu.subgroupMatrix ? ", tensor cores" : ""}); model ${model}, ` +
-      `batch ${batch}, ${options.precision} storage${
+      `batch ${batch}, ${options.precision} storage, mask rate ${maskRate}${
         options.dropout > 0 ? `, dropout ${options.dropout}` : ""
       }`,
   );
@@ -134,7 +136,7 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
       planTrainer(k, config, {
         batch: micro,
         seq: shards.seqLen,
-        maxLabels: maxLabels(micro, shards.seqLen, options.maskRate),
+        maxLabels: maxLabels(micro, shards.seqLen, maskRate),
         storage: options.precision,
         dropout: options.dropout,
       }, { seed: options.seed }),
@@ -144,7 +146,7 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
       onHalve: (from, to) => progress.message(`micro-batch ${from} does not fit in GPU memory; trying ${to}`),
     },
   );
-  const resolved: PretrainOptions = { ...options, preset, batch, microBatch };
+  const resolved: PretrainOptions = { ...options, preset, batch, microBatch, maskRate };
   progress.message(`micro-batches of ${microBatch} sequences`);
   if (loaded) restoreTrainer(trainer, loaded);
   else writeBuffer(gpu, trainer.model.params, initParams(config, { seed: options.seed }));
@@ -154,7 +156,7 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
   const source = new BatchSource(shards, {
     microBatch,
     seed: options.seed,
-    maskRate: options.maskRate,
+    maskRate,
     // The tokenizer's ids, not the model's padded rows: random replacements are real tokens.
     vocabSize: shards.vocabSize,
     start: loaded?.state.data,

@@ -97,6 +97,8 @@ Deno.test({
       const { steps } = result.summary;
       assert.ok(steps >= 1 && steps < 50, `stopped after ${steps} steps`);
       assert.equal(result.options.microBatch, 2);
+      // The preset's mask rate is resolved into the options a checkpoint keeps, so a resumed run masks alike.
+      assert.equal(result.options.maskRate, 0.15);
       assert.deepEqual([...Deno.readDirSync(`${out}/checkpoints`)].map((e) => e.name), [
         checkpointName(steps),
       ]);

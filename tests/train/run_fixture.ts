@@ -30,6 +30,8 @@ export function fixtureState(step: number): TrainState {
       "4",
       "--micro-batch",
       "2",
+      "--mask-rate",
+      "0.15",
       "--out",
       "runs/fixture",
     ],
