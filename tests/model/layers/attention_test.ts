@@ -114,6 +114,10 @@ const cases: [Types, Omit<AttentionShape, "dropout">[]][] = [
     { batch: 2, seq: 128, heads: 2, headDim: 64, lanes: 1 },
     { batch: 1, seq: 37, heads: 2, headDim: 12, lanes: 4 },
     { batch: 1, seq: 37, heads: 2, headDim: 12, lanes: 32 },
+    // The resident forward at the crammed head with 32 lanes (the default with subgroups of 32, one vec4 a
+    // lane), and with each lane holding all four vec4s it can (256 keys at 16 lanes, workgroup tree).
+    { batch: 2, seq: 128, heads: 2, headDim: 64, lanes: 32 },
+    { batch: 1, seq: 256, heads: 1, headDim: 16, lanes: 16 },
   ]],
   // The crammed head, ragged rows and products, and products off the vec4 path, all stored as f16.
   [ALL_F16, [
