@@ -56,7 +56,7 @@ export type { CorpusFile, CorpusFormat } from "./src/data/corpus_files.ts";
 export type { ReadStats } from "./src/data/read.ts";
 export type { PackStats } from "./src/data/pack.ts";
 export type { WordPiece } from "./src/data/wordpiece.ts";
-export { openShards, readManifest, ShardSet } from "./src/data/shard.ts";
+export { openShards, readManifest, readManifests, ShardSet } from "./src/data/shard.ts";
 export type { Manifest, OpenShardsOptions, ShardInfo, ShardMeta } from "./src/data/shard.ts";
 export { DataError } from "./src/data/errors.ts";
 

@@ -33,6 +33,7 @@ function classify(path: string): { format: CorpusFormat; gzip: boolean } | null 
 /**
  * The corpus files named by `paths`: files as given (their extension must name a format) and, under
  * directories, every corpus file in name order, recursively (hidden entries and other files skipped).
+ * A directory holding a tokenized dataset (manifest.json) is an error: its vocab.txt is not text to learn.
  */
 export async function listCorpusFiles(paths: readonly string[]): Promise<CorpusFile[]> {
   if (paths.length === 0) throw new DataError("no corpus given: pass one or more files or directories");
@@ -48,6 +49,12 @@ export async function listCorpusFiles(paths: readonly string[]): Promise<CorpusF
       for await (const entry of Deno.readDir(dir)) if (!entry.name.startsWith(".")) entries.push(entry);
     } catch (e) {
       throw new DataError(`cannot read corpus directory ${dir}: ${describe(e)}`);
+    }
+    if (entries.some((entry) => entry.isFile && entry.name === "manifest.json")) {
+      throw new DataError(
+        `corpus directory ${dir} holds a tokenized dataset (manifest.json), not raw text; ` +
+          `pretrain takes it as a --corpus of its own`,
+      );
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {

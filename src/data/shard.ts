@@ -290,6 +290,27 @@ export async function readManifest(dir: string): Promise<{ manifest: Manifest; p
   return { manifest, paths: manifest.shards.map((shard) => `${dir.replace(/\/+$/, "")}/${shard.file}`) };
 }
 
+/**
+ * The shard paths of several datasets read as one, one folder's after the other. Their manifests must
+ * name one vocabulary (a `DataError` naming both folders otherwise).
+ */
+export async function readManifests(dirs: readonly string[]): Promise<string[]> {
+  const paths: string[] = [];
+  let first: { dir: string; vocabHash: string } | undefined;
+  for (const dir of dirs) {
+    const { manifest, paths: own } = await readManifest(dir);
+    first ??= { dir, vocabHash: manifest.vocabHash };
+    if (manifest.vocabHash !== first.vocabHash) {
+      throw new DataError(
+        `dataset ${dir}: tokenized with vocabulary ${manifest.vocabHash}, dataset ${first.dir} with ` +
+          `${first.vocabHash}; datasets read together need one vocabulary (tokenize with --vocab ${first.dir})`,
+      );
+    }
+    paths.push(...own);
+  }
+  return paths;
+}
+
 /** How {@linkcode openShards} checks the shards it opens. */
 export interface OpenShardsOptions {
   /** Read every payload once and check its CRC-32 (default true). */

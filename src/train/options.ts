@@ -148,8 +148,9 @@ const TABLE = {
   corpus: {
     value: "<path>",
     shown: "the sample corpus that comes with the install",
-    help: "Raw text (.txt, .jsonl, .jsonl.gz with a text field) to tokenize, or a tokenized folder " +
-      "(manifest.json and shards). Repeat it, or list paths after the options.",
+    help: "Raw text (.txt, .jsonl, .jsonl.gz with a text field) to tokenize, or tokenized folders of one " +
+      "vocabulary (manifest.json and shards), trained on as one dataset. Repeat it, or list paths after " +
+      "the options.",
     multiple: true,
     parse: text,
   },

@@ -10,7 +10,7 @@
  */
 import { UsageError } from "../args.ts";
 import { buildDataset } from "../data/dataset.ts";
-import { openShards, readManifest, type ShardSet } from "../data/shard.ts";
+import { openShards, readManifests, type ShardSet } from "../data/shard.ts";
 import { Tokenizer } from "../data/tokenizer.ts";
 import { MIN_TRAINED_VOCAB } from "../data/trainer.ts";
 import { writeFileAtomic } from "../fs.ts";
@@ -106,7 +106,7 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
   const data = await planRunData(options.corpus, `${options.out}/data`, { reuse: !parsed.overwrite });
   await Deno.mkdir(options.out, { recursive: true });
   const lock = await lockRunFolder(options.out);
-  const dataDir = await prepareData(
+  const dataDirs = await prepareData(
     data,
     options,
     shaped,
@@ -115,19 +115,19 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
   );
   // An overwriting run removes the earlier run's outputs only once its own dataset is ready.
   if (parsed.overwrite) await clearRunOutputs(options.out);
-  const { manifest, paths } = await readManifest(dataDir);
-  const tokenizer = await Tokenizer.load(dataDir);
+  const paths = await readManifests(dataDirs);
+  const tokenizer = await Tokenizer.load(dataDirs[0]);
+  const dataName = dataDirs.join(", ");
   const shards = await openShards(paths, {
     expect: { vocabHash: tokenizer.hash, vocabSize: tokenizer.size },
   });
-  if (loaded) checkResumedDataset(loaded.state.dataset, shards, options.resume!, dataDir);
-  checkDatasetOptions(options, shards, dataDir);
+  if (loaded) checkResumedDataset(loaded.state.dataset, shards, options.resume!, dataName);
+  checkDatasetOptions(options, shards, dataName);
   await tokenizer.save(options.out); // the run folder carries its tokenizer, for `deno task eval`
-  const config = loaded?.state.config ?? fitToDataset(shaped, model, shards, dataDir);
-  const shardCount = manifest.shards.length;
+  const config = loaded?.state.config ?? fitToDataset(shaped, model, shards, dataName);
   progress.message(
     `data: ${shards.sequences} sequences of ${shards.seqLen} tokens ` +
-      `(${shardCount} shard${shardCount === 1 ? "" : "s"} in ${dataDir})`,
+      `(${paths.length} shard${paths.length === 1 ? "" : "s"} in ${dataName})`,
   );
 
   const k = new Kernels(gpu);
@@ -162,7 +162,7 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
     start: loaded?.state.data,
     onEpoch: (epoch) =>
       progress.message(`epoch ${epoch + 1} begins: every sequence of the dataset has been used once more`),
-    name: dataDir,
+    name: dataName,
   });
   const budget = new Budget(options.budget, {
     usedSeconds: loaded?.state.usedSeconds,
@@ -246,11 +246,11 @@ async function prepareData(
   config: ModelConfig,
   progress: Progress,
   overwrite: boolean,
-): Promise<string> {
-  if (data.kind === "dataset") return data.dir;
+): Promise<string[]> {
+  if (data.kind === "dataset") return data.dirs;
   if (data.kind === "tokenized") {
     progress.message(`using the dataset tokenized earlier in ${data.dir}`);
-    return data.dir;
+    return [data.dir];
   }
   progress.message(`tokenizing ${data.corpus.join(", ")} into ${data.dir} (not counted in the budget)`);
   await buildDataset({
@@ -260,7 +260,7 @@ async function prepareData(
     seqLen: options.seqLen ?? config.maxSeqLen,
     overwrite,
   });
-  return data.dir;
+  return [data.dir];
 }
 
 /**

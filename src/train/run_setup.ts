@@ -1,21 +1,22 @@
 /**
  * What a pretraining run checks before it trains. Where its dataset comes from, decided before the run
- * folder is created, so that a wrong `--corpus` is a one-line error that leaves nothing behind: a tokenized
- * folder given as the only corpus path, the run's own `data/` tokenized by an earlier start, or raw corpus
- * files to tokenize into it. That a fresh run gets an unused folder, and that no two processes train in
+ * folder is created, so that a wrong `--corpus` is a one-line error that leaves nothing behind: tokenized
+ * folders given as the corpus, the run's own `data/` tokenized by an earlier start, or raw corpus files to
+ * tokenize into it. That a fresh run gets an unused folder, and that no two processes train in
  * one folder at once.
  *
  * @module
  */
 import { listCorpusFiles } from "../data/corpus_files.ts";
+import { readManifests } from "../data/shard.ts";
 import { sampleCorpus } from "../data/sample.ts";
 import { exists } from "../fs.ts";
 import { UsageError } from "../args.ts";
 
 /** The dataset of a run, as {@linkcode planRunData} finds it. */
 export type RunData =
-  /** A tokenized folder (manifest.json and shards) given as the corpus. */
-  | { kind: "dataset"; dir: string }
+  /** Tokenized folders (manifest.json and shards) given as the corpus: one dataset, theirs in this order. */
+  | { kind: "dataset"; dirs: string[] }
   /** The run folder's own `data/`, complete from an earlier start (a resume does not tokenize again). */
   | { kind: "tokenized"; dir: string }
   /** Raw corpus files (checked to exist and to have a known format) to tokenize into `dir`. */
@@ -37,13 +38,26 @@ export async function isDatasetFolder(path: string): Promise<boolean> {
  * the install), `dir` being where the run keeps a dataset it tokenizes (`<run folder>/data`). Raw paths are
  * listed now, so that a missing or unreadable path, or a file of unknown format, fails before anything is
  * written (a `DataError` naming it). `reuse: false` (an overwriting run) tokenizes again whatever `dir` holds.
+ * Tokenized folders must share a vocabulary, and cannot be mixed with raw text (it would need theirs).
  */
 export async function planRunData(
   corpus: readonly string[],
   dir: string,
   options: { reuse?: boolean } = {},
 ): Promise<RunData> {
-  if (corpus.length === 1 && await isDatasetFolder(corpus[0])) return { kind: "dataset", dir: corpus[0] };
+  const tokenized: string[] = [];
+  for (const path of corpus) if (await isDatasetFolder(path)) tokenized.push(path);
+  if (tokenized.length > 0 && tokenized.length === corpus.length) {
+    await readManifests(corpus); // folders of two vocabularies fail here, before the run folder exists
+    return { kind: "dataset", dirs: [...corpus] };
+  }
+  if (tokenized.length > 0) {
+    const raw = corpus.find((path) => !tokenized.includes(path));
+    throw new UsageError(
+      `--corpus ${tokenized[0]}: a tokenized folder cannot be trained with raw text (--corpus ${raw}); ` +
+        `tokenize the text with --vocab ${tokenized[0]} and give both folders, or give only raw text`,
+    );
+  }
   if ((options.reuse ?? true) && await exists(`${dir}/manifest.json`)) return { kind: "tokenized", dir };
   const paths = corpus.length > 0 ? [...corpus] : [await sampleCorpus()];
   await listCorpusFiles(paths);

@@ -18,6 +18,21 @@ Deno.test("listCorpusFiles walks directories in name order and skips other and h
   assert.equal(files[2].size, Deno.statSync(fixture("corpus/prose.txt")).size);
 });
 
+Deno.test("listCorpusFiles refuses a tokenized dataset where it looks for text, also in a subfolder", async () => {
+  // Its vocab.txt would be read as a document of the corpus.
+  for (const [path, holder] of [["shards", "shards"], ["", "shards"]]) {
+    await assert.rejects(listCorpusFiles([fixture(path)]), (e) => {
+      assert.ok(e instanceof DataError);
+      assert.equal(
+        e.message,
+        `corpus directory ${fixture(holder)} holds a tokenized dataset (manifest.json), not raw text; ` +
+          `pretrain takes it as a --corpus of its own`,
+      );
+      return true;
+    });
+  }
+});
+
 Deno.test("listCorpusFiles names the path that is missing, of unknown format, or holds no corpus", async () => {
   await assert.rejects(listCorpusFiles([fixture("corpus/nope.txt")]), (e) => {
     assert.ok(e instanceof DataError);
@@ -28,6 +43,6 @@ Deno.test("listCorpusFiles names the path that is missing, of unknown format, or
     listCorpusFiles([fixture("bad/table.csv")]),
     /corpus file .*table\.csv: unknown format/,
   );
-  await assert.rejects(listCorpusFiles([fixture("shards")]), /no corpus files in .*shards/);
+  await assert.rejects(listCorpusFiles([fixture("bad/no-corpus")]), /no corpus files in .*bad\/no-corpus/);
   await assert.rejects(listCorpusFiles([]), /no corpus given/);
 });

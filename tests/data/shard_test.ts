@@ -7,6 +7,7 @@ import {
   openShards,
   parseShardHeader,
   readManifest,
+  readManifests,
   SHARD_HEADER_BYTES,
 } from "../../src/data/shard.ts";
 
@@ -84,6 +85,26 @@ Deno.test("openShards serves sequences by global index across shards, by ranges"
   } finally {
     set.close();
   }
+});
+
+Deno.test("readManifests lists several datasets' shards in order, and refuses two vocabularies", async () => {
+  const dir = fixture("");
+  const other = new URL("../../fixtures/data/shards-other-vocab", import.meta.url).pathname;
+  const one = (await readManifest(dir)).paths;
+  assert.deepEqual(await readManifests([dir]), one);
+  assert.deepEqual(await readManifests([dir, dir]), [...one, ...one]);
+  // The other folder's data is complete and valid on its own.
+  const alone = await openShards(await readManifests([other]));
+  alone.close();
+  await assert.rejects(readManifests([dir, other]), (e) => {
+    assert.ok(e instanceof DataError);
+    assert.equal(
+      e.message,
+      `dataset ${other}: tokenized with vocabulary fedcba9876543210, dataset ${dir} with 0123456789abcdef; ` +
+        `datasets read together need one vocabulary (tokenize with --vocab ${dir})`,
+    );
+    return true;
+  });
 });
 
 Deno.test("openShards rejects truncated, corrupt, mismatched and unexpected shards", async () => {

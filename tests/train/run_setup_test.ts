@@ -18,11 +18,33 @@ Deno.test("a single raw corpus file is raw input, not a dataset folder to list",
   assert.deepEqual(await planRunData([file], none), { kind: "raw", dir: none, corpus: [file] });
 });
 
+Deno.test("tokenized folders are one dataset in the order given, and cannot be mixed with raw text", async () => {
+  const folders = [`${data}shards`, `${data}shards`];
+  assert.deepEqual(await planRunData(folders, none), { kind: "dataset", dirs: folders });
+  await assert.rejects(
+    planRunData([`${data}shards`, `${data}shards-other-vocab`], none),
+    (e) =>
+      e instanceof DataError && /^dataset .*shards-other-vocab: tokenized with vocabulary /.test(e.message),
+  );
+  for (const corpus of [[`${data}shards`, `${data}corpus`], [`${data}corpus/prose.txt`, `${data}shards`]]) {
+    await assert.rejects(planRunData(corpus, none), (e) => {
+      assert.ok(e instanceof UsageError);
+      const raw = corpus.find((path) => !path.endsWith("shards"));
+      assert.equal(
+        e.message,
+        `--corpus ${data}shards: a tokenized folder cannot be trained with raw text (--corpus ${raw}); ` +
+          `tokenize the text with --vocab ${data}shards and give both folders, or give only raw text`,
+      );
+      return true;
+    });
+  }
+});
+
 Deno.test("a tokenized folder as the only corpus path is the dataset; the run's own data/ is reused", async () => {
   assert.equal(await isDatasetFolder(`${data}shards`), true);
   assert.equal(await isDatasetFolder(`${data}shards/`), true);
   assert.equal(await isDatasetFolder(`${data}corpus`), false);
-  assert.deepEqual(await planRunData([`${data}shards`], none), { kind: "dataset", dir: `${data}shards` });
+  assert.deepEqual(await planRunData([`${data}shards`], none), { kind: "dataset", dirs: [`${data}shards`] });
   // A resumed run finds the dataset it tokenized at its first start.
   const tokenized = `${data}shards`;
   assert.deepEqual(await planRunData([`${data}corpus`], tokenized), { kind: "tokenized", dir: tokenized });
