@@ -122,6 +122,13 @@ export function adapterDefaults(
   return { preset, batch: PRESET_BATCH[preset] ?? 32, maskRate: PRESET_MASK_RATE[preset] ?? BERT_MASK_RATE };
 }
 
+/** A by-preset default as `--help` shows it, from its table: "the preset's: crammed 4096, ...". */
+function byPreset(table: Readonly<Record<string, number>>, others?: number): string {
+  const values = Object.entries(table).map(([preset, value]) => `${preset} ${value}`);
+  if (others !== undefined) values.push(`others ${others}`);
+  return `the preset's: ${values.join(", ")}`;
+}
+
 type Key = keyof PretrainOptions;
 
 const fraction = numberWhere("a fraction from 0 to 1", (n) => n >= 0 && n <= 1);
@@ -231,7 +238,7 @@ const TABLE = {
   },
   batch: {
     value: "<n>",
-    shown: "the preset's: crammed 4096, compact 512, small 32",
+    shown: byPreset(PRESET_BATCH),
     help: "Target sequences per optimizer step, reached by accumulating micro-batches.",
     parse: positiveInteger,
   },
@@ -264,7 +271,7 @@ const TABLE = {
   },
   maskRate: {
     value: "<fraction>",
-    shown: `the preset's: compact 0.3, others ${BERT_MASK_RATE}`,
+    shown: byPreset(PRESET_MASK_RATE, BERT_MASK_RATE),
     help: "Fraction of tokens to predict; of those 80% become [MASK], 10% a random token, 10% stay.",
     parse: numberWhere("a fraction above 0 and below 1", (n) => n > 0 && n < 1),
   },

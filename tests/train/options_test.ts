@@ -245,6 +245,10 @@ Deno.test("--help lists every option with its default", () => {
     /--overwrite cannot be given with --resume/,
   );
   assert.ok(help.includes("crammed, compact, small, tiny"));
+  // By-preset defaults are listed from the tables adapterDefaults reads.
+  const entry = (flag: string) => entries.find((e) => e.startsWith(`${flag} `))!;
+  assert.match(entry("--batch"), /\(default: the preset's: crammed 4096, compact 512, small 32, tiny 32\)$/);
+  assert.match(entry("--mask-rate"), /\(default: the preset's: compact 0\.3, others 0\.15\)$/);
 });
 
 Deno.test("options survive a round trip through arguments and JSON", () => {
