@@ -27,7 +27,7 @@ import {
 } from "../model/config.ts";
 import { initParams } from "../model/init.ts";
 import { readLossScale } from "../model/loss_scale.ts";
-import { BatchSource } from "./batches.ts";
+import { BatchSource, epochMessage } from "./batches.ts";
 import { Budget, formatBudget } from "./budget.ts";
 import { readCheckpoint, writeCheckpoint } from "./checkpoints.ts";
 import { trainLoop } from "./loop.ts";
@@ -153,6 +153,10 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
   const memoryBytes = trainer.model.bytes + trainer.m.size + trainer.v.size;
   progress.message(`GPU buffers: ${formatBytes(memoryBytes)}`);
 
+  const budget = new Budget(options.budget, {
+    usedSeconds: loaded?.state.usedSeconds,
+    steps: loaded?.state.step,
+  });
   const source = new BatchSource(shards, {
     microBatch,
     seed: options.seed,
@@ -160,13 +164,8 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
     // The tokenizer's ids, not the model's padded rows: random replacements are real tokens.
     vocabSize: shards.vocabSize,
     start: loaded?.state.data,
-    onEpoch: (epoch) =>
-      progress.message(`epoch ${epoch + 1} begins: every sequence of the dataset has been used once more`),
+    onEpoch: (epoch) => progress.message(epochMessage(epoch, budget.fraction)),
     name: dataName,
-  });
-  const budget = new Budget(options.budget, {
-    usedSeconds: loaded?.state.usedSeconds,
-    steps: loaded?.state.step,
   });
   const metrics = await MetricsLog.open(
     options.out,

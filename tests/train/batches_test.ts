@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BatchSource, type MicroBatch, type SequenceSource } from "../../src/train/batches.ts";
+import { BatchSource, epochMessage, type MicroBatch, type SequenceSource } from "../../src/train/batches.ts";
 
 const T = 8;
 
@@ -125,4 +125,21 @@ Deno.test("a corpus smaller than a micro-batch, or a position past its end, is a
       new BatchSource(fakeSource(10).source, { ...options, start: { epoch: 0, index: 8 }, name: "runs/d" }),
     /data position 8 of epoch 0 is past the 10 sequences of runs\/d/,
   );
+});
+
+Deno.test("the epoch line projects the passes the whole budget makes over the dataset at the pace so far", () => {
+  // A 10-minute run through 66.8M tokens at 740k tokens/s began its second epoch 90 s in: 6.7 passes.
+  assert.equal(
+    epochMessage(1, 0.15),
+    "epoch 2 begins: every sequence of the dataset has been used once more " +
+      "(15% of the budget used; at this pace the budget makes 6.7 passes over it)",
+  );
+  assert.match(epochMessage(6, 0.25), /makes 24 passes over it\)$/);
+  // No pace to project from (a step budget before its first step) or nothing left to project.
+  for (const fraction of [0, 1, NaN]) {
+    assert.equal(
+      epochMessage(3, fraction),
+      "epoch 4 begins: every sequence of the dataset has been used once more",
+    );
+  }
 });
