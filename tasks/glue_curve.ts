@@ -4,8 +4,9 @@
  *
  *   deno task glue-curve [--out DIR] [--title TEXT] runs/a runs/b ...
  *
- * prints a Markdown table (preset, minutes, tokens, MLM loss, both GLUE averages, seeds) and writes
- * DIR/glue-budget-minutes.svg and DIR/glue-budget-tokens.svg.
+ * prints a Markdown table (preset, masking rate, dataset tokens, minutes, tokens, MLM loss, both GLUE
+ * averages, seeds) and writes DIR/glue-budget-minutes.svg and DIR/glue-budget-tokens.svg: a line per preset,
+ * and per masking rate or dataset size where the runs of a preset differ in them.
  *
  * @module
  */

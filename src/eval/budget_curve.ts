@@ -1,7 +1,8 @@
 /**
  * GLUE score against pretraining budget: one point per run folder, from its summary.json (preset, budget
- * used, tokens seen, final MLM loss) and the glue.json and glue-from-scratch.json that `deno task eval`
- * wrote into it, as a Markdown table and an SVG plot (`deno task glue-curve`).
+ * used, tokens seen, final MLM loss, masking rate, dataset size) and the glue.json and glue-from-scratch.json
+ * that `deno task eval` wrote into it, as a Markdown table and an SVG plot (`deno task glue-curve`). Runs of
+ * one preset that differ in masking rate or dataset size are separate series.
  *
  * @module
  */
@@ -16,6 +17,10 @@ export interface BudgetPoint {
   minutes: number;
   tokens: number;
   finalLoss: number;
+  /** The MLM masking rate; null in summaries written before it was recorded. */
+  maskRate: number | null;
+  /** Tokens in the run's dataset; null in summaries written before it was recorded. */
+  dataTokens: number | null;
   /** GLUE average (WebGPU scores, percent) after pretraining; null without glue.json. */
   pretrained: number | null;
   /** The same finetuning from a random init; null without glue-from-scratch.json. */
@@ -61,6 +66,11 @@ function field<T>(
 const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 const isString = (v: unknown): v is string => typeof v === "string";
 
+/** A field that older files lack (null then), but that must be a number where present. */
+function optionalNumber(path: string, object: Record<string, unknown>, name: string): number | null {
+  return name in object ? field(path, object, name, isNumber) : null;
+}
+
 /** The GLUE average of an evaluation file (WebGPU scores), its seeds and dev sets; null without the file. */
 async function readAverage(
   path: string,
@@ -95,6 +105,8 @@ export async function readBudgetPoint(run: string): Promise<BudgetPoint> {
     minutes: field(path, summary, "usedSeconds", isNumber) / 60,
     tokens: field(path, summary, "tokensSeen", isNumber),
     finalLoss: field(path, summary, "finalLoss", isNumber),
+    maskRate: optionalNumber(path, summary, "maskRate"),
+    dataTokens: optionalNumber(path, summary, "dataTokens"),
     pretrained: pretrained?.average ?? null,
     scratch: scratch?.average ?? null,
     seeds: pretrained?.seeds ?? null,
@@ -103,31 +115,55 @@ export async function readBudgetPoint(run: string): Promise<BudgetPoint> {
 }
 
 const score = (v: number | null) => (v === null ? "—" : v.toFixed(1));
+const masked = (rate: number | null) => (rate === null ? "—" : `${+(rate * 100).toPrecision(3)}%`);
+const dataSize = (tokens: number | null) => (tokens === null ? "—" : formatCount(tokens));
 
-/** The points as a Markdown table, by preset and then budget. */
+/**
+ * The series of a point: its preset, then its masking rate and its dataset's tokens where runs of that preset
+ * among `points` differ in them, e.g. `["compact", "30% masked", "66.8M tokens of data"]`.
+ */
+export function seriesOf(point: BudgetPoint, points: readonly BudgetPoint[]): string[] {
+  const same = points.filter((q) => q.preset === point.preset);
+  const varies = (key: "maskRate" | "dataTokens") => new Set(same.map((q) => q[key])).size > 1;
+  return [
+    point.preset,
+    ...(varies("maskRate")
+      ? [point.maskRate === null ? "masking not recorded" : `${masked(point.maskRate)} masked`]
+      : []),
+    ...(varies("dataTokens")
+      ? [point.dataTokens === null ? "data not recorded" : `${dataSize(point.dataTokens)} tokens of data`]
+      : []),
+  ];
+}
+
+/** The points as a Markdown table, by series and then budget. */
 export function budgetTableMarkdown(points: readonly BudgetPoint[]): string {
   const rows = sortPoints(points).map((p) =>
-    `| ${p.run} | ${p.preset} | ${p.minutes.toFixed(1)} | ${formatCount(p.tokens)} | ${
-      p.finalLoss.toFixed(3)
+    `| ${p.run} | ${p.preset} | ${masked(p.maskRate)} | ${dataSize(p.dataTokens)} | ${
+      p.minutes.toFixed(1)
     } | ` +
+    `${formatCount(p.tokens)} | ${p.finalLoss.toFixed(3)} | ` +
     `${score(p.pretrained)} | ${score(p.scratch)} | ${p.seeds ?? "—"} |`
   );
   return [
-    "| run | preset | minutes | tokens | MLM loss | GLUE, pretrained | GLUE, no pretraining | seeds |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| run | preset | masked | data tokens | minutes | tokens | MLM loss | GLUE, pretrained | GLUE, no pretraining " +
+    "| seeds |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...rows,
   ].join("\n");
 }
 
 function sortPoints(points: readonly BudgetPoint[]): BudgetPoint[] {
-  return points.toSorted((a, b) => a.preset.localeCompare(b.preset) || a.minutes - b.minutes);
+  const key = (p: BudgetPoint) => seriesOf(p, points).join(", ");
+  return points.toSorted((a, b) => key(a).localeCompare(key(b)) || a.minutes - b.minutes);
 }
 
 const COLORS = ["#1f5fbf", "#c0392b", "#27ae60", "#8e44ad", "#d68910"];
 
 /**
- * GLUE average against budget minutes (or tokens seen) as SVG: a line per preset through its pretrained
- * runs (filled dots), and each run's no-pretraining score (hollow dots) at the same budget.
+ * GLUE average against budget minutes (or tokens seen) as SVG: a line per series (see
+ * {@linkcode seriesOf}) through its pretrained runs (filled dots), and each run's no-pretraining score
+ * (hollow dots) at the same budget.
  */
 export function budgetCurveSvg(
   points: readonly BudgetPoint[],
@@ -177,10 +213,12 @@ export function budgetCurveSvg(
     `<text transform="translate(16 ${(box.top + box.bottom) / 2}) rotate(-90)" text-anchor="middle">` +
       `GLUE average</text>`,
   );
-  const presets = [...new Set(scored.map((p) => p.preset))];
-  presets.forEach((preset, i) => {
+  const nameOf = (p: BudgetPoint) => seriesOf(p, scored);
+  const series = [...new Set(scored.map((p) => nameOf(p).join(", ")))];
+  let ly = box.top + 16;
+  series.forEach((name, i) => {
     const color = COLORS[i % COLORS.length];
-    const runs = scored.filter((p) => p.preset === preset);
+    const runs = scored.filter((p) => nameOf(p).join(", ") === name);
     const line = runs.filter((p) => p.pretrained !== null).map((p) =>
       `${f(x(xOf(p)))},${f(y(p.pretrained!))}`
     );
@@ -195,13 +233,18 @@ export function budgetCurveSvg(
         );
       }
     }
-    const ly = box.top + 16 + 36 * i;
+    // The preset beside the two dots, and what else sets the series apart on lines of their own below.
+    const [preset, ...recipe] = nameOf(runs[0]);
     out.push(
       `<circle cx="${box.right + 18}" cy="${ly}" r="4" fill="${color}"/>` +
         `<text x="${box.right + 28}" y="${ly + 4}">${escapeXml(preset)}, pretrained</text>`,
       `<circle cx="${box.right + 18}" cy="${ly + 16}" r="4" fill="white" stroke="${color}"/>` +
         `<text x="${box.right + 28}" y="${ly + 20}">${escapeXml(preset)}, none</text>`,
+      ...recipe.map((part, j) =>
+        `<text x="${box.right + 28}" y="${ly + 36 + 16 * j}" fill="#555">${escapeXml(part)}</text>`
+      ),
     );
+    ly += 36 + 16 * recipe.length;
   });
   out.push("</svg>");
   return out.join("\n");

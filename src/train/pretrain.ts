@@ -231,6 +231,8 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
     usedSeconds: budget.usedSeconds,
     budget: budgetLabel,
     peakMemoryBytes: memoryBytes,
+    maskRate,
+    dataTokens: shards.sequences * shards.seqLen,
     resumedFrom: loaded?.state,
   });
   await writeSummary(options.out, summary);

@@ -30,6 +30,10 @@ export interface RunSummary {
   budget: string;
   /** Peak bytes of GPU buffers allocated by the run (WebGPU reports no device-wide figure). */
   peakMemoryBytes: number;
+  /** The MLM masking rate it trained with (`--mask-rate`, resolved). */
+  maskRate: number;
+  /** Tokens in its dataset (sequences times their length): tokensSeen / dataTokens passes over it. */
+  dataTokens: number;
 }
 
 /** Writes `<runDir>/summary.json` atomically. */
@@ -54,6 +58,8 @@ export interface RunOutcome {
   budget: string;
   /** Bytes of GPU buffers the trainer allocated. */
   peakMemoryBytes: number;
+  maskRate: number;
+  dataTokens: number;
   /** Where a resumed run started: its tokens and seconds are not this process's. */
   resumedFrom?: { tokensSeen: number; usedSeconds: number };
 }
@@ -78,5 +84,7 @@ export function summarizeRun(run: RunOutcome): RunSummary {
     usedSeconds: run.usedSeconds,
     budget: run.budget,
     peakMemoryBytes: run.peakMemoryBytes,
+    maskRate: run.maskRate,
+    dataTokens: run.dataTokens,
   };
 }

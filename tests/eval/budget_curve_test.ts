@@ -4,6 +4,7 @@ import {
   budgetCurveSvg,
   budgetTableMarkdown,
   readBudgetPoint,
+  seriesOf,
 } from "../../src/eval/budget_curve.ts";
 
 const runs = new URL("../../fixtures/eval/curve/", import.meta.url).pathname;
@@ -16,11 +17,16 @@ Deno.test("a run folder's point: budget, tokens and loss from summary.json, both
     minutes: 5,
     tokens: 2.5e8,
     finalLoss: 2.56,
+    // Written before summaries recorded the recipe.
+    maskRate: null,
+    dataTokens: null,
     pretrained: 47.3,
     scratch: 44.9,
     seeds: 3,
     covered: ["CoLA", "SST-2", "MRPC", "STS-B", "RTE"],
   });
+  const recorded = await readBudgetPoint(`${runs}compact-10m-more-data`);
+  assert.deepEqual([recorded.maskRate, recorded.dataTokens, recorded.pretrained], [0.3, 66776448, 61.3]);
   const unevaluated = await readBudgetPoint(`${runs}unevaluated`);
   assert.equal(unevaluated.pretrained, null);
   assert.equal(unevaluated.scratch, null);
@@ -33,6 +39,10 @@ Deno.test("a folder without summary.json, or an evaluation left pending, is an e
     return true;
   });
   await assert.rejects(
+    () => readBudgetPoint(`${runs}bad-mask-rate`),
+    /bad-mask-rate\/summary\.json: field maskRate is missing or has the wrong type/,
+  );
+  await assert.rejects(
     () => readBudgetPoint(`${runs}pending`),
     /pending\/glue\.json: the evaluation has tasks pending/,
   );
@@ -44,7 +54,7 @@ Deno.test("the table lists runs by preset, then budget; the plot has a line per 
   );
   const rows = budgetTableMarkdown(points).split("\n").slice(2);
   assert.deepEqual(rows.map((r) => r.split(" | ")[1]), ["compact", "compact", "compact", "crammed"]);
-  assert.match(rows[1], /\| 2\.0 \| 100M \| 3\.100 \| 45\.5 \| 44\.0 \| 3 \|$/);
+  assert.match(rows[1], /\| — \| — \| 2\.0 \| 100M \| 3\.100 \| 45\.5 \| 44\.0 \| 3 \|$/);
   assert.match(rows[0], /\| — \| — \| — \|$/);
   for (const x of ["minutes", "tokens"] as const) {
     const svg = budgetCurveSvg(points, { x });
@@ -63,6 +73,8 @@ Deno.test("every dot lies inside the frame, also past the last ticks and for one
     minutes,
     tokens: minutes * 5e7,
     finalLoss: 3,
+    maskRate: 0.15,
+    dataTokens: 2e7,
     pretrained,
     scratch,
     seeds: 3,
@@ -90,4 +102,28 @@ Deno.test("every dot lies inside the frame, also past the last ticks and for one
       }
     }
   }
+});
+
+Deno.test("runs of one preset that differ in masking rate or data are separate series, named by what differs", async () => {
+  const points = await Promise.all(
+    ["compact-2m", "compact-5m", "compact-10m-more-data", "crammed-10m"].map((r) =>
+      readBudgetPoint(`${runs}${r}`)
+    ),
+  );
+  assert.deepEqual(seriesOf(points[2], points), ["compact", "30% masked", "66.8M tokens of data"]);
+  // The older summaries recorded neither: that is a series of its own, not a guess.
+  assert.deepEqual(seriesOf(points[0], points), ["compact", "masking not recorded", "data not recorded"]);
+  assert.deepEqual(seriesOf(points[3], points), ["crammed"]);
+  const rows = budgetTableMarkdown(points).split("\n").slice(2);
+  assert.match(rows.find((r) => r.includes("more-data"))!, /\| compact \| 30% \| 66\.8M \| 10\.0 \| 446M \|/);
+  const svg = budgetCurveSvg(points, { x: "minutes" });
+  assert.equal(svg.match(/<polyline/g)?.length, 3);
+  for (const part of ["30% masked", "66.8M tokens of data", "crammed, pretrained"]) {
+    assert.ok(svg.includes(`>${part}<`), part);
+  }
+  // Legend lines do not overlap: every text of the legend has a y of its own.
+  const legend = [...svg.matchAll(/<text x="(\d+)" y="([\d.]+)"[^>]*>[^<]*<\/text>/g)].filter((m) =>
+    +m[1] > 600
+  );
+  assert.equal(new Set(legend.map((m) => m[2])).size, legend.length);
 });

@@ -102,7 +102,12 @@ Deno.test({
       assert.deepEqual([...Deno.readDirSync(`${out}/checkpoints`)].map((e) => e.name), [
         checkpointName(steps),
       ]);
-      assert.equal(JSON.parse(Deno.readTextFileSync(`${out}/summary.json`)).steps, steps);
+      const summary = JSON.parse(Deno.readTextFileSync(`${out}/summary.json`));
+      assert.equal(summary.steps, steps);
+      // The recipe glue-curve tells runs apart by: the mask rate and the tokens of the dataset.
+      const manifest = JSON.parse(Deno.readTextFileSync(`${out}/data/manifest.json`));
+      assert.equal(summary.maskRate, 0.15);
+      assert.equal(summary.dataTokens, manifest.sequences * manifest.seqLen);
     }),
 });
 

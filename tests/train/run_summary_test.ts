@@ -15,9 +15,11 @@ const outcome: RunOutcome = {
   usedSeconds: 40,
   budget: "20steps",
   peakMemoryBytes: 1 << 20,
+  maskRate: 0.15,
+  dataTokens: 2048,
 };
 
-Deno.test("a run's summary: where it ended, its epochs begun, its last loss and its throughput", () => {
+Deno.test("a run's summary: where it ended, its epochs begun, its last loss, its throughput and its recipe", () => {
   assert.deepEqual(summarizeRun(outcome), {
     preset: "tiny",
     config: tiny,
@@ -32,6 +34,8 @@ Deno.test("a run's summary: where it ended, its epochs begun, its last loss and 
     usedSeconds: 40,
     budget: "20steps",
     peakMemoryBytes: 1 << 20,
+    maskRate: 0.15,
+    dataTokens: 2048,
   });
 });
 
