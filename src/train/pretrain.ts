@@ -46,6 +46,7 @@ import { lossCurveSvg } from "./plot.ts";
 import type { Progress } from "./progress.ts";
 import { budgetUsedMessage, checkResumedDataset, restoreTrainer, runOptions } from "./resume.ts";
 import { type RunSummary, summarizeRun, writeSummary } from "./run_summary.ts";
+import { microBatchesInSteps } from "./schedule.ts";
 import {
   checkFreshRunFolder,
   clearRunOutputs,
@@ -157,6 +158,11 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
     usedSeconds: loaded?.state.usedSeconds,
     steps: loaded?.state.step,
   });
+  const ramp = { target: batch / microBatch, ramp: options.ramp };
+  // A budget of steps reads a known number of sequences (the ramp's small batches first).
+  const stepBudgetPasses = "steps" in budget.spec
+    ? microBatchesInSteps(ramp, budget.spec.steps) * microBatch / shards.sequences
+    : undefined;
   const source = new BatchSource(shards, {
     microBatch,
     seed: options.seed,
@@ -164,7 +170,7 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
     // The tokenizer's ids, not the model's padded rows: random replacements are real tokens.
     vocabSize: shards.vocabSize,
     start: loaded?.state.data,
-    onEpoch: (epoch) => progress.message(epochMessage(epoch, budget.fraction)),
+    onEpoch: (epoch) => progress.message(epochMessage(epoch, budget.fraction, stepBudgetPasses)),
     name: dataName,
   });
   const metrics = await MetricsLog.open(
@@ -178,7 +184,7 @@ export async function pretrain(parsed: ParsedOptions, events: PretrainEvents): P
     source,
     budget,
     lr: { peak: options.peakLr, start: options.lrStart, peakAt: options.lrPeakAt },
-    ramp: { target: batch / microBatch, ramp: options.ramp },
+    ramp,
     logEvery: options.logEvery,
     checkpointSeconds: options.checkpointEvery * 60,
     maxNonfinite: options.maxNonfinite,

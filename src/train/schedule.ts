@@ -55,3 +55,10 @@ export function microBatchesPerStep(schedule: BatchRamp, fraction: number): numb
   if (fraction >= ramp) return target;
   return 1 + Math.floor((target - 1) * Math.max(0, fraction) / ramp);
 }
+
+/** Micro-batches that a budget of `steps` optimizer steps reads in all, its ramp included. */
+export function microBatchesInSteps(schedule: BatchRamp, steps: number): number {
+  let sum = 0;
+  for (let step = 0; step < steps; step++) sum += microBatchesPerStep(schedule, step / steps);
+  return sum;
+}

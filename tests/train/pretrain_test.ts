@@ -134,3 +134,28 @@ Deno.test({
       assert.equal(result.summary.config.vocabSize, 200);
     }),
 });
+
+Deno.test({
+  name:
+    "writes: with a budget of steps, the epoch line gives the passes the run then makes, its batch ramp included",
+  ignore: !writesAllowed("pretrain_test"),
+  fn: () =>
+    inTempDir(async (dir) => {
+      const out = `${dir}/run`;
+      const parsed = parseOptions([
+        ...["--corpus", corpus, "--preset", "tiny", "--vocab-size", "256", "--out", out, "--gpu", "builtin"],
+        ...["--budget", "30steps", "--batch", "8", "--micro-batch", "2", "--ramp", "0.5"],
+      ]);
+      const messages: string[] = [];
+      const result = await pretrain(parsed, {
+        progress: new Progress({ terminal: false, write: (text) => messages.push(text) }),
+        listenForStop: () => ({ requested: () => false, close: () => {} }),
+      });
+      assert.ok(result.trained);
+      const { tokensSeen, dataTokens } = result.summary;
+      const epochLines = messages.filter((m) => m.includes("epoch 2 begins"));
+      assert.equal(epochLines.length, 1, messages.join("\n"));
+      const passes = Number(epochLines[0].match(/the budget makes ([\d.]+) passes over it/)![1]);
+      assert.equal(passes, Number((tokensSeen / dataTokens).toFixed(passes < 10 ? 1 : 0)));
+    }),
+});

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { learningRate, microBatchesPerStep } from "../../src/train/schedule.ts";
+import { learningRate, microBatchesInSteps, microBatchesPerStep } from "../../src/train/schedule.ts";
 
 const close = (a: number, b: number, what: string) =>
   assert.ok(Math.abs(a - b) < 1e-12, `${what}: ${a} != ${b}`);
@@ -43,4 +43,11 @@ Deno.test("the batch ramp grows from one micro-batch to the target, then holds",
   }
   assert.equal(microBatchesPerStep({ target: 8, ramp: 0 }, 0), 8, "no ramp");
   assert.equal(microBatchesPerStep({ target: 1, ramp: 0.6 }, 0.1), 1, "target of one");
+});
+
+Deno.test("a budget of steps reads the micro-batches of every step, the ramp's smaller ones first", () => {
+  // Steps start at fractions 0, 1/8, ..., 7/8: 1, 1, 2 and 3 micro-batches on the ramp, then 4 each.
+  assert.equal(microBatchesInSteps({ target: 4, ramp: 0.5 }, 8), 1 + 1 + 2 + 3 + 4 * 4);
+  assert.equal(microBatchesInSteps({ target: 4, ramp: 0 }, 8), 32);
+  assert.equal(microBatchesInSteps({ target: 4, ramp: 0.5 }, 0), 0);
 });
