@@ -28,7 +28,9 @@ const TABLE = {
 const USAGE = `Usage: deno task glue-curve [options] <run folder>...
 
 Reads each run folder's summary.json, glue.json and glue-from-scratch.json, prints the GLUE average
-against the pretraining budget as a Markdown table, and plots it against minutes and against tokens seen.`;
+against the pretraining budget as a Markdown table, and plots it against minutes and against tokens seen:
+a line per preset, split where its runs differ in masking rate or dataset size (read from the newest
+checkpoint when summary.json predates them).`;
 
 async function main(): Promise<void> {
   const { values, positionals, help } = parseCommandLine(TABLE, Deno.args, { positionals: true });

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { decodeState, STATE_FILE } from "../train/checkpoint_state.ts";
+import { newestCheckpoint } from "../train/checkpoints.ts";
 import { escapeXml, formatCount, gridAndFrame, niceTicks, svgStart } from "../train/plot.ts";
 
 /** One run's pretraining and its GLUE averages. */
@@ -17,9 +19,9 @@ export interface BudgetPoint {
   minutes: number;
   tokens: number;
   finalLoss: number;
-  /** The MLM masking rate; null in summaries written before it was recorded. */
+  /** The MLM masking rate: from summary.json, else from the run's newest checkpoint; null if neither has it. */
   maskRate: number | null;
-  /** Tokens in the run's dataset; null in summaries written before it was recorded. */
+  /** Tokens in the run's dataset, from the same places. */
   dataTokens: number | null;
   /** GLUE average (WebGPU scores, percent) after pretraining; null without glue.json. */
   pretrained: number | null;
@@ -93,20 +95,51 @@ async function readAverage(
   };
 }
 
+/**
+ * The masking rate and dataset tokens of a run whose summary.json predates them, from its newest checkpoint's
+ * state (its resolved options and its dataset's sequences); null where the run kept no checkpoint or the
+ * options no rate.
+ */
+async function recipeFromCheckpoint(
+  run: string,
+): Promise<{ maskRate: number | null; dataTokens: number | null }> {
+  const dir = await newestCheckpoint(run);
+  if (dir === undefined) return { maskRate: null, dataTokens: null };
+  const path = `${dir}/${STATE_FILE}`;
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new BudgetCurveError(`${path}: cannot be read (${(e as Error).message})`);
+  }
+  const state = decodeState(bytes, path);
+  return {
+    maskRate: state.options.maskRate ?? null,
+    dataTokens: state.dataset.sequences * state.config.maxSeqLen,
+  };
+}
+
 /** The point of run folder `run`: its summary.json is required, the evaluations are not. */
 export async function readBudgetPoint(run: string): Promise<BudgetPoint> {
   const path = `${run}/summary.json`;
   const summary = (await readJson(path, false))!;
   const pretrained = await readAverage(`${run}/glue.json`);
   const scratch = await readAverage(`${run}/glue-from-scratch.json`);
+  let maskRate = optionalNumber(path, summary, "maskRate");
+  let dataTokens = optionalNumber(path, summary, "dataTokens");
+  if (maskRate === null || dataTokens === null) {
+    const recipe = await recipeFromCheckpoint(run);
+    maskRate ??= recipe.maskRate;
+    dataTokens ??= recipe.dataTokens;
+  }
   return {
     run,
     preset: field(path, summary, "preset", isString),
     minutes: field(path, summary, "usedSeconds", isNumber) / 60,
     tokens: field(path, summary, "tokensSeen", isNumber),
     finalLoss: field(path, summary, "finalLoss", isNumber),
-    maskRate: optionalNumber(path, summary, "maskRate"),
-    dataTokens: optionalNumber(path, summary, "dataTokens"),
+    maskRate,
+    dataTokens,
     pretrained: pretrained?.average ?? null,
     scratch: scratch?.average ?? null,
     seeds: pretrained?.seeds ?? null,
@@ -118,22 +151,24 @@ const score = (v: number | null) => (v === null ? "—" : v.toFixed(1));
 const masked = (rate: number | null) => (rate === null ? "—" : `${+(rate * 100).toPrecision(3)}%`);
 const dataSize = (tokens: number | null) => (tokens === null ? "—" : formatCount(tokens));
 
+const maskLabel = (
+  p: BudgetPoint,
+) => (p.maskRate === null ? "masking not recorded" : `${masked(p.maskRate)} masked`);
+const dataLabel = (p: BudgetPoint) =>
+  p.dataTokens === null ? "data not recorded" : `${dataSize(p.dataTokens)} tokens of data`;
+
 /**
- * The series of a point: its preset, then its masking rate and its dataset's tokens where runs of that preset
- * among `points` differ in them, e.g. `["compact", "30% masked", "66.8M tokens of data"]`.
+ * Each point's series: its preset, then its masking rate and its dataset's tokens where the runs of that preset
+ * among `points` differ in them as printed, e.g. `["compact", "30% masked", "66.8M tokens of data"]`.
  */
-export function seriesOf(point: BudgetPoint, points: readonly BudgetPoint[]): string[] {
-  const same = points.filter((q) => q.preset === point.preset);
-  const varies = (key: "maskRate" | "dataTokens") => new Set(same.map((q) => q[key])).size > 1;
-  return [
-    point.preset,
-    ...(varies("maskRate")
-      ? [point.maskRate === null ? "masking not recorded" : `${masked(point.maskRate)} masked`]
-      : []),
-    ...(varies("dataTokens")
-      ? [point.dataTokens === null ? "data not recorded" : `${dataSize(point.dataTokens)} tokens of data`]
-      : []),
-  ];
+export function seriesOf(points: readonly BudgetPoint[]): Map<BudgetPoint, string[]> {
+  const series = new Map<BudgetPoint, string[]>();
+  for (const preset of new Set(points.map((p) => p.preset))) {
+    const same = points.filter((p) => p.preset === preset);
+    const varying = [maskLabel, dataLabel].filter((label) => new Set(same.map(label)).size > 1);
+    for (const p of same) series.set(p, [preset, ...varying.map((label) => label(p))]);
+  }
+  return series;
 }
 
 /** The points as a Markdown table, by series and then budget. */
@@ -153,12 +188,18 @@ export function budgetTableMarkdown(points: readonly BudgetPoint[]): string {
   ].join("\n");
 }
 
+/** By preset, masking rate, dataset size (unrecorded ones last) and budget. */
 function sortPoints(points: readonly BudgetPoint[]): BudgetPoint[] {
-  const key = (p: BudgetPoint) => seriesOf(p, points).join(", ");
-  return points.toSorted((a, b) => key(a).localeCompare(key(b)) || a.minutes - b.minutes);
+  const byValue = (a: number | null, b: number | null) =>
+    a === b ? 0 : a === null ? 1 : b === null ? -1 : a - b;
+  return points.toSorted((a, b) =>
+    a.preset.localeCompare(b.preset) || byValue(a.maskRate, b.maskRate) ||
+    byValue(a.dataTokens, b.dataTokens) || a.minutes - b.minutes
+  );
 }
 
-const COLORS = ["#1f5fbf", "#c0392b", "#27ae60", "#8e44ad", "#d68910"];
+// Series past the eighth repeat the colours with dashed lines.
+const COLORS = ["#1f5fbf", "#c0392b", "#27ae60", "#8e44ad", "#d68910", "#16a085", "#7f8c8d", "#d35400"];
 
 /**
  * GLUE average against budget minutes (or tokens seen) as SVG: a line per series (see
@@ -169,11 +210,18 @@ export function budgetCurveSvg(
   points: readonly BudgetPoint[],
   options: { x: "minutes" | "tokens"; title?: string },
 ): string {
-  const width = 780;
-  const height = 440;
-  const box = { left: 60, right: width - 190, top: 48, bottom: height - 52 };
   const xOf = (p: BudgetPoint) => (options.x === "minutes" ? p.minutes : p.tokens);
   const scored = sortPoints(points).filter((p) => p.pretrained !== null || p.scratch !== null);
+  const series = seriesOf(scored);
+  const groups = Map.groupBy(scored, (p) => series.get(p)!.join(", "));
+  // The legend gives a series two lines (its dots) and one for each recipe part; the plot grows to hold it.
+  const legendHeight = [...groups.values()].reduce(
+    (sum, runs) => sum + 20 + 16 * series.get(runs[0])!.length,
+    0,
+  );
+  const width = 780;
+  const height = Math.max(440, 48 + 16 + legendHeight + 8);
+  const box = { left: 60, right: width - 190, top: 48, bottom: height - 52 };
   const out = svgStart(width, height, options.title ?? "GLUE average against pretraining budget", 24);
   if (scored.length === 0) {
     out.push(
@@ -213,16 +261,16 @@ export function budgetCurveSvg(
     `<text transform="translate(16 ${(box.top + box.bottom) / 2}) rotate(-90)" text-anchor="middle">` +
       `GLUE average</text>`,
   );
-  const nameOf = (p: BudgetPoint) => seriesOf(p, scored);
-  const series = [...new Set(scored.map((p) => nameOf(p).join(", ")))];
   let ly = box.top + 16;
-  series.forEach((name, i) => {
+  [...groups.values()].forEach((runs, i) => {
     const color = COLORS[i % COLORS.length];
-    const runs = scored.filter((p) => nameOf(p).join(", ") === name);
+    const dash = i < COLORS.length ? "" : ` stroke-dasharray="6 3"`;
     const line = runs.filter((p) => p.pretrained !== null).map((p) =>
       `${f(x(xOf(p)))},${f(y(p.pretrained!))}`
     );
-    out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${line.join(" ")}"/>`);
+    out.push(
+      `<polyline fill="none" stroke="${color}" stroke-width="1.5"${dash} points="${line.join(" ")}"/>`,
+    );
     for (const p of runs) {
       if (p.pretrained !== null) {
         out.push(`<circle cx="${f(x(xOf(p)))}" cy="${f(y(p.pretrained))}" r="4" fill="${color}"/>`);
@@ -234,7 +282,7 @@ export function budgetCurveSvg(
       }
     }
     // The preset beside the two dots, and what else sets the series apart on lines of their own below.
-    const [preset, ...recipe] = nameOf(runs[0]);
+    const [preset, ...recipe] = series.get(runs[0])!;
     out.push(
       `<circle cx="${box.right + 18}" cy="${ly}" r="4" fill="${color}"/>` +
         `<text x="${box.right + 28}" y="${ly + 4}">${escapeXml(preset)}, pretrained</text>`,

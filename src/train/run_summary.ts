@@ -58,7 +58,9 @@ export interface RunOutcome {
   budget: string;
   /** Bytes of GPU buffers the trainer allocated. */
   peakMemoryBytes: number;
+  /** The resolved `--mask-rate`. */
   maskRate: number;
+  /** Tokens in the dataset: sequences times their length. */
   dataTokens: number;
   /** Where a resumed run started: its tokens and seconds are not this process's. */
   resumedFrom?: { tokensSeen: number; usedSeconds: number };

@@ -48,7 +48,7 @@ Deno.test("a folder without summary.json, or an evaluation left pending, is an e
   );
 });
 
-Deno.test("the table lists runs by preset, then budget; the plot has a line per preset and a dot per score", async () => {
+Deno.test("the table lists runs by series, then budget; the plot has a line per series and a dot per score", async () => {
   const points = await Promise.all(
     ["crammed-10m", "compact-5m", "compact-2m", "unevaluated"].map((r) => readBudgetPoint(`${runs}${r}`)),
   );
@@ -110,20 +110,63 @@ Deno.test("runs of one preset that differ in masking rate or data are separate s
       readBudgetPoint(`${runs}${r}`)
     ),
   );
-  assert.deepEqual(seriesOf(points[2], points), ["compact", "30% masked", "66.8M tokens of data"]);
-  // The older summaries recorded neither: that is a series of its own, not a guess.
-  assert.deepEqual(seriesOf(points[0], points), ["compact", "masking not recorded", "data not recorded"]);
-  assert.deepEqual(seriesOf(points[3], points), ["crammed"]);
+  const series = seriesOf(points);
+  assert.deepEqual(series.get(points[2]), ["compact", "30% masked", "66.8M tokens of data"]);
+  // The older summaries recorded neither (and kept no checkpoint): a series of their own, not a guess.
+  assert.deepEqual(series.get(points[0]), ["compact", "masking not recorded", "data not recorded"]);
+  assert.deepEqual(series.get(points[3]), ["crammed"]);
   const rows = budgetTableMarkdown(points).split("\n").slice(2);
-  assert.match(rows.find((r) => r.includes("more-data"))!, /\| compact \| 30% \| 66\.8M \| 10\.0 \| 446M \|/);
+  // By preset, then masking rate and data (unrecorded last), then budget.
+  assert.deepEqual(rows.map((r) => r.split(" | ")[0].split("/").at(-1)), [
+    "compact-10m-more-data",
+    "compact-2m",
+    "compact-5m",
+    "crammed-10m",
+  ]);
+  assert.match(rows[0], /\| compact \| 30% \| 66\.8M \| 10\.0 \| 446M \|/);
   const svg = budgetCurveSvg(points, { x: "minutes" });
   assert.equal(svg.match(/<polyline/g)?.length, 3);
   for (const part of ["30% masked", "66.8M tokens of data", "crammed, pretrained"]) {
     assert.ok(svg.includes(`>${part}<`), part);
   }
-  // Legend lines do not overlap: every text of the legend has a y of its own.
-  const legend = [...svg.matchAll(/<text x="(\d+)" y="([\d.]+)"[^>]*>[^<]*<\/text>/g)].filter((m) =>
-    +m[1] > 600
-  );
-  assert.equal(new Set(legend.map((m) => m[2])).size, legend.length);
+});
+
+Deno.test("values that print alike are one series; the legend of many series fits the plot, line under line", () => {
+  const point = (i: number, maskRate: number) => ({
+    run: `runs/r${i}`,
+    preset: "compact",
+    minutes: 5,
+    tokens: 2e8,
+    finalLoss: 3,
+    maskRate,
+    dataTokens: 1e7 * (1 + i),
+    pretrained: 50 + i,
+    scratch: null,
+    seeds: 3,
+    covered: ["CoLA"],
+  });
+  // 0.1 + 0.2 is not 0.3, but both print as 30%: no masking line in the names.
+  const alike = [point(0, 0.3), point(1, 0.1 + 0.2)];
+  assert.deepEqual([...seriesOf(alike).values()], [["compact", "10M tokens of data"], [
+    "compact",
+    "20M tokens of data",
+  ]]);
+  // Ten series of three legend lines each: the plot grows, lines stay 16 px apart, colours repeat dashed.
+  const many = Array.from({ length: 10 }, (_, i) => point(i, 0.1 + 0.02 * i));
+  const svg = budgetCurveSvg(many, { x: "minutes" });
+  const height = Number(svg.match(/<svg[^>]* height="(\d+)"/)![1]);
+  const legend = [...svg.matchAll(/<text x="(\d+)" y="([\d.]+)"[^>]*>[^<]*<\/text>/g)]
+    .filter((m) => Number(m[1]) > 600).map((m) => Number(m[2])).sort((a, b) => a - b);
+  assert.equal(legend.length, 10 * 4);
+  for (let i = 1; i < legend.length; i++) {
+    assert.ok(legend[i] - legend[i - 1] >= 16, `legend lines at ${legend}`);
+  }
+  assert.ok(legend.at(-1)! < height, `last legend line at ${legend.at(-1)}, plot height ${height}`);
+  assert.equal(svg.match(/stroke-dasharray/g)?.length, 2);
+});
+
+Deno.test("a summary written before the recipe was recorded takes it from the run's newest checkpoint", async () => {
+  const point = await readBudgetPoint(`${runs}compact-recipe-in-checkpoint`);
+  // fixtures/train/run's state: 100 sequences of 8 tokens, masking 0.15.
+  assert.deepEqual([point.maskRate, point.dataTokens], [0.15, 800]);
 });
