@@ -6,6 +6,7 @@ import {
   fitToDataset,
   formatBytes,
   pretrain,
+  type PretrainEvents,
   shapedPreset,
   trainedVocabSize,
 } from "../../src/train/pretrain.ts";
@@ -70,27 +71,45 @@ Deno.test("formatBytes shows MiB below a GiB and GiB from there", () => {
 
 const corpus = new URL("../../fixtures/data/corpus/prose.txt", import.meta.url).pathname;
 
+/**
+ * Pretrains the tiny preset on the prose fixture into `<dir>/run` with `args` added, on the built-in backend;
+ * `listen` gives the stop listener (default: never stopped) and sees the messages written so far.
+ */
+async function pretrainTiny(
+  dir: string,
+  args: string[],
+  listen: (messages: string[]) => ReturnType<PretrainEvents["listenForStop"]> = () => ({
+    requested: () => false,
+    close: () => {},
+  }),
+) {
+  const out = `${dir}/run`;
+  const messages: string[] = [];
+  const fixed = ["--corpus", corpus, "--preset", "tiny", "--out", out, "--gpu", "builtin"];
+  const parsed = parseOptions([...fixed, ...args]);
+  const result = await pretrain(parsed, {
+    progress: new Progress({ terminal: false, write: (text) => messages.push(text) }),
+    listenForStop: () => listen(messages),
+  });
+  return { out, result, messages };
+}
+
 Deno.test({
   name: "writes: pretrain listens for a stop only while training, and a stop ends the run with a checkpoint",
   ignore: !writesAllowed("pretrain_test"),
   fn: () =>
     inTempDir(async (dir) => {
-      const out = `${dir}/run`;
-      const parsed = parseOptions([
-        ...["--corpus", corpus, "--preset", "tiny", "--vocab-size", "256", "--out", out, "--gpu", "builtin"],
-        ...["--budget", "50steps", "--batch", "4", "--micro-batch", "2"],
-      ]);
-      const messages: string[] = [];
       const events: string[] = [];
-      const result = await pretrain(parsed, {
-        progress: new Progress({ terminal: false, write: (text) => messages.push(text) }),
-        listenForStop: () => {
+      const { out, result } = await pretrainTiny(
+        dir,
+        ["--vocab-size", "256", "--budget", "50steps", "--batch", "4", "--micro-batch", "2"],
+        (messages) => {
           // The data is ready and the trainer planned by the time the run listens.
           events.push(`listen after ${messages.filter((m) => /micro-batches of 2/.test(m)).length} plan`);
           let asked = 0;
           return { requested: () => ++asked > 1, close: () => events.push("close") };
         },
-      });
+      );
       assert.deepEqual(events, ["listen after 1 plan", "close"]);
       assert.ok(result.trained);
       assert.equal(result.summary.stopped, "interrupted");
@@ -117,15 +136,8 @@ Deno.test({
   ignore: !writesAllowed("pretrain_test"),
   fn: () =>
     inTempDir(async (dir) => {
-      const out = `${dir}/run`;
-      const parsed = parseOptions([
-        ...["--corpus", corpus, "--preset", "tiny", "--out", out, "--gpu", "builtin"],
-        ...["--budget", "2steps", "--batch", "2", "--micro-batch", "2"],
-      ]);
-      const result = await pretrain(parsed, {
-        progress: new Progress({ terminal: false, write: () => {} }),
-        listenForStop: () => ({ requested: () => false, close: () => {} }),
-      });
+      const budget = ["--budget", "2steps", "--batch", "2", "--micro-batch", "2"];
+      const { out, result } = await pretrainTiny(dir, budget);
       assert.ok(result.trained);
       assert.equal(result.summary.steps, 2);
       assert.ok(Number.isFinite(result.summary.finalLoss));
@@ -141,16 +153,10 @@ Deno.test({
   ignore: !writesAllowed("pretrain_test"),
   fn: () =>
     inTempDir(async (dir) => {
-      const out = `${dir}/run`;
-      const parsed = parseOptions([
-        ...["--corpus", corpus, "--preset", "tiny", "--vocab-size", "256", "--out", out, "--gpu", "builtin"],
-        ...["--budget", "30steps", "--batch", "8", "--micro-batch", "2", "--ramp", "0.5"],
+      const { result, messages } = await pretrainTiny(dir, [
+        ...["--vocab-size", "256", "--budget", "30steps"],
+        ...["--batch", "8", "--micro-batch", "2", "--ramp", "0.5"],
       ]);
-      const messages: string[] = [];
-      const result = await pretrain(parsed, {
-        progress: new Progress({ terminal: false, write: (text) => messages.push(text) }),
-        listenForStop: () => ({ requested: () => false, close: () => {} }),
-      });
       assert.ok(result.trained);
       const { tokensSeen, dataTokens } = result.summary;
       const epochLines = messages.filter((m) => m.includes("epoch 2 begins"));
