@@ -53,14 +53,19 @@ function fields(s: ProgressSnapshot): string[] {
 export interface RunEnd {
   stopped: "budget" | "interrupted" | "non-finite";
   steps: number;
+  /** Tokens and budget seconds of the whole run, earlier processes of a resumed one included. */
   tokensSeen: number;
   usedSeconds: number;
   budget: string;
-  tokensPerSecond: number;
   finalLoss: number;
+  /** Tokens in the dataset: the line gives the passes over it. */
+  dataTokens: number;
 }
 
-/** The end of a run in words, for the terminal: why it stopped, how far it got, where its files are. */
+/**
+ * The end of a run in words, for the terminal: why it stopped, how far it got (tokens, passes over the data,
+ * time, and their rate, all of the whole run), where its files are.
+ */
 export function formatRunEnd(end: RunEnd, out: string): string {
   const why = {
     budget: "the budget is used",
@@ -68,9 +73,13 @@ export function formatRunEnd(end: RunEnd, out: string): string {
     "non-finite": "stopped: gradients not finite",
   }[end.stopped];
   const loss = Number.isFinite(end.finalLoss) ? end.finalLoss.toFixed(3) : "not finite";
-  return `${why}: ${end.steps} steps, ${formatCount(end.tokensSeen)} tokens in ${
+  const passes = end.tokensSeen / end.dataTokens;
+  const rate = end.usedSeconds > 0 ? ` (${formatCount(end.tokensSeen / end.usedSeconds)} tok/s)` : "";
+  return `${why}: ${end.steps} steps, ${formatCount(end.tokensSeen)} tokens (${
+    passes < 10 ? passes.toFixed(1) : passes.toFixed(0)
+  } passes over the data) in ${
     formatDuration(end.usedSeconds)
-  } of ${end.budget} (${formatCount(end.tokensPerSecond)} tok/s), final loss ${loss}; ` +
+  } of ${end.budget}${rate}, final loss ${loss}; ` +
     `${out}/: checkpoints/, metrics.jsonl, loss.svg, summary.json`;
 }
 

@@ -83,20 +83,25 @@ Deno.test("not on a terminal: plain lines for records and messages, nothing per 
   ]);
 });
 
-Deno.test("the end of a run in words: why, how far, where its files are", () => {
+Deno.test("the end of a run in words: why, how far (passes and rate of the whole run), where its files are", () => {
   const end = {
     stopped: "budget" as const,
     steps: 4714,
     tokensSeen: 194_300_000,
     usedSeconds: 600,
     budget: "10m",
-    tokensPerSecond: 329_677,
     finalLoss: 2.7612,
+    dataTokens: 32_500_000,
   };
   assert.equal(
     formatRunEnd(end, "runs/k10"),
-    "the budget is used: 4714 steps, 194M tokens in 10:00 of 10m (330k tok/s), final loss 2.761; " +
-      "runs/k10/: checkpoints/, metrics.jsonl, loss.svg, summary.json",
+    "the budget is used: 4714 steps, 194M tokens (6.0 passes over the data) in 10:00 of 10m (324k tok/s), " +
+      "final loss 2.761; runs/k10/: checkpoints/, metrics.jsonl, loss.svg, summary.json",
+  );
+  // A resumed run's rate is its tokens over its time, both of the whole run, not its last process's.
+  assert.match(
+    formatRunEnd({ ...end, tokensSeen: 446_169_088, usedSeconds: 601.7, dataTokens: 66_776_448 }, "r"),
+    /446M tokens \(6\.7 passes over the data\) in 10:02 of 10m \(742k tok\/s\)/,
   );
   assert.match(
     formatRunEnd({ ...end, stopped: "non-finite", finalLoss: NaN }, "r"),
