@@ -151,11 +151,13 @@ const score = (v: number | null) => (v === null ? "—" : v.toFixed(1));
 const masked = (rate: number | null) => (rate === null ? "—" : `${+(rate * 100).toPrecision(3)}%`);
 const dataSize = (tokens: number | null) => (tokens === null ? "—" : formatCount(tokens));
 
-const maskLabel = (
-  p: BudgetPoint,
-) => (p.maskRate === null ? "masking not recorded" : `${masked(p.maskRate)} masked`);
-const dataLabel = (p: BudgetPoint) =>
-  p.dataTokens === null ? "data not recorded" : `${dataSize(p.dataTokens)} tokens of data`;
+function maskLabel(p: BudgetPoint): string {
+  return p.maskRate === null ? "masking not recorded" : `${masked(p.maskRate)} masked`;
+}
+
+function dataLabel(p: BudgetPoint): string {
+  return p.dataTokens === null ? "data not recorded" : `${dataSize(p.dataTokens)} tokens of data`;
+}
 
 /**
  * Each point's series: its preset, then its masking rate and its dataset's tokens where the runs of that preset
@@ -173,13 +175,19 @@ export function seriesOf(points: readonly BudgetPoint[]): Map<BudgetPoint, strin
 
 /** The points as a Markdown table, by series and then budget. */
 export function budgetTableMarkdown(points: readonly BudgetPoint[]): string {
-  const rows = sortPoints(points).map((p) =>
-    `| ${p.run} | ${p.preset} | ${masked(p.maskRate)} | ${dataSize(p.dataTokens)} | ${
-      p.minutes.toFixed(1)
-    } | ` +
-    `${formatCount(p.tokens)} | ${p.finalLoss.toFixed(3)} | ` +
-    `${score(p.pretrained)} | ${score(p.scratch)} | ${p.seeds ?? "—"} |`
-  );
+  const rows = sortPoints(points).map((p) => {
+    const cells = [
+      ...[p.run, p.preset, masked(p.maskRate), dataSize(p.dataTokens), p.minutes.toFixed(1)],
+      ...[
+        formatCount(p.tokens),
+        p.finalLoss.toFixed(3),
+        score(p.pretrained),
+        score(p.scratch),
+        p.seeds ?? "—",
+      ],
+    ];
+    return `| ${cells.join(" | ")} |`;
+  });
   return [
     "| run | preset | masked | data tokens | minutes | tokens | MLM loss | GLUE, pretrained | GLUE, no pretraining " +
     "| seeds |",
@@ -215,12 +223,10 @@ export function budgetCurveSvg(
   const series = seriesOf(scored);
   const groups = Map.groupBy(scored, (p) => series.get(p)!.join(", "));
   // The legend gives a series two lines (its dots) and one for each recipe part; the plot grows to hold it.
-  const legendHeight = [...groups.values()].reduce(
-    (sum, runs) => sum + 20 + 16 * series.get(runs[0])!.length,
-    0,
-  );
+  const legendHeight = (runs: BudgetPoint[]) => 36 + 16 * (series.get(runs[0])!.length - 1);
+  const legendTotal = [...groups.values()].reduce((sum, runs) => sum + legendHeight(runs), 0);
   const width = 780;
-  const height = Math.max(440, 48 + 16 + legendHeight + 8);
+  const height = Math.max(440, 48 + 16 + legendTotal + 8);
   const box = { left: 60, right: width - 190, top: 48, bottom: height - 52 };
   const out = svgStart(width, height, options.title ?? "GLUE average against pretraining budget", 24);
   if (scored.length === 0) {
@@ -292,7 +298,7 @@ export function budgetCurveSvg(
         `<text x="${box.right + 28}" y="${ly + 36 + 16 * j}" fill="#555">${escapeXml(part)}</text>`
       ),
     );
-    ly += 36 + 16 * recipe.length;
+    ly += legendHeight(runs);
   });
   out.push("</svg>");
   return out.join("\n");

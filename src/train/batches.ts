@@ -186,18 +186,3 @@ export class BatchSource {
     });
   }
 }
-
-/**
- * The log line for the start of `epoch` (counted from 0) once `fraction` of the budget is used, with the passes
- * over the dataset the whole budget makes (how often it repeats the data): `passes` where it is known ahead (a
- * budget of steps), else projected from the pace so far (a time budget, whose tokens a second hardly change as
- * the batch ramps up).
- */
-export function epochMessage(epoch: number, fraction: number, passes?: number): string {
-  const line = `epoch ${epoch + 1} begins: every sequence of the dataset has been used once more`;
-  const projected = passes === undefined;
-  if (projected && !(fraction > 0 && fraction < 1)) return line;
-  const total = passes ?? epoch / fraction;
-  return `${line} (${Math.floor(fraction * 100)}% of the budget used; ${projected ? "at this pace " : ""}` +
-    `the budget makes ${total < 10 ? total.toFixed(1) : total.toFixed(0)} passes over it)`;
-}

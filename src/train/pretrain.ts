@@ -27,7 +27,7 @@ import {
 } from "../model/config.ts";
 import { initParams } from "../model/init.ts";
 import { readLossScale } from "../model/loss_scale.ts";
-import { BatchSource, epochMessage } from "./batches.ts";
+import { BatchSource } from "./batches.ts";
 import { Budget, formatBudget } from "./budget.ts";
 import { readCheckpoint, writeCheckpoint } from "./checkpoints.ts";
 import { trainLoop } from "./loop.ts";
@@ -43,7 +43,7 @@ import {
   type PretrainOptions,
 } from "./options.ts";
 import { lossCurveSvg } from "./plot.ts";
-import type { Progress } from "./progress.ts";
+import { epochMessage, type Progress } from "./progress.ts";
 import { budgetUsedMessage, checkResumedDataset, restoreTrainer, runOptions } from "./resume.ts";
 import { type RunSummary, summarizeRun, writeSummary } from "./run_summary.ts";
 import { microBatchesInSteps } from "./schedule.ts";

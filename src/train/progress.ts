@@ -49,6 +49,25 @@ function fields(s: ProgressSnapshot): string[] {
   ];
 }
 
+/** Passes over a dataset, to one decimal below 10. */
+function formatPasses(passes: number): string {
+  return passes < 10 ? passes.toFixed(1) : passes.toFixed(0);
+}
+
+/**
+ * The log line for the start of `epoch` (counted from 0) once `fraction` of the budget is used, with the passes
+ * over the dataset the whole budget makes (how often it repeats the data): `passes` where it is known ahead (a
+ * budget of steps), else projected from the pace so far (a time budget, whose tokens a second hardly change as
+ * the batch ramps up).
+ */
+export function epochMessage(epoch: number, fraction: number, passes?: number): string {
+  const line = `epoch ${epoch + 1} begins: every sequence of the dataset has been used once more`;
+  const projected = passes === undefined;
+  if (projected && !(fraction > 0 && fraction < 1)) return line;
+  return `${line} (${Math.floor(fraction * 100)}% of the budget used; ${projected ? "at this pace " : ""}` +
+    `the budget makes ${formatPasses(passes ?? epoch / fraction)} passes over it)`;
+}
+
 /** What a finished run reports at its end (the JSON summary has more). */
 export interface RunEnd {
   stopped: "budget" | "interrupted" | "non-finite";
@@ -73,11 +92,11 @@ export function formatRunEnd(end: RunEnd, out: string): string {
     "non-finite": "stopped: gradients not finite",
   }[end.stopped];
   const loss = Number.isFinite(end.finalLoss) ? end.finalLoss.toFixed(3) : "not finite";
-  const passes = end.tokensSeen / end.dataTokens;
+  const passes = formatPasses(end.tokensSeen / end.dataTokens);
   const rate = end.usedSeconds > 0 ? ` (${formatCount(end.tokensSeen / end.usedSeconds)} tok/s)` : "";
-  return `${why}: ${end.steps} steps, ${formatCount(end.tokensSeen)} tokens (${
-    passes < 10 ? passes.toFixed(1) : passes.toFixed(0)
-  } passes over the data) in ${
+  return `${why}: ${end.steps} steps, ${
+    formatCount(end.tokensSeen)
+  } tokens (${passes} passes over the data) in ${
     formatDuration(end.usedSeconds)
   } of ${end.budget}${rate}, final loss ${loss}; ` +
     `${out}/: checkpoints/, metrics.jsonl, loss.svg, summary.json`;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BatchSource, epochMessage, type MicroBatch, type SequenceSource } from "../../src/train/batches.ts";
+import { BatchSource, type MicroBatch, type SequenceSource } from "../../src/train/batches.ts";
 
 const T = 8;
 
@@ -125,28 +125,4 @@ Deno.test("a corpus smaller than a micro-batch, or a position past its end, is a
       new BatchSource(fakeSource(10).source, { ...options, start: { epoch: 0, index: 8 }, name: "runs/d" }),
     /data position 8 of epoch 0 is past the 10 sequences of runs\/d/,
   );
-});
-
-Deno.test("the epoch line gives the passes the whole budget makes: known for steps, else projected from the pace", () => {
-  // A 10-minute run through 66.8M tokens at 740k tokens/s began its second epoch 90 s in: 6.7 passes.
-  assert.equal(
-    epochMessage(1, 0.15),
-    "epoch 2 begins: every sequence of the dataset has been used once more " +
-      "(15% of the budget used; at this pace the budget makes 6.7 passes over it)",
-  );
-  assert.match(epochMessage(6, 0.25), /at this pace the budget makes 24 passes over it\)$/);
-  // A budget of steps knows its total: no projection, which the batch ramp would skew.
-  assert.match(
-    epochMessage(1, 0.3, 8.66),
-    /\(30% of the budget used; the budget makes 8\.7 passes over it\)$/,
-  );
-  // The share used is rounded down: not 100% before the end.
-  assert.match(epochMessage(2, 0.996), /\(99% of the budget used/);
-  // No pace to project from (a time budget before its first second) or nothing left to project.
-  for (const fraction of [0, 1, NaN]) {
-    assert.equal(
-      epochMessage(3, fraction),
-      "epoch 4 begins: every sequence of the dataset has been used once more",
-    );
-  }
 });

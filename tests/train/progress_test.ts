@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  epochMessage,
   formatBar,
   formatDuration,
   formatLine,
@@ -107,4 +108,28 @@ Deno.test("the end of a run in words: why, how far (passes and rate of the whole
     formatRunEnd({ ...end, stopped: "non-finite", finalLoss: NaN }, "r"),
     /^stopped: gradients not finite: .* final loss not finite;/,
   );
+});
+
+Deno.test("the epoch line gives the passes the whole budget makes: known for steps, else projected from the pace", () => {
+  // A 10-minute run through 66.8M tokens at 740k tokens/s began its second epoch 90 s in: 6.7 passes.
+  assert.equal(
+    epochMessage(1, 0.15),
+    "epoch 2 begins: every sequence of the dataset has been used once more " +
+      "(15% of the budget used; at this pace the budget makes 6.7 passes over it)",
+  );
+  assert.match(epochMessage(6, 0.25), /at this pace the budget makes 24 passes over it\)$/);
+  // A budget of steps knows its total: no projection, which the batch ramp would skew.
+  assert.match(
+    epochMessage(1, 0.3, 8.66),
+    /\(30% of the budget used; the budget makes 8\.7 passes over it\)$/,
+  );
+  // The share used is rounded down: not 100% before the end.
+  assert.match(epochMessage(2, 0.996), /\(99% of the budget used/);
+  // No pace to project from (a time budget before its first second) or nothing left to project.
+  for (const fraction of [0, 1, NaN]) {
+    assert.equal(
+      epochMessage(3, fraction),
+      "epoch 4 begins: every sequence of the dataset has been used once more",
+    );
+  }
 });
