@@ -4,9 +4,9 @@
  *
  *   deno task glue-curve [--out DIR] [--title TEXT] runs/a runs/b ...
  *
- * prints a Markdown table (preset, masking rate, dataset tokens, minutes, tokens, MLM loss, both GLUE
- * averages, seeds) and writes DIR/glue-budget-minutes.svg and DIR/glue-budget-tokens.svg: a line per preset,
- * and per masking rate or dataset size where the runs of a preset differ in them.
+ * prints a Markdown table (preset, masking rate, dataset tokens, minutes, tokens, MLM loss, finetuning learning
+ * rate, both GLUE averages, seeds) and writes DIR/glue-budget-minutes.svg and DIR/glue-budget-tokens.svg: a line
+ * per preset, and per masking rate, dataset size or finetuning rate where the runs of a preset differ in them.
  *
  * @module
  */
@@ -30,7 +30,7 @@ const USAGE = `Usage: deno task glue-curve [options] <run folder>...
 Reads each run folder's summary.json, glue.json and glue-from-scratch.json, prints the GLUE average
 against the pretraining budget as a Markdown table, and plots it against minutes and against tokens seen:
 a line per preset, split where its runs differ in masking rate or dataset size (read from the newest
-checkpoint when summary.json predates them).`;
+checkpoint when summary.json predates them) or in the learning rate glue.json's finetuning used.`;
 
 async function main(): Promise<void> {
   const { values, positionals, help } = parseCommandLine(TABLE, Deno.args, { positionals: true });

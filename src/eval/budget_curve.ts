@@ -2,7 +2,7 @@
  * GLUE score against pretraining budget: one point per run folder, from its summary.json (preset, budget
  * used, tokens seen, final MLM loss, masking rate, dataset size) and the glue.json and glue-from-scratch.json
  * that `deno task eval` wrote into it, as a Markdown table and an SVG plot (`deno task glue-curve`). Runs of
- * one preset that differ in masking rate or dataset size are separate series.
+ * one preset that differ in masking rate, dataset size or finetuning learning rate are separate series.
  *
  * @module
  */
@@ -23,6 +23,8 @@ export interface BudgetPoint {
   maskRate: number | null;
   /** Tokens in the run's dataset, from the same places. */
   dataTokens: number | null;
+  /** The learning rate glue.json's finetuning used; null without glue.json or where it predates the field. */
+  finetuneLr: number | null;
   /** GLUE average (WebGPU scores, percent) after pretraining; null without glue.json. */
   pretrained: number | null;
   /** The same finetuning from a random init; null without glue-from-scratch.json. */
@@ -73,10 +75,13 @@ function optionalNumber(path: string, object: Record<string, unknown>, name: str
   return name in object ? field(path, object, name, isNumber) : null;
 }
 
-/** The GLUE average of an evaluation file (WebGPU scores), its seeds and dev sets; null without the file. */
+/**
+ * The GLUE average of an evaluation file (WebGPU scores), its seeds, dev sets and finetuning learning rate
+ * (`source.finetune.lr`; null where the file predates it); null without the file.
+ */
 async function readAverage(
   path: string,
-): Promise<{ average: number; seeds: number; covered: string[] } | null> {
+): Promise<{ average: number; seeds: number; covered: string[]; lr: number | null } | null> {
   const glue = await readJson(path, true);
   if (!glue) return null;
   if ("pending" in glue) {
@@ -88,10 +93,13 @@ async function readAverage(
     "average",
     (v): v is Record<string, unknown> => typeof v === "object" && !!v,
   );
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null;
+  const finetune = isObject(glue.source) && isObject(glue.source.finetune) ? glue.source.finetune : {};
   return {
     average: field(`${path} average`, average, "webgpu", isNumber),
     seeds: field(path, glue, "seeds", isNumber),
     covered: field(`${path} average`, average, "covered", (v): v is string[] => Array.isArray(v)),
+    lr: optionalNumber(`${path} source.finetune`, finetune, "lr"),
   };
 }
 
@@ -140,6 +148,7 @@ export async function readBudgetPoint(run: string): Promise<BudgetPoint> {
     finalLoss: field(path, summary, "finalLoss", isNumber),
     maskRate,
     dataTokens,
+    finetuneLr: pretrained?.lr ?? null,
     pretrained: pretrained?.average ?? null,
     scratch: scratch?.average ?? null,
     seeds: pretrained?.seeds ?? null,
@@ -150,6 +159,7 @@ export async function readBudgetPoint(run: string): Promise<BudgetPoint> {
 const score = (v: number | null) => (v === null ? "—" : v.toFixed(1));
 const masked = (rate: number | null) => (rate === null ? "—" : `${+(rate * 100).toPrecision(3)}%`);
 const dataSize = (tokens: number | null) => (tokens === null ? "—" : formatCount(tokens));
+const learningRate = (lr: number | null) => (lr === null ? "—" : lr.toExponential());
 
 function maskLabel(p: BudgetPoint): string {
   return p.maskRate === null ? "masking not recorded" : `${masked(p.maskRate)} masked`;
@@ -159,15 +169,22 @@ function dataLabel(p: BudgetPoint): string {
   return p.dataTokens === null ? "data not recorded" : `${dataSize(p.dataTokens)} tokens of data`;
 }
 
+function lrLabel(p: BudgetPoint): string {
+  return p.finetuneLr === null
+    ? "finetuning lr not recorded"
+    : `finetuned at lr ${learningRate(p.finetuneLr)}`;
+}
+
 /**
- * Each point's series: its preset, then its masking rate and its dataset's tokens where the runs of that preset
- * among `points` differ in them as printed, e.g. `["compact", "30% masked", "66.8M tokens of data"]`.
+ * Each point's series: its preset, then its masking rate, its dataset's tokens and its finetuning learning rate
+ * where the runs of that preset among `points` differ in them as printed, e.g.
+ * `["compact", "30% masked", "66.8M tokens of data"]`.
  */
 export function seriesOf(points: readonly BudgetPoint[]): Map<BudgetPoint, string[]> {
   const series = new Map<BudgetPoint, string[]>();
   for (const preset of new Set(points.map((p) => p.preset))) {
     const same = points.filter((p) => p.preset === preset);
-    const varying = [maskLabel, dataLabel].filter((label) => new Set(same.map(label)).size > 1);
+    const varying = [maskLabel, dataLabel, lrLabel].filter((label) => new Set(same.map(label)).size > 1);
     for (const p of same) series.set(p, [preset, ...varying.map((label) => label(p))]);
   }
   return series;
@@ -181,6 +198,7 @@ export function budgetTableMarkdown(points: readonly BudgetPoint[]): string {
       ...[
         formatCount(p.tokens),
         p.finalLoss.toFixed(3),
+        learningRate(p.finetuneLr),
         score(p.pretrained),
         score(p.scratch),
         p.seeds ?? "—",
@@ -189,20 +207,20 @@ export function budgetTableMarkdown(points: readonly BudgetPoint[]): string {
     return `| ${cells.join(" | ")} |`;
   });
   return [
-    "| run | preset | masked | data tokens | minutes | tokens | MLM loss | GLUE, pretrained | GLUE, no pretraining " +
-    "| seeds |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| run | preset | masked | data tokens | minutes | tokens | MLM loss | finetuning lr | GLUE, pretrained " +
+    "| GLUE, no pretraining | seeds |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...rows,
   ].join("\n");
 }
 
-/** By preset, masking rate, dataset size (unrecorded ones last) and budget. */
+/** By preset, masking rate, dataset size, finetuning rate (unrecorded ones last) and budget. */
 function sortPoints(points: readonly BudgetPoint[]): BudgetPoint[] {
   const byValue = (a: number | null, b: number | null) =>
     a === b ? 0 : a === null ? 1 : b === null ? -1 : a - b;
   return points.toSorted((a, b) =>
     a.preset.localeCompare(b.preset) || byValue(a.maskRate, b.maskRate) ||
-    byValue(a.dataTokens, b.dataTokens) || a.minutes - b.minutes
+    byValue(a.dataTokens, b.dataTokens) || byValue(a.finetuneLr, b.finetuneLr) || a.minutes - b.minutes
   );
 }
 

@@ -20,13 +20,17 @@ Deno.test("a run folder's point: budget, tokens and loss from summary.json, both
     // Written before summaries recorded the recipe.
     maskRate: null,
     dataTokens: null,
+    finetuneLr: null,
     pretrained: 47.3,
     scratch: 44.9,
     seeds: 3,
     covered: ["CoLA", "SST-2", "MRPC", "STS-B", "RTE"],
   });
   const recorded = await readBudgetPoint(`${runs}compact-10m-more-data`);
-  assert.deepEqual([recorded.maskRate, recorded.dataTokens, recorded.pretrained], [0.3, 66776448, 61.3]);
+  assert.deepEqual(
+    [recorded.maskRate, recorded.dataTokens, recorded.finetuneLr, recorded.pretrained],
+    [0.3, 66776448, 2e-4, 61.3],
+  );
   const unevaluated = await readBudgetPoint(`${runs}unevaluated`);
   assert.equal(unevaluated.pretrained, null);
   assert.equal(unevaluated.scratch, null);
@@ -43,6 +47,10 @@ Deno.test("a folder without summary.json, or an evaluation left pending, is an e
     /bad-mask-rate\/summary\.json: field maskRate is missing or has the wrong type/,
   );
   await assert.rejects(
+    () => readBudgetPoint(`${runs}bad-finetune-lr`),
+    /bad-finetune-lr\/glue\.json source\.finetune: field lr is missing or has the wrong type/,
+  );
+  await assert.rejects(
     () => readBudgetPoint(`${runs}pending`),
     /pending\/glue\.json: the evaluation has tasks pending/,
   );
@@ -54,7 +62,7 @@ Deno.test("the table lists runs by series, then budget; the plot has a line per 
   );
   const rows = budgetTableMarkdown(points).split("\n").slice(2);
   assert.deepEqual(rows.map((r) => r.split(" | ")[1]), ["compact", "compact", "compact", "crammed"]);
-  assert.match(rows[1], /\| — \| — \| 2\.0 \| 100M \| 3\.100 \| 45\.5 \| 44\.0 \| 3 \|$/);
+  assert.match(rows[1], /\| — \| — \| 2\.0 \| 100M \| 3\.100 \| — \| 45\.5 \| 44\.0 \| 3 \|$/);
   assert.match(rows[0], /\| — \| — \| — \|$/);
   for (const x of ["minutes", "tokens"] as const) {
     const svg = budgetCurveSvg(points, { x });
@@ -75,6 +83,7 @@ Deno.test("every dot lies inside the frame, also past the last ticks and for one
     finalLoss: 3,
     maskRate: 0.15,
     dataTokens: 2e7,
+    finetuneLr: 1e-4,
     pretrained,
     scratch,
     seeds: 3,
@@ -104,16 +113,26 @@ Deno.test("every dot lies inside the frame, also past the last ticks and for one
   }
 });
 
-Deno.test("runs of one preset that differ in masking rate or data are separate series, named by what differs", async () => {
+Deno.test("runs of one preset that differ in masking rate, data or finetuning rate are separate series, named by what differs", async () => {
   const points = await Promise.all(
     ["compact-2m", "compact-5m", "compact-10m-more-data", "crammed-10m"].map((r) =>
       readBudgetPoint(`${runs}${r}`)
     ),
   );
   const series = seriesOf(points);
-  assert.deepEqual(series.get(points[2]), ["compact", "30% masked", "66.8M tokens of data"]);
-  // The older summaries recorded neither (and kept no checkpoint): a series of their own, not a guess.
-  assert.deepEqual(series.get(points[0]), ["compact", "masking not recorded", "data not recorded"]);
+  assert.deepEqual(series.get(points[2]), [
+    "compact",
+    "30% masked",
+    "66.8M tokens of data",
+    "finetuned at lr 2e-4",
+  ]);
+  // The older files recorded none of the three (and kept no checkpoint): a series of their own, not a guess.
+  assert.deepEqual(series.get(points[0]), [
+    "compact",
+    "masking not recorded",
+    "data not recorded",
+    "finetuning lr not recorded",
+  ]);
   assert.deepEqual(series.get(points[3]), ["crammed"]);
   const rows = budgetTableMarkdown(points).split("\n").slice(2);
   // By preset, then masking rate and data (unrecorded last), then budget.
@@ -123,16 +142,16 @@ Deno.test("runs of one preset that differ in masking rate or data are separate s
     "compact-5m",
     "crammed-10m",
   ]);
-  assert.match(rows[0], /\| compact \| 30% \| 66\.8M \| 10\.0 \| 446M \|/);
+  assert.match(rows[0], /\| compact \| 30% \| 66\.8M \| 10\.0 \| 446M \| [\d.]+ \| 2e-4 \| 61\.3 \|/);
   const svg = budgetCurveSvg(points, { x: "minutes" });
   assert.equal(svg.match(/<polyline/g)?.length, 3);
-  for (const part of ["30% masked", "66.8M tokens of data", "crammed, pretrained"]) {
+  for (const part of ["30% masked", "66.8M tokens of data", "finetuned at lr 2e-4", "crammed, pretrained"]) {
     assert.ok(svg.includes(`>${part}<`), part);
   }
 });
 
 Deno.test("values that print alike are one series; the legend of many series fits the plot, line under line", () => {
-  const point = (i: number, maskRate: number) => ({
+  const point = (i: number, maskRate: number, finetuneLr = 2e-4) => ({
     run: `runs/r${i}`,
     preset: "compact",
     minutes: 5,
@@ -140,6 +159,7 @@ Deno.test("values that print alike are one series; the legend of many series fit
     finalLoss: 3,
     maskRate,
     dataTokens: 1e7 * (1 + i),
+    finetuneLr,
     pretrained: 50 + i,
     scratch: null,
     seeds: 3,
@@ -150,6 +170,12 @@ Deno.test("values that print alike are one series; the legend of many series fit
   assert.deepEqual([...seriesOf(alike).values()], [["compact", "10M tokens of data"], [
     "compact",
     "20M tokens of data",
+  ]]);
+  // The same recipe finetuned at two rates: evaluated differently, so not one line.
+  const rates = [point(0, 0.3, 1e-4), { ...point(0, 0.3, 2e-4), run: "runs/r0-lr2" }];
+  assert.deepEqual([...seriesOf(rates).values()], [["compact", "finetuned at lr 1e-4"], [
+    "compact",
+    "finetuned at lr 2e-4",
   ]]);
   // Ten series of three legend lines each: the plot grows, lines stay 16 px apart, colours repeat dashed.
   const many = Array.from({ length: 10 }, (_, i) => point(i, 0.1 + 0.02 * i));
