@@ -79,7 +79,8 @@ const TABLE = {
     shown: "the wrapper's choice: 128x128x8/u8, or 64x128 or 64x64 where its wave model finds a small " +
       "product faster with it",
     help: "The tiled kernel's split BMxBNxBK[/t16][/uN]; also keeps f16 operands off the matrix units. " +
-      "With --step or --profile: every product of the step on the tiled kernel uses it.",
+      "With --step or --profile: every product of the step on the tiled kernel uses it; with --kernels, " +
+      "attention's per-head products.",
     parse: parsedBy(parseMatmulTile),
   },
   matrixTile: {
@@ -208,7 +209,7 @@ async function main(args: string[]): Promise<void> {
   const microBatches = values.microBatch ?? [small ? 2 : 128];
   const config = presets[presetName];
   const precisions = values.precision;
-  // With --tile, the step's and the profile's JSON lines say which tile every product used.
+  // With --tile, the JSON lines of the step, the profile and the kernels say which tile the products used.
   const tileTag = values.tile ? { tile: formatMatmulTile(values.tile) } : {};
   if (values.kernels) {
     const options = {
@@ -221,9 +222,10 @@ async function main(args: string[]): Promise<void> {
     const gpu = await requestGpu({ backend, subgroups: values.subgroups });
     console.error(`# ${describeGpu(gpu)}, ${presetName}`);
     const k = new Kernels(gpu);
+    if (values.tile) useMatmulTile(k, values.tile);
     for (const microBatch of microBatches) {
       for await (const result of benchKernels(k, config, microBatch, options)) {
-        console.log(JSON.stringify({ micro_batch: microBatch, ...result }));
+        console.log(JSON.stringify({ micro_batch: microBatch, ...tileTag, ...result }));
       }
     }
     return;
