@@ -45,7 +45,8 @@ override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
 // Column groups of 4 per thread: 2 (an 8x8 thread tile) or 4 (8x16).
 override COL_GROUPS: u32 = 2u;
-// K depth of one workgroup tile (8 or 16), and how many k steps of it are written out in the loop body.
+// K depth of one workgroup tile (8 or 16), and how many of its k steps are written out in each pass of the
+// loop over them (8: all of them, and no loop; see multiply_tile).
 override BK: u32 = 8u;
 override K_UNROLL: u32 = 8u;
 // Set when M, N or a K slice is not a multiple of the tile: loads clamp rows and zero k beyond the
@@ -286,8 +287,8 @@ fn step(r: u32, tx: u32, ty: u32) {
 
 // With K_UNROLL = 8 the k steps are written out with no loop at all. Deno's naga bounds every WGSL loop
 // with a hidden 64-bit counter (wgpu's force_loop_bounding: a vec2<u32> Function variable tested with all()
-// and decremented each pass), so the one-pass loop `for (kk = 0; kk < 8; kk += 8)` reaches the driver as a
-// two-exit loop whose trip count it may not fold; then kk, the row index r and naga's min(r, 2 * BK - 1)
+// and decremented each pass), so the loop `for (kk = 0; kk < BK; kk += 8)` (one pass at a depth of 8, two at
+// 16) reaches the driver as a two-exit loop whose trip count it may not fold; then kk, the row index r and naga's min(r, 2 * BK - 1)
 // clamps stay live in every step. Straight-line code leaves every row index a constant once the driver
 // inlines step(). (The branch is on overrides: the loop is dead code for the u8 tiles.)
 fn multiply_tile(buf: u32, tx: u32, ty: u32) {

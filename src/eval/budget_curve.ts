@@ -23,7 +23,10 @@ export interface BudgetPoint {
   maskRate: number | null;
   /** Tokens in the run's dataset, from the same places. */
   dataTokens: number | null;
-  /** The learning rate glue.json's finetuning used; null without glue.json or where it predates the field. */
+  /**
+   * The learning rate of the run's finetuning: glue.json's, else glue-from-scratch.json's; null where neither
+   * records it.
+   */
   finetuneLr: number | null;
   /** GLUE average (WebGPU scores, percent) after pretraining; null without glue.json. */
   pretrained: number | null;
@@ -68,6 +71,7 @@ function field<T>(
 }
 
 const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null;
 const isString = (v: unknown): v is string => typeof v === "string";
 
 /** A field that older files lack (null then), but that must be a number where present. */
@@ -87,13 +91,7 @@ async function readAverage(
   if ("pending" in glue) {
     throw new BudgetCurveError(`${path}: the evaluation has tasks pending (eval --resume)`);
   }
-  const average = field(
-    path,
-    glue,
-    "average",
-    (v): v is Record<string, unknown> => typeof v === "object" && !!v,
-  );
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null;
+  const average = field(path, glue, "average", isObject);
   const finetune = isObject(glue.source) && isObject(glue.source.finetune) ? glue.source.finetune : {};
   return {
     average: field(`${path} average`, average, "webgpu", isNumber),
@@ -133,6 +131,13 @@ export async function readBudgetPoint(run: string): Promise<BudgetPoint> {
   const summary = (await readJson(path, false))!;
   const pretrained = await readAverage(`${run}/glue.json`);
   const scratch = await readAverage(`${run}/glue-from-scratch.json`);
+  // The two scores compare only if the same finetuning produced them.
+  if (pretrained?.lr != null && scratch?.lr != null && pretrained.lr !== scratch.lr) {
+    throw new BudgetCurveError(
+      `${run}: glue.json was finetuned at lr ${pretrained.lr} and glue-from-scratch.json at lr ${scratch.lr}; ` +
+        "expected one rate for both (eval --lr)",
+    );
+  }
   let maskRate = optionalNumber(path, summary, "maskRate");
   let dataTokens = optionalNumber(path, summary, "dataTokens");
   if (maskRate === null || dataTokens === null) {
@@ -148,7 +153,7 @@ export async function readBudgetPoint(run: string): Promise<BudgetPoint> {
     finalLoss: field(path, summary, "finalLoss", isNumber),
     maskRate,
     dataTokens,
-    finetuneLr: pretrained?.lr ?? null,
+    finetuneLr: pretrained?.lr ?? scratch?.lr ?? null,
     pretrained: pretrained?.average ?? null,
     scratch: scratch?.average ?? null,
     seeds: pretrained?.seeds ?? null,

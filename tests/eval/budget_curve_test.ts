@@ -31,6 +31,9 @@ Deno.test("a run folder's point: budget, tokens and loss from summary.json, both
     [recorded.maskRate, recorded.dataTokens, recorded.finetuneLr, recorded.pretrained],
     [0.3, 66776448, 2e-4, 61.3],
   );
+  // Without glue.json the rate is the no-pretraining evaluation's.
+  const scratchOnly = await readBudgetPoint(`${runs}scratch-only`);
+  assert.deepEqual([scratchOnly.finetuneLr, scratchOnly.pretrained, scratchOnly.scratch], [1e-4, null, 48.1]);
   const unevaluated = await readBudgetPoint(`${runs}unevaluated`);
   assert.equal(unevaluated.pretrained, null);
   assert.equal(unevaluated.scratch, null);
@@ -49,6 +52,11 @@ Deno.test("a folder without summary.json, or an evaluation left pending, is an e
   await assert.rejects(
     () => readBudgetPoint(`${runs}bad-finetune-lr`),
     /bad-finetune-lr\/glue\.json source\.finetune: field lr is missing or has the wrong type/,
+  );
+  // A pretrained score and a no-pretraining one finetuned at different rates do not compare.
+  await assert.rejects(
+    () => readBudgetPoint(`${runs}lr-mismatch`),
+    /lr-mismatch: glue\.json was finetuned at lr 0\.0002 and glue-from-scratch\.json at lr 0\.0001/,
   );
   await assert.rejects(
     () => readBudgetPoint(`${runs}pending`),
@@ -135,7 +143,7 @@ Deno.test("runs of one preset that differ in masking rate, data or finetuning ra
   ]);
   assert.deepEqual(series.get(points[3]), ["crammed"]);
   const rows = budgetTableMarkdown(points).split("\n").slice(2);
-  // By preset, then masking rate and data (unrecorded last), then budget.
+  // By preset, then masking rate, data and finetuning rate (unrecorded last), then budget.
   assert.deepEqual(rows.map((r) => r.split(" | ")[0].split("/").at(-1)), [
     "compact-10m-more-data",
     "compact-2m",
@@ -171,12 +179,18 @@ Deno.test("values that print alike are one series; the legend of many series fit
     "compact",
     "20M tokens of data",
   ]]);
-  // The same recipe finetuned at two rates: evaluated differently, so not one line.
-  const rates = [point(0, 0.3, 1e-4), { ...point(0, 0.3, 2e-4), run: "runs/r0-lr2" }];
-  assert.deepEqual([...seriesOf(rates).values()], [["compact", "finetuned at lr 1e-4"], [
+  // The same recipe finetuned at two rates: evaluated differently, so not one line; the table lists the lower
+  // rate first, whatever the order given.
+  const rates = [{ ...point(0, 0.3, 2e-4), run: "runs/r0-lr2" }, point(0, 0.3, 1e-4)];
+  assert.deepEqual([...seriesOf(rates).values()], [["compact", "finetuned at lr 2e-4"], [
     "compact",
-    "finetuned at lr 2e-4",
+    "finetuned at lr 1e-4",
   ]]);
+  const rows = budgetTableMarkdown(rates).split("\n").slice(2);
+  assert.deepEqual(rows.map((r) => r.split(" | ").slice(0, 1).concat(r.split(" | ")[7])), [
+    ["| runs/r0", "1e-4"],
+    ["| runs/r0-lr2", "2e-4"],
+  ]);
   // Ten series of three legend lines each: the plot grows, lines stay 16 px apart, colours repeat dashed.
   const many = Array.from({ length: 10 }, (_, i) => point(i, 0.1 + 0.02 * i));
   const svg = budgetCurveSvg(many, { x: "minutes" });

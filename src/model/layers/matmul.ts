@@ -34,7 +34,7 @@ export interface MatmulTile {
   depth: number;
   /** Columns of C per thread: 8 (an 8x8 thread tile) or 16 (8x16). */
   threadCols: number;
-  /** k steps written out per inner-loop iteration: 1, 2, 4 or 8 (at most `depth`). */
+  /** k steps written out per pass of the loop over a K tile: 1, 2, 4 or 8 (at most `depth`; 8: no loop). */
   unroll: number;
 }
 
