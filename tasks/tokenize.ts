@@ -25,7 +25,8 @@ async function main(args: string[]) {
     : "";
   console.log(
     [
-      `documents  ${p.documents} read, ${kept} kept${filter}, ${p.emptyDocuments} empty`,
+      `documents  ${p.documents} read, ${kept} kept${filter}, ${p.emptyDocuments} empty` +
+      (stats.skippedDocuments > 0 ? `; the first ${stats.skippedDocuments} left out (--skip-documents)` : ""),
       `tokens     ${tokens} encoded, ${percent(unknown, tokens)} [UNK]; ` +
       `${p.sequences} sequences of ${options.seqLen} (${p.leftoverTokens} tokens left over)`,
       `text       ${megabytes(stats.textBytes)}, ${stats.invalidUtf8} invalid UTF-8 sequences replaced, ` +

@@ -43,6 +43,8 @@ export interface DatasetOptions {
   strict?: boolean;
   /** Read at most this many bytes of decompressed text. */
   limitBytes?: number;
+  /** Leave out the corpus's first n documents, e.g. those a held-out set took (default 0). */
+  skipDocuments?: number;
   /** Sequences per shard (default: as many as fill 64 MiB, 262144 at length 128). */
   shardSequences?: number;
   /** Replace a dataset already in `out`. */
@@ -55,6 +57,7 @@ export const DATASET_DEFAULTS = {
   minFrequency: 2,
   seqLen: 128,
   minCharsPerToken: 0,
+  skipDocuments: 0,
   paragraphs: false,
   field: "text",
   strict: false,
@@ -166,6 +169,7 @@ async function buildInto(
       shards,
       corpus: files.map((f) => f.path),
       minCharsPerToken: options.minCharsPerToken,
+      skipDocuments: options.skipDocuments,
       documents: packStats.documents,
       tokens: packStats.tokens,
     };
@@ -319,6 +323,7 @@ function readOptions(options: ResolvedOptions, stats: ReadStats, onWarning: (mes
     field: options.field,
     strict: options.strict,
     limitBytes: options.limitBytes,
+    skipDocuments: options.skipDocuments,
     stats,
     onWarning,
   };

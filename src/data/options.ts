@@ -5,7 +5,7 @@
  * @module
  */
 import { type OptionTable, parseCommandLine, usageText } from "../args.ts";
-import { integerFrom, numberWhere, positiveInteger, text } from "../arg_values.ts";
+import { integerFrom, nonNegativeInteger, numberWhere, positiveInteger, text } from "../arg_values.ts";
 import { DATASET_DEFAULTS, type DatasetOptions } from "./dataset.ts";
 import { MAX_SHARD_VOCAB } from "./shard.ts";
 import { MIN_TRAINED_VOCAB } from "./trainer.ts";
@@ -67,6 +67,13 @@ const TABLE = {
     shown: "no limit",
     help: "Read at most n bytes of (decompressed) text, for quick runs.",
     parse: positiveInteger,
+  },
+  skipDocuments: {
+    value: "<n>",
+    default: DATASET_DEFAULTS.skipDocuments,
+    help: "Leave out the corpus's first n documents, e.g. a held-out set's tokenized with --limit-bytes " +
+      '(n: its manifest\'s "documents"; the document the limit cut is left out whole).',
+    parse: nonNegativeInteger,
   },
   shardSequences: {
     value: "<n>",

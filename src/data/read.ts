@@ -22,8 +22,10 @@ export interface ReadStats {
   textBytes: number;
   /** Files opened so far. */
   files: number;
-  /** Documents read so far. */
+  /** Documents read so far (those `skipDocuments` left out not counted). */
   documents: number;
+  /** Documents left out by `skipDocuments`. */
+  skippedDocuments: number;
   /** Invalid UTF-8 sequences, each replaced by U+FFFD. */
   invalidUtf8: number;
   /** JSON lines skipped as malformed, or without a string text field. */
@@ -38,6 +40,7 @@ export function newReadStats(): ReadStats {
     textBytes: 0,
     files: 0,
     documents: 0,
+    skippedDocuments: 0,
     invalidUtf8: 0,
     malformedLines: 0,
   };
@@ -52,6 +55,11 @@ export interface ReadCorpusOptions {
   strict?: boolean;
   /** Stop after this many bytes of decompressed text (the document being read is cut there). */
   limitBytes?: number;
+  /**
+   * Leave out the corpus's first n documents, across its files in order (read, not yielded): the part a
+   * held-out set took, e.g. with `limitBytes` (whose cut document is then left out whole). Default 0.
+   */
+  skipDocuments?: number;
   /** Receives one line per skipped JSON line (default: none). */
   onWarning?: (message: string) => void;
   /** Counters to update (default: fresh ones, reachable through the returned object). */
@@ -78,6 +86,9 @@ async function* corpusChunks(
   stats: ReadStats,
 ): AsyncGenerator<TextChunk> {
   const limit = options.limitBytes ?? Infinity;
+  const skip = options.skipDocuments ?? 0;
+  // Documents ended so far, left out or not: the one being read is left out while this is below `skip`.
+  let ended = 0;
   for (const file of files) {
     if (stats.textBytes >= limit) return;
     const parser: DocumentParser = file.format === "jsonl"
@@ -94,7 +105,13 @@ async function* corpusChunks(
     let open = false;
     const count = function* (chunks: Iterable<TextChunk>) {
       for (const chunk of chunks) {
-        if (chunk.end) stats.documents++;
+        const kept = ended >= skip;
+        if (chunk.end) {
+          ended++;
+          if (kept) stats.documents++;
+          else stats.skippedDocuments++;
+        }
+        if (!kept) continue;
         open = !chunk.end;
         yield chunk;
       }

@@ -38,3 +38,26 @@ Deno.test({
       assert.equal((await openShards(newPaths)).sequences, second.pack.sequences);
     }),
 });
+
+Deno.test({
+  name: "writes: the manifest records the documents left out by skipDocuments and counts only the others",
+  ignore: !canWrite,
+  fn: () =>
+    inTempDir(async (out) => {
+      const files = [...corpus, `${data}corpus/records.jsonl`];
+      const whole = await buildDataset({ corpus: files, vocab, out: `${out}/whole`, seqLen: 8 });
+      const rest = await buildDataset({
+        corpus: files,
+        vocab,
+        out: `${out}/rest`,
+        seqLen: 8,
+        skipDocuments: 1,
+      });
+      const { manifest } = await readManifest(`${out}/rest`);
+      assert.equal(manifest.skipDocuments, 1);
+      assert.equal(manifest.documents, whole.pack.documents - 1);
+      assert.equal(rest.read.skippedDocuments, 1);
+      // prose.txt, the document left out, holds most of the tokens.
+      assert.ok(rest.pack.tokens < whole.pack.tokens / 2, `${rest.pack.tokens} of ${whole.pack.tokens}`);
+    }),
+});

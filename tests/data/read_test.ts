@@ -81,6 +81,21 @@ Deno.test("limitBytes stops early and ends the document it cut", async () => {
   assert.ok(stats.textBytes >= 100);
 });
 
+Deno.test("skipDocuments leaves out the first documents across files, e.g. a held-out set's", async () => {
+  const files = [fixture("corpus/prose.txt"), fixture("corpus/records.jsonl")];
+  const all = (await read(files)).docs;
+  const { docs, stats } = await read(files, { skipDocuments: 2 });
+  // prose.txt is one document: the second left out is records.jsonl's first.
+  assert.deepEqual(docs, all.slice(2));
+  assert.deepEqual([stats.documents, stats.skippedDocuments], [all.length - 2, 2]);
+  // A held-out set read up to a limit (the document it stops in ends there), then the rest without it.
+  const heldOut = await read(files, { limitBytes: 1 });
+  assert.equal(heldOut.stats.documents, 1);
+  const rest = await read(files, { skipDocuments: heldOut.stats.documents });
+  assert.deepEqual(rest.docs, all.slice(1));
+  assert.deepEqual((await read(files, { skipDocuments: all.length + 1 })).docs, []);
+});
+
 Deno.test("a file that cannot be decoded fails the read; an empty file has no documents", async () => {
   await assert.rejects(read([fixture("bad/binary.txt")]), DataError);
   const { docs, stats } = await read([fixture("bad/empty.txt")]);
