@@ -175,7 +175,7 @@ const TABLE = {
   },
   softmaxLanes: {
     value: "<n>",
-    shown: "8 in the forward, 32 in the backward",
+    shown: "32 in both passes with subgroups; without them, 8 in the forward and 32 in the backward",
     help: "With --kernels: invocations per row of scores in the softmax passes, for tuning (a power of two " +
       "up to 256).",
     parse: positiveInteger,

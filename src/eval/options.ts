@@ -87,8 +87,8 @@ export const PRECISION_OPTION = {
   value: "f32|f16",
   shown: "f16 where the products run on tensor cores, else f32",
   help: "f16 stores the encoder's activations (and, on tensor cores, a copy of its weights for the " +
-    "products) as f16, as pretraining's --precision f16; finetuning keeps f32 master weights, optimizer " +
-    "and head and scales the loss dynamically.",
+    "products) as f16, as pretraining's --precision f16; the weights stay f32, and finetuning also keeps " +
+    "its optimizer and head in f32 and scales the loss dynamically.",
   parse: oneOf(["f32", "f16"]),
 } as const;
 
