@@ -102,7 +102,9 @@ export interface MatmulBatch {
  * 128x128 with K depth 8, 8x8 per thread and the k loop written out 8 steps at a time reached 34-38
  * TFLOP/s at the model's encoder shapes in all three layouts (64x128x8/u8: 31-34; 128x64x8/u8 and
  * 128x128x8/t16/u8: 32-37; 64x128x16/u8: 27-34). With the loop over those 8 steps removed as well
- * (`multiply_tile` in kernels/matmul.wgsl) it reaches 39-44 on an H100; 128x128x16/u8 then 34-43.
+ * (`multiply_tile` in kernels/matmul.wgsl) it reaches 39-44 on an H100 and stays the fastest in every
+ * product (128x128x16/u8 34-43, 128x128x8/t16/u8 33-42, 64x128x8/u8 33-42, 128x64x8/u8 34-38); with f16
+ * operands too (36-41, against 31-38 at K depth 16 and 29-37 with t16).
  */
 export const DEFAULT_MATMUL_TILE: Readonly<MatmulTile> = {
   rows: 128,
@@ -277,11 +279,15 @@ const MAX_SPLITS = 16;
  * unit of K relative to {@linkcode DEFAULT_MATMUL_TILE}'s, fitted to the TFLOP/s of the three tiles that
  * `deno task bench --shape MxNxK --tile T` measured on an H200 at finetuning's product shapes (listed in
  * tests/model/layers/matmul_test.ts): 64-row tiles do half the work at 0.9x the efficiency, 64x64 a
- * quarter at 0.625x.
+ * quarter at 0.625x. 64-column tiles, timed on an H100 at the encoder's shapes (35.7 TFLOP/s against
+ * 128x128's 41.6, `bench.ts --tile 128x64x8/u8`), do half the work at 0.86x; they serve attention's
+ * products with 64 columns (P·V, dQ, dK, dV: one tile a head and sequence where 64x64 takes two), and lose
+ * ties to 64-row tiles, listed first.
  */
 const FILL_TILES: readonly { tile: Readonly<MatmulTile>; cost: number }[] = [
   { tile: DEFAULT_MATMUL_TILE, cost: 1 },
   { tile: { ...DEFAULT_MATMUL_TILE, rows: 64 }, cost: 0.55 },
+  { tile: { ...DEFAULT_MATMUL_TILE, cols: 64 }, cost: 0.58 },
   { tile: { ...DEFAULT_MATMUL_TILE, rows: 64, cols: 64 }, cost: 0.4 },
 ];
 /**
