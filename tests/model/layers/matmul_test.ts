@@ -406,8 +406,9 @@ Deno.test("matmul keeps the default tile for pretraining and picks the fastest t
   );
   // Attention's products with 64 columns (P·V here; dQ, dK and dV alike): one 128x64 tile a head, where
   // 64x64 takes two (on an H100 with every per-head product on one tile, `bench.ts --kernels --tile T`:
-  // forward 320 µs and backward 595 with 128x64, 436 and 846 with 64x64).
-  const context = { ...scores, b: [128 * 2304, 64], c: [128 * 768, 64] } as const;
+  // forward 320.2 µs and backward 595.4 with 128x64, 436.5 and 845.7 with 64x64). P·V: the probabilities
+  // [128, 128] a head, V's columns of the fused QKV rows, the context's columns of the hidden rows.
+  const context = { ...scores, a: scores.c, b: [128 * 2304, 64], c: [128 * 768, 64] } as const;
   assert.equal(tileOf({ m: 128, k: 128, n: 64, ldb: 2304, ldc: 768, batch: context }), "128x64x8/u8");
   // Finetuning (16 sequences of 32 to 128 tokens): the fastest of 128x128, 64x128 and 64x64 measured on an
   // H200 by `deno task bench --shape MxNxK --tile T` (NN, NT and TN alike), in TFLOP/s (NN).
