@@ -76,8 +76,8 @@ const TABLE = {
   },
   tile: {
     value: "<spec>",
-    shown: "the wrapper's choice: 128x128x8/u8, or 64x128 or 64x64 where its wave model finds a small " +
-      "product faster with it",
+    shown: "the wrapper's choice: 128x128x8/u8, or 64x128, 128x64 or 64x64 where its wave model finds a " +
+      "small product faster with it (attention's 64-column products: 128x64)",
     help: "The tiled kernel's split BMxBNxBK[/t16][/uN]; also keeps f16 operands off the matrix units. " +
       "With --step or --profile: every product of the step on the tiled kernel uses it; with --kernels, " +
       "attention's per-head products.",
