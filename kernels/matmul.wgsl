@@ -287,30 +287,16 @@ fn step(r: u32, tx: u32, ty: u32) {
 
 // With K_UNROLL = 8 the k steps are written out with no loop at all. Deno's naga bounds every WGSL loop
 // with a hidden 64-bit counter (wgpu's force_loop_bounding: a vec2<u32> Function variable tested with all()
-// and decremented each pass), so the loop `for (kk = 0; kk < BK; kk += 8)` (one pass at a depth of 8, two at
-// 16) reaches the driver as a two-exit loop whose trip count it may not fold; then kk, the row index r and naga's min(r, 2 * BK - 1)
-// clamps stay live in every step. Straight-line code leaves every row index a constant once the driver
-// inlines step(). (The branch is on overrides: the loop is dead code for the u8 tiles.)
+// and decremented each pass), so the loop `for (kk = 0; kk < BK; kk += 8)` (one pass at a depth of 8, two
+// at 16) reaches the driver as a two-exit loop whose trip count it may not fold; then kk, the row index r
+// and naga's min(r, 2 * BK - 1) clamps stay live in every step. Straight-line code leaves every row index a
+// constant once the driver inlines the steps. (The branch is on overrides: the loop is dead code for the u8
+// tiles.)
 fn multiply_tile(buf: u32, tx: u32, ty: u32) {
   if (K_UNROLL == 8u) {
-    let r = buf * BK;
-    step(r, tx, ty);
-    step(r + 1u, tx, ty);
-    step(r + 2u, tx, ty);
-    step(r + 3u, tx, ty);
-    step(r + 4u, tx, ty);
-    step(r + 5u, tx, ty);
-    step(r + 6u, tx, ty);
-    step(r + 7u, tx, ty);
+    eight_steps(buf * BK, tx, ty);
     if (BK == 16u) {
-      step(r + 8u, tx, ty);
-      step(r + 9u, tx, ty);
-      step(r + 10u, tx, ty);
-      step(r + 11u, tx, ty);
-      step(r + 12u, tx, ty);
-      step(r + 13u, tx, ty);
-      step(r + 14u, tx, ty);
-      step(r + 15u, tx, ty);
+      eight_steps(buf * BK + 8u, tx, ty);
     }
   } else {
     for (var kk = 0u; kk < BK; kk += K_UNROLL) {
@@ -325,6 +311,18 @@ fn multiply_tile(buf: u32, tx: u32, ty: u32) {
       }
     }
   }
+}
+
+// The k steps of tile rows r to r + 7, written out.
+fn eight_steps(r: u32, tx: u32, ty: u32) {
+  step(r, tx, ty);
+  step(r + 1u, tx, ty);
+  step(r + 2u, tx, ty);
+  step(r + 3u, tx, ty);
+  step(r + 4u, tx, ty);
+  step(r + 5u, tx, ty);
+  step(r + 6u, tx, ty);
+  step(r + 7u, tx, ty);
 }
 
 fn write_c4(m: u32, n4: u32, v: vec4<f32>) {

@@ -282,8 +282,8 @@ const MAX_SPLITS = 16;
  * quarter at 0.625x. 64-column tiles, timed on an H100 at the encoder's shapes (35.7 TFLOP/s against
  * 128x128's 41.6, `bench.ts --tile 128x64x8/u8`), do half the work at 0.86x; they serve attention's
  * products with 64 columns (P·V, dQ, dK, dV: one tile a head and sequence where 64x64 takes two; in
- * finetuning too, at 96 and 128 tokens, untimed there). Where N is a multiple of 128 they make at least as many
- * tiles as 64-row tiles at a higher cost, so no other product's tile changes.
+ * finetuning too, at 96 and 128 tokens, untimed there). Where N is a multiple of 128 they make at least as
+ * many tiles as 64-row tiles at a higher cost, so no other product's tile changes.
  */
 const FILL_TILES: readonly { tile: Readonly<MatmulTile>; cost: number }[] = [
   { tile: DEFAULT_MATMUL_TILE, cost: 1 },
