@@ -222,7 +222,7 @@ export async function finetune(
       for (const i of indices) longest = Math.max(longest, train[i].ids.length);
       const seq = classifier.seqFor(longest);
       const lr = finetuneLearningRate(finetuner.steps, steps, options);
-      finetuner.step(paddedBatch(train, indices, batch, seq, true), lr, options.seed);
+      await finetuner.step(paddedBatch(train, indices, batch, seq, true), lr, options.seed);
       listeners.step?.({ step: finetuner.steps, epoch: epoch + 1, examples: indices, seq });
       if (finetuner.steps % options.logEvery === 0 && b < perEpoch - 1) await report(false);
     }

@@ -3,15 +3,11 @@
  * and backward (adding into the gradients, each scaled so the step averages over its micro-batches),
  * then the global gradient norm, clipping and AdamW. A step is one submit per micro-batch plus one for
  * the update, and the host reads the loss and optimizer stats only when asked (`readStats`, every N
- * steps). The host never waits on the step it has just queued: on the built-in backend it waits only
- * for the one before, so the GPU always has the next step queued while the CPU stays at most two steps
- * ahead (which keeps the budget clock honest and lets the event loop handle Ctrl-C).
- *
- * On Dawn the host never makes a wait for work that is still queued: Dawn's Node binding resolves such a
- * wait late and irregularly under Deno (src/train/pacing.ts has the figures), while one made after the
- * work ended resolves at once. The host keeps three steps in flight, models the GPU's queue from each
- * step's GPU time (timestamp queries on its first and last pass), sleeps until the oldest step should be
- * done, and then maps a marker that the step wrote last.
+ * steps). The host never waits on the step it has just queued (src/train/waiter.ts): on the built-in
+ * backend it waits only for the one before, so the GPU always has the next step queued while the CPU
+ * stays at most two steps ahead (which keeps the budget clock honest and lets the event loop handle
+ * Ctrl-C); on Dawn it keeps three steps in flight and waits only for a step its model of the GPU's queue
+ * says is done.
  */
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches, type Kernels, writeUniforms } from "../gpu/kernels.ts";
@@ -20,8 +16,8 @@ import { dropoutSiteCount } from "../model/dropout_sites.ts";
 import { LOSS_SCALE_GROWTH_INTERVAL } from "../model/loss_scale.ts";
 import { type GpuModel, type ModelBatch, type ModelShape, planModel } from "../model/model.ts";
 import { adamwStepUniforms, planAdamw, type PlannedAdamw, readStepStats } from "./optimizer.ts";
-import { emptyQueue, finished, settleTime, submitted } from "./pacing.ts";
 import { draws, streamKey } from "./random.ts";
+import { doneWaiter, pacedWaiter } from "./waiter.ts";
 
 /** The recipe's clipping threshold of the gradients' global L2 norm. */
 export const MAX_GRAD_NORM = 0.5;
@@ -171,118 +167,5 @@ export async function planTrainer(
         lossScale: s.lossScale,
       };
     },
-  };
-}
-
-/** Keeps the host a few steps ahead of the GPU: see the module's text. */
-interface StepWaiter {
-  /** Resolves once the host may queue another step. */
-  beforeSubmit(): Promise<void>;
-  /** What the step's first and last compute passes ask for (timestamps, where the waiter uses them). */
-  firstPass(): GPUComputePassDescriptor | undefined;
-  lastPass(): GPUComputePassDescriptor | undefined;
-  /** Submits a step's last commands, `encoder`, with what the waiter needs to see the step end. */
-  submitLast(encoder: GPUCommandEncoder): void;
-  /** Resolves when every queued step should be done, so that a read that follows does not wait long. */
-  settle(): Promise<void>;
-  /** The GPU time of the last step measured by timestamps, if any. */
-  gpuStepMs(): number | undefined;
-}
-
-/** Waits by onSubmittedWorkDone promises made at each submit, two steps in flight. */
-function doneWaiter(gpu: Gpu): StepWaiter {
-  const inFlight: Promise<void>[] = [];
-  return {
-    async beforeSubmit() {
-      if (inFlight.length >= 2) await inFlight.shift();
-    },
-    firstPass: () => undefined,
-    lastPass: () => undefined,
-    submitLast(encoder) {
-      gpu.device.queue.submit([encoder.finish()]);
-      inFlight.push(gpu.device.queue.onSubmittedWorkDone());
-    },
-    settle: () => Promise.resolve(),
-    gpuStepMs: () => undefined,
-  };
-}
-
-/** Steps in flight under the paced waiter: the GPU still has two queued while the host waits for a third. */
-const PACED_DEPTH = 3;
-/** resolveQuerySet writes at offsets that are multiples of 256. */
-const QUERY_RESOLVE_ALIGN = 256;
-
-/**
- * Waits for a step only once the model of the GPU's queue says it is done, by mapping a marker that the
- * step's last command buffer writes: its begin and end timestamps where the device has them (which give
- * the model each step's GPU time), else 4 bytes of `source`. One marker per step in flight.
- */
-function pacedWaiter(gpu: Gpu, source: GPUBuffer): StepWaiter {
-  const device = gpu.device;
-  const markers = Array.from({ length: PACED_DEPTH }, (_, i) =>
-    device.createBuffer({
-      label: `step marker ${i}`,
-      size: 16,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    }));
-  const querySet = gpu.hasTimestamps
-    ? device.createQuerySet({ label: "step timestamps", type: "timestamp", count: 2 * PACED_DEPTH })
-    : undefined;
-  const resolved = querySet && device.createBuffer({
-    label: "step timestamps",
-    size: PACED_DEPTH * QUERY_RESOLVE_ALIGN,
-    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-  });
-  const queue = emptyQueue();
-  let measuredMs: number | undefined;
-  let submittedSteps = 0;
-  let doneSteps = 0;
-  const sleepUntil = async (time: number) => {
-    const ms = time - performance.now();
-    if (ms > 1) await new Promise((resolve) => setTimeout(resolve, ms));
-  };
-  const waitOldest = async () => {
-    await sleepUntil(settleTime(queue, "oldest"));
-    const marker = markers[doneSteps % PACED_DEPTH];
-    const start = performance.now();
-    await marker.mapAsync(GPUMapMode.READ);
-    const now = performance.now();
-    let gpuMs: number | undefined;
-    if (querySet) {
-      const [begin, end] = new BigUint64Array(marker.getMappedRange(), 0, 2);
-      gpuMs = measuredMs = Number(end - begin) / 1e6;
-    }
-    marker.unmap();
-    finished(queue, { now, waitedMs: now - start, gpuMs });
-    doneSteps++;
-  };
-  return {
-    async beforeSubmit() {
-      if (submittedSteps - doneSteps >= PACED_DEPTH) await waitOldest();
-    },
-    firstPass: () =>
-      querySet &&
-      { timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * (submittedSteps % PACED_DEPTH) } },
-    lastPass: () =>
-      querySet &&
-      { timestampWrites: { querySet, endOfPassWriteIndex: 2 * (submittedSteps % PACED_DEPTH) + 1 } },
-    submitLast(encoder) {
-      const slot = submittedSteps % PACED_DEPTH;
-      if (querySet && resolved) {
-        encoder.resolveQuerySet(querySet, 2 * slot, 2, resolved, slot * QUERY_RESOLVE_ALIGN);
-        encoder.copyBufferToBuffer(resolved, slot * QUERY_RESOLVE_ALIGN, markers[slot], 0, 16);
-      } else {
-        encoder.copyBufferToBuffer(source, 0, markers[slot], 0, 4);
-      }
-      device.queue.submit([encoder.finish()]);
-      submitted(queue, performance.now());
-      submittedSteps++;
-    },
-    async settle() {
-      if (submittedSteps === doneSteps) return;
-      await sleepUntil(settleTime(queue, "all"));
-      while (doneSteps < submittedSteps) await waitOldest();
-    },
-    gpuStepMs: () => measuredMs,
   };
 }

@@ -10,7 +10,12 @@ import {
   joinClassifierParams,
   splitClassifierParams,
 } from "../../src/model/classifier.ts";
-import { DROPOUT_STREAM, type Finetuner, planFinetuner } from "../../src/train/finetuner.ts";
+import {
+  DROPOUT_STREAM,
+  FINETUNE_PACED_DEPTH,
+  type Finetuner,
+  planFinetuner,
+} from "../../src/train/finetuner.ts";
 import { hash, streamKey } from "../../src/train/random.ts";
 import { referenceClassifierLoss } from "../../src/reference/classifier.ts";
 import { adamwStep } from "../../src/reference/optimizer.ts";
@@ -53,7 +58,7 @@ async function againstReference(
   const v = new Float64Array(params.length);
   for (const [i, { batch: b, lr }] of steps.entries()) {
     const gpuBefore = await finetuner.readParams();
-    finetuner.step(b, lr, seed);
+    await finetuner.step(b, lr, seed);
     const key = streamKey(seed, DROPOUT_STREAM, i + 1);
     const seeds = Array.from({ length: dropoutSiteCount(tiny) }, (_, site) => hash(key, site));
     const { params: enc, head } = splitClassifierParams(tiny, labels, gpuBefore);
@@ -130,6 +135,25 @@ Deno.test("two finetuning steps equal two reference AdamW steps on the reference
   assert.deepEqual(await finetuner.readParams(), start);
 });
 
+Deno.test("a paced finetuner (sleep, then a marker map: Dawn's way) computes what the unpaced one does", async () => {
+  const labels = 3;
+  const start = startParams(labels);
+  // More steps than the paced one keeps in flight, so its waits run and time themselves.
+  const steps = FINETUNE_PACED_DEPTH + 3;
+  const run = async (paced: boolean) => {
+    const finetuner = await planFinetuner(k, tiny, { batch: 3, labels, dropout: 0.1 }, { ...adam, paced });
+    finetuner.reset(start);
+    for (let i = 0; i < steps; i++) await finetuner.step(STEPS[i % 2].batch, STEPS[i % 2].lr, 42);
+    return { stats: await finetuner.readStats(), params: await finetuner.readParams() };
+  };
+  const unpaced = await run(false);
+  const paced = await run(true);
+  assert.ok(Number.isFinite(unpaced.stats.loss) && unpaced.stats.examples > 0);
+  assert.notDeepEqual(unpaced.params, start);
+  assert.deepEqual(paced.stats, unpaced.stats);
+  assert.deepEqual(paced.params, unpaced.params);
+});
+
 Deno.test({
   name:
     "with f16 storage an overflowing step is skipped and halves the loss scale, and steps follow the reference",
@@ -143,7 +167,7 @@ Deno.test({
   assert.deepEqual(await readLossScale(k.gpu, lossScale), { scale: INITIAL_LOSS_SCALE, goodSteps: 0 });
   // Gradients times 2^100 overflow f16: the step changes nothing but the scale.
   writeLossScale(k.gpu, lossScale, 2 ** 100);
-  finetuner.step(STEPS[0].batch, STEPS[0].lr, 42);
+  await finetuner.step(STEPS[0].batch, STEPS[0].lr, 42);
   assert.deepEqual(await finetuner.readParams(), start);
   assert.equal((await finetuner.readStats()).skippedSteps, 1);
   assert.deepEqual(await readLossScale(k.gpu, lossScale), { scale: 2 ** 99, goodSteps: 0 });
