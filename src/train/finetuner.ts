@@ -17,7 +17,7 @@
  * On the built-in backend the host queues steps without waiting. On Dawn it keeps at most
  * {@linkcode FINETUNE_PACED_DEPTH} steps in flight and waits only for steps that should be done
  * (src/train/waiter.ts), as pretraining does. Queued without waits, compact's finetuning under Dawn ran
- * CoLA's epochs of 535 steps in 3.2 to 30 s on an H100 (the built-in backend: 2.2 s), its loss read every
+ * CoLA's epochs of 535 steps in 3.2 to 30.5 s on an H100 (the built-in backend: 2.2 s), its loss read every
  * 100 steps with work queued: the late resolution pretraining's pacing avoids.
  */
 import { readF32, writeBuffer } from "../gpu/buffers.ts";
@@ -39,7 +39,7 @@ import {
   zeroBuffer,
 } from "./optimizer.ts";
 import { draws, streamKey } from "./random.ts";
-import { pacedWaiter, type StepWaiter } from "./waiter.ts";
+import { pacedWaiter } from "./waiter.ts";
 
 /** The random streams of a finetuning seed: the data order's (src/eval/finetune.ts) and dropout's. */
 export const ORDER_STREAM = 0;
@@ -62,13 +62,14 @@ export interface FinetunerOptions {
   beta2: number;
   eps: number;
   weightDecay: number;
-  /** Wait only for steps the model of the GPU's queue says are done (src/train/waiter.ts). Default: on Dawn. */
+  /** Wait only for steps the GPU queue's model says are done (src/train/waiter.ts). Default: on Dawn. */
   paced?: boolean;
 }
 
 /**
- * Steps in flight under the paced waiter. Finetuning's steps are short (about 6 ms for compact at batch
- * 16 on an H100), so more are queued than pretraining's three, to cover the host's timer wake-ups.
+ * Steps in flight under the paced waiter. Finetuning's steps are short (compact's at batch 16 on an H100:
+ * 4-7 ms built-in, 6 ms at best under Dawn), so more are queued than pretraining's three, to cover the
+ * host's timer wake-ups.
  */
 export const FINETUNE_PACED_DEPTH = 8;
 
@@ -90,8 +91,8 @@ export interface Finetuner {
   reset(params: Float32Array<ArrayBuffer>): void;
   /**
    * Queues one optimizer step on `batch` at learning rate `lr`; its dropout masks come from `seed` and
-   * the step number ({@linkcode stepDropoutSeeds}). Resolves once the host may queue the next: at once,
-   * or when paced, once a step queued {@linkcode FINETUNE_PACED_DEPTH} steps earlier should be done.
+   * the step number ({@linkcode stepDropoutSeeds}). When paced it first waits until the step queued
+   * {@linkcode FINETUNE_PACED_DEPTH} steps earlier should be done; resolves once this one is queued.
    */
   step(batch: ClassifierBatch, lr: number, seed: number): Promise<void>;
   /** Steps since the last `reset`. */
@@ -135,7 +136,7 @@ export async function planFinetuner(
   const sites = dropoutSiteCount(config);
   const zeros = new Uint32Array(OPTIMIZER_STATS_BYTES / 4);
   let steps = 0;
-  const wait: StepWaiter | undefined = paced ? pacedWaiter(gpu, stats, FINETUNE_PACED_DEPTH) : undefined;
+  const wait = paced ? pacedWaiter(gpu, stats, FINETUNE_PACED_DEPTH) : undefined;
 
   return {
     classifier,

@@ -76,3 +76,12 @@ export function finished(q: QueueModel, seen: StepSeen): void {
     q.ends.forEach((end, i) => (q.ends[i] = Math.max(end, seen.now + (i + 1) * q.stepMs)));
   }
 }
+
+/**
+ * Records that every step was seen done, after which the GPU may sit idle (the host reads, evaluates or
+ * starts another run): the spacing from the last completion to the next is not a step's time.
+ */
+export function drained(q: QueueModel): void {
+  if (q.ends.length > 0) throw new RangeError(`${q.ends.length} step(s) still in flight`);
+  q.lastSeen = undefined;
+}

@@ -59,8 +59,8 @@ export interface Trainer {
   /** GPU time of the last step the host measured (timestamps, paced waits only), in ms; else undefined. */
   readonly gpuStepMs: number | undefined;
   /**
-   * Queues one optimizer step over `microBatches` at learning rate `lr`; resolves once the host may
-   * queue the next (a step queued two, or on Dawn three, steps earlier has finished on the GPU).
+   * Queues one optimizer step over `microBatches` at learning rate `lr`, first waiting until the step
+   * queued two (on Dawn three) steps earlier has finished on the GPU; resolves once this one is queued.
    */
   step(microBatches: readonly ModelBatch[], lr: number): Promise<void>;
   /** Reads and resets the loss totals, and reads the optimizer stats (one GPU round trip). */
@@ -71,7 +71,7 @@ export interface Trainer {
 
 /** How the host paces itself against the GPU (see the module's text), and the run's seed. */
 export interface TrainerOptions {
-  /** Wait only for steps the model of the GPU's queue says are done (src/train/pacing.ts). Default: on Dawn. */
+  /** Wait only for steps the GPU queue's model says are done (src/train/waiter.ts). Default: on Dawn. */
   paced?: boolean;
   /** The run's seed, which with the step and micro-batch numbers keys the dropout masks (default 0). */
   seed?: number;

@@ -14,7 +14,7 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { emptyQueue, finished, settleTime, submitted } from "./pacing.ts";
+import { drained, emptyQueue, finished, settleTime, submitted } from "./pacing.ts";
 
 /** Keeps the host a few steps ahead of the GPU: see the module's text. */
 export interface StepWaiter {
@@ -52,8 +52,8 @@ export function doneWaiter(gpu: Gpu): StepWaiter {
   };
 }
 
-/** Pretraining's steps in flight under the paced waiter: the GPU still has two queued while the host waits for a third. */
-export const PACED_DEPTH = 3;
+/** Pretraining's steps in flight when paced: the GPU has two queued while the host waits for a third. */
+const PACED_DEPTH = 3;
 /** resolveQuerySet writes at offsets that are multiples of 256. */
 const QUERY_RESOLVE_ALIGN = 256;
 
@@ -137,6 +137,7 @@ export function pacedWaiter(gpu: Gpu, source: GPUBuffer, depth: number = PACED_D
       if (submittedSteps === doneSteps) return;
       await sleepUntil(settleTime(queue, "all"));
       while (doneSteps < submittedSteps) await waitOldest();
+      drained(queue);
     },
     gpuStepMs: () => measuredMs,
   };

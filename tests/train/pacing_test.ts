@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  drained,
   emptyQueue,
   finished,
   LATE_WAIT_MS,
@@ -62,4 +63,20 @@ Deno.test("without timestamps the step time is the spacing of completions seen w
   assert.equal(q.stepMs, 100);
   assert.throws(() => finished(q, { now: 400, waitedMs: 0 }), /no step in flight/);
   assert.throws(() => settleTime(q, "all"), /no step in flight/);
+});
+
+Deno.test("after the queue drains, the idle time before the next completion is not taken for a step's", () => {
+  const q = emptyQueue();
+  for (let i = 0; i < 2; i++) submitted(q, 0);
+  finished(q, { now: 100, waitedMs: 100 });
+  finished(q, { now: 200, waitedMs: 90 });
+  drained(q);
+  // The host sits idle for a second, then queues three more steps.
+  for (let i = 0; i < 3; i++) submitted(q, 1200);
+  finished(q, { now: 1300, waitedMs: 100 });
+  assert.equal(q.stepMs, 0, "the first completion after the gap gives no spacing");
+  finished(q, { now: 1400, waitedMs: 90 });
+  assert.equal(q.stepMs, 100);
+  submitted(q, 1400);
+  assert.throws(() => drained(q), /2 step\(s\) still in flight/);
 });
