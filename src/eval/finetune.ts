@@ -13,7 +13,6 @@
 import type { Tokenizer } from "../data/tokenizer.ts";
 import { PAD_ID } from "../data/tokenizer.ts";
 import { readBuffer, storageBuffer } from "../gpu/buffers.ts";
-import { encodeDispatches } from "../gpu/kernels.ts";
 import type { ClassifierBatch } from "../model/classifier.ts";
 import type { Finetuner } from "../train/finetuner.ts";
 import { ORDER_STREAM } from "../train/finetuner.ts";
@@ -230,9 +229,6 @@ export async function finetune(
   }
 }
 
-/** Batches between waits for the GPU while predicting, so queued uploads stay bounded. */
-const PREDICT_QUEUE = 64;
-
 /** The logits [examples, labels] of the finetuner's current weights, dropout off. */
 export async function predict(
   finetuner: Finetuner,
@@ -247,16 +243,12 @@ export async function predict(
   const rowBytes = labels * 4;
   const sorted = storageBuffer(gpu, "predicted logits", examples.length * rowBytes);
   try {
-    for (let first = 0, n = 0; first < order.length; first += batch, n++) {
+    for (let first = 0; first < order.length; first += batch) {
       const indices = order.slice(first, first + batch);
       const seq = classifier.seqFor(examples[indices[indices.length - 1]].ids.length);
-      classifier.writeBatch(paddedBatch(examples, indices, batch, seq, false));
-      const encoder = gpu.device.createCommandEncoder();
-      encodeDispatches(encoder, classifier.infer(seq));
-      encoder.copyBufferToBuffer(classifier.logits, 0, sorted, first * rowBytes, indices.length * rowBytes);
-      gpu.device.queue.submit([encoder.finish()]);
-      if (n % PREDICT_QUEUE === PREDICT_QUEUE - 1) await gpu.device.queue.onSubmittedWorkDone();
+      await finetuner.predict(paddedBatch(examples, indices, batch, seq, false), sorted, first * rowBytes);
     }
+    await finetuner.settle();
     const logits = new Float32Array(await readBuffer(gpu, sorted, examples.length * rowBytes));
     const out = new Float32Array(examples.length * labels);
     order.forEach((example, i) => out.set(logits.subarray(i * labels, (i + 1) * labels), example * labels));

@@ -14,9 +14,10 @@
  * A finetuner is planned once per label count and reused: `reset` starts a new run (another seed,
  * another task with as many labels) on the same buffers.
  *
+ * The finetuner also queues the classifier's predictions (`predict`), so that both go through one waiter.
  * On the built-in backend the host queues steps without waiting. On Dawn it keeps at most
- * {@linkcode FINETUNE_PACED_DEPTH} steps in flight and waits only for steps that should be done
- * (src/train/waiter.ts), as pretraining does. Queued without waits, compact's finetuning under Dawn ran
+ * {@linkcode FINETUNE_PACED_DEPTH} steps (or prediction batches) in flight and waits only for those that
+ * should be done (src/train/waiter.ts), as pretraining does. Queued without waits, compact's finetuning under Dawn ran
  * CoLA's epochs of 535 steps in 3.2 to 30.5 s on an H100 (the built-in backend: 2.2 s), its loss read every
  * 100 steps with work queued: the late resolution pretraining's pacing avoids.
  */
@@ -101,7 +102,18 @@ export interface Finetuner {
   readStats(): Promise<FinetuneStats>;
   /** Reads the parameters (classifierLayout). */
   readParams(): Promise<Float32Array>;
+  /**
+   * Queues the classifier's forward on `batch`, dropout off, and a copy of its `batch.count` rows of logits
+   * into `out` at byte `offset`. Waits first as `step` does; unpaced, every {@linkcode PREDICT_QUEUE}-th
+   * call waits for the GPU instead, so that queued uploads stay bounded.
+   */
+  predict(batch: ClassifierBatch, out: GPUBuffer, offset: number): Promise<void>;
+  /** Resolves when everything queued should be done, so that a read that follows does not wait long. */
+  settle(): Promise<void>;
 }
+
+/** Unpaced predictions between waits for the GPU. */
+export const PREDICT_QUEUE = 64;
 
 /** Plans the classifier for `shape` and the optimizer around it. */
 export async function planFinetuner(
@@ -136,6 +148,7 @@ export async function planFinetuner(
   const sites = dropoutSiteCount(config);
   const zeros = new Uint32Array(OPTIMIZER_STATS_BYTES / 4);
   let steps = 0;
+  let unpacedPredictions = 0;
   const wait = paced ? pacedWaiter(gpu, stats, FINETUNE_PACED_DEPTH) : undefined;
 
   return {
@@ -178,5 +191,17 @@ export async function planFinetuner(
       await wait?.settle();
       return readF32(gpu, params, length);
     },
+    async predict(batch, out, offset) {
+      const infer = classifier.infer(batch.seq);
+      await wait?.beforeSubmit();
+      classifier.writeBatch(batch);
+      const encoder = gpu.device.createCommandEncoder();
+      encodeDispatches(encoder, infer, wait?.onlyPass());
+      encoder.copyBufferToBuffer(classifier.logits, 0, out, offset, batch.count * classifier.labels * 4);
+      if (wait) return wait.submitLast(encoder);
+      gpu.device.queue.submit([encoder.finish()]);
+      if (++unpacedPredictions % PREDICT_QUEUE === 0) await gpu.device.queue.onSubmittedWorkDone();
+    },
+    settle: () => wait?.settle() ?? Promise.resolve(),
   };
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { requestGpu } from "../../src/gpu/device.ts";
+import { readF32, storageBuffer } from "../../src/gpu/buffers.ts";
 import { Kernels } from "../../src/gpu/kernels.ts";
 import { tiny } from "../../src/model/config.ts";
 import { dropoutSiteCount } from "../../src/model/dropout_sites.ts";
@@ -15,6 +16,7 @@ import {
   FINETUNE_PACED_DEPTH,
   type Finetuner,
   planFinetuner,
+  PREDICT_QUEUE,
 } from "../../src/train/finetuner.ts";
 import { hash, streamKey } from "../../src/train/random.ts";
 import { referenceClassifierLoss } from "../../src/reference/classifier.ts";
@@ -154,6 +156,37 @@ Deno.test("a paced finetuner (Dawn's way) computes what the unpaced one does", a
   assert.notDeepEqual(unpaced.params, start);
   assert.deepEqual(paced.stats, unpaced.stats);
   assert.deepEqual(paced.params, unpaced.params);
+});
+
+Deno.test("predict puts each batch's logits at its offset, paced or not, past the unpaced waits", async () => {
+  const labels = 3;
+  const start = startParams(labels);
+  // Rows of STEPS[0] (3) then STEPS[1] (2), repeated: more calls than the waits of either way come round.
+  const calls = PREDICT_QUEUE + 6;
+  const rows = Array.from({ length: calls }, (_, i) => STEPS[i % 2].batch.count);
+  const total = rows.reduce((a, b) => a + b, 0);
+  const run = async (paced: boolean) => {
+    const finetuner = await planFinetuner(k, tiny, { batch: 3, labels, dropout: 0.1 }, { ...adam, paced });
+    finetuner.reset(start);
+    const out = storageBuffer(k.gpu, "logits", total * labels * 4);
+    for (let i = 0, row = 0; i < calls; row += rows[i], i++) {
+      await finetuner.predict(STEPS[i % 2].batch, out, row * labels * 4);
+    }
+    await finetuner.settle();
+    const logits = await readF32(k.gpu, out, total * labels);
+    out.destroy();
+    return logits;
+  };
+  const unpaced = await run(false);
+  assert.deepEqual(await run(true), unpaced);
+  // Without dropout each batch gives the same logits every time; the two batches differ.
+  const [first, second] = [unpaced.subarray(0, 9), unpaced.subarray(9, 15)];
+  assert.ok(first.every(Number.isFinite) && first.some((v) => v !== 0));
+  assert.notDeepEqual(Array.from(second), Array.from(first.subarray(0, 6)));
+  for (let i = 0, row = 0; i < calls; row += rows[i], i++) {
+    const expected = i % 2 === 0 ? first : second;
+    assert.deepEqual(unpaced.subarray(row * labels, (row + rows[i]) * labels), expected, `call ${i}`);
+  }
 });
 
 Deno.test({
