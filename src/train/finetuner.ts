@@ -17,9 +17,11 @@
  * The finetuner also queues the classifier's predictions (`predict`), so that both go through one waiter.
  * On the built-in backend the host queues steps without waiting. On Dawn it keeps at most
  * {@linkcode FINETUNE_PACED_DEPTH} steps (or prediction batches) in flight and waits only for those that
- * should be done (src/train/waiter.ts), as pretraining does. Queued without waits, compact's finetuning under Dawn ran
- * CoLA's epochs of 535 steps in 3.2 to 30.5 s on an H100 (the built-in backend: 2.2 s), its loss read every
- * 100 steps with work queued: the late resolution pretraining's pacing avoids.
+ * should be done (src/train/waiter.ts), as pretraining does. Queued without waits, compact's finetuning
+ * under Dawn ran CoLA's epochs of 535 steps in 3.2 to 30.5 s on an H100 (the built-in backend: 2.2 s), its
+ * loss read every 100 steps with work queued: the late resolution pretraining's pacing avoids. The paced
+ * queue model takes the GPU time of whatever it measured last, so the first wait after a switch between
+ * predicting and training may come early and resolve late; the next measurement corrects it.
  */
 import { readF32, writeBuffer } from "../gpu/buffers.ts";
 import { encodeDispatches, type Kernels, submitDispatches, writeUniforms } from "../gpu/kernels.ts";
