@@ -45,11 +45,6 @@ override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
 // Column groups of 4 per thread: 2 (an 8x8 thread tile) or 4 (8x16).
 override COL_GROUPS: u32 = 2u;
-// Threads along n in each block of 32 consecutive invocations (a warp on NVIDIA), which covers a
-// (32 / LANE_COLS) x LANE_COLS block of thread tiles: WG_X (the default) makes the blocks whole rows of
-// threads; 8 makes them 4 x 8, so that a warp's fragment reads of a k step touch 8 vec4s of B and 4 of A
-// instead of 16 and 2 (fewer workgroup-memory wavefronts for the same FMAs).
-override LANE_COLS: u32 = WG_X;
 // K depth of one workgroup tile (8 or 16), and how many of its k steps are written out in each pass of the
 // loop over them (8: all of them, and no loop; see multiply_tile).
 override BK: u32 = 8u;
@@ -354,14 +349,10 @@ fn write_row(m: u32, n4: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: v
 }
 
 @compute @workgroup_size(WG_X, WG_Y)
-fn matmul_tiled(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  // tid orders the loads (consecutive invocations, consecutive addresses); tx and ty place the thread's
-  // tile of C, blocks of 32 invocations LANE_COLS threads wide.
-  let lane = tid % 32u;
-  let block = tid / 32u;
-  let blocks_x = WG_X / LANE_COLS;
-  let tx = (block % blocks_x) * LANE_COLS + lane % LANE_COLS;
-  let ty = (block / blocks_x) * (32u / LANE_COLS) + lane / LANE_COLS;
+fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let tx = lid.x;
+  let ty = lid.y;
+  let tid = ty * WG_X + tx;
   let m0 = wid.y * BM;
   let n0 = wid.x * BN;
   let slice = wid.z % p.splits;

@@ -36,11 +36,6 @@ export interface MatmulTile {
   threadCols: number;
   /** k steps written out per pass of the loop over a K tile: 1, 2, 4 or 8 (at most `depth`; 8: no loop). */
   unroll: number;
-  /**
-   * Threads along n in each block of 32 consecutive invocations (a warp on NVIDIA): 4, 8 or 16, at most
-   * the threads along n; default all of them (blocks are whole rows of threads). See LANE_COLS in the kernel.
-   */
-  laneCols?: number;
 }
 
 /**
@@ -165,23 +160,16 @@ export function formatMatrixTile(tile: MatrixTile): string {
   return `sg${tile.subgroups.join("x")}/f${tile.fragments.join("x")}/k${tile.steps}`;
 }
 
-/**
- * Parses `BMxBNxBK` with optional `/t16` (8x16 thread tile), `/uN` (unroll) and `/lN` (threads along n in
- * a block of 32), e.g. `128x128x8/t16/u4` or `128x128x8/u8/l8`.
- */
+/** Parses `BMxBNxBK` with optional `/t16` (8x16 thread tile) and `/uN` (unroll), e.g. `128x128x8/t16/u4`. */
 export function parseMatmulTile(spec: string): MatmulTile {
-  const match = /^(\d+)x(\d+)x(\d+)((?:\/[tul]\d+)*)$/.exec(spec);
+  const match = /^(\d+)x(\d+)x(\d+)((?:\/[tu]\d+)*)$/.exec(spec);
   if (!match) {
-    throw new GpuError(
-      `matmul tile "${spec}": expected BMxBNxBK[/tCOLS][/uUNROLL][/lLANECOLS], e.g. 64x128x8/u2`,
-    );
+    throw new GpuError(`matmul tile "${spec}": expected BMxBNxBK[/tCOLS][/uUNROLL], e.g. 64x128x8/u2`);
   }
-  const tile: MatmulTile = { rows: +match[1], cols: +match[2], depth: +match[3], threadCols: 8, unroll: 1 };
+  const tile = { rows: +match[1], cols: +match[2], depth: +match[3], threadCols: 8, unroll: 1 };
   for (const part of match[4].split("/").slice(1)) {
-    const value = +part.slice(1);
-    if (part[0] === "t") tile.threadCols = value;
-    else if (part[0] === "u") tile.unroll = value;
-    else tile.laneCols = value;
+    if (part[0] === "t") tile.threadCols = +part.slice(1);
+    else tile.unroll = +part.slice(1);
   }
   return tile;
 }
@@ -189,12 +177,12 @@ export function parseMatmulTile(spec: string): MatmulTile {
 /** Formats a tile as {@linkcode parseMatmulTile} reads it. */
 export function formatMatmulTile(tile: MatmulTile): string {
   return `${tile.rows}x${tile.cols}x${tile.depth}` + (tile.threadCols === 8 ? "" : `/t${tile.threadCols}`) +
-    (tile.unroll === 1 ? "" : `/u${tile.unroll}`) + (tile.laneCols === undefined ? "" : `/l${tile.laneCols}`);
+    (tile.unroll === 1 ? "" : `/u${tile.unroll}`);
 }
 
 /** Override constants of the tiled kernel for `tile`, or a GpuError saying which rule it breaks. */
 function tileConstants(k: Kernels, tile: MatmulTile): Constants {
-  const { rows, cols, depth, threadCols, unroll, laneCols } = tile;
+  const { rows, cols, depth, threadCols, unroll } = tile;
   const name = `matmul tile ${formatMatmulTile(tile)}`;
   if (depth !== 8 && depth !== 16) throw new GpuError(`${name}: K depth must be 8 or 16`);
   if (threadCols !== 8 && threadCols !== 16) throw new GpuError(`${name}: thread columns must be 8 or 16`);
@@ -206,15 +194,6 @@ function tileConstants(k: Kernels, tile: MatmulTile): Constants {
   }
   const wgX = cols / threadCols;
   const wgY = rows / 8;
-  if (
-    laneCols !== undefined &&
-    (![4, 8, 16].includes(laneCols) || wgX % laneCols !== 0 || wgY % (32 / laneCols))
-  ) {
-    throw new GpuError(
-      `${name}: lane columns must be 4, 8 or 16 and divide the ${wgX} threads along n, and 32 / lane ` +
-        `columns the ${wgY} along m`,
-    );
-  }
   // Each thread loads a whole number of vec4s of each tile: 1, 2 or 4 (see LOADS_A/LOADS_B in the kernel).
   const loadsA = (rows * depth) / 4 / (wgX * wgY);
   const loadsB = (cols * depth) / 4 / (wgX * wgY);
@@ -232,15 +211,7 @@ function tileConstants(k: Kernels, tile: MatmulTile): Constants {
         `${limits.maxComputeWorkgroupStorageSize}`,
     );
   }
-  const constants: Constants = {
-    WG_X: wgX,
-    WG_Y: wgY,
-    COL_GROUPS: threadCols / 4,
-    BK: depth,
-    K_UNROLL: unroll,
-  };
-  if (laneCols !== undefined) constants.LANE_COLS = laneCols;
-  return constants;
+  return { WG_X: wgX, WG_Y: wgY, COL_GROUPS: threadCols / 4, BK: depth, K_UNROLL: unroll };
 }
 
 /** Row strides of A, B and C as stored, and the batch's shape (one product when none is given). */
