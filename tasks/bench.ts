@@ -5,6 +5,7 @@
  *                   [--layout NN,NT,TN] [--only qkv,cube] [--operands f16]
  *                   [--shape MxNxK] [--warmup 0.5] [--time 0.3]
  *   deno task bench --step [--preset crammed] [--micro-batch 128,256] [--accumulate 1] [--steps 10] [--precision f16]
+ *                   [--peer ../shared/peer/torch_peer.py]
  *   deno task bench --kernels [--small] [--preset crammed] [--micro-batch 128] [--only adamw,...]
  *                   [--bandwidth <bytes/s>] [--warmup 0.5] [--time 0.3]
  *   deno task bench --profile [--small] [--preset crammed] [--micro-batch 128] [--steps 10] [--dispatches]
@@ -39,7 +40,8 @@ import {
   useMatmulTile,
 } from "../src/model/layers/matmul.ts";
 import { presets } from "../src/model/config.ts";
-import { benchStep } from "../src/bench/step.ts";
+import { benchStep, type StepBenchResult } from "../src/bench/step.ts";
+import { runPeerBench, versusPeer } from "../src/bench/peer.ts";
 import { benchKernels } from "../src/bench/kernels.ts";
 import { profileStep } from "../src/bench/profile.ts";
 
@@ -163,6 +165,13 @@ const TABLE = {
     help: "With --step: whether the host waits only for steps its model of the GPU's queue says are done.",
     parse: (text, flag) => oneOf(["true", "false"])(text, flag) === "true",
   },
+  peer: {
+    value: "<torch_peer.py>",
+    help: "With --step: then run the PyTorch peer's step benchmark (python3 <path> bench, strict fp32 and " +
+      "bf16) at each micro-batch, and print our tokens/s over its. The peer times the crammed model at " +
+      "--accumulate 1, on CUDA.",
+    parse: text,
+  },
   kernels: {
     switch: true,
     help: "Time every non-matmul kernel of the step at the model's shapes, against the bandwidth.",
@@ -206,6 +215,11 @@ async function main(args: string[]): Promise<void> {
   // --small stands for the small preset at micro-batch 2 in the kernel and profile modes.
   const small = values.small && (values.kernels || values.profile);
   const presetName = small && values.preset === "crammed" ? "small" : values.preset;
+  if (values.peer !== undefined && (!values.step || presetName !== "crammed" || values.accumulate !== 1)) {
+    throw new UsageError(
+      "--peer: expected --step with the crammed preset at --accumulate 1, the peer's step",
+    );
+  }
   const microBatches = values.microBatch ?? [small ? 2 : 128];
   const config = presets[presetName];
   const precisions = values.precision;
@@ -258,6 +272,7 @@ async function main(args: string[]): Promise<void> {
     console.error(`# ${describeGpu(gpu)}`);
     const k = new Kernels(gpu);
     if (values.tile) useMatmulTile(k, values.tile);
+    const results: StepBenchResult[] = [];
     for (const precision of precisions) {
       let best: { micro_batch: number; tokens_per_s: number } | undefined;
       for (const microBatch of microBatches) {
@@ -269,6 +284,7 @@ async function main(args: string[]): Promise<void> {
           paced: values.paced,
         });
         console.log(JSON.stringify({ preset: values.preset, backend: gpu.backend, ...tileTag, ...result }));
+        results.push(result);
         if (!best || result.tokens_per_s > best.tokens_per_s) best = result;
       }
       if (best && microBatches.length > 1) {
@@ -282,6 +298,16 @@ async function main(args: string[]): Promise<void> {
             tokens_per_s,
           }),
         );
+      }
+    }
+    if (values.peer !== undefined) {
+      // After all of ours, so that the two never share the GPU.
+      for (const microBatch of microBatches) {
+        const peer = await runPeerBench({ script: values.peer, batch: microBatch, steps: values.steps });
+        for (const line of peer) console.log(JSON.stringify(line));
+        for (const result of results.filter((r) => r.micro_batch === microBatch)) {
+          console.log(JSON.stringify({ backend: gpu.backend, ...tileTag, ...versusPeer(result, peer) }));
+        }
       }
     }
     return;
