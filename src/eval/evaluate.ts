@@ -166,6 +166,7 @@ export async function evaluateGlue(k: Kernels, options: GlueEvalOptions): Promis
         head: splitClassifierParams(config, outputs, start).head,
       }, progress);
       await finetune(finetuner, start, train, run, trace ? trace.listeners : { progress });
+      const finetuneSeconds = Math.round(performance.now() - started) / 1000;
       const webgpu: Float32Array[] = [];
       for (const dev of devs) webgpu.push(await predict(finetuner, dev));
       if (trace && options.saveTrace) {
@@ -187,6 +188,7 @@ export async function evaluateGlue(k: Kernels, options: GlueEvalOptions): Promis
           webgpu: score(webgpu[d]),
           onnx: onnx ? score(onnx[d]) : {},
           maxLogitDifference: difference,
+          finetuneSeconds,
         });
         const main = task.metrics[0];
         const percent = (scores: Scores) => (100 * scores[main]!).toFixed(1);

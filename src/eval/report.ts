@@ -18,6 +18,11 @@ export interface DevSetRun {
   webgpu: Scores;
   /** The largest |ONNX logit - WebGPU logit| over the dev set. */
   maxLogitDifference: number;
+  /**
+   * Wall-clock seconds of the run's finetuning (its epochs, host waits included; not the scoring), so that
+   * glue.json says what each backend and precision cost. Absent in files written before it was recorded.
+   */
+  finetuneSeconds?: number;
 }
 
 /** Every run of one dev set. */
@@ -233,6 +238,7 @@ export function resumeResults(
         onnx: fraction(run?.onnx, `${field}.runs[${r}].onnx`),
         webgpu: fraction(run?.webgpu, `${field}.runs[${r}].webgpu`),
         maxLogitDifference: typeof run.maxLogitDifference === "number" ? run.maxLogitDifference : NaN,
+        ...(typeof run.finetuneSeconds === "number" && { finetuneSeconds: run.finetuneSeconds }),
       })),
     };
   });

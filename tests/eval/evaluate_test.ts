@@ -71,6 +71,7 @@ Deno.test("every fixture task is finetuned, exported, run by onnxruntime-web and
   );
   for (const row of summary.rows) {
     assert.equal(row.runs.length, 2);
+    assert.ok(row.runs.every((run) => run.finetuneSeconds! > 0), `${row.name}: each run's finetuning time`);
     assert.ok(row.maxLogitDifference < 1e-4, `${row.name}: ${row.maxLogitDifference}`);
     for (const metric of row.metrics) {
       const [onnx, webgpu] = [row.onnx[metric]!, row.webgpu[metric]!];

@@ -32,6 +32,7 @@ const RESULTS: DevSetResult[] = [
       onnx: { matthews: m },
       webgpu: { matthews: m + 0.002 },
       maxLogitDifference: [2e-6, 5e-6, 1e-6][i],
+      finetuneSeconds: [1.5, 2.25, 3][i],
     })),
   },
   {
@@ -133,6 +134,8 @@ Deno.test("resumeResults reads a saved glue.json back into the results it summar
     r.runs.forEach((run, j) => {
       const expected = RESULTS[i].runs[j];
       assert.equal(run.maxLogitDifference, expected.maxLogitDifference);
+      // Kept where recorded (CoLA's), absent where not (as in files written before it was).
+      assert.equal(run.finetuneSeconds, expected.finetuneSeconds);
       for (const side of ["onnx", "webgpu"] as const) {
         for (const [metric, v] of Object.entries(expected[side])) {
           assert.ok(Math.abs(run[side][metric as "f1"]! - v) < 1e-15, `${side} ${metric}`);
