@@ -6,8 +6,8 @@
 import type { StepBenchResult } from "./step.ts";
 
 /** The peer's modes: strict fp32 (the like-for-like peer of f32 shaders) and bf16 autocast. */
-export const PEER_MODES = ["fp32", "bf16"] as const;
-export type PeerMode = (typeof PEER_MODES)[number];
+const PEER_MODES = ["fp32", "bf16"] as const;
+type PeerMode = (typeof PEER_MODES)[number];
 
 /** One line of `torch_peer.py bench`. */
 export interface PeerStepResult {
@@ -91,13 +91,11 @@ export interface PeerBenchOptions {
   batch: number;
   /** Timed steps (the peer warms up with 5 first). */
   steps: number;
-  /** The Python interpreter (default python3). */
-  python?: string;
 }
 
-/** Runs `torch_peer.py bench` in both modes and returns its results; its stderr goes to ours. */
+/** Runs `python3 torch_peer.py bench` in both modes and returns its results; its stderr goes to ours. */
 export async function runPeerBench(options: PeerBenchOptions): Promise<PeerStepResult[]> {
-  const { script, batch, steps, python = "python3" } = options;
+  const { script, batch, steps } = options;
   const args = [
     script,
     "bench",
@@ -108,7 +106,7 @@ export async function runPeerBench(options: PeerBenchOptions): Promise<PeerStepR
     "--steps",
     `${steps}`,
   ];
-  const result = await new Deno.Command(python, { args, stderr: "inherit" }).output();
-  if (!result.success) throw new Error(`${python} ${args.join(" ")} failed (exit ${result.code})`);
+  const result = await new Deno.Command("python3", { args, stderr: "inherit" }).output();
+  if (!result.success) throw new Error(`python3 ${args.join(" ")} failed (exit ${result.code})`);
   return parsePeerBench(new TextDecoder().decode(result.stdout));
 }
