@@ -1,6 +1,7 @@
 /**
  * Every task parses its command line the same way (src/args.ts): `-h` prints its usage and exits 0, and a
- * mistyped option is one line on stderr, `error: unknown option ... (did you mean ...?)`, and exit code 1.
+ * mistyped option is one line on stderr, `error: unknown option ... (did you mean ...?)`, and exit code 1;
+ * an option set a task cannot honour is refused the same way before any GPU is opened.
  * These tests start processes, which the README's test command does not allow: .ci/run runs the tests
  * named "writes: ..." with -A.
  */
@@ -46,5 +47,22 @@ Deno.test({
       assert.equal(wrong.code, 1, task);
       assert.equal(wrong.stderr, `error: unknown option ${typo} (did you mean ${near}?)\n`, task);
     }));
+  },
+});
+
+Deno.test({
+  name: "writes: bench --peer needs --step with the peer's model and accumulation",
+  ignore: !allowed,
+  fn: async () => {
+    for (
+      const args of [[], ["--step", "--preset", "compact"], ["--step", "--accumulate", "2"], ["--kernels"]]
+    ) {
+      const refused = await run(["--no-config", "tasks/bench.ts", ...args, "--peer", "torch_peer.py"]);
+      assert.equal(refused.code, 1, args.join(" "));
+      assert.equal(
+        refused.stderr,
+        "error: --peer: expected --step with the crammed preset at --accumulate 1, the peer's step\n",
+      );
+    }
   },
 });
