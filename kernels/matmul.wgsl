@@ -111,20 +111,22 @@ var<private> a_start: u32;
 var<private> b_start: u32;
 var<private> c_start: u32;
 
-// The next K tile, held in registers while the current one is multiplied.
-var<private> next_a0: vec4<f32>;
-var<private> next_a1: vec4<f32>;
-var<private> next_a2: vec4<f32>;
-var<private> next_a3: vec4<f32>;
-var<private> next_b0: vec4<f32>;
-var<private> next_b1: vec4<f32>;
-var<private> next_b2: vec4<f32>;
-var<private> next_b3: vec4<f32>;
+// The next K tile, held in registers while the current one is multiplied. It stays in the storage type
+// until it is written to workgroup memory: widening f16 as it is loaded would wait for the load there, at
+// the start of the tile, instead of after its products.
+var<private> next_a0: vec4<A_T>;
+var<private> next_a1: vec4<A_T>;
+var<private> next_a2: vec4<A_T>;
+var<private> next_a3: vec4<A_T>;
+var<private> next_b0: vec4<B_T>;
+var<private> next_b1: vec4<B_T>;
+var<private> next_b2: vec4<B_T>;
+var<private> next_b3: vec4<B_T>;
 
 // Load slot `slot` of A for the K tile at k0. Consecutive threads take consecutive rows of the tile
 // when A is row-major (so the transposing store below writes consecutive words), and consecutive
 // vec4s along m when A is stored transposed.
-fn load_a(slot: u32, tid: u32, m0: u32, k0: u32) -> vec4<f32> {
+fn load_a(slot: u32, tid: u32, m0: u32, k0: u32) -> vec4<A_T> {
   let i = tid + slot * THREADS;
   if (TRANS_A) {
     let k = k0 + i / (BM / 4u);
@@ -134,8 +136,8 @@ fn load_a(slot: u32, tid: u32, m0: u32, k0: u32) -> vec4<f32> {
       m4 = min(m4, p.m / 4u - 1u);
       kr = min(k, k_end - 1u);
     }
-    let v = vec4<f32>(a4[a_start + kr * (p.lda / 4u) + m4]);
-    return select(v, vec4<f32>(), EDGE && k >= k_end);
+    let v = a4[a_start + kr * (p.lda / 4u) + m4];
+    return select(v, vec4<A_T>(), EDGE && k >= k_end);
   }
   let k4 = k0 / 4u + i / BM;
   var m = m0 + i % BM;
@@ -144,11 +146,12 @@ fn load_a(slot: u32, tid: u32, m0: u32, k0: u32) -> vec4<f32> {
     m = min(m, p.m - 1u);
     k4r = min(k4, k_end / 4u - 1u);
   }
-  let v = vec4<f32>(a4[a_start + m * (p.lda / 4u) + k4r]);
-  return select(v, vec4<f32>(), EDGE && k4 >= k_end / 4u);
+  let v = a4[a_start + m * (p.lda / 4u) + k4r];
+  return select(v, vec4<A_T>(), EDGE && k4 >= k_end / 4u);
 }
 
-fn store_a(slot: u32, tid: u32, buf: u32, v: vec4<f32>) {
+fn store_a(slot: u32, tid: u32, buf: u32, stored: vec4<A_T>) {
+  let v = vec4<f32>(stored);
   let i = tid + slot * THREADS;
   if (TRANS_A) {
     tile_a[buf * BK + i / (BM / 4u)][i % (BM / 4u)] = v;
@@ -163,7 +166,7 @@ fn store_a(slot: u32, tid: u32, buf: u32, v: vec4<f32>) {
 }
 
 // Load slot `slot` of B for the K tile at k0 (mirror image of load_a: B's rows are k unless TRANS_B).
-fn load_b(slot: u32, tid: u32, n0: u32, k0: u32) -> vec4<f32> {
+fn load_b(slot: u32, tid: u32, n0: u32, k0: u32) -> vec4<B_T> {
   let i = tid + slot * THREADS;
   if (TRANS_B) {
     let k4 = k0 / 4u + i / BN;
@@ -173,8 +176,8 @@ fn load_b(slot: u32, tid: u32, n0: u32, k0: u32) -> vec4<f32> {
       n = min(n, p.n - 1u);
       k4r = min(k4, k_end / 4u - 1u);
     }
-    let v = vec4<f32>(b4[b_start + n * (p.ldb / 4u) + k4r]);
-    return select(v, vec4<f32>(), EDGE && k4 >= k_end / 4u);
+    let v = b4[b_start + n * (p.ldb / 4u) + k4r];
+    return select(v, vec4<B_T>(), EDGE && k4 >= k_end / 4u);
   }
   let k = k0 + i / (BN / 4u);
   var n4 = n0 / 4u + i % (BN / 4u);
@@ -183,11 +186,12 @@ fn load_b(slot: u32, tid: u32, n0: u32, k0: u32) -> vec4<f32> {
     n4 = min(n4, p.n / 4u - 1u);
     kr = min(k, k_end - 1u);
   }
-  let v = vec4<f32>(b4[b_start + kr * (p.ldb / 4u) + n4]);
-  return select(v, vec4<f32>(), EDGE && k >= k_end);
+  let v = b4[b_start + kr * (p.ldb / 4u) + n4];
+  return select(v, vec4<B_T>(), EDGE && k >= k_end);
 }
 
-fn store_b(slot: u32, tid: u32, buf: u32, v: vec4<f32>) {
+fn store_b(slot: u32, tid: u32, buf: u32, stored: vec4<B_T>) {
+  let v = vec4<f32>(stored);
   let i = tid + slot * THREADS;
   if (!TRANS_B) {
     tile_b[buf * BK + i / (BN / 4u)][i % (BN / 4u)] = v;
