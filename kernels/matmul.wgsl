@@ -112,8 +112,9 @@ var<private> b_start: u32;
 var<private> c_start: u32;
 
 // The next K tile, held in registers while the current one is multiplied. It stays in the storage type
-// until it is written to workgroup memory: widening f16 as it is loaded would wait for the load there, at
-// the start of the tile, instead of after its products.
+// until it is written to workgroup memory: widened as it is loaded, f16 may make the thread wait for the
+// load at the start of the tile instead of after its products (the suspected cost of f16 operands; the
+// change is not yet timed on a GPU).
 var<private> next_a0: vec4<A_T>;
 var<private> next_a1: vec4<A_T>;
 var<private> next_a2: vec4<A_T>;
